@@ -1,0 +1,55 @@
+# The commands the README names. Everything runs from .venv, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RAW_DIR := $(or $(MARKETING_ML_RAW_DIR),data/raw)
+SAMPLE_AD_SETS ?= 60
+SAMPLE_DAYS ?= 240
+SAMPLE_SEED ?= 42
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home
+
+$(BIN)/dagster: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable .
+	touch $@
+
+$(VENV)/.dev-installed: $(BIN)/dagster
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+install: $(BIN)/dagster
+
+dev-install: $(VENV)/.dev-installed
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+sample-data: install
+	@if ls "$(RAW_DIR)"/*.csv >/dev/null 2>&1; then \
+		echo "Using the CSVs in $(RAW_DIR)"; \
+	else \
+		$(BIN)/python -m marketing_ml.sample_data --out "$(RAW_DIR)" \
+			--ad-sets $(SAMPLE_AD_SETS) --days $(SAMPLE_DAYS) --seed $(SAMPLE_SEED); \
+	fi
+
+run: install dagster-home sample-data
+	$(BIN)/dagster asset materialize -m marketing_ml --select '*'
+
+test: dev-install
+	$(BIN)/python -m pytest
+
+dev: install dagster-home
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+app: install
+	$(BIN)/streamlit run app/dashboard.py --server.address 127.0.0.1 --server.port 8501
+
+check-raw: install
+	$(BIN)/python -m marketing_ml.check_raw "$(RAW_DIR)"
+
+lint: dev-install
+	$(BIN)/ruff check marketing_ml marketing_ml_tests app

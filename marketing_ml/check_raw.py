@@ -1,0 +1,77 @@
+"""`make check-raw`: validate a folder of exports against the contract in seconds, building nothing.
+
+Every problem is printed as FILE:LINE: rule: reason. File-level problems (missing, empty, not
+UTF-8, missing columns) make the exit status 1; row-level problems are listed (those rows would be
+quarantined) and leave it 0, since a run would still succeed.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import duckdb
+
+from marketing_ml.cleaning import classified_rows_sql
+from marketing_ml.contract import RAW_FILES
+from marketing_ml.raw_files import RawFileError, bronze_sql, profile_raw_file
+from marketing_ml.resources import raw_dir_path
+
+
+def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], int]:
+    """Report lines and the number of file-level problems found in `raw_dir`."""
+    report: list[str] = []
+    file_problems = 0
+    connection = duckdb.connect()
+    for raw_file in RAW_FILES:
+        path = raw_dir / raw_file.file_name
+        try:
+            profile = profile_raw_file(path, raw_file)
+        except RawFileError as error:
+            file_problems += 1
+            report.append(f"ERROR {error}")
+            continue
+        connection.execute(f"CREATE OR REPLACE TABLE bronze_rows AS {bronze_sql(profile)}")
+        rejected = connection.execute(
+            f"""
+SELECT _source_line, rule, reason
+FROM ({classified_rows_sql(raw_file, 'bronze_rows')})
+WHERE rule IS NOT NULL
+ORDER BY _source_line"""
+        ).fetchall()
+        rows, distinct_rows = connection.execute(
+            "SELECT count(*), count(DISTINCT _row_hash) FROM bronze_rows"
+        ).fetchone()
+        summary = (
+            f"OK    {path}: {rows} rows, {rows - distinct_rows} exact duplicate(s) to drop, "
+            f"{len(rejected)} row(s) to quarantine"
+        )
+        if profile.extra_columns:
+            summary += f", extra column(s) ignored: {', '.join(profile.extra_columns)}"
+        if rows == 0:
+            summary += " (header only: no data rows)"
+        report.append(summary)
+        for line, rule, reason in rejected[:max_listed]:
+            report.append(f"      {path}:{line}: {rule}: {reason}")
+        if len(rejected) > max_listed:
+            report.append(f"      ... and {len(rejected) - max_listed} more in {path}")
+    connection.close()
+    return report, file_problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("raw_dir", nargs="?", type=Path, default=None)
+    parser.add_argument("--max-listed", type=int, default=50, help="row problems listed per file")
+    arguments = parser.parse_args(argv)
+    raw_dir = arguments.raw_dir or raw_dir_path()
+    report, file_problems = check_raw_folder(raw_dir, arguments.max_listed)
+    print("\n".join(report))
+    if file_problems:
+        print(f"{file_problems} file-level problem(s): fix them before running the pipeline.")
+        return 1
+    print("All four files can be loaded.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

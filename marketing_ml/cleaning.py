@@ -1,0 +1,192 @@
+"""Cleaning rules, written once as SQL built from the contract: silver, quarantine and check-raw use them.
+
+Every distinct bronze row gets a verdict:
+1. exact copies (same `_row_hash`) collapse to the first line: counted as duplicates dropped;
+2. a row that breaks a row rule (blank required field, bad date, non-numeric, negative, clicks
+   above impressions, unknown vocabulary) is quarantined with that rule and a reason;
+3. among the valid rows of one key: if their typed values disagree, every copy is quarantined as
+   `conflicting_duplicate`; if they agree (the same row written differently, e.g. an ISO date),
+   the first line is kept and the others are quarantined as `duplicate_copy`.
+So a valid copy always beats an invalid one, and the outcome never depends on read order.
+"""
+
+from dataclasses import dataclass
+
+from marketing_ml.contract import DATE_FORMATS, META_CAMPAIGN_PERFORMANCE, RawFile
+from marketing_ml.raw_files import sql_string
+
+
+@dataclass(frozen=True)
+class RowRule:
+    name: str
+    description: str
+
+
+ROW_RULES = (
+    RowRule("missing_required", "A required field is blank."),
+    RowRule("unparseable_date", "A date is neither DD/MM/YYYY nor YYYY-MM-DD."),
+    RowRule("non_numeric", "A numeric field is not a number (thousands separators are accepted)."),
+    RowRule("negative_value", "Spend, impressions, clicks, budgets or values below zero."),
+    RowRule("clicks_exceed_impressions", "More clicks than impressions on one row."),
+    RowRule("unknown_vocabulary", "A status, type or window outside the contract's vocabulary."),
+)
+KEY_RULES = (
+    RowRule("conflicting_duplicate", "Valid copies of one key disagree: all copies held back."),
+    RowRule("duplicate_copy", "Same values as a kept row of the key, written differently."),
+)
+QUARANTINE_RULES = ROW_RULES + KEY_RULES
+
+
+def _text(column: str) -> str:
+    return f"""nullif(trim("{column}"), '')"""
+
+
+def parse_date_sql(expression: str) -> str:
+    """DuckDB's strptime, confined here: the one dialect-specific piece of cleaning."""
+    attempts = ", ".join(f"try_strptime({expression}, '{fmt}')" for fmt in DATE_FORMATS)
+    return f"CAST(coalesce({attempts}) AS DATE)"
+
+
+def parse_number_sql(expression: str, sql_type: str) -> str:
+    """Numbers as exported by spreadsheets: '1,234' and ' 1234.50 ' are fine; 'n/a' is not."""
+    return f"TRY_CAST(replace({expression}, ',', '') AS {sql_type})"
+
+
+def typed_columns_sql(raw_file: RawFile) -> list[str]:
+    typed = []
+    for column in raw_file.columns:
+        text = f"raw_{column}"
+        if column in raw_file.dates:
+            typed.append(f"{parse_date_sql(text)} AS {column}")
+        elif column in raw_file.integers:
+            typed.append(f"{parse_number_sql(text, 'BIGINT')} AS {column}")
+        elif column in raw_file.decimals:
+            typed.append(f"{parse_number_sql(text, 'DOUBLE')} AS {column}")
+        else:
+            typed.append(f"{text} AS {column}")
+    return typed
+
+
+def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
+    """CASE expressions giving the first row rule a row breaks, and a reason naming the column."""
+    branches: list[tuple[str, str, str]] = []
+    for column in raw_file.required:
+        branches.append(
+            (f"raw_{column} IS NULL", "missing_required", f"'{column} is blank (required)'")
+        )
+    for column in raw_file.dates:
+        branches.append(
+            (
+                f"raw_{column} IS NOT NULL AND {column} IS NULL",
+                "unparseable_date",
+                f"'{column} ''' || raw_{column} || ''' is not DD/MM/YYYY or YYYY-MM-DD'",
+            )
+        )
+    for column in raw_file.numeric:
+        kind = "a whole number" if column in raw_file.integers else "a number"
+        branches.append(
+            (
+                f"raw_{column} IS NOT NULL AND {column} IS NULL",
+                "non_numeric",
+                f"'{column} ''' || raw_{column} || ''' is not {kind}'",
+            )
+        )
+    for column in raw_file.non_negative:
+        branches.append(
+            (
+                f"{column} < 0",
+                "negative_value",
+                f"'{column} is negative (' || raw_{column} || ')'",
+            )
+        )
+    if raw_file is META_CAMPAIGN_PERFORMANCE:
+        branches.append(
+            (
+                "clicks > impressions",
+                "clicks_exceed_impressions",
+                "'clicks (' || clicks || ') exceed impressions (' || impressions || ')'",
+            )
+        )
+    for column, vocabulary in raw_file.vocabularies:
+        allowed = ", ".join(sql_string(value) for value in vocabulary)
+        branches.append(
+            (
+                f"{column} IS NOT NULL AND {column} NOT IN ({allowed})",
+                "unknown_vocabulary",
+                f"'{column} ''' || {column} || ''' is not one of {', '.join(vocabulary)}'",
+            )
+        )
+    rule = "CASE " + " ".join(f"WHEN {when} THEN '{name}'" for when, name, _ in branches)
+    reason = "CASE " + " ".join(f"WHEN {when} THEN {text}" for when, _, text in branches)
+    return rule + " END", reason + " END"
+
+
+def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
+    """Every distinct bronze row, typed, with `rule`/`reason` NULL when it belongs in silver."""
+    key = ", ".join(raw_file.key)
+    raw_columns = ", ".join(f'{_text(column)} AS raw_{column}' for column in raw_file.columns)
+    typed_columns = ",\n        ".join(typed_columns_sql(raw_file))
+    content = ", ".join(f"CAST({column} AS VARCHAR)" for column in raw_file.columns)
+    row_rule, row_reason = _first_failing_rule_sql(raw_file)
+    raw_json = ", ".join(f"{sql_string(column)}, raw_{column}" for column in raw_file.columns)
+    return f"""
+WITH first_copies AS (
+    SELECT *
+    FROM {bronze_table}
+    QUALIFY row_number() OVER (PARTITION BY _row_hash ORDER BY _source_line) = 1
+),
+raw AS (
+    SELECT _source_file, _source_line, _row_hash, {raw_columns}
+    FROM first_copies
+),
+typed AS (
+    SELECT
+        _source_file, _source_line, _row_hash,
+        {raw_json_columns(raw_file)},
+        {typed_columns}
+    FROM raw
+),
+row_checked AS (
+    SELECT
+        *,
+        {row_rule} AS row_rule,
+        {row_reason} AS row_reason,
+        md5(concat_ws(chr(31), {content})) AS content_hash
+    FROM typed
+),
+key_checked AS (
+    SELECT
+        *,
+        count(DISTINCT content_hash) FILTER (WHERE row_rule IS NULL)
+            OVER (PARTITION BY {key}) AS valid_versions,
+        min(_source_line) FILTER (WHERE row_rule IS NULL)
+            OVER (PARTITION BY {key}) AS first_valid_line
+    FROM row_checked
+)
+SELECT
+    *,
+    CASE
+        WHEN row_rule IS NOT NULL THEN row_rule
+        WHEN valid_versions > 1 THEN 'conflicting_duplicate'
+        WHEN _source_line > first_valid_line THEN 'duplicate_copy'
+    END AS rule,
+    CASE
+        WHEN row_rule IS NOT NULL AND first_valid_line IS NOT NULL THEN
+            row_reason || '; the valid copy on line ' || first_valid_line || ' is kept'
+        WHEN row_rule IS NOT NULL THEN row_reason
+        WHEN valid_versions > 1 THEN
+            'valid copies of {key} = ' || concat_ws(' / ', {key_text(raw_file)})
+            || ' disagree (' || valid_versions || ' versions); fix the export and re-run'
+        WHEN _source_line > first_valid_line THEN
+            'same values as line ' || first_valid_line || ', which is kept'
+    END AS reason,
+    json_object({raw_json}) AS raw_row
+FROM key_checked"""
+
+
+def raw_json_columns(raw_file: RawFile) -> str:
+    return ", ".join(f"raw_{column}" for column in raw_file.columns)
+
+
+def key_text(raw_file: RawFile) -> str:
+    return ", ".join(f"raw_{column}" for column in raw_file.key)

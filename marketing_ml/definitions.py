@@ -1,0 +1,42 @@
+"""The one Definitions object of the code location."""
+
+import dagster as dg
+
+from marketing_ml.bronze import bronze_assets
+from marketing_ml.gold import daily_adset_metrics
+from marketing_ml.publish import SERVED_TABLES, build_publish_asset
+from marketing_ml.quality import data_quality_report, fact_files_fresh, quality_checks, row_accounting
+from marketing_ml.resources import LakehouseResource, RawFilesResource, ServingResource
+from marketing_ml.silver import quarantine, revenue_by_day, silver_tables
+from marketing_ml.storage import LakehouseIOManager
+
+publish = build_publish_asset(SERVED_TABLES)
+
+
+def build_definitions(
+    database: str = "", raw_dir: str = "", serving_database: str = ""
+) -> dg.Definitions:
+    """Empty paths resolve from MARKETING_ML_* env vars when a step runs; tests pass their own."""
+    return dg.Definitions(
+        assets=[
+            *bronze_assets,
+            *silver_tables,
+            revenue_by_day,
+            quarantine,
+            daily_adset_metrics,
+            row_accounting,
+            data_quality_report,
+            publish,
+        ],
+        asset_checks=[*quality_checks, fact_files_fresh],
+        resources={
+            "io_manager": LakehouseIOManager(database=database),
+            "lakehouse": LakehouseResource(database=database),
+            "raw_files": RawFilesResource(directory=raw_dir),
+            "serving": ServingResource(database=serving_database),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

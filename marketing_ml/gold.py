@@ -1,0 +1,74 @@
+"""Gold: the daily ad-set fact table the dashboard and the models read."""
+
+import dagster as dg
+
+from marketing_ml.storage import Sql, Table
+
+
+def daily_adset_metrics_sql(
+    performance: str, pacing: str, revenue: str, audience: str
+) -> str:
+    return f"""
+WITH ad_set_days AS (
+    SELECT date, ad_set_id FROM {performance}
+    UNION
+    SELECT date, ad_set_id FROM {pacing}
+    UNION
+    SELECT date, ad_set_id FROM {revenue}
+)
+SELECT
+    ad_set_days.date,
+    ad_set_days.ad_set_id,
+    coalesce(audience.ad_set_name, performance.ad_set_name) AS ad_set_name,
+    audience.target_age,
+    audience.lookalike_source,
+    audience.daily_budget,
+    performance.spend,
+    performance.impressions,
+    performance.clicks,
+    performance.frequency,
+    coalesce(revenue.bookings, 0) AS bookings,
+    coalesce(revenue.revenue, 0) AS revenue,
+    coalesce(revenue.bookings_without_value, 0) AS bookings_without_value,
+    coalesce(revenue.revenue, 0) / nullif(performance.spend, 0) AS roas,
+    performance.spend / nullif(coalesce(revenue.bookings, 0), 0) AS cpa,
+    performance.ctr,
+    coalesce(revenue.bookings, 0) * 100.0 / nullif(performance.clicks, 0) AS cvr,
+    performance.cpm,
+    pacing.planned_spend,
+    pacing.actual_spend,
+    pacing.budget_utilization,
+    pacing.pacing_status
+FROM ad_set_days
+LEFT JOIN {performance} AS performance
+    ON performance.date = ad_set_days.date AND performance.ad_set_id = ad_set_days.ad_set_id
+LEFT JOIN {pacing} AS pacing
+    ON pacing.date = ad_set_days.date AND pacing.ad_set_id = ad_set_days.ad_set_id
+LEFT JOIN {revenue} AS revenue
+    ON revenue.date = ad_set_days.date AND revenue.ad_set_id = ad_set_days.ad_set_id
+LEFT JOIN {audience} AS audience
+    ON audience.ad_set_id = ad_set_days.ad_set_id"""
+
+
+@dg.asset(
+    key=["gold", "daily_adset_metrics"],
+    ins={
+        "performance": dg.AssetIn(key=["silver", "meta_campaign_performance"]),
+        "pacing": dg.AssetIn(key=["silver", "budget_pacing"]),
+        "revenue": dg.AssetIn(key=["silver", "revenue_by_day"]),
+        "audience": dg.AssetIn(key=["silver", "audience_segments"]),
+    },
+    group_name="gold",
+    kinds={"duckdb", "sql"},
+    description="One row per ad set and day: spend, impressions, clicks, bookings, revenue, "
+    "ROAS (revenue ÷ spend, NULL when spend is 0), CPA, CTR and CVR (percent), CPM, planned "
+    "spend, utilization, the vendor's pacing status, ad set name and audience attributes. "
+    "Revenue counts bookings with a known value; bookings_without_value says how many lack one.",
+)
+def daily_adset_metrics(
+    performance: Table, pacing: Table, revenue: Table, audience: Table
+) -> Sql:
+    return Sql(
+        daily_adset_metrics_sql(performance.name, pacing.name, revenue.name, audience.name),
+        order_by=("date", "ad_set_id"),
+    )

@@ -1,0 +1,327 @@
+"""Data-quality rules, each declared once with one action, turned into asset checks and a report.
+
+Actions (as Delta Live Tables expectations): `warn` keeps the rows and reports them (a WARN
+check), `quarantine` means cleaning moved the rows to silver.quarantine (the check reports how
+many), `fail` is a blocking ERROR check: nothing downstream (and so no publish) runs.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pandas as pd
+
+from marketing_ml.cleaning import QUARANTINE_RULES
+from marketing_ml.contract import (
+    AUDIENCE_SEGMENTS,
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+    META_CAMPAIGN_PERFORMANCE,
+    RAW_FILES,
+    RawFile,
+)
+from marketing_ml.raw_files import sql_string
+from marketing_ml.resources import LakehouseResource
+
+UTILIZATION_SANE_MAX = 3.0
+"""Spending over three times the plan is possible but almost always an export error."""
+
+QUARANTINE = "silver.quarantine"
+
+
+def silver(raw_file: RawFile) -> str:
+    return f"silver.{raw_file.name}"
+
+
+def bronze(raw_file: RawFile) -> str:
+    return f"bronze.{raw_file.name}"
+
+
+def as_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(table.split("."))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation: `count_sql` counts the rows that break it (0 means it holds)."""
+
+    name: str
+    table: str
+    action: str
+    description: str
+    count_sql: str
+    reads: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    rule: Rule
+    rows_affected: int
+
+    @property
+    def passed(self) -> bool:
+        return self.rule.action == "quarantine" or self.rows_affected == 0
+
+    @property
+    def status(self) -> str:
+        if self.rows_affected == 0:
+            return "pass"
+        return {"warn": "warn", "quarantine": "quarantined", "fail": "fail"}[self.rule.action]
+
+
+def _key_unique(raw_file: RawFile) -> Rule:
+    key = ", ".join(raw_file.key)
+    return Rule(
+        name=f"{raw_file.name}_key_unique",
+        table=silver(raw_file),
+        action="fail",
+        description=f"One row per ({key}) in {silver(raw_file)}.",
+        count_sql=f"""
+SELECT coalesce(sum(copies), 0) FROM (
+    SELECT count(*) AS copies FROM {silver(raw_file)} GROUP BY {key} HAVING count(*) > 1
+)""",
+    )
+
+
+def _required_not_null(raw_file: RawFile) -> Rule:
+    blank = " OR ".join(f"{column} IS NULL" for column in raw_file.required)
+    return Rule(
+        name=f"{raw_file.name}_required_not_null",
+        table=silver(raw_file),
+        action="fail",
+        description=f"{', '.join(raw_file.required)} are never NULL in {silver(raw_file)}.",
+        count_sql=f"SELECT count(*) FROM {silver(raw_file)} WHERE {blank}",
+    )
+
+
+def _values_in_range(raw_file: RawFile) -> Rule:
+    broken = [f"{column} < 0" for column in raw_file.non_negative]
+    if raw_file is META_CAMPAIGN_PERFORMANCE:
+        broken.append("clicks > impressions")
+    for column, vocabulary in raw_file.vocabularies:
+        allowed = ", ".join(sql_string(value) for value in vocabulary)
+        broken.append(f"{column} NOT IN ({allowed})")
+    return Rule(
+        name=f"{raw_file.name}_values_in_range",
+        table=silver(raw_file),
+        action="fail",
+        description=f"In {silver(raw_file)}: {'; '.join(broken)} never holds.",
+        count_sql=f"SELECT count(*) FROM {silver(raw_file)} WHERE {' OR '.join(broken)}",
+    )
+
+
+def _ad_sets_known(raw_file: RawFile) -> Rule:
+    audience = silver(AUDIENCE_SEGMENTS)
+    return Rule(
+        name=f"{raw_file.name}_ad_sets_known",
+        table=silver(raw_file),
+        action="warn",
+        description=f"Every ad_set_id in {silver(raw_file)} is in {audience} (rows stay; their "
+        "audience attributes are NULL in gold).",
+        count_sql=f"""
+SELECT count(*) FROM {silver(raw_file)}
+WHERE ad_set_id NOT IN (SELECT ad_set_id FROM {audience})""",
+        reads=(audience,),
+    )
+
+
+def row_accounting_sql(raw_file: RawFile) -> str:
+    """bronze rows = silver rows + quarantined rows + exact copies of a kept or quarantined line."""
+    return f"""
+WITH accounted_lines AS (
+    SELECT _source_line AS line FROM {silver(raw_file)}
+    UNION ALL
+    SELECT source_line FROM {QUARANTINE} WHERE source_file = {sql_string(raw_file.file_name)}
+),
+accounted_hashes AS (
+    SELECT DISTINCT bronze_rows._row_hash
+    FROM {bronze(raw_file)} AS bronze_rows
+    JOIN accounted_lines ON accounted_lines.line = bronze_rows._source_line
+),
+unaccounted AS (
+    SELECT _row_hash FROM {bronze(raw_file)}
+    WHERE _source_line NOT IN (SELECT line FROM accounted_lines)
+)
+SELECT
+    {sql_string(raw_file.file_name)} AS source_file,
+    (SELECT count(*) FROM {bronze(raw_file)}) AS bronze_rows,
+    (SELECT count(*) FROM {silver(raw_file)}) AS silver_rows,
+    (SELECT count(*) FROM unaccounted
+        WHERE _row_hash IN (SELECT _row_hash FROM accounted_hashes)) AS duplicates_dropped,
+    (SELECT count(*) FROM {QUARANTINE}
+        WHERE source_file = {sql_string(raw_file.file_name)}) AS quarantined_rows"""
+
+
+def _row_accounting(raw_file: RawFile) -> Rule:
+    return Rule(
+        name=f"row_accounting_{raw_file.name}",
+        table=QUARANTINE,
+        action="fail",
+        description=f"{raw_file.file_name}: bronze rows = silver rows + duplicates dropped + "
+        "quarantined rows. Nothing is lost silently.",
+        count_sql=f"""
+SELECT abs(bronze_rows - silver_rows - duplicates_dropped - quarantined_rows)
+FROM ({row_accounting_sql(raw_file)})""",
+        reads=(bronze(raw_file), silver(raw_file)),
+    )
+
+
+def _quarantined(rule_name: str, description: str) -> Rule:
+    return Rule(
+        name=f"quarantined_{rule_name}",
+        table=QUARANTINE,
+        action="quarantine",
+        description=description,
+        count_sql=f"SELECT count(*) FROM {QUARANTINE} WHERE rule = {sql_string(rule_name)}",
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    *(_key_unique(raw_file) for raw_file in RAW_FILES),
+    *(_required_not_null(raw_file) for raw_file in RAW_FILES),
+    *(_values_in_range(raw_file) for raw_file in RAW_FILES),
+    *(
+        _ad_sets_known(raw_file)
+        for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+    ),
+    Rule(
+        name="ctr_cpm_match_reported",
+        table=silver(META_CAMPAIGN_PERFORMANCE),
+        action="warn",
+        description="The file's CTR and CPM agree with clicks ÷ impressions and spend ÷ "
+        "impressions within rounding (0.01 + 1%).",
+        count_sql=f"""
+SELECT count(*) FROM {silver(META_CAMPAIGN_PERFORMANCE)}
+WHERE abs(ctr - ctr_reported) > 0.01 + 0.01 * abs(ctr_reported)
+   OR abs(cpm - cpm_reported) > 0.01 + 0.01 * abs(cpm_reported)""",
+    ),
+    Rule(
+        name="budget_utilization_sane",
+        table=silver(BUDGET_PACING),
+        action="warn",
+        description=f"budget_utilization is at most {UTILIZATION_SANE_MAX:g} (more is usually an "
+        "export error).",
+        count_sql=f"""
+SELECT count(*) FROM {silver(BUDGET_PACING)}
+WHERE budget_utilization > {UTILIZATION_SANE_MAX}""",
+    ),
+    Rule(
+        name="bookings_have_value",
+        table=silver(CONVERSION_EVENTS),
+        action="warn",
+        description="Every booking_completed event has a value (bookings without one count as "
+        "bookings; their revenue is unknown).",
+        count_sql=f"""
+SELECT count(*) FROM {silver(CONVERSION_EVENTS)}
+WHERE conversion_type = 'booking_completed' AND value IS NULL""",
+    ),
+    *(_quarantined(rule.name, rule.description) for rule in QUARANTINE_RULES),
+    *(_row_accounting(raw_file) for raw_file in RAW_FILES),
+)
+
+
+def evaluate(rule: Rule, connection) -> RuleOutcome:
+    return RuleOutcome(rule=rule, rows_affected=int(connection.execute(rule.count_sql).fetchone()[0]))
+
+
+def build_check(rule: Rule) -> dg.AssetChecksDefinition:
+    blocking = rule.action == "fail"
+
+    @dg.asset_check(
+        asset=as_key(rule.table),
+        name=rule.name,
+        description=f"[{rule.action}] {rule.description}",
+        blocking=blocking,
+        additional_deps=[as_key(table) for table in rule.reads],
+    )
+    def rule_check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect() as connection:
+            outcome = evaluate(rule, connection)
+        return dg.AssetCheckResult(
+            passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            metadata={"rows_affected": outcome.rows_affected, "action": rule.action},
+        )
+
+    return rule_check
+
+
+quality_checks = [build_check(rule) for rule in RULES]
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["gold", "daily_adset_metrics"]),
+    name="fact_files_fresh",
+    description="[warn] The three fact files end on the same day (a lagging export means the "
+    "latest days are incomplete). The latest date of each is reported.",
+    additional_deps=[as_key(silver(raw_file)) for raw_file in RAW_FILES[1:]],
+)
+def fact_files_fresh(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.connect() as connection:
+        latest = {
+            raw_file.name: connection.execute(f"SELECT max(date) FROM {silver(raw_file)}").fetchone()[0]
+            for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+        }
+    known = [day for day in latest.values() if day is not None]
+    newest = max(known) if known else None
+    lagging = [name for name, day in latest.items() if day is None or (newest - day).days > 1]
+    return dg.AssetCheckResult(
+        passed=not lagging,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            **{f"latest_{name}": str(day) for name, day in latest.items()},
+            "latest_date": str(newest),
+            "lagging_files": ", ".join(lagging) or "none",
+        },
+    )
+
+
+@dg.asset(
+    key=["gold", "row_accounting"],
+    deps=[
+        *(as_key(bronze(raw_file)) for raw_file in RAW_FILES),
+        *(as_key(silver(raw_file)) for raw_file in RAW_FILES),
+        as_key(QUARANTINE),
+    ],
+    group_name="gold",
+    kinds={"duckdb", "sql"},
+    description="Per raw file: bronze rows, silver rows, exact duplicates dropped, quarantined "
+    "rows, and whether they balance.",
+)
+def row_accounting(lakehouse: LakehouseResource) -> pd.DataFrame:
+    with lakehouse.connect() as connection:
+        accounts = connection.execute(
+            "\nUNION ALL\n".join(
+                f"SELECT * FROM ({row_accounting_sql(raw_file)})" for raw_file in RAW_FILES
+            )
+        ).df()
+    accounts["balanced"] = accounts["bronze_rows"] == (
+        accounts["silver_rows"] + accounts["duplicates_dropped"] + accounts["quarantined_rows"]
+    )
+    return accounts
+
+
+@dg.asset(
+    key=["gold", "data_quality_report"],
+    deps=sorted(
+        {as_key(rule.table) for rule in RULES} | {as_key(t) for rule in RULES for t in rule.reads},
+        key=lambda key: key.to_user_string(),
+    ),
+    group_name="gold",
+    kinds={"duckdb"},
+    description="Every data-quality rule with its action, rows affected and status, so the "
+    "dashboard shows data quality without reading Dagster's storage.",
+)
+def data_quality_report(lakehouse: LakehouseResource) -> pd.DataFrame:
+    with lakehouse.connect() as connection:
+        outcomes = [evaluate(rule, connection) for rule in RULES]
+    return pd.DataFrame(
+        {
+            "rule": [outcome.rule.name for outcome in outcomes],
+            "table_name": [outcome.rule.table for outcome in outcomes],
+            "action": [outcome.rule.action for outcome in outcomes],
+            "rows_affected": [outcome.rows_affected for outcome in outcomes],
+            "status": [outcome.status for outcome in outcomes],
+            "description": [outcome.rule.description for outcome in outcomes],
+        }
+    )

@@ -1,0 +1,66 @@
+"""Where the lakehouse lives: paths come from the environment when a run starts, never at import."""
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+DEFAULT_RAW_DIR = "data/raw"
+DEFAULT_LAKEHOUSE_DB = "data/lakehouse.duckdb"
+DEFAULT_SERVING_DB = "data/serving.duckdb"
+
+
+def lakehouse_db_path() -> Path:
+    return Path(os.environ.get("MARKETING_ML_DB") or DEFAULT_LAKEHOUSE_DB)
+
+
+def raw_dir_path() -> Path:
+    return Path(os.environ.get("MARKETING_ML_RAW_DIR") or DEFAULT_RAW_DIR)
+
+
+def serving_db_path() -> Path:
+    return Path(os.environ.get("MARKETING_ML_SERVING_DB") or DEFAULT_SERVING_DB)
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Short-lived connections to the working lakehouse, for checks and the publish step.
+
+    Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb).
+    """
+
+    database: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database) if self.database else lakehouse_db_path()
+
+    @contextmanager
+    def connect(self, read_only: bool = False):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+class RawFilesResource(dg.ConfigurableResource):
+    """The folder of raw CSV exports. Empty `directory` means MARKETING_ML_RAW_DIR (default data/raw)."""
+
+    directory: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory) if self.directory else raw_dir_path()
+
+
+class ServingResource(dg.ConfigurableResource):
+    """The file the dashboard reads. Empty `database` means MARKETING_ML_SERVING_DB."""
+
+    database: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database) if self.database else serving_db_path()

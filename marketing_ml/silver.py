@@ -1,0 +1,128 @@
+"""Silver: typed, one row per key; rows that cannot be used go to silver.quarantine with a reason."""
+
+import dagster as dg
+
+from marketing_ml.cleaning import classified_rows_sql
+from marketing_ml.contract import (
+    AUDIENCE_SEGMENTS,
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+    META_CAMPAIGN_PERFORMANCE,
+    RAW_FILES,
+    RawFile,
+)
+from marketing_ml.storage import Sql, Table
+
+SILVER_COLUMNS = {
+    AUDIENCE_SEGMENTS.name: list(AUDIENCE_SEGMENTS.columns),
+    BUDGET_PACING.name: list(BUDGET_PACING.columns),
+    CONVERSION_EVENTS.name: list(CONVERSION_EVENTS.columns),
+    META_CAMPAIGN_PERFORMANCE.name: [
+        "date",
+        "ad_set_id",
+        "ad_set_name",
+        "impressions",
+        "clicks",
+        "spend",
+        "frequency",
+        "CASE WHEN impressions > 0 THEN clicks * 100.0 / impressions END AS ctr",
+        "CASE WHEN impressions > 0 THEN spend * 1000.0 / impressions END AS cpm",
+        "ctr AS ctr_reported",
+        "cpm AS cpm_reported",
+    ],
+}
+
+
+def silver_table_sql(raw_file: RawFile, bronze_table: str) -> str:
+    columns = ",\n    ".join(SILVER_COLUMNS[raw_file.name] + ["_source_line"])
+    return f"""
+WITH classified AS ({classified_rows_sql(raw_file, bronze_table)}
+)
+SELECT
+    {columns}
+FROM classified
+WHERE rule IS NULL"""
+
+
+def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
+    description = (
+        f"{raw_file.file_name} typed and cleaned, one row per ({', '.join(raw_file.key)})."
+    )
+    if raw_file is META_CAMPAIGN_PERFORMANCE:
+        description += (
+            " ctr (percent) and cpm are recomputed from clicks, impressions and spend; the "
+            "file's own values are kept as ctr_reported and cpm_reported."
+        )
+
+    @dg.asset(
+        key=["silver", raw_file.name],
+        ins={"bronze_table": dg.AssetIn(key=["bronze", raw_file.name])},
+        group_name="silver",
+        kinds={"duckdb", "sql"},
+        description=description,
+    )
+    def silver_table(bronze_table: Table) -> Sql:
+        return Sql(silver_table_sql(raw_file, bronze_table.name), order_by=raw_file.key)
+
+    return silver_table
+
+
+silver_tables = [build_silver_asset(raw_file) for raw_file in RAW_FILES]
+
+
+@dg.asset(
+    key=["silver", "revenue_by_day"],
+    ins={"conversion_events": dg.AssetIn(key=["silver", "conversion_events"])},
+    group_name="silver",
+    kinds={"duckdb", "sql"},
+    description="Bookings (booking_completed events) and their revenue per ad set and day. "
+    "Bookings without a value count as bookings; their revenue is unknown, not zero.",
+)
+def revenue_by_day(conversion_events: Table) -> Sql:
+    return Sql(
+        f"""
+SELECT
+    date,
+    ad_set_id,
+    count(*) AS bookings,
+    coalesce(sum(value), 0) AS revenue,
+    count(*) FILTER (WHERE value IS NULL) AS bookings_without_value
+FROM {conversion_events}
+WHERE conversion_type = 'booking_completed'
+GROUP BY date, ad_set_id""",
+        order_by=("date", "ad_set_id"),
+    )
+
+
+def quarantined_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
+    return f"""
+SELECT
+    _source_file AS source_file,
+    _source_line AS source_line,
+    rule,
+    reason,
+    _row_hash AS row_hash,
+    CAST(raw_row AS VARCHAR) AS raw_row
+FROM ({classified_rows_sql(raw_file, bronze_table)}
+)
+WHERE rule IS NOT NULL"""
+
+
+@dg.asset(
+    key=["silver", "quarantine"],
+    ins={
+        f"bronze_{raw_file.name}": dg.AssetIn(key=["bronze", raw_file.name])
+        for raw_file in RAW_FILES
+    },
+    deps=[["silver", raw_file.name] for raw_file in RAW_FILES],
+    group_name="silver",
+    kinds={"duckdb", "sql"},
+    description="Every bronze row that did not make it into silver, with its file, line, rule "
+    "and a reason that says what to fix. Exact duplicate copies are counted, not stored.",
+)
+def quarantine(**bronze_tables: Table) -> Sql:
+    parts = [
+        quarantined_rows_sql(raw_file, bronze_tables[f"bronze_{raw_file.name}"].name)
+        for raw_file in RAW_FILES
+    ]
+    return Sql("\nUNION ALL\n".join(parts), order_by=("source_file", "source_line"))

@@ -1,0 +1,200 @@
+"""The lakehouse IO manager: every table is replaced atomically, and SQL runs inside DuckDB.
+
+The stock DuckDB IO manager deletes a table's rows and then inserts, outside a transaction (a
+failure leaves an empty table and the first column layout sticks). Here `delete_table_slice` is a
+no-op and each handler swaps the whole table with `CREATE OR REPLACE TABLE` inside one
+transaction, so a failed step leaves the previous version intact and a new column just works.
+"""
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster._utils.backoff import backoff
+from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
+
+from marketing_ml.resources import lakehouse_db_path
+
+
+@dataclass(frozen=True)
+class Sql:
+    """An asset output that is a query: the IO manager materializes it in-engine, no round trip."""
+
+    query: str
+    order_by: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Table:
+    """An asset input that names an upstream table instead of loading it."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def qualified_name(table_slice: TableSlice) -> str:
+    return f"{table_slice.schema}.{table_slice.table}"
+
+
+def table_metadata(connection: duckdb.DuckDBPyConnection, name: str) -> dict:
+    """Row count and column schema of a table, the metadata every table asset carries."""
+    columns = connection.execute(f"DESCRIBE {name}").fetchall()
+    row_count = connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    return {
+        "dagster/row_count": dg.MetadataValue.int(row_count),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=column[0], type=column[1]) for column in columns]
+        ),
+    }
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection):
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def replace_table_with_query(
+    connection: duckdb.DuckDBPyConnection, name: str, query: str, order_by: Sequence[str] = ()
+) -> None:
+    """Swap `name` for the result of `query` in one transaction; the old table survives a failure."""
+    ordering = f"\nORDER BY {', '.join(order_by)}" if order_by else ""
+    with transaction(connection):
+        connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}{ordering}")
+
+
+def replace_table_with_frame(
+    connection: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
+) -> None:
+    connection.register("_frame_to_store", frame)
+    try:
+        with transaction(connection):
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame_to_store")
+    finally:
+        connection.unregister("_frame_to_store")
+
+
+class SqlTypeHandler(DbTypeHandler[Sql]):
+    def handle_output(self, context, table_slice: TableSlice, obj: Sql, connection):
+        name = qualified_name(table_slice)
+        try:
+            replace_table_with_query(connection, name, obj.query, obj.order_by)
+        except duckdb.Error as error:
+            raise dg.Failure(
+                description=f"Building {name} failed in DuckDB; the previous version is kept. "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        return table_metadata(connection, name)
+
+    def load_input(self, context, table_slice: TableSlice, connection) -> Sql:
+        return Sql(f"SELECT * FROM {qualified_name(table_slice)}")
+
+    @property
+    def supported_types(self):
+        return [Sql]
+
+
+class TableTypeHandler(DbTypeHandler[Table]):
+    """Loads an upstream table as its name, so the next asset's SQL reads it in place."""
+
+    def handle_output(self, context, table_slice: TableSlice, obj: Table, connection):
+        raise dg.DagsterInvariantViolationError(
+            f"{qualified_name(table_slice)}: return Sql(...) or a DataFrame, not a Table reference"
+        )
+
+    def load_input(self, context, table_slice: TableSlice, connection) -> Table:
+        name = qualified_name(table_slice)
+        exists = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchone()[0]
+        if not exists:
+            raise dg.Failure(
+                description=f"Table {name} does not exist yet: materialize it first "
+                f"(dagster asset materialize -m marketing_ml --select '{table_slice.schema}/"
+                f"{table_slice.table}')."
+            )
+        return Table(name)
+
+    @property
+    def supported_types(self):
+        return [Table]
+
+
+class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
+    """Small frames at the ML boundary; written atomically like every other table."""
+
+    def handle_output(self, context, table_slice: TableSlice, obj: pd.DataFrame, connection):
+        name = qualified_name(table_slice)
+        replace_table_with_frame(connection, name, obj)
+        return table_metadata(connection, name)
+
+    def load_input(self, context, table_slice: TableSlice, connection) -> pd.DataFrame:
+        columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
+        return connection.execute(f"SELECT {columns} FROM {qualified_name(table_slice)}").df()
+
+    @property
+    def supported_types(self):
+        return [pd.DataFrame]
+
+
+class AtomicDuckDbClient(DuckDbClient):
+    @staticmethod
+    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
+        """Nothing to delete: the handlers replace the whole table in one transaction."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context, _):
+        """Like the stock client (retries while another process holds the lock), path resolved now."""
+        database = Path(context.resource_config["database"] or lakehouse_db_path())
+        database.parent.mkdir(parents=True, exist_ok=True)
+        connection = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={"database": str(database), "read_only": False},
+            max_retries=10,
+        )
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+class LakehouseIOManager(DuckDBIOManager):
+    """DuckDB IO manager with atomic table replacement and in-engine SQL outputs.
+
+    Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb), read when a step runs.
+    """
+
+    database: str = ""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [SqlTypeHandler(), TableTypeHandler(), DataFrameTypeHandler()]
+
+    @staticmethod
+    def default_load_type() -> type:
+        return Table
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=AtomicDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="LakehouseIOManager",
+        )

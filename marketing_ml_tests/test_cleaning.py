@@ -1,0 +1,149 @@
+"""Every cleaning rule, on rows written the way vendors write them."""
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from marketing_ml.cleaning import classified_rows_sql
+from marketing_ml.contract import CONVERSION_EVENTS, META_CAMPAIGN_PERFORMANCE, RawFile
+from marketing_ml.raw_files import bronze_sql, profile_raw_file
+from marketing_ml_tests.conftest import performance_row, write_raw_csv
+
+
+def classify(tmp_path: Path, raw_file: RawFile, rows) -> dict[int, tuple]:
+    """Line → (rule, reason, typed row) for every distinct row of a file with these rows."""
+    path = write_raw_csv(tmp_path / raw_file.file_name, raw_file.columns, rows)
+    connection = duckdb.connect()
+    connection.execute(f"CREATE TABLE bronze_rows AS {bronze_sql(profile_raw_file(path, raw_file))}")
+    columns = ", ".join(raw_file.columns)
+    classified = connection.execute(
+        f"SELECT _source_line, rule, reason, {columns} "
+        f"FROM ({classified_rows_sql(raw_file, 'bronze_rows')}) ORDER BY _source_line"
+    ).fetchall()
+    return {line: (rule, reason, tuple(values)) for line, rule, reason, *values in classified}
+
+
+def kept_lines(classified: dict[int, tuple]) -> list[int]:
+    return [line for line, (rule, _, _) in classified.items() if rule is None]
+
+
+VALID = performance_row("09/08/2024", "AS_003", "43450", "934", "467.89")
+
+
+def test_negative_spend_copy_loses_to_valid_copy(tmp_path):
+    corrupt = performance_row("09/08/2024", "AS_003", "43450", "934", "-467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, corrupt])
+    assert kept_lines(classified) == [2]
+    rule, reason, _ = classified[3]
+    assert rule == "negative_value"
+    assert "spend is negative (-467.89)" in reason and "line 2 is kept" in reason
+
+
+def test_valid_copy_wins_even_when_it_comes_second(tmp_path):
+    corrupt = performance_row("09/08/2024", "AS_003", "43450", "934", "-467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [corrupt, VALID])
+    assert kept_lines(classified) == [3]
+    assert classified[2][0] == "negative_value"
+
+
+def test_blank_impressions_copy_loses_to_valid_copy(tmp_path):
+    blank = performance_row("09/08/2024", "AS_003", "", "934", "467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, blank])
+    assert kept_lines(classified) == [2]
+    assert classified[3][0] == "missing_required"
+    assert "impressions is blank" in classified[3][1]
+
+
+def test_identical_copies_collapse_to_the_first_line(tmp_path):
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, VALID, VALID])
+    assert list(classified) == [2]
+    assert classified[2][0] is None
+
+
+def test_valid_copies_that_disagree_are_quarantined_together(tmp_path):
+    other = performance_row("09/08/2024", "AS_003", "43450", "934", "500.00")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, other])
+    assert kept_lines(classified) == []
+    assert {classified[2][0], classified[3][0]} == {"conflicting_duplicate"}
+    assert "disagree" in classified[2][1]
+
+
+def test_iso_and_uk_dates_give_the_same_day(tmp_path):
+    iso = performance_row("2024-08-10", "AS_003", "43450", "934", "467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, iso])
+    assert classified[2][2][0] == date(2024, 8, 9)
+    assert classified[3][2][0] == date(2024, 8, 10)
+    assert kept_lines(classified) == [2, 3]
+
+
+def test_same_row_written_with_an_iso_date_is_a_duplicate_copy(tmp_path):
+    iso = performance_row("2024-08-09", "AS_003", "43450", "934", "467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, iso])
+    assert kept_lines(classified) == [2]
+    assert classified[3][0] == "duplicate_copy"
+    assert "line 2" in classified[3][1]
+
+
+@pytest.mark.parametrize("bad_date", ["31/02/2024", "08-09-2024", "yesterday"])
+def test_unparseable_date_is_quarantined_naming_the_value(tmp_path, bad_date):
+    row = performance_row(bad_date, "AS_003", "43450", "934", "467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [row])
+    rule, reason, _ = classified[2]
+    assert rule == "unparseable_date"
+    assert bad_date in reason
+
+
+def test_non_numeric_value_is_quarantined_naming_the_column(tmp_path):
+    row = performance_row("09/08/2024", "AS_003", "n/a", "934", "467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [row])
+    assert classified[2][0] == "non_numeric"
+    assert "impressions 'n/a'" in classified[2][1]
+
+
+def test_quoted_thousands_separators_are_numbers(tmp_path):
+    row = performance_row("09/08/2024", "AS_003", '"43,450"', "934", '"1,467.89"')
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [row])
+    rule, _, typed = classified[2]
+    assert rule is None
+    assert typed[3] == 43450 and typed[5] == pytest.approx(1467.89)
+
+
+@pytest.mark.parametrize("column, values", [
+    ("impressions", ("-5", "0", "1.00")),
+    ("clicks", ("100", "-3", "1.00")),
+])
+def test_negative_counts_are_quarantined(tmp_path, column, values):
+    row = performance_row("09/08/2024", "AS_003", *values)
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [row])
+    assert classified[2][0] == "negative_value"
+    assert column in classified[2][1]
+
+
+def test_clicks_above_impressions_are_quarantined(tmp_path):
+    row = performance_row("09/08/2024", "AS_003", "100", "250", "12.00")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [row])
+    assert classified[2][0] == "clicks_exceed_impressions"
+    assert "clicks (250) exceed impressions (100)" in classified[2][1]
+
+
+def conversion(conversion_id="CV_1", conversion_type="booking_completed", value="100"):
+    return [conversion_id, "01/08/2024", "AS_001", conversion_type, value, "7_day_click", "x"]
+
+
+def test_unknown_conversion_type_is_quarantined(tmp_path):
+    classified = classify(tmp_path, CONVERSION_EVENTS, [conversion(conversion_type="purchase")])
+    assert classified[2][0] == "unknown_vocabulary"
+    assert "conversion_type 'purchase'" in classified[2][1]
+
+
+def test_duplicate_conversion_id_with_different_values_is_conflicting(tmp_path):
+    classified = classify(tmp_path, CONVERSION_EVENTS, [conversion(), conversion(value="250")])
+    assert [classified[2][0], classified[3][0]] == ["conflicting_duplicate"] * 2
+
+
+def test_booking_without_value_stays_a_booking(tmp_path):
+    classified = classify(tmp_path, CONVERSION_EVENTS, [conversion(value="")])
+    rule, _, typed = classified[2]
+    assert rule is None and typed[4] is None

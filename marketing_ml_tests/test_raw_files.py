@@ -1,0 +1,85 @@
+"""Files that cannot be used fail with a message naming the file and what to do."""
+
+import pytest
+
+from marketing_ml.check_raw import check_raw_folder
+from marketing_ml.contract import AUDIENCE_SEGMENTS, BUDGET_PACING, META_CAMPAIGN_PERFORMANCE
+from marketing_ml.raw_files import RawFileError, profile_raw_file
+from marketing_ml_tests.conftest import (
+    clean_pacing_rows,
+    clean_performance_rows,
+    write_clean_raw_dir,
+    write_raw_csv,
+)
+
+
+def test_missing_file_names_the_file_and_the_env_var(tmp_path):
+    with pytest.raises(RawFileError, match="budget_pacing.csv: file is missing.*MARKETING_ML_RAW_DIR"):
+        profile_raw_file(tmp_path / "budget_pacing.csv", BUDGET_PACING)
+
+
+def test_zero_byte_file_asks_for_a_header(tmp_path):
+    path = tmp_path / "budget_pacing.csv"
+    path.write_bytes(b"")
+    with pytest.raises(RawFileError, match="empty.*date,ad_set_id,planned_spend"):
+        profile_raw_file(path, BUDGET_PACING)
+
+
+def test_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = write_raw_csv(tmp_path / "audience_segments.csv", AUDIENCE_SEGMENTS.columns, [])
+    path.write_bytes(path.read_bytes() + "AS_9,Caf\u00e9,25-45,x,y,5\r\n".encode("latin-1"))
+    with pytest.raises(RawFileError, match=r"not UTF-8 \(byte 0xe9 .* line 2\).*Re-export"):
+        profile_raw_file(path, AUDIENCE_SEGMENTS)
+
+
+def test_missing_column_is_named_with_the_header_found(tmp_path):
+    columns = [c for c in BUDGET_PACING.columns if c != "pacing_status"]
+    path = write_raw_csv(tmp_path / "budget_pacing.csv", columns, [])
+    with pytest.raises(RawFileError, match="missing required column\\(s\\) pacing_status"):
+        profile_raw_file(path, BUDGET_PACING)
+
+
+def test_header_only_file_has_zero_rows(tmp_path):
+    path = write_raw_csv(tmp_path / "budget_pacing.csv", BUDGET_PACING.columns, [])
+    assert profile_raw_file(path, BUDGET_PACING).data_rows == 0
+
+
+@pytest.mark.parametrize("bom", [True, False])
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_rows_are_counted_whatever_the_line_endings(tmp_path, bom, newline, final_newline):
+    path = write_raw_csv(tmp_path / "budget_pacing.csv", BUDGET_PACING.columns,
+                         clean_pacing_rows(), bom=bom, newline=newline,
+                         final_newline=final_newline)
+    profile = profile_raw_file(path, BUDGET_PACING)
+    assert profile.data_rows == len(clean_pacing_rows())
+    assert profile.header == BUDGET_PACING.columns
+
+
+def test_extra_columns_are_reported(tmp_path):
+    columns = [*META_CAMPAIGN_PERFORMANCE.columns, "campaign_objective"]
+    rows = [[*row, "sales"] for row in clean_performance_rows()]
+    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv", columns, rows)
+    assert profile_raw_file(path, META_CAMPAIGN_PERFORMANCE).extra_columns == ("campaign_objective",)
+
+
+def test_check_raw_lists_row_problems_with_file_and_line_and_passes(tmp_path):
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    rows = clean_performance_rows()
+    rows[1][5] = "-12.00"
+    write_raw_csv(raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows)
+    report, file_problems = check_raw_folder(raw_dir)
+    assert file_problems == 0
+    assert any(
+        "meta_campaign_performance.csv:3: negative_value: spend is negative (-12.00)" in line
+        for line in report
+    )
+
+
+def test_check_raw_counts_file_level_problems(tmp_path):
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    (raw_dir / "budget_pacing.csv").unlink()
+    (raw_dir / "conversion_events.csv").write_bytes(b"")
+    report, file_problems = check_raw_folder(raw_dir)
+    assert file_problems == 2
+    assert sum(line.startswith("ERROR") for line in report) == 2
