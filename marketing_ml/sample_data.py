@@ -1,0 +1,581 @@
+"""Synthetic raw exports in the vendor's exact format, at any scale, for demos, tests and load runs.
+
+The four CSVs follow the raw contract byte for byte (BOM, CRLF, DD/MM/YYYY, the vendor's
+vocabularies) and carry the seed's kinds of dirt at low rates. Behind them is a small model with
+enough structure for the two classifiers to learn: a latent quality per ad set (CTR, CVR, booking
+value), weekly seasonality, AR(1) budget utilization (today's pacing predicts tomorrow's) and an
+AR(1) CVR drift (trailing weeks predict next week's ROAS). Days are generated and written one at a
+time, vectorised across ad sets, so memory stays flat however many days are asked for.
+"""
+
+import argparse
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from marketing_ml.contract import (
+    ATTRIBUTION_WINDOWS,
+    AUDIENCE_SEGMENTS,
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+    CONVERSION_TYPES,
+    META_CAMPAIGN_PERFORMANCE,
+    PACING_STATUSES,
+)
+
+NEWLINE = "\r\n"
+WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+
+BOOKING = CONVERSION_TYPES.index("booking_completed")
+EVENT_REGISTRATION = CONVERSION_TYPES.index("event_registration")
+OTHER_EVENTS_PER_BOOKING = {
+    "newsletter_signup": 0.30,
+    "flight_search": 0.16,
+    "hotel_inquiry": 0.14,
+    "destination_guide_download": 0.11,
+    "event_registration": 0.06,
+}
+"""Each other conversion type is rarer than a booking, as in the seed; 0.77 extra per booking."""
+ATTRIBUTION_SHARES = {"7_day_click": 0.5, "1_day_click": 0.3, "1_day_view": 0.2}
+SECONDARY_SEGMENT_SHARE = 0.3
+
+BOOKINGS_PER_DAY = 7.8
+"""Before quality and seasonality lift it: ~15 events per ad set per day, 11M rows at 2000 x 365."""
+ROAS_CENTRE = 3.9
+"""Weekly seasonality lifts it ~8%, to a median just above the 4.0 target: both labels common."""
+ROAS_QUALITY_SPREAD = 0.3
+ROAS_IDIOSYNCRATIC_SPREAD = 0.15
+BOOKING_VALUE_SIGMA = 0.55
+
+UTILIZATION_MEAN = 0.97
+UTILIZATION_MEAN_SPREAD = 0.1
+UTILIZATION_PERSISTENCE = 0.75
+UTILIZATION_DAILY_SPREAD = 0.12
+UTILIZATION_RANGE = (0.15, 1.6)
+PACING_THRESHOLDS = (0.9, 1.1)
+PACING_NOISE = 0.03
+"""The vendor's status uses its own intraday measure: near a threshold it can disagree with ours."""
+PLANNED_SPEND_NOISE = 0.02
+
+CVR_PERSISTENCE = 0.97
+CVR_DRIFT_SPREAD = 0.25
+FREQUENCY_PERSISTENCE = 0.9
+FREQUENCY_DAILY_SPREAD = 0.25
+FREQUENCY_RANGE = (1.2, 3.5)
+
+WEEKDAY_CVR = (1.0, 0.97, 0.97, 1.0, 1.03, 1.12, 1.15)
+WEEKDAY_CTR = (1.0, 1.0, 1.0, 1.0, 1.02, 1.06, 1.06)
+WEEKDAY_CPM = (1.02, 1.0, 1.0, 1.0, 1.02, 0.92, 0.9)
+WEEKDAY_UTILIZATION_SHIFT = (0.0, 0.0, 0.0, 0.0, 0.0, -0.06, -0.06)
+"""Monday first: leisure travellers browse and book at weekends, when Meta also under-delivers."""
+
+DUPLICATE_ROW_RATE = 0.003
+NEGATIVE_SPEND_COPY_RATE = 0.001
+BLANK_IMPRESSIONS_COPY_RATE = 0.001
+BLANK_BOOKING_VALUE_RATE = 0.02
+DUPLICATE_CONVERSION_RATE = 0.0005
+
+NO_DIRT, DUPLICATE_ROW, NEGATIVE_SPEND_COPY, BLANK_IMPRESSIONS_COPY = range(4)
+MAX_EVENTS_PER_AD_SET_DAY = 100
+"""Sizes the conversion_id padding up front; a rare overflow only makes later ids wider."""
+
+
+@dataclass(frozen=True)
+class Persona:
+    """One kind of audience, with the seed's words and its economics."""
+
+    qualifiers: tuple[str, ...]
+    audience: str
+    ages: tuple[str, ...]
+    interests: tuple[str, ...]
+    lookalike_sources: tuple[str, ...]
+    user_segments: tuple[str, str]
+    booking_value_median: tuple[float, float]
+    cpm: float
+    ctr_percent: float
+
+
+PERSONAS = (
+    Persona(
+        qualifiers=("Premium", "Elite", "Frequent"),
+        audience="Travelers",
+        ages=("25-45", "30-50", "35-55"),
+        interests=(
+            "luxury travel",
+            "business class",
+            "premium hotels",
+            "airport lounges",
+            "city breaks",
+        ),
+        lookalike_sources=("high_value_customers", "repeat_bookers"),
+        user_segments=("premium_leisure", "premium_business"),
+        booking_value_median=(900.0, 1400.0),
+        cpm=7.0,
+        ctr_percent=1.95,
+    ),
+    Persona(
+        qualifiers=("Budget_Conscious", "Value_Seeking", "Holiday"),
+        audience="Families",
+        ages=("28-50", "30-45", "25-50"),
+        interests=(
+            "family travel",
+            "budget flights",
+            "vacation deals",
+            "theme parks",
+            "kids clubs",
+        ),
+        lookalike_sources=("family_bookers", "past_purchasers"),
+        user_segments=("family_leisure", "family_leisure"),
+        booking_value_median=(450.0, 800.0),
+        cpm=3.3,
+        ctr_percent=1.9,
+    ),
+    Persona(
+        qualifiers=("Business_Travel", "Corporate", "Executive"),
+        audience="Professionals",
+        ages=("30-55", "28-50", "35-60"),
+        interests=(
+            "business travel",
+            "corporate hotels",
+            "frequent flyer",
+            "conferences",
+            "airport lounges",
+        ),
+        lookalike_sources=("business_customers", "corporate_accounts"),
+        user_segments=("business_travel", "business_travel"),
+        booking_value_median=(600.0, 1000.0),
+        cpm=10.5,
+        ctr_percent=2.15,
+    ),
+    Persona(
+        qualifiers=("Young", "Student", "Backpacking"),
+        audience="Adventure_Seekers",
+        ages=("18-30", "18-25", "21-35"),
+        interests=(
+            "adventure travel",
+            "backpacking",
+            "hostels",
+            "budget airlines",
+            "trekking",
+        ),
+        lookalike_sources=("adventure_travelers", "website_visitors"),
+        user_segments=("budget_adventure", "budget_adventure"),
+        booking_value_median=(300.0, 500.0),
+        cpm=3.5,
+        ctr_percent=2.05,
+    ),
+    Persona(
+        qualifiers=("Luxury", "Romantic", "Exclusive"),
+        audience="Honeymoon_Couples",
+        ages=("25-40", "25-35", "30-45"),
+        interests=(
+            "romantic destinations",
+            "luxury resorts",
+            "honeymoon packages",
+            "spa retreats",
+            "fine dining",
+        ),
+        lookalike_sources=("luxury_couples", "high_value_customers"),
+        user_segments=("luxury_leisure", "luxury_business"),
+        booking_value_median=(1100.0, 1500.0),
+        cpm=12.5,
+        ctr_percent=1.95,
+    ),
+    Persona(
+        qualifiers=("Senior", "Retired", "Active"),
+        audience="Leisure_Travelers",
+        ages=("55+", "60+", "50-70"),
+        interests=(
+            "cruise travel",
+            "guided tours",
+            "leisure destinations",
+            "river cruises",
+            "heritage sites",
+        ),
+        lookalike_sources=("senior_travelers", "newsletter_subscribers"),
+        user_segments=("senior_leisure", "senior_leisure"),
+        booking_value_median=(700.0, 1200.0),
+        cpm=6.2,
+        ctr_percent=1.85,
+    ),
+)
+USER_SEGMENTS = tuple(dict.fromkeys(s for p in PERSONAS for s in p.user_segments))
+
+
+@dataclass(frozen=True)
+class AdSets:
+    """The fixed side of every ad set: what the audience file says and its latent economics."""
+
+    ids: list[str]
+    names: list[str]
+    audience_rows: list[tuple[str, ...]]
+    persona: np.ndarray
+    daily_budget: np.ndarray
+    utilization_mean: np.ndarray
+    cpm: np.ndarray
+    ctr: np.ndarray
+    cvr: np.ndarray
+    booking_value_median: np.ndarray
+    frequency_mean: np.ndarray
+    segment_codes: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class DailyState:
+    """The AR(1) deviations carried from one day to the next."""
+
+    utilization: np.ndarray
+    cvr: np.ndarray
+    frequency: np.ndarray
+
+
+def money(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def uk_date(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def ar1_innovation_spread(stationary_spread: float, persistence: float) -> float:
+    """The daily shock that keeps an AR(1) at the given stationary spread."""
+    return stationary_spread * float(np.sqrt(1.0 - persistence**2))
+
+
+def make_ad_sets(rng: np.random.Generator, count: int) -> AdSets:
+    """Draw each ad set's persona, quality and budget; quality moves CTR, CVR and value together."""
+    id_width = max(3, len(str(count)))
+    persona = rng.integers(0, len(PERSONAS), size=count)
+    quality = rng.standard_normal(count)
+    cpm = np.array([PERSONAS[p].cpm for p in persona]) * np.exp(0.1 * rng.standard_normal(count))
+    ctr = (
+        np.array([PERSONAS[p].ctr_percent for p in persona])
+        / 100.0
+        * np.exp(0.12 * quality + 0.08 * rng.standard_normal(count))
+    )
+    value_low = np.array([PERSONAS[p].booking_value_median[0] for p in persona])
+    value_high = np.array([PERSONAS[p].booking_value_median[1] for p in persona])
+    value_median = (value_low + (value_high - value_low) * rng.random(count)) * np.exp(
+        0.1 * quality
+    )
+    value_mean = value_median * np.exp(BOOKING_VALUE_SIGMA**2 / 2)
+    roas = ROAS_CENTRE * np.exp(
+        ROAS_QUALITY_SPREAD * quality + ROAS_IDIOSYNCRATIC_SPREAD * rng.standard_normal(count)
+    )
+    cvr = roas * cpm / (1000.0 * ctr * value_mean)
+    persona_value_mean = (value_low + value_high) / 2 * np.exp(BOOKING_VALUE_SIGMA**2 / 2)
+    daily_budget = np.maximum(
+        50.0,
+        np.round(
+            BOOKINGS_PER_DAY
+            * persona_value_mean
+            / ROAS_CENTRE
+            * np.exp(0.25 * rng.standard_normal(count))
+            / 10.0
+        )
+        * 10.0,
+    )
+    utilization_mean = UTILIZATION_MEAN + UTILIZATION_MEAN_SPREAD * rng.standard_normal(count)
+    frequency_mean = rng.uniform(1.4, 2.6, size=count)
+
+    segment_index = {segment: code for code, segment in enumerate(USER_SEGMENTS)}
+    segment_codes = np.array(
+        [[segment_index[s] for s in PERSONAS[p].user_segments] for p in persona], dtype=np.int64
+    )
+
+    ids, names, audience_rows = [], [], []
+    for number, p in enumerate(persona.tolist(), start=1):
+        spec = PERSONAS[p]
+        ad_set_id = f"AS_{number:0{id_width}d}"
+        qualifier = spec.qualifiers[int(rng.integers(len(spec.qualifiers)))]
+        age = spec.ages[int(rng.integers(len(spec.ages)))]
+        picked = np.sort(
+            rng.choice(len(spec.interests), size=int(rng.integers(3, 5)), replace=False)
+        )
+        interests = ", ".join(spec.interests[i] for i in picked)
+        lookalike = spec.lookalike_sources[int(rng.integers(len(spec.lookalike_sources)))]
+        name = f"{qualifier}_{spec.audience}_{age}_{number:0{id_width}d}"
+        ids.append(ad_set_id)
+        names.append(name)
+        audience_rows.append(
+            (ad_set_id, name, age, interests, lookalike, money(daily_budget[number - 1]))
+        )
+    return AdSets(
+        ids=ids,
+        names=names,
+        audience_rows=audience_rows,
+        persona=persona,
+        daily_budget=daily_budget,
+        utilization_mean=utilization_mean,
+        cpm=cpm,
+        ctr=ctr,
+        cvr=cvr,
+        booking_value_median=value_median,
+        frequency_mean=frequency_mean,
+        segment_codes=segment_codes,
+    )
+
+
+def initial_state(rng: np.random.Generator, count: int) -> DailyState:
+    """Start each AR(1) in its stationary distribution, so day one looks like any other day."""
+    return DailyState(
+        utilization=UTILIZATION_DAILY_SPREAD * rng.standard_normal(count),
+        cvr=CVR_DRIFT_SPREAD * rng.standard_normal(count),
+        frequency=FREQUENCY_DAILY_SPREAD * rng.standard_normal(count),
+    )
+
+
+def advance(rng: np.random.Generator, state: DailyState) -> None:
+    """Move every AR(1) one day on: persistence keeps yesterday's level, a shock adds news."""
+    count = len(state.utilization)
+    for name, persistence, spread in (
+        ("utilization", UTILIZATION_PERSISTENCE, UTILIZATION_DAILY_SPREAD),
+        ("cvr", CVR_PERSISTENCE, CVR_DRIFT_SPREAD),
+        ("frequency", FREQUENCY_PERSISTENCE, FREQUENCY_DAILY_SPREAD),
+    ):
+        shock = ar1_innovation_spread(spread, persistence) * rng.standard_normal(count)
+        setattr(state, name, persistence * getattr(state, name) + shock)
+
+
+def meta_dirt_plan(rng: np.random.Generator, ad_sets: int, days: int) -> np.ndarray:
+    """Which (day, ad set) rows get an extra copy, and of which kind: exact counts, no overlaps."""
+    rows = ad_sets * days
+    counts = [
+        round(rate * rows)
+        for rate in (DUPLICATE_ROW_RATE, NEGATIVE_SPEND_COPY_RATE, BLANK_IMPRESSIONS_COPY_RATE)
+    ]
+    plan = np.full(rows, NO_DIRT, dtype=np.int8)
+    chosen = rng.choice(rows, size=sum(counts), replace=False)
+    kinds = np.repeat([DUPLICATE_ROW, NEGATIVE_SPEND_COPY, BLANK_IMPRESSIONS_COPY], counts)
+    plan[chosen] = kinds
+    return plan.reshape(days, ad_sets)
+
+
+def pacing_status(rng: np.random.Generator, utilization: np.ndarray) -> np.ndarray:
+    """Thresholds on a noisy view of utilization: mostly the rule, not always near a boundary."""
+    seen = utilization + PACING_NOISE * rng.standard_normal(len(utilization))
+    under, over = PACING_THRESHOLDS
+    return np.where(seen < under, 0, np.where(seen > over, 2, 1))
+
+
+@dataclass(frozen=True)
+class DayBlock:
+    """One day's rows, already formatted, ready for one write per file."""
+
+    performance: str
+    performance_rows: int
+    pacing: str
+    pacing_rows: int
+    conversions: str
+    conversion_rows: int
+    conversion_ids_used: int
+
+
+def simulate_day(
+    rng: np.random.Generator,
+    ad_sets: AdSets,
+    state: DailyState,
+    day: date,
+    dirt: np.ndarray,
+    first_conversion_number: int,
+    conversion_id_width: int,
+) -> DayBlock:
+    """Spend from budget x utilization, then impressions, clicks, and the conversions they drive."""
+    count = ad_sets.count
+    weekday = day.weekday()
+    day_text = uk_date(day)
+
+    utilization = np.clip(
+        ad_sets.utilization_mean + WEEKDAY_UTILIZATION_SHIFT[weekday] + state.utilization,
+        *UTILIZATION_RANGE,
+    )
+    planned = np.round(
+        ad_sets.daily_budget * (1.0 + PLANNED_SPEND_NOISE * rng.standard_normal(count)), 2
+    )
+    spend = np.round(planned * utilization, 2)
+    reported_utilization = np.round(spend / planned, 2)
+    status = pacing_status(rng, reported_utilization)
+
+    cpm_today = ad_sets.cpm * WEEKDAY_CPM[weekday] * np.exp(0.05 * rng.standard_normal(count))
+    impressions = np.maximum(np.rint(spend / cpm_today * 1000.0).astype(np.int64), 1)
+    clicks = rng.binomial(impressions, np.minimum(ad_sets.ctr * WEEKDAY_CTR[weekday], 1.0))
+    frequency = np.clip(ad_sets.frequency_mean + state.frequency, *FREQUENCY_RANGE)
+
+    spend_text = [money(s) for s in spend.tolist()]
+    performance_lines = []
+    for i, (shown, clicked, freq, spent) in enumerate(
+        zip(impressions.tolist(), clicks.tolist(), frequency.tolist(), spend.tolist(), strict=True)
+    ):
+        head = f"{day_text},{ad_sets.ids[i]},{ad_sets.names[i]},"
+        ctr = clicked / shown * 100.0
+        cpm = spent / shown * 1000.0
+        tail = f",{clicked},{spend_text[i]},{ctr:.2f},{cpm:.2f},{freq:.2f}{NEWLINE}"
+        line = f"{head}{shown}{tail}"
+        performance_lines.append(line)
+        kind = dirt[i]
+        if kind == DUPLICATE_ROW:
+            performance_lines.append(line)
+        elif kind == NEGATIVE_SPEND_COPY:
+            negative_tail = f",{clicked},-{spend_text[i]},{ctr:.2f},{cpm:.2f},{freq:.2f}{NEWLINE}"
+            performance_lines.append(f"{head}{shown}{negative_tail}")
+        elif kind == BLANK_IMPRESSIONS_COPY:
+            performance_lines.append(f"{head}{tail}")
+
+    pacing_lines = [
+        f"{day_text},{ad_sets.ids[i]},{money(p)},{spend_text[i]},{u:.2f},"
+        f"{PACING_STATUSES[s]}{NEWLINE}"
+        for i, (p, u, s) in enumerate(
+            zip(planned.tolist(), reported_utilization.tolist(), status.tolist(), strict=True)
+        )
+    ]
+
+    booking_rate = clicks * ad_sets.cvr * np.exp(state.cvr) * WEEKDAY_CVR[weekday]
+    rates = np.zeros((count, len(CONVERSION_TYPES)))
+    rates[:, BOOKING] = booking_rate
+    baseline_bookings = clicks * ad_sets.cvr
+    for name, per_booking in OTHER_EVENTS_PER_BOOKING.items():
+        rates[:, CONVERSION_TYPES.index(name)] = baseline_bookings * per_booking
+    counts = rng.poisson(rates).ravel()
+    total = int(counts.sum())
+    ad_set_of = np.repeat(np.repeat(np.arange(count), len(CONVERSION_TYPES)), counts)
+    type_of = np.repeat(np.tile(np.arange(len(CONVERSION_TYPES)), count), counts)
+    shuffle = rng.permutation(total)
+    ad_set_of, type_of = ad_set_of[shuffle], type_of[shuffle]
+
+    is_booking = type_of == BOOKING
+    values = np.zeros(total)
+    values[is_booking] = ad_sets.booking_value_median[ad_set_of[is_booking]] * np.exp(
+        BOOKING_VALUE_SIGMA * rng.standard_normal(int(is_booking.sum()))
+    )
+    is_registration = type_of == EVENT_REGISTRATION
+    values[is_registration] = 5.0 * rng.integers(5, 25, size=int(is_registration.sum()))
+    value_text = [money(v) for v in values.tolist()]
+    for index in np.flatnonzero(is_booking & (rng.random(total) < BLANK_BOOKING_VALUE_RATE)):
+        value_text[index] = ""
+    attribution = rng.choice(
+        len(ATTRIBUTION_WINDOWS),
+        size=total,
+        p=[ATTRIBUTION_SHARES[w] for w in ATTRIBUTION_WINDOWS],
+    )
+    segment = ad_sets.segment_codes[
+        ad_set_of, (rng.random(total) < SECONDARY_SEGMENT_SHARE).astype(np.int64)
+    ]
+    copies = 1 + (rng.random(total) < DUPLICATE_CONVERSION_RATE)
+
+    conversion_lines = []
+    for offset, (a, t, w, s, n) in enumerate(
+        zip(
+            ad_set_of.tolist(),
+            type_of.tolist(),
+            attribution.tolist(),
+            segment.tolist(),
+            copies.tolist(),
+            strict=True,
+        )
+    ):
+        line = (
+            f"CV_{first_conversion_number + offset:0{conversion_id_width}d},{day_text},"
+            f"{ad_sets.ids[a]},{CONVERSION_TYPES[t]},{value_text[offset]},"
+            f"{ATTRIBUTION_WINDOWS[w]},{USER_SEGMENTS[s]}{NEWLINE}"
+        )
+        conversion_lines.extend([line] * n)
+
+    return DayBlock(
+        performance="".join(performance_lines),
+        performance_rows=len(performance_lines),
+        pacing="".join(pacing_lines),
+        pacing_rows=len(pacing_lines),
+        conversions="".join(conversion_lines),
+        conversion_rows=len(conversion_lines),
+        conversion_ids_used=total,
+    )
+
+
+def open_raw_csv(path: Path, columns: tuple[str, ...]) -> TextIO:
+    """UTF-8 with BOM and CRLF, header first: the way the vendor's exports arrive."""
+    stream = path.open("w", encoding="utf-8-sig", newline="", buffering=WRITE_BUFFER_BYTES)
+    stream.write(",".join(columns) + NEWLINE)
+    return stream
+
+
+def days_from(start_date: date, days: int) -> Iterator[date]:
+    return (start_date + timedelta(days=offset) for offset in range(days))
+
+
+def write_sample_data(
+    out_dir: Path, ad_sets: int, days: int, seed: int, start_date: date = date(2024, 8, 1)
+) -> dict[str, int]:
+    """Write the four raw CSVs into out_dir; returns data rows written per file name."""
+    if ad_sets < 1 or days < 1:
+        raise ValueError(f"need at least one ad set and one day, got {ad_sets} x {days}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile_rng, daily_rng, dirt_rng = np.random.default_rng(seed).spawn(3)
+    population = make_ad_sets(profile_rng, ad_sets)
+    state = initial_state(profile_rng, ad_sets)
+    dirt = meta_dirt_plan(dirt_rng, ad_sets, days)
+    conversion_id_width = max(6, len(str(ad_sets * days * MAX_EVENTS_PER_AD_SET_DAY)))
+
+    with open_raw_csv(out_dir / AUDIENCE_SEGMENTS.file_name, AUDIENCE_SEGMENTS.columns) as stream:
+        csv.writer(stream, lineterminator=NEWLINE).writerows(population.audience_rows)
+    rows = {
+        AUDIENCE_SEGMENTS.file_name: ad_sets,
+        META_CAMPAIGN_PERFORMANCE.file_name: 0,
+        BUDGET_PACING.file_name: 0,
+        CONVERSION_EVENTS.file_name: 0,
+    }
+    next_conversion_number = 1
+    with (
+        open_raw_csv(
+            out_dir / META_CAMPAIGN_PERFORMANCE.file_name, META_CAMPAIGN_PERFORMANCE.columns
+        ) as performance,
+        open_raw_csv(out_dir / BUDGET_PACING.file_name, BUDGET_PACING.columns) as pacing,
+        open_raw_csv(out_dir / CONVERSION_EVENTS.file_name, CONVERSION_EVENTS.columns) as events,
+    ):
+        for day_number, day in enumerate(days_from(start_date, days)):
+            if day_number:
+                advance(daily_rng, state)
+            block = simulate_day(
+                daily_rng,
+                population,
+                state,
+                day,
+                dirt[day_number],
+                next_conversion_number,
+                conversion_id_width,
+            )
+            performance.write(block.performance)
+            pacing.write(block.pacing)
+            events.write(block.conversions)
+            rows[META_CAMPAIGN_PERFORMANCE.file_name] += block.performance_rows
+            rows[BUDGET_PACING.file_name] += block.pacing_rows
+            rows[CONVERSION_EVENTS.file_name] += block.conversion_rows
+            next_conversion_number += block.conversion_ids_used
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the four CSVs")
+    parser.add_argument("--ad-sets", type=int, default=20)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--start-date", type=date.fromisoformat, default=date(2024, 8, 1), help="YYYY-MM-DD"
+    )
+    args = parser.parse_args()
+    rows = write_sample_data(args.out, args.ad_sets, args.days, args.seed, args.start_date)
+    for file_name, count in rows.items():
+        print(f"{args.out / file_name}: {count} rows")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""A failed step keeps the previous table; a blocked run keeps the previous serving file."""
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
+from marketing_ml.storage import LakehouseIOManager, Sql, replace_table_with_query
+from marketing_ml_tests.conftest import (
+    Lakehouse,
+    check_outcomes,
+    clean_performance_rows,
+    raw_path,
+    write_clean_raw_dir,
+    write_raw_csv,
+)
+
+
+def test_query_failing_mid_write_leaves_the_previous_table(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "lakehouse.duckdb"))
+    connection.execute("CREATE SCHEMA gold")
+    replace_table_with_query(connection, "gold.kpis", "SELECT 1 AS spend")
+    with pytest.raises(duckdb.ConversionException):
+        replace_table_with_query(
+            connection, "gold.kpis", "SELECT CAST(x AS INTEGER) AS spend FROM (VALUES ('1'), ('oops')) v(x)"
+        )
+    assert connection.execute("SELECT spend FROM gold.kpis").fetchall() == [(1,)]
+
+
+def io_manager_run(tmp_path, output) -> dg.ExecuteInProcessResult:
+    @dg.asset(key=["gold", "kpis"])
+    def kpis():
+        return output
+
+    return dg.materialize(
+        [kpis],
+        resources={"io_manager": LakehouseIOManager(database=str(tmp_path / "lakehouse.duckdb"))},
+        raise_on_error=False,
+    )
+
+
+def test_io_manager_keeps_the_old_table_when_a_step_fails_mid_write(tmp_path):
+    assert io_manager_run(tmp_path, Sql("SELECT 42 AS spend")).success
+    failed = io_manager_run(tmp_path, Sql("SELECT 1 / 0 AS spend, error('boom') AS crash"))
+    assert not failed.success
+    message = str(next(e for e in failed.all_events if e.is_step_failure).step_failure_data.error)
+    assert "previous version is kept" in message
+    with duckdb.connect(str(tmp_path / "lakehouse.duckdb"), read_only=True) as connection:
+        assert connection.execute("SELECT spend FROM gold.kpis").fetchall() == [(42,)]
+
+
+def test_a_new_column_replaces_the_table_instead_of_breaking_it(tmp_path):
+    assert io_manager_run(tmp_path, pd.DataFrame({"spend": [1.0]})).success
+    assert io_manager_run(tmp_path, pd.DataFrame({"spend": [2.0], "revenue": [8.0]})).success
+    with duckdb.connect(str(tmp_path / "lakehouse.duckdb"), read_only=True) as connection:
+        assert connection.execute("SELECT spend, revenue FROM gold.kpis").fetchall() == [(2.0, 8.0)]
+
+
+def served_spend(lakehouse: Lakehouse) -> float:
+    return lakehouse.serving_query("SELECT sum(spend) FROM gold.daily_adset_metrics")[0][0]
+
+
+def double_the_spend(lakehouse: Lakehouse) -> None:
+    rows = clean_performance_rows()
+    for row in rows:
+        row[5] = f"{2 * float(row[5]):.2f}"
+    write_raw_csv(raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE),
+                  META_CAMPAIGN_PERFORMANCE.columns, rows)
+
+
+def test_failing_blocking_check_leaves_the_previous_serving_file(lakehouse):
+    assert lakehouse.materialize().success
+    published_spend = served_spend(lakehouse)
+    double_the_spend(lakehouse)
+
+    @dg.asset_check(asset=dg.AssetKey(["gold", "daily_adset_metrics"]), blocking=True)
+    def spend_doubled_alarm() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR)
+
+    result = lakehouse.materialize(extra_checks=[spend_doubled_alarm])
+    assert not result.success
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["gold", "daily_adset_metrics"]) in materialized
+    assert dg.AssetKey("publish") not in materialized
+    assert lakehouse.query("SELECT sum(spend) FROM gold.daily_adset_metrics")[0][0] == pytest.approx(
+        2 * published_spend
+    )
+    assert served_spend(lakehouse) == pytest.approx(published_spend)
+
+
+def test_row_lost_in_silver_fails_row_accounting_and_blocks_publish(lakehouse):
+    assert lakehouse.materialize().success
+    published_spend = served_spend(lakehouse)
+    with duckdb.connect(str(lakehouse.database)) as connection:
+        connection.execute("DELETE FROM silver.meta_campaign_performance WHERE _source_line = 5")
+    result = lakehouse.materialize(
+        selection=dg.AssetSelection.assets(["silver", "quarantine"]).downstream()
+    )
+    assert not result.success
+    assert check_outcomes(result)["row_accounting_meta_campaign_performance"] is False
+    assert check_outcomes(result)["row_accounting_budget_pacing"] is True
+    assert served_spend(lakehouse) == pytest.approx(published_spend)
+
+
+def test_identical_inputs_give_identical_tables(tmp_path):
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    first, second = (
+        Lakehouse(raw_dir, tmp_path / f"{name}.duckdb", tmp_path / f"{name}-serving.duckdb")
+        for name in ("first", "second")
+    )
+    assert first.materialize().success and second.materialize().success
+    tables = first.query(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1"
+    )
+    assert len(tables) >= 12
+    for (table,) in tables:
+        query = f"SELECT * FROM {table} ORDER BY ALL"
+        assert first.query(query) == second.query(query), table
+
+
+def test_cli_materializes_the_whole_graph(tmp_path):
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "MARKETING_ML_RAW_DIR": str(raw_dir),
+        "MARKETING_ML_DB": str(tmp_path / "lakehouse.duckdb"),
+        "MARKETING_ML_SERVING_DB": str(tmp_path / "serving.duckdb"),
+    }
+    (tmp_path / "dagster_home").mkdir()
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "marketing_ml",
+         "--select", "*"],
+        env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "RUN_SUCCESS" in completed.stderr
+    with duckdb.connect(str(tmp_path / "serving.duckdb"), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM gold.daily_adset_metrics").fetchone() == (12,)
