@@ -9,6 +9,7 @@ from marketing_ml.contract import (
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
 )
+from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.conftest import (
     check_outcomes,
     clean_conversion_rows,
@@ -202,3 +203,23 @@ def test_audience_file_with_a_duplicate_id_keeps_one_version(lakehouse):
     assert lakehouse.query(
         "SELECT ad_set_id, daily_budget FROM silver.audience_segments ORDER BY 1"
     ) == [("AS_001", 500.0), ("AS_002", 300.0), ("AS_003", 350.0)]
+
+
+def test_generated_data_passes_every_blocking_check_and_warns_only_of_its_dirt(lakehouse):
+    for path in lakehouse.raw_dir.iterdir():
+        path.unlink()
+    write_sample_data(lakehouse.raw_dir, ad_sets=10, days=60, seed=7)
+    result = lakehouse.materialize()
+    assert result.success
+    assert all(blocking_outcomes(result).values())
+    warned = sorted(name for name, passed in check_outcomes(result).items() if not passed)
+    assert warned == ["bookings_have_value"]
+    accounts = lakehouse.query(
+        "SELECT source_file, duplicates_dropped, quarantined_rows, balanced FROM gold.row_accounting "
+        "WHERE source_file = 'meta_campaign_performance.csv'"
+    )
+    (_, duplicates_dropped, quarantined_rows, balanced), = accounts
+    assert duplicates_dropped > 0 and quarantined_rows > 0 and balanced
+    assert lakehouse.query(
+        "SELECT count(*) = count(DISTINCT (date, ad_set_id)) FROM gold.daily_adset_metrics"
+    ) == [(True,)]
