@@ -34,7 +34,7 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
         rejected = connection.execute(
             f"""
 SELECT _source_line, rule, reason
-FROM ({classified_rows_sql(raw_file, 'bronze_rows')})
+FROM ({classified_rows_sql(raw_file, "bronze_rows")})
 WHERE rule IS NOT NULL
 ORDER BY _source_line"""
         ).fetchall()

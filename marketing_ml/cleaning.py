@@ -124,7 +124,7 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
 def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
     """Every distinct bronze row, typed, with `rule`/`reason` NULL when it belongs in silver."""
     key = ", ".join(raw_file.key)
-    raw_columns = ", ".join(f'{_text(column)} AS raw_{column}' for column in raw_file.columns)
+    raw_columns = ", ".join(f"{_text(column)} AS raw_{column}" for column in raw_file.columns)
     typed_columns = ",\n        ".join(typed_columns_sql(raw_file))
     content = ", ".join(f"CAST({column} AS VARCHAR)" for column in raw_file.columns)
     row_rule, row_reason = _first_failing_rule_sql(raw_file)

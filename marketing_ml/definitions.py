@@ -5,7 +5,12 @@ import dagster as dg
 from marketing_ml.bronze import bronze_assets
 from marketing_ml.gold import daily_adset_metrics
 from marketing_ml.publish import SERVED_TABLES, build_publish_asset
-from marketing_ml.quality import data_quality_report, fact_files_fresh, quality_checks, row_accounting
+from marketing_ml.quality import (
+    data_quality_report,
+    fact_files_fresh,
+    quality_checks,
+    row_accounting,
+)
 from marketing_ml.resources import LakehouseResource, RawFilesResource, ServingResource
 from marketing_ml.silver import quarantine, revenue_by_day, silver_tables
 from marketing_ml.storage import LakehouseIOManager

@@ -5,9 +5,7 @@ import dagster as dg
 from marketing_ml.storage import Sql, Table
 
 
-def daily_adset_metrics_sql(
-    performance: str, pacing: str, revenue: str, audience: str
-) -> str:
+def daily_adset_metrics_sql(performance: str, pacing: str, revenue: str, audience: str) -> str:
     return f"""
 WITH ad_set_days AS (
     SELECT date, ad_set_id FROM {performance}
@@ -65,9 +63,7 @@ LEFT JOIN {audience} AS audience
     "spend, utilization, the vendor's pacing status, ad set name and audience attributes. "
     "Revenue counts bookings with a known value; bookings_without_value says how many lack one.",
 )
-def daily_adset_metrics(
-    performance: Table, pacing: Table, revenue: Table, audience: Table
-) -> Sql:
+def daily_adset_metrics(performance: Table, pacing: Table, revenue: Table, audience: Table) -> Sql:
     return Sql(
         daily_adset_metrics_sql(performance.name, pacing.name, revenue.name, audience.name),
         order_by=("date", "ad_set_id"),

@@ -221,7 +221,9 @@ WHERE conversion_type = 'booking_completed' AND value IS NULL""",
 
 
 def evaluate(rule: Rule, connection) -> RuleOutcome:
-    return RuleOutcome(rule=rule, rows_affected=int(connection.execute(rule.count_sql).fetchone()[0]))
+    return RuleOutcome(
+        rule=rule, rows_affected=int(connection.execute(rule.count_sql).fetchone()[0])
+    )
 
 
 def build_check(rule: Rule) -> dg.AssetChecksDefinition:
@@ -259,7 +261,9 @@ quality_checks = [build_check(rule) for rule in RULES]
 def fact_files_fresh(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.connect() as connection:
         latest = {
-            raw_file.name: connection.execute(f"SELECT max(date) FROM {silver(raw_file)}").fetchone()[0]
+            raw_file.name: connection.execute(
+                f"SELECT max(date) FROM {silver(raw_file)}"
+            ).fetchone()[0]
             for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
         }
     known = [day for day in latest.values() if day is not None]

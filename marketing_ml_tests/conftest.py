@@ -34,18 +34,39 @@ def write_raw_csv(
 
 
 AUDIENCE_ROWS = [
-    ["AS_001", "Premium_Travelers_25-45", "25-45", '"luxury travel, premium hotels"',
-     "high_value_customers", "500"],
-    ["AS_002", "Budget_Conscious_Families", "28-50", '"family travel, budget flights"',
-     "family_bookers", "300"],
-    ["AS_003", "Senior_Leisure_Travelers", "55+", '"cruise travel, guided tours"',
-     "senior_travelers", "350"],
+    [
+        "AS_001",
+        "Premium_Travelers_25-45",
+        "25-45",
+        '"luxury travel, premium hotels"',
+        "high_value_customers",
+        "500",
+    ],
+    [
+        "AS_002",
+        "Budget_Conscious_Families",
+        "28-50",
+        '"family travel, budget flights"',
+        "family_bookers",
+        "300",
+    ],
+    [
+        "AS_003",
+        "Senior_Leisure_Travelers",
+        "55+",
+        '"cruise travel, guided tours"',
+        "senior_travelers",
+        "350",
+    ],
 ]
 
 
 def performance_row(day: str, ad_set: str, impressions: str, clicks: str, spend: str):
-    name = {"AS_001": "Premium_Travelers_25-45", "AS_002": "Budget_Conscious_Families",
-            "AS_003": "Senior_Leisure_Travelers"}.get(ad_set, "Unknown_Ad_Set")
+    name = {
+        "AS_001": "Premium_Travelers_25-45",
+        "AS_002": "Budget_Conscious_Families",
+        "AS_003": "Senior_Leisure_Travelers",
+    }.get(ad_set, "Unknown_Ad_Set")
     try:
         ctr = f"{int(clicks) / int(impressions) * 100:.2f}"
         cpm = f"{float(spend) / int(impressions) * 1000:.2f}"
@@ -59,8 +80,15 @@ def clean_performance_rows(days: int = 4) -> list[list[str]]:
     for day in range(1, days + 1):
         for index, ad_set in enumerate(("AS_001", "AS_002", "AS_003")):
             impressions = 40000 + 1000 * day + 500 * index
-            rows.append(performance_row(f"0{day}/08/2024", ad_set, str(impressions),
-                                        str(800 + 10 * day), f"{250 + day + index}.50"))
+            rows.append(
+                performance_row(
+                    f"0{day}/08/2024",
+                    ad_set,
+                    str(impressions),
+                    str(800 + 10 * day),
+                    f"{250 + day + index}.50",
+                )
+            )
     return rows
 
 
@@ -70,8 +98,16 @@ def clean_pacing_rows(days: int = 4) -> list[list[str]]:
         for ad_set, planned in (("AS_001", 500), ("AS_002", 300), ("AS_003", 350)):
             actual = planned * (0.6 + 0.1 * day)
             status = "under_pacing" if actual / planned < 0.9 else "on_pace"
-            rows.append([f"0{day}/08/2024", ad_set, str(planned), f"{actual:.2f}",
-                         f"{actual / planned:.2f}", status])
+            rows.append(
+                [
+                    f"0{day}/08/2024",
+                    ad_set,
+                    str(planned),
+                    f"{actual:.2f}",
+                    f"{actual / planned:.2f}",
+                    status,
+                ]
+            )
     return rows
 
 
@@ -80,21 +116,43 @@ def clean_conversion_rows(days: int = 4) -> list[list[str]]:
     for day in range(1, days + 1):
         for index, ad_set in enumerate(("AS_001", "AS_002", "AS_003")):
             number = len(rows) + 1
-            rows.append([f"CV_{number:03d}", f"0{day}/08/2024", ad_set, "booking_completed",
-                         f"{1000 + 100 * index}", "7_day_click", "premium_leisure"])
-            rows.append([f"CV_{number + 100:03d}", f"0{day}/08/2024", ad_set,
-                         "newsletter_signup", "", "1_day_view", "family_leisure"])
+            rows.append(
+                [
+                    f"CV_{number:03d}",
+                    f"0{day}/08/2024",
+                    ad_set,
+                    "booking_completed",
+                    f"{1000 + 100 * index}",
+                    "7_day_click",
+                    "premium_leisure",
+                ]
+            )
+            rows.append(
+                [
+                    f"CV_{number + 100:03d}",
+                    f"0{day}/08/2024",
+                    ad_set,
+                    "newsletter_signup",
+                    "",
+                    "1_day_view",
+                    "family_leisure",
+                ]
+            )
     return rows
 
 
 def write_clean_raw_dir(raw_dir: Path) -> Path:
     raw_dir.mkdir(parents=True, exist_ok=True)
     write_raw_csv(raw_dir / "audience_segments.csv", AUDIENCE_SEGMENTS.columns, AUDIENCE_ROWS)
-    write_raw_csv(raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns,
-                  clean_performance_rows())
+    write_raw_csv(
+        raw_dir / "meta_campaign_performance.csv",
+        META_CAMPAIGN_PERFORMANCE.columns,
+        clean_performance_rows(),
+    )
     write_raw_csv(raw_dir / "budget_pacing.csv", BUDGET_PACING.columns, clean_pacing_rows())
-    write_raw_csv(raw_dir / "conversion_events.csv", CONVERSION_EVENTS.columns,
-                  clean_conversion_rows())
+    write_raw_csv(
+        raw_dir / "conversion_events.csv", CONVERSION_EVENTS.columns, clean_conversion_rows()
+    )
     return raw_dir
 
 
@@ -110,7 +168,9 @@ class Lakehouse:
     def definitions(self) -> dg.Definitions:
         return build_definitions(str(self.database), str(self.raw_dir), str(self.serving))
 
-    def materialize(self, selection: str | None = None, extra_checks=()) -> dg.ExecuteInProcessResult:
+    def materialize(
+        self, selection: str | None = None, extra_checks=()
+    ) -> dg.ExecuteInProcessResult:
         definitions = self.definitions
         return dg.materialize(
             [*definitions.assets, *definitions.asset_checks, *extra_checks],

@@ -27,7 +27,9 @@ def test_query_failing_mid_write_leaves_the_previous_table(tmp_path):
     replace_table_with_query(connection, "gold.kpis", "SELECT 1 AS spend")
     with pytest.raises(duckdb.ConversionException):
         replace_table_with_query(
-            connection, "gold.kpis", "SELECT CAST(x AS INTEGER) AS spend FROM (VALUES ('1'), ('oops')) v(x)"
+            connection,
+            "gold.kpis",
+            "SELECT CAST(x AS INTEGER) AS spend FROM (VALUES ('1'), ('oops')) v(x)",
         )
     assert connection.execute("SELECT spend FROM gold.kpis").fetchall() == [(1,)]
 
@@ -69,8 +71,9 @@ def double_the_spend(lakehouse: Lakehouse) -> None:
     rows = clean_performance_rows()
     for row in rows:
         row[5] = f"{2 * float(row[5]):.2f}"
-    write_raw_csv(raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE),
-                  META_CAMPAIGN_PERFORMANCE.columns, rows)
+    write_raw_csv(
+        raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE), META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
 
 
 def test_failing_blocking_check_leaves_the_previous_serving_file(lakehouse):
@@ -87,9 +90,9 @@ def test_failing_blocking_check_leaves_the_previous_serving_file(lakehouse):
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert dg.AssetKey(["gold", "daily_adset_metrics"]) in materialized
     assert dg.AssetKey("publish") not in materialized
-    assert lakehouse.query("SELECT sum(spend) FROM gold.daily_adset_metrics")[0][0] == pytest.approx(
-        2 * published_spend
-    )
+    assert lakehouse.query("SELECT sum(spend) FROM gold.daily_adset_metrics")[0][
+        0
+    ] == pytest.approx(2 * published_spend)
     assert served_spend(lakehouse) == pytest.approx(published_spend)
 
 
@@ -134,11 +137,26 @@ def test_cli_materializes_the_whole_graph(tmp_path):
     }
     (tmp_path / "dagster_home").mkdir()
     completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "marketing_ml",
-         "--select", "*"],
-        env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "marketing_ml",
+            "--select",
+            "*",
+        ],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "RUN_SUCCESS" in completed.stderr
     with duckdb.connect(str(tmp_path / "serving.duckdb"), read_only=True) as connection:
-        assert connection.execute("SELECT count(*) FROM gold.daily_adset_metrics").fetchone() == (12,)
+        assert connection.execute("SELECT count(*) FROM gold.daily_adset_metrics").fetchone() == (
+            12,
+        )

@@ -16,7 +16,9 @@ def classify(tmp_path: Path, raw_file: RawFile, rows) -> dict[int, tuple]:
     """Line → (rule, reason, typed row) for every distinct row of a file with these rows."""
     path = write_raw_csv(tmp_path / raw_file.file_name, raw_file.columns, rows)
     connection = duckdb.connect()
-    connection.execute(f"CREATE TABLE bronze_rows AS {bronze_sql(profile_raw_file(path, raw_file))}")
+    connection.execute(
+        f"CREATE TABLE bronze_rows AS {bronze_sql(profile_raw_file(path, raw_file))}"
+    )
     columns = ", ".join(raw_file.columns)
     classified = connection.execute(
         f"SELECT _source_line, rule, reason, {columns} "
@@ -110,10 +112,13 @@ def test_quoted_thousands_separators_are_numbers(tmp_path):
     assert typed[3] == 43450 and typed[5] == pytest.approx(1467.89)
 
 
-@pytest.mark.parametrize("column, values", [
-    ("impressions", ("-5", "0", "1.00")),
-    ("clicks", ("100", "-3", "1.00")),
-])
+@pytest.mark.parametrize(
+    "column, values",
+    [
+        ("impressions", ("-5", "0", "1.00")),
+        ("clicks", ("100", "-3", "1.00")),
+    ],
+)
 def test_negative_counts_are_quarantined(tmp_path, column, values):
     row = performance_row("09/08/2024", "AS_003", *values)
     classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [row])

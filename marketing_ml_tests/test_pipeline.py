@@ -64,8 +64,13 @@ def write_dirty_raw_dir(lakehouse) -> None:
         ["CV_900", "02/08/2024", "AS_001", "purchase", "10", "7_day_click", "x"],
         ["CV_901", "03/08/2024", "AS_002", "booking_completed", "", "1_day_view", "x"],
     ]
-    write_raw_csv(raw_path(lakehouse, CONVERSION_EVENTS), CONVERSION_EVENTS.columns,
-                  conversions, newline="\n", final_newline=False)
+    write_raw_csv(
+        raw_path(lakehouse, CONVERSION_EVENTS),
+        CONVERSION_EVENTS.columns,
+        conversions,
+        newline="\n",
+        final_newline=False,
+    )
 
 
 def test_clean_fixture_builds_every_table_and_publishes(lakehouse):
@@ -100,7 +105,8 @@ def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
     ]
     assert lakehouse.query(
         "SELECT bronze_rows, silver_rows, duplicates_dropped, quarantined_rows, balanced "
-        "FROM gold.row_accounting WHERE source_file = ?", [performance_file]
+        "FROM gold.row_accounting WHERE source_file = ?",
+        [performance_file],
     ) == [(22, 14, 1, 7, True)]
     assert lakehouse.query(
         "SELECT impressions, spend FROM silver.meta_campaign_performance "
@@ -118,7 +124,8 @@ def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
     assert report["bookings_have_value"] == 1
     assert report["quarantined_negative_value"] == 3
     assert "campaign_objective" in [
-        name for (name,) in lakehouse.query(
+        name
+        for (name,) in lakehouse.query(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = 'bronze' AND table_name = 'meta_campaign_performance'"
         )
@@ -135,11 +142,17 @@ def test_header_only_file_builds_with_nothing_crashing(lakehouse):
     ) == [(12,)]
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    (lambda path: path.unlink(), "budget_pacing.csv: file is missing"),
-    (lambda path: path.write_bytes(b""), "budget_pacing.csv: file is empty"),
-    (lambda path: path.write_bytes(b"\xff\xfed\x00a\x00t\x00e\x00"), "budget_pacing.csv: not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda path: path.unlink(), "budget_pacing.csv: file is missing"),
+        (lambda path: path.write_bytes(b""), "budget_pacing.csv: file is empty"),
+        (
+            lambda path: path.write_bytes(b"\xff\xfed\x00a\x00t\x00e\x00"),
+            "budget_pacing.csv: not UTF-8",
+        ),
+    ],
+)
 def test_unusable_file_fails_its_bronze_asset_with_a_message(lakehouse, breakage, expected):
     breakage(raw_path(lakehouse, BUDGET_PACING))
     result = lakehouse.materialize()
@@ -154,8 +167,9 @@ def test_unknown_ad_set_stays_with_a_warning(lakehouse):
     rows = clean_performance_rows() + [
         performance_row("05/08/2024", "AS_404", "1000", "10", "5.00")
     ]
-    write_raw_csv(raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE),
-                  META_CAMPAIGN_PERFORMANCE.columns, rows)
+    write_raw_csv(
+        raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE), META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     result = lakehouse.materialize()
     assert result.success
     assert check_outcomes(result)["meta_campaign_performance_ad_sets_known"] is False
@@ -180,8 +194,9 @@ def test_gold_metrics_follow_their_definitions(lakehouse):
 def test_roas_is_null_when_spend_is_zero(lakehouse):
     rows = clean_performance_rows()
     rows[0][5] = "0"
-    write_raw_csv(raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE),
-                  META_CAMPAIGN_PERFORMANCE.columns, rows)
+    write_raw_csv(
+        raw_path(lakehouse, META_CAMPAIGN_PERFORMANCE), META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     assert lakehouse.materialize().success
     assert lakehouse.query(
         "SELECT roas FROM gold.daily_adset_metrics WHERE ad_set_id = 'AS_001' "
@@ -218,7 +233,7 @@ def test_generated_data_passes_every_blocking_check_and_warns_only_of_its_dirt(l
         "SELECT source_file, duplicates_dropped, quarantined_rows, balanced FROM gold.row_accounting "
         "WHERE source_file = 'meta_campaign_performance.csv'"
     )
-    (_, duplicates_dropped, quarantined_rows, balanced), = accounts
+    ((_, duplicates_dropped, quarantined_rows, balanced),) = accounts
     assert duplicates_dropped > 0 and quarantined_rows > 0 and balanced
     assert lakehouse.query(
         "SELECT count(*) = count(DISTINCT (date, ad_set_id)) FROM gold.daily_adset_metrics"

@@ -14,7 +14,9 @@ from marketing_ml_tests.conftest import (
 
 
 def test_missing_file_names_the_file_and_the_env_var(tmp_path):
-    with pytest.raises(RawFileError, match="budget_pacing.csv: file is missing.*MARKETING_ML_RAW_DIR"):
+    with pytest.raises(
+        RawFileError, match="budget_pacing.csv: file is missing.*MARKETING_ML_RAW_DIR"
+    ):
         profile_raw_file(tmp_path / "budget_pacing.csv", BUDGET_PACING)
 
 
@@ -48,9 +50,14 @@ def test_header_only_file_has_zero_rows(tmp_path):
 @pytest.mark.parametrize("newline", ["\r\n", "\n"])
 @pytest.mark.parametrize("final_newline", [True, False])
 def test_rows_are_counted_whatever_the_line_endings(tmp_path, bom, newline, final_newline):
-    path = write_raw_csv(tmp_path / "budget_pacing.csv", BUDGET_PACING.columns,
-                         clean_pacing_rows(), bom=bom, newline=newline,
-                         final_newline=final_newline)
+    path = write_raw_csv(
+        tmp_path / "budget_pacing.csv",
+        BUDGET_PACING.columns,
+        clean_pacing_rows(),
+        bom=bom,
+        newline=newline,
+        final_newline=final_newline,
+    )
     profile = profile_raw_file(path, BUDGET_PACING)
     assert profile.data_rows == len(clean_pacing_rows())
     assert profile.header == BUDGET_PACING.columns
@@ -60,14 +67,18 @@ def test_extra_columns_are_reported(tmp_path):
     columns = [*META_CAMPAIGN_PERFORMANCE.columns, "campaign_objective"]
     rows = [[*row, "sales"] for row in clean_performance_rows()]
     path = write_raw_csv(tmp_path / "meta_campaign_performance.csv", columns, rows)
-    assert profile_raw_file(path, META_CAMPAIGN_PERFORMANCE).extra_columns == ("campaign_objective",)
+    assert profile_raw_file(path, META_CAMPAIGN_PERFORMANCE).extra_columns == (
+        "campaign_objective",
+    )
 
 
 def test_check_raw_lists_row_problems_with_file_and_line_and_passes(tmp_path):
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     rows = clean_performance_rows()
     rows[1][5] = "-12.00"
-    write_raw_csv(raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows)
+    write_raw_csv(
+        raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     report, file_problems = check_raw_folder(raw_dir)
     assert file_problems == 0
     assert any(

@@ -17,7 +17,9 @@ def main(database: str) -> None:
     )
     assert (rows, keys, ad_sets, days) == (126, 126, 6, 21), (rows, keys, ad_sets, days)
     assert spend == 37847.66, spend
-    bookings, revenue = one("SELECT sum(bookings), round(sum(revenue), 2) FROM silver.revenue_by_day")
+    bookings, revenue = one(
+        "SELECT sum(bookings), round(sum(revenue), 2) FROM silver.revenue_by_day"
+    )
     assert (bookings, revenue) == (240, 337578.75), (bookings, revenue)
     roas = one("SELECT round(sum(revenue) / sum(spend), 2) FROM gold.daily_adset_metrics")[0]
     assert roas == 8.92, roas
