@@ -129,11 +129,21 @@ def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
     content = ", ".join(f"CAST({column} AS VARCHAR)" for column in raw_file.columns)
     row_rule, row_reason = _first_failing_rule_sql(raw_file)
     raw_json = ", ".join(f"{sql_string(column)}, raw_{column}" for column in raw_file.columns)
+    key_match = " AND ".join(
+        f"shared_keys.{column} = row_checked.{column}" for column in raw_file.key
+    )
     return f"""
-WITH first_copies AS (
-    SELECT *
+WITH repeated_rows AS (
+    SELECT _row_hash, min(_source_line) AS first_line
     FROM {bronze_table}
-    QUALIFY row_number() OVER (PARTITION BY _row_hash ORDER BY _source_line) = 1
+    GROUP BY _row_hash
+    HAVING count(*) > 1
+),
+first_copies AS (
+    SELECT bronze_rows.*
+    FROM {bronze_table} AS bronze_rows
+    LEFT JOIN repeated_rows ON repeated_rows._row_hash = bronze_rows._row_hash
+    WHERE repeated_rows._row_hash IS NULL OR bronze_rows._source_line = repeated_rows.first_line
 ),
 raw AS (
     SELECT _source_file, _source_line, _row_hash, {raw_columns}
@@ -147,21 +157,29 @@ typed AS (
     FROM raw
 ),
 row_checked AS (
-    SELECT
-        *,
-        {row_rule} AS row_rule,
-        {row_reason} AS row_reason,
-        md5(concat_ws(chr(31), {content})) AS content_hash
+    SELECT *, {row_rule} AS row_rule, {row_reason} AS row_reason
     FROM typed
 ),
-key_checked AS (
-    SELECT
-        *,
-        count(DISTINCT content_hash) FILTER (WHERE row_rule IS NULL)
-            OVER (PARTITION BY {key}) AS valid_versions,
-        min(_source_line) FILTER (WHERE row_rule IS NULL)
-            OVER (PARTITION BY {key}) AS first_valid_line
+repeated_keys AS (
+    SELECT {key}
     FROM row_checked
+    GROUP BY {key}
+    HAVING count(*) > 1
+),
+shared_keys AS (
+    SELECT
+        {", ".join(f"row_checked.{column}" for column in raw_file.key)},
+        count(DISTINCT md5(concat_ws(chr(31), {content}))) FILTER (WHERE row_rule IS NULL)
+            AS valid_versions,
+        min(_source_line) FILTER (WHERE row_rule IS NULL) AS first_valid_line
+    FROM row_checked
+    SEMI JOIN repeated_keys USING ({key})
+    GROUP BY {", ".join(f"row_checked.{column}" for column in raw_file.key)}
+),
+key_checked AS (
+    SELECT row_checked.*, shared_keys.valid_versions, shared_keys.first_valid_line
+    FROM row_checked
+    LEFT JOIN shared_keys ON {key_match}
 )
 SELECT
     *,
