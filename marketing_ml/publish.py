@@ -18,7 +18,13 @@ SERVED_TABLES = (
     "gold.data_quality_report",
     "gold.row_accounting",
     "silver.quarantine",
+    "gold.scored_adsets",
+    "gold.scored_conversions",
+    "models.pacing_risk_model",
+    "models.conversion_model",
 )
+UNSERVED_COLUMNS = {"booster"}
+"""The dashboard shows model cards, not boosters: the serving file stays small."""
 
 
 def write_serving_file(lakehouse_path: Path, serving_path: Path, tables: tuple[str, ...]) -> dict:
@@ -33,7 +39,20 @@ def write_serving_file(lakehouse_path: Path, serving_path: Path, tables: tuple[s
             for table in tables:
                 schema, _ = table.split(".")
                 serving.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                serving.execute(f"CREATE TABLE {table} AS SELECT * FROM lakehouse.{table}")
+                columns = [
+                    name
+                    for (name,) in serving.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_catalog = 'lakehouse' AND table_schema = ? "
+                        "AND table_name = ? ORDER BY ordinal_position",
+                        table.split("."),
+                    ).fetchall()
+                    if name not in UNSERVED_COLUMNS
+                ]
+                column_list = ", ".join(f'"{name}"' for name in columns)
+                serving.execute(
+                    f"CREATE TABLE {table} AS SELECT {column_list} FROM lakehouse.{table}"
+                )
                 row_counts[table] = serving.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             serving.execute("DETACH lakehouse")
             serving.execute("CHECKPOINT")

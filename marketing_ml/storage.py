@@ -183,7 +183,9 @@ class LakehouseIOManager(DuckDBIOManager):
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
-        return [SqlTypeHandler(), TableTypeHandler(), DataFrameTypeHandler()]
+        from marketing_ml.ml.store import ModelTypeHandler  # the model store builds on this module
+
+        return [SqlTypeHandler(), TableTypeHandler(), DataFrameTypeHandler(), ModelTypeHandler()]
 
     @staticmethod
     def default_load_type() -> type:

@@ -16,6 +16,7 @@ from marketing_ml.contract import (
     RawFile,
 )
 from marketing_ml.definitions import build_definitions
+from marketing_ml.quality import RULES
 
 
 def write_raw_csv(
@@ -32,6 +33,9 @@ def write_raw_csv(
     path.write_bytes((("\ufeff" if bom else "") + text).encode("utf-8"))
     return path
 
+
+FIXTURE_DAYS = 21
+"""Three weeks, like the original sample: enough for both models' label windows."""
 
 AUDIENCE_ROWS = [
     [
@@ -75,14 +79,14 @@ def performance_row(day: str, ad_set: str, impressions: str, clicks: str, spend:
     return [day, ad_set, name, impressions, clicks, spend, ctr, cpm, "2.1"]
 
 
-def clean_performance_rows(days: int = 4) -> list[list[str]]:
+def clean_performance_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
     rows = []
     for day in range(1, days + 1):
         for index, ad_set in enumerate(("AS_001", "AS_002", "AS_003")):
             impressions = 40000 + 1000 * day + 500 * index
             rows.append(
                 performance_row(
-                    f"0{day}/08/2024",
+                    f"{day:02d}/08/2024",
                     ad_set,
                     str(impressions),
                     str(800 + 10 * day),
@@ -92,15 +96,15 @@ def clean_performance_rows(days: int = 4) -> list[list[str]]:
     return rows
 
 
-def clean_pacing_rows(days: int = 4) -> list[list[str]]:
+def clean_pacing_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
     rows = []
     for day in range(1, days + 1):
         for ad_set, planned in (("AS_001", 500), ("AS_002", 300), ("AS_003", 350)):
-            actual = planned * (0.6 + 0.1 * day)
+            actual = planned * (0.6 + 0.1 * (day % 7))
             status = "under_pacing" if actual / planned < 0.9 else "on_pace"
             rows.append(
                 [
-                    f"0{day}/08/2024",
+                    f"{day:02d}/08/2024",
                     ad_set,
                     str(planned),
                     f"{actual:.2f}",
@@ -111,15 +115,15 @@ def clean_pacing_rows(days: int = 4) -> list[list[str]]:
     return rows
 
 
-def clean_conversion_rows(days: int = 4) -> list[list[str]]:
+def clean_conversion_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
     rows = []
     for day in range(1, days + 1):
         for index, ad_set in enumerate(("AS_001", "AS_002", "AS_003")):
             number = len(rows) + 1
             rows.append(
                 [
-                    f"CV_{number:03d}",
-                    f"0{day}/08/2024",
+                    f"CV_B{number:03d}",
+                    f"{day:02d}/08/2024",
                     ad_set,
                     "booking_completed",
                     f"{1000 + 100 * index}",
@@ -129,8 +133,8 @@ def clean_conversion_rows(days: int = 4) -> list[list[str]]:
             )
             rows.append(
                 [
-                    f"CV_{number + 100:03d}",
-                    f"0{day}/08/2024",
+                    f"CV_N{number:03d}",
+                    f"{day:02d}/08/2024",
                     ad_set,
                     "newsletter_signup",
                     "",
@@ -202,6 +206,16 @@ def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
         evaluation.check_name: evaluation.passed
         for evaluation in result.get_asset_check_evaluations()
     }
+
+
+def quality_warnings(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Data-quality checks that did not pass (the models' own checks are judged elsewhere)."""
+    quality_checks = {rule.name for rule in RULES} | {"fact_files_fresh"}
+    return sorted(
+        name
+        for name, passed in check_outcomes(result).items()
+        if not passed and name in quality_checks
+    )
 
 
 def raw_path(lakehouse: Lakehouse, raw_file: RawFile) -> Path:

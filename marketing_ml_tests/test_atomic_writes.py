@@ -157,6 +157,6 @@ def test_cli_materializes_the_whole_graph(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "RUN_SUCCESS" in completed.stderr
     with duckdb.connect(str(tmp_path / "serving.duckdb"), read_only=True) as connection:
-        assert connection.execute("SELECT count(*) FROM gold.daily_adset_metrics").fetchone() == (
-            12,
-        )
+        served = connection.execute("SELECT count(*) FROM gold.daily_adset_metrics").fetchone()
+        scored = connection.execute("SELECT count(*) FROM gold.scored_adsets").fetchone()
+    assert served == scored == (63,)

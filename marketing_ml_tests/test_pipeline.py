@@ -15,6 +15,7 @@ from marketing_ml_tests.conftest import (
     clean_conversion_rows,
     clean_performance_rows,
     performance_row,
+    quality_warnings,
     raw_path,
     write_raw_csv,
 )
@@ -43,7 +44,7 @@ def write_dirty_raw_dir(lakehouse) -> None:
         performance[0],  # exact duplicate of line 2
         performance_row("01/08/2024", "AS_002", "41500", "810", "-252.50"),  # negative copy
         performance_row("01/08/2024", "AS_003", "", "810", "253.50"),  # blank impressions copy
-        performance_row("2024-08-05", "AS_001", '"45,000"', "900", '"1,250.00"'),  # ISO, "1,234"
+        performance_row("2024-08-25", "AS_001", '"45,000"', "900", '"1,250.00"'),  # ISO, "1,234"
         performance_row("32/08/2024", "AS_001", "45000", "900", "250.00"),  # bad date
         performance_row("06/08/2024", "AS_001", "lots", "900", "250.00"),  # non-numeric
         performance_row("06/08/2024", "AS_002", "-1", "0", "1.00"),  # negative impressions
@@ -60,7 +61,7 @@ def write_dirty_raw_dir(lakehouse) -> None:
     )
     conversions = clean_conversion_rows()
     conversions += [
-        ["CV_001", "01/08/2024", "AS_001", "booking_completed", "999", "7_day_click", "x"],
+        ["CV_B001", "01/08/2024", "AS_001", "booking_completed", "999", "7_day_click", "x"],
         ["CV_900", "02/08/2024", "AS_001", "purchase", "10", "7_day_click", "x"],
         ["CV_901", "03/08/2024", "AS_002", "booking_completed", "", "1_day_view", "x"],
     ]
@@ -77,8 +78,8 @@ def test_clean_fixture_builds_every_table_and_publishes(lakehouse):
     result = lakehouse.materialize()
     assert result.success
     assert all(blocking_outcomes(result).values())
-    assert not [name for name, passed in check_outcomes(result).items() if not passed]
-    assert lakehouse.serving_query("SELECT count(*) FROM gold.daily_adset_metrics") == [(12,)]
+    assert quality_warnings(result) == []
+    assert lakehouse.serving_query("SELECT count(*) FROM gold.daily_adset_metrics") == [(63,)]
 
 
 def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
@@ -93,31 +94,30 @@ def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
     performance_file = "meta_campaign_performance.csv"
     assert quarantined == [
         ("conversion_events.csv", 2, "conflicting_duplicate"),
-        ("conversion_events.csv", 26, "conflicting_duplicate"),
-        ("conversion_events.csv", 27, "unknown_vocabulary"),
-        (performance_file, 15, "negative_value"),
-        (performance_file, 16, "missing_required"),
-        (performance_file, 18, "unparseable_date"),
-        (performance_file, 19, "non_numeric"),
-        (performance_file, 20, "negative_value"),
-        (performance_file, 21, "negative_value"),
-        (performance_file, 22, "clicks_exceed_impressions"),
+        ("conversion_events.csv", 128, "conflicting_duplicate"),
+        ("conversion_events.csv", 129, "unknown_vocabulary"),
+        (performance_file, 66, "negative_value"),
+        (performance_file, 67, "missing_required"),
+        (performance_file, 69, "unparseable_date"),
+        (performance_file, 70, "non_numeric"),
+        (performance_file, 71, "negative_value"),
+        (performance_file, 72, "negative_value"),
+        (performance_file, 73, "clicks_exceed_impressions"),
     ]
     assert lakehouse.query(
         "SELECT bronze_rows, silver_rows, duplicates_dropped, quarantined_rows, balanced "
         "FROM gold.row_accounting WHERE source_file = ?",
         [performance_file],
-    ) == [(22, 14, 1, 7, True)]
+    ) == [(73, 65, 1, 7, True)]
     assert lakehouse.query(
         "SELECT impressions, spend FROM silver.meta_campaign_performance "
-        "WHERE date = DATE '2024-08-05' AND ad_set_id = 'AS_001'"
+        "WHERE date = DATE '2024-08-25' AND ad_set_id = 'AS_001'"
     ) == [(45000, 1250.0)]
 
-    outcomes = check_outcomes(result)
-    warned = sorted(name for name, passed in outcomes.items() if not passed)
-    assert warned == [
+    assert quality_warnings(result) == [
         "bookings_have_value",
         "ctr_cpm_match_reported",  # the "45,000" row reports a CPM of 5.00; its spend says 27.78
+        "fact_files_fresh",  # the ISO row is dated after the other files end
         "meta_campaign_performance_ad_sets_known",
     ]
     report = dict(lakehouse.query("SELECT rule, rows_affected FROM gold.data_quality_report"))
@@ -132,14 +132,17 @@ def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
     ]
 
 
-def test_header_only_file_builds_with_nothing_crashing(lakehouse):
+def test_header_only_file_builds_the_data_layers_and_says_the_model_lacks_labels(lakehouse):
     write_raw_csv(raw_path(lakehouse, BUDGET_PACING), BUDGET_PACING.columns, [])
     result = lakehouse.materialize()
-    assert result.success
+    assert all(blocking_outcomes(result).values())
+    failed_steps = [event.step_key for event in result.all_events if event.is_step_failure]
+    assert failed_steps == ["models__pacing_risk_model"]
+    assert "no row has label_under_pacing_next" in failure_messages(result)
     assert lakehouse.query("SELECT count(*) FROM silver.budget_pacing") == [(0,)]
     assert lakehouse.query(
         "SELECT count(*) FROM gold.daily_adset_metrics WHERE pacing_status IS NULL"
-    ) == [(12,)]
+    ) == [(63,)]
 
 
 @pytest.mark.parametrize(
@@ -227,8 +230,7 @@ def test_generated_data_passes_every_blocking_check_and_warns_only_of_its_dirt(l
     result = lakehouse.materialize()
     assert result.success
     assert all(blocking_outcomes(result).values())
-    warned = sorted(name for name, passed in check_outcomes(result).items() if not passed)
-    assert warned == ["bookings_have_value"]
+    assert quality_warnings(result) == ["bookings_have_value"]
     accounts = lakehouse.query(
         "SELECT source_file, duplicates_dropped, quarantined_rows, balanced FROM gold.row_accounting "
         "WHERE source_file = 'meta_campaign_performance.csv'"

@@ -1,0 +1,179 @@
+"""The ML assets: features, labels, training data, two calibrated models and their scores."""
+
+import dagster as dg
+import pandas as pd
+
+from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
+from marketing_ml.ml.report import model_metadata
+from marketing_ml.ml.store import CalibratedModel
+from marketing_ml.ml.training import (
+    CONVERSION,
+    PACING_RISK,
+    ModelSpec,
+    TrainingParameters,
+    train_model,
+)
+from marketing_ml.storage import Sql, Table
+
+DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
+FEATURES = dg.AssetKey(["gold", "features"])
+LABELS = dg.AssetKey(["gold", "labels"])
+TRAINING_DATASET = dg.AssetKey(["gold", "training_dataset"])
+KEY_ORDER = ("ad_set_id", "date")
+
+
+@dg.asset(
+    key=FEATURES,
+    ins={"daily": dg.AssetIn(key=DAILY)},
+    group_name="gold",
+    kinds={"duckdb", "sql"},
+    description="Point-in-time features per ad set and day: each row reads only data dated on or "
+    "before its date. Trailing 1/3/7/14/28-day windows (NULL until the history spans them) and "
+    "yesterday's value of spend, impressions, clicks, CTR, CPM, frequency, utilization, bookings, "
+    "revenue, ROAS and the under-pacing share; days since the first day, day of week, audience.",
+)
+def features(daily: Table) -> Sql:
+    return Sql(feature_sql(str(daily)), order_by=KEY_ORDER)
+
+
+class LabelConfig(dg.Config):
+    roas_target: float = 4.0
+    """ROAS (revenue ÷ spend) the next 7 days must reach; the dashboard's default target."""
+
+
+@dg.asset(
+    key=LABELS,
+    ins={"daily": dg.AssetIn(key=DAILY)},
+    group_name="gold",
+    kinds={"duckdb", "sql"},
+    description="Forward-looking labels: tomorrow's vendor pacing status is under_pacing; ROAS "
+    "over the next 7 days reaches the target. NULL when the window is not fully in the data or "
+    "has no spend.",
+)
+def labels(config: LabelConfig, daily: Table) -> Sql:
+    return Sql(label_sql(str(daily), config.roas_target), order_by=KEY_ORDER)
+
+
+@dg.asset(
+    key=TRAINING_DATASET,
+    ins={
+        "features": dg.AssetIn(key=FEATURES),
+        "labels": dg.AssetIn(key=LABELS),
+        "daily": dg.AssetIn(key=DAILY),
+    },
+    group_name="gold",
+    kinds={"duckdb", "sql"},
+    description="Features ⨝ labels per ad set and day, with the day's own revenue and ROAS.",
+)
+def training_dataset(features: Table, labels: Table, daily: Table) -> Sql:
+    return Sql(training_dataset_sql(str(features), str(labels), str(daily)), order_by=KEY_ORDER)
+
+
+class ModelConfig(dg.Config):
+    """XGBoost and evaluation settings; the defaults are what the README's figures used."""
+
+    max_rounds: int = 200
+    early_stopping_rounds: int = 20
+    learning_rate: float = 0.2
+    max_depth: int = 4
+    max_bin: int = 64
+    seed: int = 42
+    validation_fraction: float = 0.2
+    calibration_fraction: float = 0.25
+    backtest_folds: int = 3
+    bootstrap_samples: int = 200
+
+    def parameters(self) -> TrainingParameters:
+        return TrainingParameters(**self.model_dump())
+
+
+def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["models", spec.name],
+        ins={"training_dataset": dg.AssetIn(key=TRAINING_DATASET)},
+        group_name="models",
+        kinds={"xgboost", "duckdb"},
+        description=f"{spec.predicts} Calibrated XGBoost, trained before a time cutoff and judged "
+        f"after it, against the base rate and {spec.heuristic_description}.",
+    )
+    def model(
+        context: dg.AssetExecutionContext, config: ModelConfig, training_dataset: pd.DataFrame
+    ) -> CalibratedModel:
+        try:
+            trained = train_model(training_dataset, spec, config.parameters())
+        except ValueError as error:
+            raise dg.Failure(description=str(error)) from error
+        context.add_output_metadata(model_metadata(trained))
+        return trained
+
+    return model
+
+
+pacing_risk_model = build_model_asset(PACING_RISK)
+conversion_model = build_model_asset(CONVERSION)
+
+
+def score(model: CalibratedModel, features: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One probability per (ad_set_id, date), with the model version and its last training day."""
+    ordered = features.sort_values(list(KEY_ORDER), kind="stable").reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "ad_set_id": ordered["ad_set_id"].astype(str),
+            "date": pd.to_datetime(ordered["date"]).dt.date,
+            column: model.predict_proba(ordered),
+            "model_version": model.version,
+            "trained_through": model.card.training_end,
+        }
+    )
+
+
+@dg.asset(
+    key=["gold", "scored_adsets"],
+    ins={
+        "model": dg.AssetIn(key=["models", PACING_RISK.name]),
+        "features": dg.AssetIn(key=FEATURES),
+    },
+    group_name="gold",
+    kinds={"duckdb", "xgboost"},
+    description="under_pacing_risk: calibrated probability that each ad set under-paces the next "
+    "day, for every ad set and day including the latest.",
+)
+def scored_adsets(model: CalibratedModel, features: pd.DataFrame) -> pd.DataFrame:
+    return score(model, features, "under_pacing_risk")
+
+
+@dg.asset(
+    key=["gold", "scored_conversions"],
+    ins={
+        "model": dg.AssetIn(key=["models", CONVERSION.name]),
+        "features": dg.AssetIn(key=FEATURES),
+    },
+    group_name="gold",
+    kinds={"duckdb", "xgboost"},
+    description="roas_on_target_prob: calibrated probability that each ad set's ROAS over the "
+    "next 7 days reaches roas_target, for every ad set and day including the latest.",
+)
+def scored_conversions(model: CalibratedModel, features: pd.DataFrame) -> pd.DataFrame:
+    scored = score(model, features, "roas_on_target_prob")
+    scored.insert(3, "roas_target", model.card.roas_target)
+    return scored[
+        [
+            "ad_set_id",
+            "date",
+            "roas_on_target_prob",
+            "roas_target",
+            "model_version",
+            "trained_through",
+        ]
+    ]
+
+
+ML_ASSETS = [
+    features,
+    labels,
+    training_dataset,
+    pacing_risk_model,
+    conversion_model,
+    scored_adsets,
+    scored_conversions,
+]

@@ -1,0 +1,321 @@
+"""Leakage gates (blocking) and honesty warnings on the ML assets.
+
+Every check opens the lakehouse itself and reads what was stored, so it judges the tables and
+model rows the dashboard will see, not the objects that were meant to be written.
+"""
+
+import json
+import re
+
+import dagster as dg
+import numpy as np
+
+from marketing_ml.ml.assets import DAILY, FEATURES, LABELS
+from marketing_ml.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS, feature_sql
+from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
+from marketing_ml.resources import LakehouseResource
+
+ERROR = dg.AssetCheckSeverity.ERROR
+WARN = dg.AssetCheckSeverity.WARN
+MIN_AUC_LIFT = 0.02
+PSI_LIMIT = 0.2
+POINT_IN_TIME_SHARES = (0.5, 0.9)
+"""Cutoffs at these shares of the distinct dates: the first lies inside every training window."""
+LOOKS_AHEAD = re.compile(r"\bLEAD\s*\(|\bFOLLOWING\b", re.IGNORECASE)
+
+
+def _columns(connection, table: str) -> list[str]:
+    return [row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _model_row(connection, spec: ModelSpec) -> dict:
+    cursor = connection.execute(f"SELECT * EXCLUDE (booster) FROM models.{spec.name}")
+    names = [column[0] for column in cursor.description]
+    rows = cursor.fetchall()
+    if len(rows) != 1:
+        raise dg.Failure(f"models.{spec.name} holds {len(rows)} rows, expected one model")
+    return dict(zip(names, rows[0], strict=True))
+
+
+@dg.asset_check(
+    asset=FEATURES,
+    blocking=True,
+    description="No column of gold.features is a label, and the feature SQL never looks ahead "
+    "(no LEAD, no FOLLOWING frame).",
+)
+def features_exclude_labels(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.connect(read_only=True) as connection:
+        stored = set(_columns(connection, "gold.features"))
+        label_columns = set(_columns(connection, "gold.labels")) - set(KEY_COLUMNS)
+    leaked = sorted(stored & (label_columns | set(LABEL_COLUMNS)))
+    looks_ahead = LOOKS_AHEAD.findall(feature_sql("gold.daily_adset_metrics"))
+    return dg.AssetCheckResult(
+        passed=not leaked and not looks_ahead,
+        severity=ERROR,
+        metadata={
+            "label_columns_among_features": leaked,
+            "forward_looking_sql": sorted(set(looks_ahead)),
+            "features": len(stored - set(KEY_COLUMNS)),
+        },
+    )
+
+
+def point_in_time_cutoffs(dates: list) -> list:
+    dates = sorted(set(dates))
+    if not dates:
+        return []
+    return sorted({dates[min(len(dates) - 1, int(len(dates) * s))] for s in POINT_IN_TIME_SHARES})
+
+
+def point_in_time_mismatches(connection, daily_table: str, features_table: str, cutoff) -> int:
+    """Rows that differ between stored features and features recomputed from data <= cutoff."""
+    truncated = f"(SELECT * FROM {daily_table} WHERE date <= DATE '{cutoff}')"
+    columns = ", ".join([*KEY_COLUMNS, *FEATURE_COLUMNS])
+    stored = f"SELECT {columns} FROM {features_table} WHERE date <= DATE '{cutoff}'"
+    recomputed = f"SELECT {columns} FROM ({feature_sql(truncated)}) AS recomputed"
+    return connection.execute(
+        f"SELECT (SELECT count(*) FROM ({recomputed} EXCEPT {stored}) AS only_recomputed)"
+        f" + (SELECT count(*) FROM ({stored} EXCEPT {recomputed}) AS only_stored)"
+    ).fetchone()[0]
+
+
+@dg.asset_check(
+    asset=FEATURES,
+    blocking=True,
+    additional_deps=[DAILY],
+    description="Features recomputed from gold.daily_adset_metrics truncated at two cutoffs equal "
+    "the stored features for every date up to the cutoff: nothing reads the future.",
+)
+def features_point_in_time(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.connect(read_only=True) as connection:
+        dates = [
+            row[0]
+            for row in connection.execute("SELECT DISTINCT date FROM gold.features").fetchall()
+        ]
+        cutoffs = point_in_time_cutoffs(dates)
+        mismatches = {
+            str(cutoff): point_in_time_mismatches(
+                connection, "gold.daily_adset_metrics", "gold.features", cutoff
+            )
+            for cutoff in cutoffs
+        }
+    return dg.AssetCheckResult(
+        passed=bool(cutoffs) and not any(mismatches.values()),
+        severity=ERROR,
+        metadata={"mismatched_rows_by_cutoff": mismatches},
+    )
+
+
+def build_model_checks(spec: ModelSpec) -> list[dg.AssetChecksDefinition]:
+    model_key = dg.AssetKey(["models", spec.name])
+
+    @dg.asset_check(
+        asset=model_key,
+        name="split_invariants",
+        blocking=True,
+        description="Fit, calibration and validation are ordered in time, each earlier part "
+        "purged by the label horizon: fit end + horizon < calibration start, training end + "
+        "horizon <= T < validation start.",
+    )
+    def split_invariants(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            row = _model_row(connection, spec)
+        horizon = np.timedelta64(int(row["horizon_days"]), "D")
+
+        def day(name):
+            return None if row[name] is None else np.datetime64(row[name], "D")
+
+        problems = []
+        if day("fit_end") is not None and not day("fit_end") + horizon < day("calibration_start"):
+            problems.append("fit labels reach into the calibration window")
+        if not day("training_end") + horizon <= day("validation_cutoff"):
+            problems.append("training labels reach past the cutoff T")
+        if day("validation_start") is not None and not day("validation_cutoff") < day(
+            "validation_start"
+        ):
+            problems.append("validation starts on or before T")
+        windows = {
+            name: str(row[name])
+            for name in (
+                "training_start",
+                "fit_end",
+                "calibration_start",
+                "training_end",
+                "validation_cutoff",
+                "validation_start",
+                "validation_end",
+            )
+        }
+        return dg.AssetCheckResult(
+            passed=not problems,
+            severity=ERROR,
+            metadata={"problems": problems, "horizon_days": int(row["horizon_days"]), **windows},
+        )
+
+    @dg.asset_check(
+        asset=model_key,
+        name="model_features_exclude_labels",
+        blocking=True,
+        additional_deps=[FEATURES, LABELS],
+        description="The model's stored feature list is point-in-time features only: every one "
+        "a column of gold.features, none a label or a column of gold.labels.",
+    )
+    def model_features_exclude_labels(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            used = json.loads(_model_row(connection, spec)["features"])
+            available = set(_columns(connection, "gold.features")) - set(KEY_COLUMNS)
+            label_columns = set(_columns(connection, "gold.labels")) - set(KEY_COLUMNS)
+        leaked = sorted(set(used) & (label_columns | set(LABEL_COLUMNS)))
+        unknown = sorted(set(used) - available)
+        return dg.AssetCheckResult(
+            passed=not leaked and not unknown,
+            severity=ERROR,
+            metadata={"label_columns_used": leaked, "not_in_gold_features": unknown},
+        )
+
+    @dg.asset_check(
+        asset=model_key,
+        name="validation_has_both_classes",
+        description="The validation window holds both outcomes; otherwise AUC is not computable.",
+    )
+    def validation_has_both_classes(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            validation = json.loads(_model_row(connection, spec)["metrics"])["validation"]
+        return dg.AssetCheckResult(
+            passed=validation["status"] == "ok",
+            severity=WARN,
+            metadata={
+                "status": validation["status"],
+                "rows": validation["rows"],
+                "positives": validation["positives"],
+            },
+        )
+
+    @dg.asset_check(
+        asset=model_key,
+        name="beats_base_rate",
+        description=f"Validation AUC at least {MIN_AUC_LIFT} above the base rate's 0.5, and Brier "
+        "below the base rate's Brier.",
+    )
+    def beats_base_rate(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            validation = json.loads(_model_row(connection, spec)["metrics"])["validation"]
+        model_auc = validation["model"]["auc"]
+        model_brier, base_brier = validation["model"]["brier"], validation["base_rate"]["brier"]
+        passed = (
+            model_auc is not None
+            and model_auc >= 0.5 + MIN_AUC_LIFT
+            and model_brier is not None
+            and base_brier is not None
+            and model_brier < base_brier
+        )
+        return dg.AssetCheckResult(
+            passed=bool(passed),
+            severity=WARN,
+            metadata={
+                "status": validation["status"],
+                "auc": _metric(model_auc),
+                "brier": _metric(model_brier),
+                "base_rate_brier": _metric(base_brier),
+            },
+        )
+
+    @dg.asset_check(
+        asset=model_key,
+        name="skill_over_heuristic",
+        description="The model beats the persistence heuristic on validation: the paired "
+        "bootstrap interval (by date) of Brier(model) − Brier(heuristic) lies below zero.",
+    )
+    def skill_over_heuristic(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            validation = json.loads(_model_row(connection, spec)["metrics"])["validation"]
+        gaps = validation["model_minus_heuristic"]
+        return dg.AssetCheckResult(
+            passed=bool(validation["skill_over_heuristic"]),
+            severity=WARN,
+            metadata={
+                f"{metric}_model_minus_heuristic": json.dumps(gaps[metric])
+                for metric in ("auc", "brier", "log_loss")
+            },
+        )
+
+    @dg.asset_check(
+        asset=model_key,
+        name="feature_drift",
+        description=f"Population stability index of each feature, training rows against the "
+        f"latest 28 days, at most {PSI_LIMIT}.",
+    )
+    def feature_drift(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            psi = json.loads(_model_row(connection, spec)["psi"])
+        drifted = [row["feature"] for row in psi if (row["psi"] or 0.0) > PSI_LIMIT]
+        table = "\n".join(
+            ["| feature | PSI |", "|---|---|"]
+            + [f"| {row['feature']} | {_metric(row['psi'])} |" for row in psi]
+        )
+        return dg.AssetCheckResult(
+            passed=not drifted,
+            severity=WARN,
+            metadata={"drifted_features": drifted, "psi": dg.MetadataValue.md(table)},
+        )
+
+    return [
+        split_invariants,
+        model_features_exclude_labels,
+        validation_has_both_classes,
+        beats_base_rate,
+        skill_over_heuristic,
+        feature_drift,
+    ]
+
+
+def _metric(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["gold", table]),
+        name="scores_are_probabilities_one_per_key",
+        blocking=True,
+        additional_deps=[DAILY],
+        description=f"{column} is within [0, 1] for every row, and the table has exactly one row "
+        "per (ad_set_id, date) of gold.daily_adset_metrics.",
+    )
+    def scores_valid(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        with lakehouse.connect(read_only=True) as connection:
+            outside, duplicates, missing, extra = connection.execute(
+                f"""
+                SELECT
+                    (SELECT count(*) FROM gold.{table}
+                     WHERE {column} IS NULL OR {column} < 0 OR {column} > 1),
+                    (SELECT count(*) - count(DISTINCT (ad_set_id, date)) FROM gold.{table}),
+                    (SELECT count(*) FROM (SELECT ad_set_id, date FROM gold.daily_adset_metrics
+                                           EXCEPT SELECT ad_set_id, date FROM gold.{table})),
+                    (SELECT count(*) FROM (SELECT ad_set_id, date FROM gold.{table}
+                                           EXCEPT SELECT ad_set_id, date
+                                           FROM gold.daily_adset_metrics))
+                """
+            ).fetchone()
+        return dg.AssetCheckResult(
+            passed=outside == duplicates == missing == extra == 0,
+            severity=ERROR,
+            metadata={
+                "outside_0_1_or_null": outside,
+                "duplicate_keys": duplicates,
+                "keys_missing": missing,
+                "keys_not_in_gold": extra,
+            },
+        )
+
+    return scores_valid
+
+
+ML_ASSET_CHECKS = [
+    features_exclude_labels,
+    features_point_in_time,
+    *build_model_checks(PACING_RISK),
+    *build_model_checks(CONVERSION),
+    build_scores_check("scored_adsets", "under_pacing_risk"),
+    build_scores_check("scored_conversions", "roas_on_target_prob"),
+]

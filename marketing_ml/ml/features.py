@@ -1,0 +1,248 @@
+"""Point-in-time features and forward-looking labels, each as one portable SQL query.
+
+A feature at date t reads only rows dated <= t: trailing windows are RANGE frames on the date (so a
+missing day never shifts a window onto older data), and a window the ad set's history does not yet
+span is NULL. Sums run on DECIMAL, so a window gives the same bits however DuckDB orders the
+additions: the point-in-time check compares recomputed features with EXCEPT, exactly.
+"""
+
+KEY_COLUMNS = ("ad_set_id", "date")
+WINDOWS = (1, 3, 7, 14, 28)
+
+SUMMED = ("spend", "impressions", "clicks", "bookings", "revenue")
+"""Additive daily measures: a window's value is their sum."""
+
+RATIOS = {
+    "ctr": ("clicks", 100.0, "impressions"),
+    "cpm": ("spend", 1000.0, "impressions"),
+    "frequency": ("frequency", 1.0, "frequency_days"),
+    "utilization": ("actual_spend", 1.0, "planned_spend"),
+    "roas": ("revenue", 1.0, "spend"),
+    "under_pacing_share": ("under_pacing_days", 1.0, "pacing_days"),
+}
+"""A window ratio is sum ÷ sum, never a mean of daily ratios: (numerator, scale, denominator)."""
+
+MEASURES = SUMMED + tuple(RATIOS)
+STATIC_FEATURES = (
+    "days_since_first_day",
+    "day_of_week",
+    "daily_budget",
+    "target_age_lower",
+    "target_age_upper",
+    "lookalike_source",
+)
+CATEGORICAL_FEATURES = ("lookalike_source",)
+"""Kept as text in gold.features; the model maps them to codes with the category list it stores."""
+
+_INPUTS = (
+    "spend",
+    "impressions",
+    "clicks",
+    "bookings",
+    "revenue",
+    "frequency",
+    "frequency_days",
+    "actual_spend",
+    "planned_spend",
+    "under_pacing_days",
+    "pacing_days",
+)
+
+
+def window_column(measure: str, days: int) -> str:
+    return f"{measure}_{days}d"
+
+
+def lag_column(measure: str) -> str:
+    return f"{measure}_lag1"
+
+
+FEATURE_COLUMNS = tuple(
+    [window_column(m, w) for w in WINDOWS for m in MEASURES]
+    + [lag_column(m) for m in MEASURES]
+    + list(STATIC_FEATURES)
+)
+
+LABEL_HORIZON_DAYS = {"label_under_pacing_next": 1, "label_roas_on_target_next7d": 7}
+LABEL_COLUMNS = tuple(LABEL_HORIZON_DAYS)
+
+
+def _frame(first_day_back: int, last_day_back: int) -> str:
+    def bound(days: int) -> str:
+        return "CURRENT ROW" if days == 0 else f"INTERVAL {days} DAYS PRECEDING"
+
+    return (
+        "OVER (PARTITION BY ad_set_id ORDER BY date "
+        f"RANGE BETWEEN {bound(first_day_back)} AND {bound(last_day_back)})"
+    )
+
+
+def _window_sums(suffix: str, first_day_back: int, last_day_back: int) -> list[str]:
+    frame = _frame(first_day_back, last_day_back)
+    return [f"SUM({name}) {frame} AS {name}_{suffix}" for name in _INPUTS]
+
+
+def _measure(measure: str, suffix: str) -> str:
+    if measure not in RATIOS:
+        return f"CAST({measure}_{suffix} AS DOUBLE)"
+    numerator, scale, denominator = RATIOS[measure]
+    return (
+        f"CAST({numerator}_{suffix} AS DOUBLE) * {scale}"
+        f" / CAST(NULLIF({denominator}_{suffix}, 0) AS DOUBLE)"
+    )
+
+
+def feature_sql(daily_table: str) -> str:
+    """Features per (ad_set_id, date) of `daily_table` (gold.daily_adset_metrics or a truncation).
+
+    `daily_table` may be a table name or a parenthesised subquery.
+    """
+    trailing = ",\n        ".join(
+        [s for w in WINDOWS for s in _window_sums(f"{w}d", w - 1, 0)] + _window_sums("lag1", 1, 1)
+    )
+    windowed = ",\n    ".join(
+        f"CASE WHEN days_since_first_day >= {w - 1} THEN {_measure(m, f'{w}d')} END"
+        f" AS {window_column(m, w)}"
+        for w in WINDOWS
+        for m in MEASURES
+    )
+    lagged = ",\n    ".join(f"{_measure(m, 'lag1')} AS {lag_column(m)}" for m in MEASURES)
+    return f"""
+WITH daily AS (
+    SELECT
+        ad_set_id,
+        date,
+        daily_budget,
+        lookalike_source,
+        CAST(spend AS DECIMAL(18, 6)) AS spend,
+        CAST(impressions AS DECIMAL(18, 0)) AS impressions,
+        CAST(clicks AS DECIMAL(18, 0)) AS clicks,
+        CAST(bookings AS DECIMAL(18, 0)) AS bookings,
+        CAST(revenue AS DECIMAL(18, 6)) AS revenue,
+        CAST(frequency AS DECIMAL(18, 6)) AS frequency,
+        CASE WHEN frequency IS NULL THEN 0 ELSE 1 END AS frequency_days,
+        CAST(actual_spend AS DECIMAL(18, 6)) AS actual_spend,
+        CAST(planned_spend AS DECIMAL(18, 6)) AS planned_spend,
+        CASE WHEN pacing_status = 'under_pacing' THEN 1 ELSE 0 END AS under_pacing_days,
+        CASE WHEN pacing_status IS NULL THEN 0 ELSE 1 END AS pacing_days
+    FROM {daily_table} AS daily_source
+),
+audience AS (
+    SELECT DISTINCT
+        ad_set_id,
+        CAST(NULLIF(REGEXP_EXTRACT(target_age, '^([0-9]+)', 1), '') AS INTEGER)
+            AS target_age_lower,
+        CAST(NULLIF(REGEXP_EXTRACT(target_age, '-([0-9]+)$', 1), '') AS INTEGER)
+            AS target_age_upper
+    FROM {daily_table} AS daily_source
+),
+history AS (
+    SELECT
+        daily.*,
+        DATE_DIFF('day', MIN(date) OVER (
+            PARTITION BY ad_set_id ORDER BY date
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ), date) AS days_since_first_day
+    FROM daily
+),
+trailing_windows AS (
+    SELECT
+        ad_set_id,
+        date,
+        days_since_first_day,
+        daily_budget,
+        lookalike_source,
+        {trailing}
+    FROM history
+)
+SELECT
+    trailing_windows.ad_set_id,
+    trailing_windows.date,
+    {windowed},
+    {lagged},
+    trailing_windows.days_since_first_day,
+    CAST(EXTRACT(DOW FROM trailing_windows.date) AS INTEGER) AS day_of_week,
+    CAST(trailing_windows.daily_budget AS DOUBLE) AS daily_budget,
+    audience.target_age_lower,
+    audience.target_age_upper,
+    trailing_windows.lookalike_source
+FROM trailing_windows
+LEFT JOIN audience ON audience.ad_set_id = trailing_windows.ad_set_id"""
+
+
+def label_sql(daily_table: str, roas_target: float) -> str:
+    """Labels per (ad_set_id, date): NULL unless the whole forward window is in the data."""
+    return f"""
+WITH daily AS (
+    SELECT
+        ad_set_id,
+        date,
+        pacing_status,
+        CAST(spend AS DECIMAL(18, 6)) AS spend,
+        CAST(revenue AS DECIMAL(18, 6)) AS revenue
+    FROM {daily_table} AS daily_source
+),
+next_day AS (
+    SELECT
+        daily.ad_set_id,
+        daily.date,
+        tomorrow.pacing_status AS next_pacing_status
+    FROM daily
+    LEFT JOIN daily AS tomorrow
+        ON tomorrow.ad_set_id = daily.ad_set_id
+        AND tomorrow.date = CAST(daily.date + INTERVAL 1 DAY AS DATE)
+),
+next_week AS (
+    SELECT
+        ad_set_id,
+        date,
+        COUNT(*) OVER forward AS days_observed,
+        SUM(spend) OVER forward AS spend_next7d,
+        SUM(revenue) OVER forward AS revenue_next7d
+    FROM daily
+    WINDOW forward AS (
+        PARTITION BY ad_set_id ORDER BY date
+        RANGE BETWEEN INTERVAL 1 DAYS FOLLOWING AND INTERVAL 7 DAYS FOLLOWING
+    )
+)
+SELECT
+    next_day.ad_set_id,
+    next_day.date,
+    CASE
+        WHEN next_day.next_pacing_status IS NULL THEN NULL
+        WHEN next_day.next_pacing_status = 'under_pacing' THEN 1
+        ELSE 0
+    END AS label_under_pacing_next,
+    CASE
+        WHEN next_week.days_observed < 7 OR COALESCE(next_week.spend_next7d, 0) = 0 THEN NULL
+        WHEN next_week.revenue_next7d >= next_week.spend_next7d * {roas_target!r} THEN 1
+        ELSE 0
+    END AS label_roas_on_target_next7d,
+    CASE WHEN next_week.days_observed = 7 THEN
+        CAST(next_week.revenue_next7d AS DOUBLE)
+        / CAST(NULLIF(next_week.spend_next7d, 0) AS DOUBLE)
+    END AS roas_next7d,
+    CAST({roas_target!r} AS DOUBLE) AS roas_target
+FROM next_day
+JOIN next_week ON next_week.ad_set_id = next_day.ad_set_id AND next_week.date = next_day.date"""
+
+
+def training_dataset_sql(features: str, labels: str, daily_table: str) -> str:
+    """Features ⨝ labels, with the day's own revenue and ROAS, as the original project had."""
+    feature_list = ",\n    ".join(f"features.{c}" for c in FEATURE_COLUMNS)
+    return f"""
+SELECT
+    features.ad_set_id,
+    features.date,
+    {feature_list},
+    labels.label_under_pacing_next,
+    labels.label_roas_on_target_next7d,
+    labels.roas_next7d,
+    labels.roas_target,
+    CAST(daily.revenue AS DOUBLE) AS revenue,
+    CAST(daily.roas AS DOUBLE) AS roas
+FROM {features} AS features
+JOIN {labels} AS labels
+    ON labels.ad_set_id = features.ad_set_id AND labels.date = features.date
+JOIN {daily_table} AS daily
+    ON daily.ad_set_id = features.ad_set_id AND daily.date = features.date"""

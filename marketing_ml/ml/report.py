@@ -1,0 +1,124 @@
+"""A model card as Dagster metadata: markdown tables a reviewer reads in the UI."""
+
+import dagster as dg
+
+from marketing_ml.ml.store import CalibratedModel
+
+
+def _number(value, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def scores_table(report: dict) -> str:
+    """Model beside the base rate and the heuristic, with the bootstrap interval of the gap."""
+    gaps = report.get("model_minus_heuristic") or {}
+    rows = []
+    for metric in ("auc", "brier", "log_loss"):
+        gap = gaps.get(metric)
+        interval = (
+            "n/a"
+            if not gap
+            else f"{gap['difference']:+.4f} [{_number(gap['low'])}, {_number(gap['high'])}]"
+        )
+        rows.append(
+            [
+                metric,
+                _number(report["model"][metric]),
+                _number(report["base_rate"][metric]),
+                _number(report["heuristic"][metric]),
+                interval,
+            ]
+        )
+    summary = (
+        f"{report['status']}; {report['rows']} rows, {report['positives']} positive "
+        f"(event rate {_number(report['event_rate'], 3)})"
+    )
+    return (
+        summary
+        + "\n\n"
+        + _table(
+            ["metric", "model", "base rate", "heuristic", "model − heuristic [95% CI, by date]"],
+            rows,
+        )
+    )
+
+
+def model_metadata(model: CalibratedModel) -> dict:
+    card = model.card
+    validation = card.metrics["validation"]
+    folds = [
+        [
+            fold["cutoff"],
+            f"{fold['evaluation_start']} → {fold['evaluation_end']}",
+            str(fold["rows"]),
+            _number(fold["model"]["auc"]),
+            _number(fold["heuristic"]["auc"]),
+            _number(fold["model"]["brier"]),
+            _number(fold["base_rate"]["brier"]),
+        ]
+        for fold in card.backtest["folds"]
+    ]
+    psi = [
+        [
+            row["feature"],
+            _number(row["psi"], 3),
+            _number(row["null_share_training"], 3),
+            _number(row["null_share_latest"], 3),
+        ]
+        for row in card.psi
+    ]
+    return {
+        "model_version": dg.MetadataValue.text(model.version),
+        "predicts": dg.MetadataValue.text(card.predicts),
+        "heuristic": dg.MetadataValue.text(card.metrics["heuristic"]),
+        "training_window": dg.MetadataValue.text(f"{card.training_start} → {card.training_end}"),
+        "calibration_window": dg.MetadataValue.text(
+            f"{card.calibration_start} → {card.calibration_end}"
+        ),
+        "validation_window": dg.MetadataValue.text(
+            f"{card.validation_start} → {card.validation_end} (cutoff {card.validation_cutoff})"
+        ),
+        "training_rows": dg.MetadataValue.int(card.training_rows),
+        "training_fingerprint": dg.MetadataValue.text(card.training_fingerprint),
+        "validation_auc": dg.MetadataValue.float(validation["model"]["auc"] or float("nan")),
+        "validation_brier": dg.MetadataValue.float(validation["model"]["brier"] or float("nan")),
+        "validation_ece": dg.MetadataValue.float(validation["ece"] or float("nan")),
+        "skill_over_heuristic": dg.MetadataValue.bool(validation["skill_over_heuristic"]),
+        "validation": dg.MetadataValue.md(scores_table(validation)),
+        "backtest": dg.MetadataValue.md(
+            scores_table(card.backtest["pooled"])
+            + "\n\n"
+            + _table(
+                ["cutoff", "evaluated", "rows", "AUC", "heuristic AUC", "Brier", "base Brier"],
+                folds,
+            )
+        ),
+        "reliability": dg.MetadataValue.md(
+            _table(
+                ["bin", "rows", "mean predicted", "observed"],
+                [
+                    [
+                        row["bin"],
+                        str(row["rows"]),
+                        _number(row["mean_predicted"], 3),
+                        _number(row["observed_rate"], 3),
+                    ]
+                    for row in card.reliability
+                ],
+            )
+        ),
+        "importances": dg.MetadataValue.md(
+            _table(
+                ["feature", "gain"],
+                [[row["feature"], _number(row["gain"], 3)] for row in card.importances[:20]],
+            )
+        ),
+        "psi": dg.MetadataValue.md(
+            _table(["feature", "PSI", "NULL share, training", "NULL share, latest 28 days"], psi)
+        ),
+    }

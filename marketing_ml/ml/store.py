@@ -1,0 +1,234 @@
+"""A calibrated model as one DuckDB row: XGBoost's own UBJSON booster, isotonic thresholds, the
+feature list and the model card. No pickle: a row read back is plain bytes, numbers and JSON."""
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+
+from marketing_ml.ml.evaluation import apply_isotonic
+from marketing_ml.storage import qualified_name, transaction
+
+ROWS_PER_THREAD = 50_000
+"""Below this many rows per thread, OpenMP start-up costs more than it saves (badly so on a
+loaded machine), so small data runs on one thread."""
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def threads_for(rows: int) -> int:
+    return max(1, min(available_cores(), rows // ROWS_PER_THREAD))
+
+
+def feature_array(
+    frame: pd.DataFrame, features: Sequence[str], categories: Mapping[str, Sequence[str]]
+) -> np.ndarray:
+    """Features in the stored order; a categorical column becomes its index in the stored
+    category list (NaN when unseen), so codes never depend on the rows being scored."""
+    columns = [np.empty(len(frame))]
+    for name in features:
+        if name in categories:
+            lookup = {value: float(code) for code, value in enumerate(categories[name])}
+            columns.append(frame[name].map(lookup).astype(np.float64).to_numpy())
+        else:
+            columns.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64))
+    return np.column_stack(columns)[:, 1:]
+
+
+def design_matrix(
+    frame: pd.DataFrame, features: Sequence[str], categories: Mapping[str, Sequence[str]]
+) -> xgb.DMatrix:
+    return xgb.DMatrix(
+        feature_array(frame, features, categories),
+        feature_names=list(features),
+        feature_types=["c" if name in categories else "q" for name in features],
+        enable_categorical=True,
+        nthread=threads_for(len(frame)),
+    )
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a reader needs to trust a model: what it predicts, its windows and its scores."""
+
+    model_name: str
+    predicts: str
+    label: str
+    horizon_days: int
+    roas_target: float | None
+    training_start: object
+    training_end: object
+    fit_end: object
+    calibration_start: object
+    calibration_end: object
+    validation_cutoff: object
+    validation_start: object
+    validation_end: object
+    trained_at_data_date: object
+    training_rows: int
+    training_fingerprint: str
+    metrics: dict = field(default_factory=dict)
+    backtest: dict = field(default_factory=dict)
+    reliability: list = field(default_factory=list)
+    importances: list = field(default_factory=list)
+    psi: list = field(default_factory=list)
+
+
+JSON_FIELDS = ("metrics", "backtest", "reliability", "importances", "psi")
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """An XGBoost booster followed by an isotonic map; `predict_proba` gives calibrated P(label)."""
+
+    booster: bytes
+    features: tuple[str, ...]
+    categories: Mapping[str, tuple[str, ...]]
+    calibration_x: tuple[float, ...]
+    calibration_y: tuple[float, ...]
+    card: ModelCard | None = None
+
+    @cached_property
+    def version(self) -> str:
+        """Changes whenever the booster, the calibration or the feature contract changes."""
+        digest = hashlib.sha256(self.booster)
+        digest.update(_json([self.calibration_x, self.calibration_y]).encode())
+        digest.update(_json([list(self.features), self.categories]).encode())
+        return digest.hexdigest()[:12]
+
+    @cached_property
+    def _booster(self) -> xgb.Booster:
+        return xgb.Booster(model_file=bytearray(self.booster))
+
+    def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
+        if len(frame) == 0:
+            return np.empty(0)
+        matrix = design_matrix(frame, self.features, self.categories)
+        self._booster.set_param({"nthread": threads_for(len(frame))})
+        return self._booster.predict(matrix).astype(np.float64)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the label for each row of `frame` (which has the features)."""
+        return apply_isotonic(self.raw_scores(frame), self.calibration_x, self.calibration_y)
+
+    def to_row(self) -> pd.DataFrame:
+        card = asdict(self.card)
+        row = {"model_name": card.pop("model_name"), "model_version": self.version}
+        row.update({k: _json(v) if k in JSON_FIELDS else v for k, v in card.items()})
+        row["features"] = _json(list(self.features))
+        row["categories"] = _json(self.categories)
+        row["calibration"] = _json({"x": self.calibration_x, "y": self.calibration_y})
+        row["booster"] = self.booster
+        return pd.DataFrame([row])
+
+    @classmethod
+    def from_row(cls, row: Mapping) -> "CalibratedModel":
+        card = {}
+        for item in fields(ModelCard):
+            value = row[item.name]
+            if item.name in JSON_FIELDS:
+                value = json.loads(value)
+            elif item.name in DATE_COLUMNS:
+                value = None if pd.isna(value) else pd.Timestamp(value).date()
+            elif item.name == "roas_target":
+                value = None if pd.isna(value) else float(value)
+            card[item.name] = value
+        calibration = json.loads(row["calibration"])
+        model = cls(
+            booster=bytes(row["booster"]),
+            features=tuple(json.loads(row["features"])),
+            categories={k: tuple(v) for k, v in json.loads(row["categories"]).items()},
+            calibration_x=tuple(calibration["x"]),
+            calibration_y=tuple(calibration["y"]),
+            card=ModelCard(**card),
+        )
+        if model.version != row["model_version"]:
+            raise ValueError(
+                f"model {card['model_name']}: stored version {row['model_version']} does not "
+                f"match its contents ({model.version}); the row was altered, retrain the model"
+            )
+        return model
+
+
+DATE_COLUMNS = (
+    "training_start",
+    "training_end",
+    "fit_end",
+    "calibration_start",
+    "calibration_end",
+    "validation_cutoff",
+    "validation_start",
+    "validation_end",
+    "trained_at_data_date",
+)
+
+ROW_SCHEMA = (
+    ("model_name", "VARCHAR"),
+    ("model_version", "VARCHAR"),
+    ("predicts", "VARCHAR"),
+    ("label", "VARCHAR"),
+    ("horizon_days", "INTEGER"),
+    ("roas_target", "DOUBLE"),
+    *((column, "DATE") for column in DATE_COLUMNS),
+    ("training_rows", "BIGINT"),
+    ("training_fingerprint", "VARCHAR"),
+    *((column, "VARCHAR") for column in JSON_FIELDS),
+    ("features", "VARCHAR"),
+    ("categories", "VARCHAR"),
+    ("calibration", "VARCHAR"),
+    ("booster", "BLOB"),
+)
+"""Typed explicitly, so a NULL window (too little data) never changes the table's schema."""
+
+
+def store_model(connection, name: str, model: CalibratedModel) -> None:
+    """Replace `name` with the model's row in one transaction."""
+    columns = ",\n    ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ROW_SCHEMA)
+    connection.register("_model_row", model.to_row())
+    try:
+        with transaction(connection):
+            connection.execute(
+                f"CREATE OR REPLACE TABLE {name} AS SELECT\n    {columns}\nFROM _model_row"
+            )
+    finally:
+        connection.unregister("_model_row")
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class ModelTypeHandler(DbTypeHandler[CalibratedModel]):
+    """Stores a model as one row of `models.<asset>`, replaced atomically; loads it back."""
+
+    def handle_output(self, context, table_slice: TableSlice, obj: CalibratedModel, connection):
+        name = qualified_name(table_slice)
+        store_model(connection, name, obj)
+        return {
+            "model_version": dg.MetadataValue.text(obj.version),
+            "dagster/row_count": dg.MetadataValue.int(1),
+        }
+
+    def load_input(self, context, table_slice: TableSlice, connection) -> CalibratedModel:
+        name = qualified_name(table_slice)
+        rows = connection.execute(f"SELECT * FROM {name}").df()
+        if len(rows) != 1:
+            raise dg.Failure(
+                description=f"{name} holds {len(rows)} rows, expected one model: materialize "
+                f"the model asset again."
+            )
+        return CalibratedModel.from_row(rows.iloc[0])
+
+    @property
+    def supported_types(self):
+        return [CalibratedModel]

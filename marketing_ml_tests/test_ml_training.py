@@ -1,0 +1,118 @@
+"""Training on generated data: the model round-trips through DuckDB, and awkward data is handled."""
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
+from marketing_ml.ml.store import CalibratedModel, store_model
+from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
+from marketing_ml_tests.ml_fixtures import daily_metrics, write_daily_metrics
+
+FAST = TrainingParameters(max_rounds=30, bootstrap_samples=50)
+
+
+def training_frame(tmp_path: Path, daily=None, roas_target: float = 4.0):
+    database = write_daily_metrics(
+        tmp_path / "lakehouse.duckdb", daily if daily is not None else daily_metrics(8, 50)
+    )
+    with duckdb.connect(str(database)) as connection:
+        connection.execute(f"CREATE TABLE features AS {feature_sql('gold.daily_adset_metrics')}")
+        connection.execute(
+            f"CREATE TABLE labels AS {label_sql('gold.daily_adset_metrics', roas_target)}"
+        )
+        query = training_dataset_sql("features", "labels", "gold.daily_adset_metrics")
+        return connection.execute(f"{query} ORDER BY ad_set_id, date").df()
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    return training_frame(tmp_path_factory.mktemp("training"))
+
+
+@pytest.fixture(scope="module")
+def pacing_model(frame):
+    return train_model(frame, PACING_RISK, FAST)
+
+
+@pytest.fixture(scope="module")
+def conversion_model(frame):
+    return train_model(frame, CONVERSION, FAST)
+
+
+def test_model_round_trips_through_duckdb_with_identical_predictions(frame, pacing_model, tmp_path):
+    model = pacing_model
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as connection:
+        connection.execute("CREATE SCHEMA models")
+        store_model(connection, "models.pacing_risk_model", model)
+        row = connection.execute("SELECT * FROM models.pacing_risk_model").df().iloc[0]
+        types = dict(
+            connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'pacing_risk_model'"
+            ).fetchall()
+        )
+    loaded = CalibratedModel.from_row(row)
+    assert loaded.version == model.version
+    assert loaded.card == model.card
+    np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+    assert types["booster"] == "BLOB" and types["validation_start"] == "DATE"
+
+
+def test_a_tampered_model_row_is_refused(pacing_model):
+    row = pacing_model.to_row().iloc[0].copy()
+    row["calibration"] = '{"x": [0.0, 1.0], "y": [1.0, 1.0]}'
+    with pytest.raises(ValueError, match="does not match its contents"):
+        CalibratedModel.from_row(row)
+
+
+def test_training_twice_gives_the_same_model_bytes(frame, conversion_model):
+    assert train_model(frame, CONVERSION, FAST).to_row().equals(conversion_model.to_row())
+
+
+def test_card_reports_validation_backtest_reliability_importances_and_drift(conversion_model):
+    card = conversion_model.card
+    validation = card.metrics["validation"]
+    assert {"model", "base_rate", "heuristic", "model_minus_heuristic", "ece"} <= set(validation)
+    assert len(card.backtest["folds"]) == 3
+    assert len(card.reliability) == 10
+    assert {row["feature"] for row in card.importances} == {row["feature"] for row in card.psi}
+    assert card.roas_target == 4.0 and card.metrics["split_violations"] == []
+
+
+def test_a_label_with_one_class_trains_and_reports_auc_as_not_computable(tmp_path):
+    frame = training_frame(tmp_path, roas_target=1000.0)  # no window reaches 1000x
+    model = train_model(frame, CONVERSION, FAST)
+    validation = model.card.metrics["validation"]
+    assert validation["status"].startswith("not computable")
+    assert validation["model"]["auc"] is None
+    assert np.all(model.predict_proba(frame) < 0.05)
+
+
+def test_all_null_features_train_a_base_rate_model(frame):
+    frame = frame.copy()
+    frame.loc[
+        :, [c for c in frame.columns if c.endswith(("d", "lag1")) and frame[c].dtype.kind == "f"]
+    ] = np.nan
+    model = train_model(frame, PACING_RISK, FAST)
+    predictions = model.predict_proba(frame)
+    assert np.all((predictions >= 0) & (predictions <= 1))
+    assert len(np.unique(predictions)) <= 7  # only static features are left to split on
+
+
+def test_an_ad_set_with_a_single_day_is_scored_from_its_static_features(tmp_path):
+    daily = daily_metrics(6, 40)
+    lone = daily[daily["ad_set_id"] == "AS_005"].head(1).assign(ad_set_id="AS_LONE")
+    frame = training_frame(tmp_path, daily=pd.concat([daily, lone]))
+    model = train_model(frame, PACING_RISK, FAST)
+    lone_row = frame[frame["ad_set_id"] == "AS_LONE"]
+    assert lone_row["label_under_pacing_next"].isna().all()
+    assert 0 <= model.predict_proba(lone_row)[0] <= 1
+
+
+def test_data_without_any_observed_label_fails_with_a_clear_message(tmp_path):
+    frame = training_frame(tmp_path, daily=daily_metrics(3, 1))
+    with pytest.raises(ValueError, match="no row has label_under_pacing_next.*load more days"):
+        train_model(frame, PACING_RISK, FAST)
