@@ -4,6 +4,7 @@ import dagster as dg
 
 from marketing_ml.bronze import bronze_assets
 from marketing_ml.gold import daily_adset_metrics
+from marketing_ml.ml import ml_asset_checks, ml_assets
 from marketing_ml.publish import SERVED_TABLES, build_publish_asset
 from marketing_ml.quality import (
     data_quality_report,
@@ -11,6 +12,7 @@ from marketing_ml.quality import (
     quality_checks,
     row_accounting,
 )
+from marketing_ml.report import report
 from marketing_ml.resources import LakehouseResource, RawFilesResource, ServingResource
 from marketing_ml.silver import quarantine, revenue_by_day, silver_tables
 from marketing_ml.storage import LakehouseIOManager
@@ -31,9 +33,11 @@ def build_definitions(
             daily_adset_metrics,
             row_accounting,
             data_quality_report,
+            *ml_assets,
             publish,
+            report,
         ],
-        asset_checks=[*quality_checks, fact_files_fresh],
+        asset_checks=[*quality_checks, fact_files_fresh, *ml_asset_checks],
         resources={
             "io_manager": LakehouseIOManager(database=database),
             "lakehouse": LakehouseResource(database=database),

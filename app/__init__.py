@@ -1,0 +1,1 @@
+"""The Streamlit dashboard and the HTML report: they read the serving file that `publish` writes."""

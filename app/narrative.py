@@ -1,0 +1,259 @@
+"""The "so what" under each chart: sentences computed from the numbers on screen, never canned.
+
+Pure functions over small frames, so each sentence is unit-tested against the figures it quotes.
+"""
+
+import pandas as pd
+
+
+def money(value: float | None) -> str:
+    """£ with k/m suffixes above ten thousand, the way a marketer reads a slide."""
+    if value is None or pd.isna(value):
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value >= 1_000_000:
+        return f"{sign}£{value / 1_000_000:.2f}m"
+    if value >= 10_000:
+        return f"{sign}£{value / 1_000:.1f}k"
+    return f"{sign}£{value:,.0f}" if value >= 100 else f"{sign}£{value:,.2f}"
+
+
+def ratio(value: float | None) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.2f}×"
+
+
+def percent(value: float | None, digits: int = 0) -> str:
+    """`value` is a share (0.25 → 25%)."""
+    return "n/a" if value is None or pd.isna(value) else f"{value * 100:.{digits}f}%"
+
+
+def count(value: int) -> str:
+    return f"{int(value):,}"
+
+
+def change(current: float | None, previous: float | None) -> float | None:
+    """Relative change from `previous`; None when there is nothing to compare with."""
+    if current is None or previous is None or pd.isna(current) or pd.isna(previous):
+        return None
+    if previous == 0:
+        return None
+    return (current - previous) / abs(previous)
+
+
+def plural(number: int, word: str) -> str:
+    return f"{count(number)} {word}{'' if number == 1 else 's'}"
+
+
+def headline(kpis: dict, previous: dict, days: int) -> str:
+    """One sentence with the period's result and how it moved against the period before."""
+    if not kpis.get("spend"):
+        return "No spend in the selected period and ad sets."
+    text = (
+        f"{money(kpis['revenue'])} revenue on {money(kpis['spend'])} spend over "
+        f"{plural(days, 'day')}: ROAS {ratio(kpis['roas'])}"
+    )
+    roas_change = change(kpis.get("roas"), previous.get("roas"))
+    if roas_change is None:
+        return text + " (no earlier period of equal length to compare with)."
+    direction = "up" if roas_change >= 0 else "down"
+    return (
+        text + f", {direction} {percent(abs(roas_change), 1)} on the previous {days} days "
+        f"({ratio(previous['roas'])})."
+    )
+
+
+def spend_revenue_so_what(daily: pd.DataFrame) -> str:
+    """How the 7-day ROAS moved across the period, and the best and weakest days."""
+    days = daily.dropna(subset=["spend"])
+    days = days[days["spend"] > 0]
+    if days.empty:
+        return "No spend in the selected period."
+    first, last = days.iloc[0], days.iloc[-1]
+    start_roas = first["revenue_7d"] / first["spend_7d"] if first["spend_7d"] else None
+    end_roas = last["revenue_7d"] / last["spend_7d"] if last["spend_7d"] else None
+    best = days.loc[days["roas"].idxmax()]
+    worst = days.loc[days["roas"].idxmin()]
+    trend = change(end_roas, start_roas)
+    movement = (
+        "held steady"
+        if trend is None or abs(trend) < 0.005
+        else f"{'rose' if trend > 0 else 'fell'} {percent(abs(trend), 1)}"
+    )
+    return (
+        f"7-day ROAS {movement}, from {ratio(start_roas)} to {ratio(end_roas)}. "
+        f"Best day {best['date']:%d %b} at {ratio(best['roas'])} "
+        f"({money(best['revenue'])} revenue); weakest {worst['date']:%d %b} at "
+        f"{ratio(worst['roas'])}."
+    )
+
+
+def below_target(by_ad_set: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Ad sets with spend whose ROAS is under the target, worst first, with the revenue gap."""
+    spent = by_ad_set[by_ad_set["spend"] > 0]
+    below = spent[spent["roas"].fillna(0) < target].copy()
+    below["gap"] = target - below["roas"].fillna(0)
+    below["revenue_gap"] = target * below["spend"] - below["revenue"]
+    return below.sort_values(["roas", "ad_set_id"]).reset_index(drop=True)
+
+
+def roas_so_what(by_ad_set: pd.DataFrame, target: float) -> str:
+    """Which ad sets miss the target, by how much, and what reaching it would have been worth."""
+    spent = by_ad_set[by_ad_set["spend"] > 0]
+    if spent.empty:
+        return "No ad set spent in the selected period."
+    below = below_target(by_ad_set, target)
+    if below.empty:
+        lowest = spent.sort_values("roas").iloc[0]
+        return (
+            f"All {plural(len(spent), 'ad set')} meet the {ratio(target)} target; the lowest, "
+            f"{lowest['ad_set_name']}, is at {ratio(lowest['roas'])}."
+        )
+    worst = below.iloc[0]
+    share = below["spend"].sum() / spent["spend"].sum()
+    return (
+        f"{count(len(below))} of {plural(len(spent), 'ad set')} are below the {ratio(target)} "
+        f"target, holding {percent(share)} of spend ({money(below['spend'].sum())}). Furthest "
+        f"below: {worst['ad_set_name']} at {ratio(worst['roas'])} ({ratio(worst['gap'])} short). "
+        f"At target they would have returned {money(below['revenue_gap'].sum())} more revenue."
+    )
+
+
+def pacing_so_what(pacing: pd.DataFrame, cost: pd.DataFrame, under: float, over: float) -> str:
+    """How many ad-set days under-paced, the budget they left unspent and the revenue it cost."""
+    total = int(pacing[["under", "on_pace", "over"]].sum().sum()) if len(pacing) else 0
+    if total == 0:
+        return "No pacing data for the selected period."
+    under_days = int(pacing["under"].sum())
+    over_days = int(pacing["over"].sum())
+    text = (
+        f"{count(under_days)} of {count(total)} ad-set days ({percent(under_days / total)}) ran "
+        f"below {under:.2f} utilization and {count(over_days)} above {over:.2f}."
+    )
+    if under_days == 0:
+        return text
+    unspent = float(cost["unspent"].sum())
+    missed = float(cost["revenue_missed"].sum())
+    worst = cost.iloc[0]
+    return text + (
+        f" Under-pacing left {money(unspent)} of planned budget unspent, worth about "
+        f"{money(missed)} revenue at those ad sets' ROAS; most from {worst['ad_set_name']} "
+        f"({plural(int(worst['under_days']), 'day')}, {money(worst['revenue_missed'])})."
+    )
+
+
+RISK_ALERT = 0.5
+"""Under-pacing risk at or above this is worth a look before tomorrow's delivery."""
+LIKELY = 0.5
+
+
+def forecast_action(risk: float | None, probability: float | None) -> str:
+    """What a forecast row suggests doing, in the marketer's words."""
+    if risk is not None and not pd.isna(risk) and risk >= RISK_ALERT:
+        return "Check delivery: raise bids or widen the audience before tomorrow"
+    if probability is not None and not pd.isna(probability):
+        if probability < 0.3:
+            return "Review creative and bids: unlikely to reach the target"
+        if probability >= 0.7:
+            return "Candidate for more budget: likely to beat the target"
+    return "Keep as is and monitor"
+
+
+def forecast_so_what(forecasts: pd.DataFrame, target: float | None) -> str:
+    if forecasts.empty:
+        return "No forecasts for the selected ad sets."
+    parts = [f"For {forecasts['date'].max():%d %b %Y}"]
+    risk = forecasts["under_pacing_risk"].dropna()
+    if len(risk):
+        at_risk = forecasts[forecasts["under_pacing_risk"] >= RISK_ALERT]
+        riskiest = forecasts.loc[risk.idxmax()]
+        parts.append(
+            f"{count(len(at_risk))} of {plural(len(risk), 'ad set')} have a "
+            f"{percent(RISK_ALERT)}+ risk of under-pacing tomorrow (highest: "
+            f"{riskiest['ad_set_name']}, {percent(riskiest['under_pacing_risk'])})"
+        )
+    probability = forecasts["roas_on_target_prob"].dropna()
+    if len(probability):
+        likely = int((probability >= LIKELY).sum())
+        target_text = ratio(target) if target is not None else "the target"
+        parts.append(
+            f"{count(likely)} of {count(len(probability))} are more likely than not to reach "
+            f"{target_text} ROAS over the next 7 days"
+        )
+    return parts[0] + ": " + "; ".join(parts[1:]) + "."
+
+
+def quality_so_what(rules: pd.DataFrame, quarantine: pd.DataFrame, accounting: pd.DataFrame) -> str:
+    passed = int((rules["status"] == "pass").sum())
+    text = f"{passed} of {plural(len(rules), 'rule')} pass."
+    quarantined = int(quarantine["rows"].sum()) if len(quarantine) else 0
+    if quarantined:
+        reasons = quarantine.groupby("reason")["rows"].sum().sort_values(ascending=False)
+        listed = ", ".join(f"{count(rows)} {reason}" for reason, rows in reasons.items())
+        text += f" {plural(quarantined, 'row')} held back in quarantine ({listed})."
+    warnings = rules[rules["status"] == "warn"]
+    if len(warnings):
+        text += (
+            f" {plural(len(warnings), 'warning')}: "
+            + ", ".join(f"{row.rule} ({count(row.rows_affected)})" for row in warnings.itertuples())
+            + "."
+        )
+    unbalanced = accounting[~accounting["balanced"]] if len(accounting) else accounting
+    text += (
+        " Every file's rows are accounted for."
+        if len(unbalanced) == 0
+        else f" Rows unaccounted for in: {', '.join(unbalanced['source_file'])}."
+    )
+    return text
+
+
+def model_so_what(card: dict) -> str:
+    """How the model scores against the base rate and the heuristic on the validation window."""
+    validation = (card.get("metrics") or {}).get("validation") or {}
+    model = validation.get("model") or {}
+    if validation.get("status", "ok") != "ok" or model.get("auc") is None:
+        return f"Not scored on validation: {validation.get('status', 'no validation metrics')}."
+    base = validation.get("base_rate") or {}
+    heuristic = validation.get("heuristic") or {}
+    beats_base = (model.get("brier") or 1) < (base.get("brier") or 0)
+    skill = validation.get("skill_over_heuristic")
+    verdict = (
+        "it beats both the base rate and the simple heuristic"
+        if beats_base and skill
+        else "it beats the base rate but not clearly the simple heuristic"
+        if beats_base
+        else "it does not beat the base rate: treat its scores as indicative only"
+    )
+    return (
+        f"On {count(validation.get('rows', 0))} validation rows: AUC {model['auc']:.3f} "
+        f"(heuristic {heuristic.get('auc') or float('nan'):.3f}), Brier {model['brier']:.3f} "
+        f"(base rate {base.get('brier') or float('nan'):.3f}): {verdict}."
+    )
+
+
+def top_and_bottom(by_ad_set: pd.DataFrame, size: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The best and worst ad sets by ROAS among those that spent."""
+    spent = by_ad_set[by_ad_set["spend"] > 0].sort_values(["roas", "ad_set_id"], ascending=False)
+    return spent.head(size), spent.tail(size).iloc[::-1]
+
+
+def whatif_so_what(
+    moved: float,
+    share: float,
+    donors: int,
+    recipients: int,
+    before: float,
+    low: float,
+    high: float,
+    spend: float,
+    elasticity: tuple[float, float],
+) -> str:
+    if moved <= 0 or not recipients:
+        return "Nothing to move: the selection needs at least two ad sets with spend."
+    return (
+        f"Moving {money(moved)} ({percent(share)} of the spend of the "
+        f"{plural(donors, 'lowest-ROAS ad set')}) to the {plural(recipients, 'highest-ROAS ad set')}"
+        f" takes revenue from {money(before)} to {money(low)}–{money(high)} (ROAS "
+        f"{ratio(before / spend)} → {ratio(low / spend)}–{ratio(high / spend)}) at an elasticity "
+        f"of {elasticity[0]:.2f}–{elasticity[1]:.2f}, with total spend unchanged."
+    )

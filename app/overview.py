@@ -1,0 +1,107 @@
+"""The Overview's numbers for one filter state: shared by the dashboard, presenter mode and the
+HTML report, so all three always show the same figures and the same "so what"."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from app import narrative
+from app.queries import previous_period
+
+ROAS_TARGET = 4.0
+ROAS_BAND = 0.5
+UNDER_PACING = 0.90
+OVER_PACING = 1.10
+
+
+@dataclass(frozen=True)
+class Filters:
+    ad_set_ids: tuple[str, ...]
+    start: date
+    end: date
+    roas_target: float = ROAS_TARGET
+    roas_band: float = ROAS_BAND
+    """Half-width of the band drawn around the target: "near target" rather than a hard line."""
+    under: float = UNDER_PACING
+    over: float = OVER_PACING
+
+
+Fetch = Callable[..., object]
+"""fetch(query_name, *arguments): a function of app.queries, run against the serving file
+(cached in the dashboard, direct in the report)."""
+
+
+@dataclass(frozen=True)
+class Overview:
+    filters: Filters
+    kpis: dict
+    previous: dict
+    daily: pd.DataFrame
+    by_ad_set: pd.DataFrame
+    pacing: pd.DataFrame
+    pacing_cost: pd.DataFrame
+
+    @property
+    def days(self) -> int:
+        return (self.filters.end - self.filters.start).days + 1
+
+    @property
+    def headline(self) -> str:
+        return narrative.headline(self.kpis, self.previous, self.days)
+
+    @property
+    def spend_revenue_so_what(self) -> str:
+        return narrative.spend_revenue_so_what(self.daily)
+
+    @property
+    def roas_so_what(self) -> str:
+        return narrative.roas_so_what(self.by_ad_set, self.filters.roas_target)
+
+    @property
+    def pacing_so_what(self) -> str:
+        return narrative.pacing_so_what(
+            self.pacing, self.pacing_cost, self.filters.under, self.filters.over
+        )
+
+
+def load_overview(fetch: Fetch, filters: Filters) -> Overview:
+    scope = (filters.ad_set_ids, filters.start, filters.end)
+    return Overview(
+        filters=filters,
+        kpis=fetch("kpis", *scope),
+        previous=fetch("kpis", filters.ad_set_ids, *previous_period(filters.start, filters.end)),
+        daily=fetch("daily_spend_revenue", *scope),
+        by_ad_set=fetch("roas_by_ad_set", *scope),
+        pacing=fetch("pacing_by_day", *scope, filters.under, filters.over),
+        pacing_cost=fetch("under_pacing_cost", *scope, filters.under),
+    )
+
+
+KPI_TILES = (
+    ("Spend", "spend", narrative.money, "off"),
+    ("Revenue", "revenue", narrative.money, "normal"),
+    ("Bookings", "bookings", narrative.count, "normal"),
+    ("ROAS", "roas", narrative.ratio, "normal"),
+    ("CPA", "cpa", narrative.money, "inverse"),
+)
+"""label, KPI, formatter, delta colour (a rising CPA is bad news, rising spend is neither)."""
+
+
+def kpi_tiles(overview: Overview) -> list[dict]:
+    """Label, value and previous-period delta for each tile, formatted for display."""
+    tiles = []
+    for label, name, formatter, colour in KPI_TILES:
+        value = overview.kpis.get(name)
+        delta = narrative.change(value, overview.previous.get(name))
+        tiles.append(
+            {
+                "label": label,
+                "value": formatter(value) if value is not None else "n/a",
+                "delta": None if delta is None else f"{delta * 100:+.1f}%",
+                "delta_color": colour,
+                "previous": overview.previous.get(name),
+            }
+        )
+    return tiles

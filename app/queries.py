@@ -1,0 +1,298 @@
+"""Parameterised SQL against the serving file: filters and aggregations run in DuckDB.
+
+Every query opens its own read-only connection and closes it at once: a held connection, even a
+read-only one, would make the next publish wait on the file lock and fail. Widget values only
+ever reach DuckDB as `?` parameters.
+"""
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+DEFAULT_SERVING_DB = "data/serving.duckdb"
+FACT = "gold.daily_adset_metrics"
+FILTER = "list_contains(?, ad_set_id) AND date BETWEEN ? AND ?"
+"""The filter every fact query shares; its parameters come from `filter_parameters`."""
+
+
+def serving_path() -> Path:
+    """MARKETING_ML_SERVING_DB, read on every rerun so a test or a shell can repoint the app."""
+    return Path(os.environ.get("MARKETING_ML_SERVING_DB") or DEFAULT_SERVING_DB)
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of the serving file: part of every cache key, so a new publish shows at once."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def query(path: Path, sql: str, parameters: Sequence = ()) -> pd.DataFrame:
+    """Run one query on a fresh read-only connection; retry briefly while the file is swapped."""
+    for attempt in range(3):
+        try:
+            with duckdb.connect(str(path), read_only=True) as connection:
+                return connection.execute(sql, list(parameters)).df()
+        except duckdb.IOException:
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def filter_parameters(ad_set_ids: Sequence[str], start: date, end: date) -> list:
+    return [list(ad_set_ids), start, end]
+
+
+def tables(path: Path) -> frozenset[str]:
+    frame = query(
+        path, "SELECT table_schema || '.' || table_name AS name FROM information_schema.tables"
+    )
+    return frozenset(frame["name"])
+
+
+def ad_sets(path: Path) -> pd.DataFrame:
+    return query(
+        path,
+        f"SELECT ad_set_id, any_value(ad_set_name ORDER BY date DESC) AS ad_set_name "
+        f"FROM {FACT} GROUP BY ad_set_id ORDER BY ad_set_id",
+    )
+
+
+def date_bounds(path: Path) -> tuple[date, date]:
+    frame = query(path, f"SELECT min(date) AS first, max(date) AS last FROM {FACT}")
+    return frame["first"].iloc[0].date(), frame["last"].iloc[0].date()
+
+
+def kpis(path: Path, ad_set_ids: Sequence[str], start: date, end: date) -> dict:
+    """Spend, revenue, bookings, ROAS and CPA over the filter; `days` is how many dates had data."""
+    frame = query(
+        path,
+        f"""
+SELECT
+    sum(spend) AS spend,
+    sum(revenue) AS revenue,
+    sum(bookings) AS bookings,
+    sum(revenue) / nullif(sum(spend), 0) AS roas,
+    sum(spend) / nullif(sum(bookings), 0) AS cpa,
+    count(DISTINCT date) AS days
+FROM {FACT}
+WHERE {FILTER}""",
+        filter_parameters(ad_set_ids, start, end),
+    )
+    row = frame.iloc[0]
+    return {name: None if pd.isna(value) else float(value) for name, value in row.items()}
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    """The period of equal length that ends the day before `start`."""
+    length = (end - start).days + 1
+    return start - timedelta(days=length), start - timedelta(days=1)
+
+
+def daily_spend_revenue(path: Path, ad_set_ids: Sequence[str], start: date, end: date):
+    """Per day: spend, revenue, ROAS and 7-day moving averages (which look back before `start`)."""
+    return query(
+        path,
+        f"""
+WITH days AS (
+    SELECT date, sum(spend) AS spend, sum(revenue) AS revenue
+    FROM {FACT}
+    WHERE list_contains(?, ad_set_id) AND date BETWEEN ? - INTERVAL 6 DAY AND ?
+    GROUP BY date
+),
+averaged AS (
+    SELECT
+        date, spend, revenue,
+        revenue / nullif(spend, 0) AS roas,
+        avg(spend) OVER last_7_days AS spend_7d,
+        avg(revenue) OVER last_7_days AS revenue_7d
+    FROM days
+    WINDOW last_7_days AS (ORDER BY date RANGE BETWEEN INTERVAL 6 DAY PRECEDING AND CURRENT ROW)
+)
+SELECT date, spend, revenue, roas, spend_7d, revenue_7d
+FROM averaged WHERE date >= ? ORDER BY date""",
+        [list(ad_set_ids), start, end, start],
+    )
+
+
+def roas_by_ad_set(path: Path, ad_set_ids: Sequence[str], start: date, end: date):
+    """One row per ad set with its spend, revenue, bookings and ROAS, best ROAS first."""
+    return query(
+        path,
+        f"""
+SELECT
+    ad_set_id,
+    any_value(ad_set_name ORDER BY date DESC) AS ad_set_name,
+    coalesce(sum(spend), 0) AS spend,
+    coalesce(sum(revenue), 0) AS revenue,
+    coalesce(sum(bookings), 0) AS bookings,
+    sum(revenue) / nullif(sum(spend), 0) AS roas
+FROM {FACT}
+WHERE {FILTER}
+GROUP BY ad_set_id
+ORDER BY roas DESC NULLS LAST, ad_set_id""",
+        filter_parameters(ad_set_ids, start, end),
+    )
+
+
+def pacing_by_day(
+    path: Path, ad_set_ids: Sequence[str], start: date, end: date, under: float, over: float
+):
+    """Per day: how many ad sets were under, on or over pace by the sidebar's utilization bands,
+    and the planned budget left unspent on the under-paced ones."""
+    return query(
+        path,
+        f"""
+WITH banded AS (
+    SELECT
+        date,
+        CASE
+            WHEN budget_utilization < ? THEN 'under'
+            WHEN budget_utilization > ? THEN 'over'
+            ELSE 'on'
+        END AS band,
+        greatest(planned_spend - actual_spend, 0) AS unspent
+    FROM {FACT}
+    WHERE {FILTER} AND budget_utilization IS NOT NULL
+)
+SELECT
+    date,
+    count(*) FILTER (WHERE band = 'under') AS under,
+    count(*) FILTER (WHERE band = 'on') AS on_pace,
+    count(*) FILTER (WHERE band = 'over') AS over,
+    coalesce(sum(unspent) FILTER (WHERE band = 'under'), 0) AS unspent_under
+FROM banded
+GROUP BY date
+ORDER BY date""",
+        [under, over, *filter_parameters(ad_set_ids, start, end)],
+    )
+
+
+def under_pacing_cost(
+    path: Path, ad_set_ids: Sequence[str], start: date, end: date, under: float
+) -> pd.DataFrame:
+    """Per ad set: under-paced days, the budget they left unspent, and the revenue that budget
+    would have earned at the ad set's own ROAS over the period."""
+    return query(
+        path,
+        f"""
+WITH period AS (
+    SELECT
+        ad_set_id,
+        any_value(ad_set_name ORDER BY date DESC) AS ad_set_name,
+        sum(revenue) / nullif(sum(spend), 0) AS roas,
+        count(*) FILTER (WHERE budget_utilization < ?) AS under_days,
+        coalesce(sum(greatest(planned_spend - actual_spend, 0))
+            FILTER (WHERE budget_utilization < ?), 0) AS unspent
+    FROM {FACT}
+    WHERE {FILTER}
+    GROUP BY ad_set_id
+)
+SELECT ad_set_id, ad_set_name, under_days, unspent, unspent * coalesce(roas, 0) AS revenue_missed
+FROM period
+ORDER BY revenue_missed DESC, ad_set_id""",
+        [under, under, *filter_parameters(ad_set_ids, start, end)],
+    )
+
+
+SCORES = {
+    "gold.scored_adsets": ("under_pacing_risk",),
+    "gold.scored_conversions": ("roas_on_target_prob", "roas_target"),
+}
+"""The scored tables and the columns the Forecasts tab reads from each."""
+
+
+def latest_scores(path: Path, table: str, ad_set_ids: Sequence[str]) -> pd.DataFrame:
+    """Each ad set's score on the latest date the scored table holds."""
+    columns = ", ".join(SCORES[table])
+    return query(
+        path,
+        f"""
+SELECT ad_set_id, date, {columns}
+FROM {table}
+WHERE date = (SELECT max(date) FROM {table}) AND list_contains(?, ad_set_id)
+ORDER BY ad_set_id""",
+        [list(ad_set_ids)],
+    )
+
+
+def quality_rules(path: Path) -> pd.DataFrame:
+    return query(
+        path,
+        "SELECT rule, table_name, action, rows_affected, status, description "
+        "FROM gold.data_quality_report ORDER BY (status = 'pass'), action, rule",
+    )
+
+
+def quarantine_counts(path: Path) -> pd.DataFrame:
+    return query(
+        path,
+        "SELECT rule AS reason, source_file, count(*) AS rows FROM silver.quarantine "
+        "GROUP BY ALL ORDER BY rows DESC, reason, source_file",
+    )
+
+
+def row_accounting(path: Path) -> pd.DataFrame:
+    return query(
+        path,
+        "SELECT source_file, bronze_rows, silver_rows, duplicates_dropped, quarantined_rows, "
+        "balanced FROM gold.row_accounting ORDER BY source_file",
+    )
+
+
+MODEL_COLUMNS = (
+    "model_name",
+    "model_version",
+    "predicts",
+    "label",
+    "horizon_days",
+    "roas_target",
+    "training_start",
+    "training_end",
+    "validation_start",
+    "validation_end",
+    "training_rows",
+    "metrics",
+    "backtest",
+    "reliability",
+    "importances",
+    "psi",
+)
+JSON_COLUMNS = ("metrics", "backtest", "reliability", "importances", "psi")
+
+
+def model_card(path: Path, table: str) -> dict:
+    """The model's one row without its booster, JSON columns decoded; columns it lacks are None."""
+    present = set(
+        query(
+            path,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema || '.' || table_name = ?",
+            [table],
+        )["column_name"]
+    )
+    columns = [column for column in MODEL_COLUMNS if column in present]
+    frame = query(path, f"SELECT {', '.join(columns)} FROM {table} LIMIT 1")
+    row = frame.iloc[0].to_dict() if len(frame) else {}
+    card = {column: row.get(column) for column in MODEL_COLUMNS}
+    for column in JSON_COLUMNS:
+        card[column] = json.loads(card[column]) if isinstance(card[column], str) else None
+    return card
+
+
+def fetcher(path: Path):
+    """fetch(name, *arguments) straight from the serving file (the report; no cache needed)."""
+
+    def fetch(name: str, *arguments):
+        return globals()[name](path, *arguments)
+
+    return fetch

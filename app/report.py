@@ -1,0 +1,178 @@
+"""The presenter view as one self-contained HTML file: KPIs, charts with their "so what", the
+data-quality summary and the model evidence. Plotly's JavaScript is embedded once, inline, so
+the file opens offline for people who will not run anything."""
+
+import html
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from app import charts, evidence, narrative, queries
+from app.next_steps import build_facts, rule_based_actions
+from app.overview import Filters, kpi_tiles, load_overview
+
+DEFAULT_DAYS = 28
+"""The default period: four full weeks, compared with the four weeks before."""
+FOOTER = "Generated locally with DuckDB + LM Studio | v1.0"
+
+STYLE = """
+body { font-family: "Source Sans Pro", Helvetica, Arial, sans-serif; color: #1F2933;
+       max-width: 1100px; margin: 2rem auto; padding: 0 1.5rem; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #E4E7EB; }
+.sub { color: #616E7C; margin-top: 0; }
+.headline { font-size: 1.2rem; margin: 1rem 0; }
+.tiles { display: flex; gap: 1rem; flex-wrap: wrap; }
+.tile { flex: 1; min-width: 150px; border: 1px solid #E4E7EB; border-radius: 8px;
+        padding: 0.8rem 1rem; }
+.tile .label { color: #616E7C; font-size: 0.9rem; } .tile .value { font-size: 1.7rem; }
+.tile .delta { font-size: 0.9rem; color: #616E7C; }
+.sowhat { background: #F5F7FA; border-left: 4px solid #4C78A8; padding: 0.6rem 0.9rem;
+          margin: 0.4rem 0 1.4rem; }
+table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-size: 0.92rem; }
+th, td { border-bottom: 1px solid #E4E7EB; padding: 0.3rem 0.7rem; text-align: left; }
+footer { margin-top: 3rem; color: #616E7C; font-size: 0.85rem; border-top: 1px solid #E4E7EB;
+         padding-top: 0.8rem; }
+"""
+
+
+def default_filters(path: Path) -> Filters:
+    """Every ad set over the latest four weeks in the data, with the default target and bands."""
+    first, last = queries.date_bounds(path)
+    start = max(first, last - timedelta(days=DEFAULT_DAYS - 1))
+    return Filters(tuple(queries.ad_sets(path)["ad_set_id"]), start, last)
+
+
+class _Figures:
+    """Embeds plotly.js with the first figure only: one copy of the library per file."""
+
+    def __init__(self) -> None:
+        self.first = True
+
+    def __call__(self, figure: go.Figure) -> str:
+        markup = figure.to_html(
+            full_html=False, include_plotlyjs=self.first, config={"displaylogo": False}
+        )
+        self.first = False
+        return markup
+
+
+def _p(text: str, css: str = "") -> str:
+    return f'<p class="{css}">{html.escape(text)}</p>'
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, na_rep="n/a", float_format=lambda v: f"{v:,.3f}")
+
+
+def _tiles(tiles: list[dict]) -> str:
+    cells = "".join(
+        f'<div class="tile"><div class="label">{tile["label"]}</div>'
+        f'<div class="value">{html.escape(tile["value"])}</div>'
+        f'<div class="delta">{html.escape(tile["delta"] or "no earlier period")}'
+        f"{' vs previous period' if tile['delta'] else ''}</div></div>"
+        for tile in tiles
+    )
+    return f'<div class="tiles">{cells}</div>'
+
+
+def build_report(path: Path, filters: Filters | None = None) -> str:
+    """The whole report as one HTML string."""
+    fetch = queries.fetcher(path)
+    filters = filters or default_filters(path)
+    overview = load_overview(fetch, filters)
+    available = queries.tables(path)
+    figure = _Figures()
+    top, bottom = narrative.top_and_bottom(overview.by_ad_set)
+    columns = {"ad_set_name": "ad set", "roas": "ROAS", "spend": "spend", "revenue": "revenue"}
+    parts = [
+        "<h1>Marketing performance</h1>",
+        _p(
+            f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} · "
+            f"{narrative.plural(len(filters.ad_set_ids), 'ad set')} · ROAS target "
+            f"{narrative.ratio(filters.roas_target)}",
+            "sub",
+        ),
+        _p(overview.headline, "headline"),
+        _tiles(kpi_tiles(overview)),
+        "<h2>Spend and revenue</h2>",
+        figure(charts.spend_revenue(overview.daily)),
+        _p(overview.spend_revenue_so_what, "sowhat"),
+        "<h2>ROAS by ad set</h2>",
+        figure(charts.roas_by_ad_set(overview.by_ad_set, filters.roas_target, filters.roas_band)),
+        _p(overview.roas_so_what, "sowhat"),
+        "<h3>Top 5</h3>",
+        _table(top[list(columns)].rename(columns=columns)),
+        "<h3>Bottom 5</h3>",
+        _table(bottom[list(columns)].rename(columns=columns)),
+        "<h2>Pacing</h2>",
+        figure(charts.pacing_mix(overview.pacing, filters.under, filters.over)),
+        _p(overview.pacing_so_what, "sowhat"),
+        "<h2>Next steps</h2>",
+        _p(
+            "Rule-based actions from the figures above (the report does not call LM Studio).", "sub"
+        ),
+        "<ul>"
+        + "".join(
+            f"<li>{html.escape(action)}</li>"
+            for action in rule_based_actions(build_facts(overview))[:3]
+        )
+        + "</ul>",
+        *_quality(path, available),
+        *_models(path, available, figure),
+        f"<footer>{FOOTER} · data as of {filters.end:%d %b %Y}</footer>",
+    ]
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>Marketing performance report</title>"
+        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _quality(path: Path, available: frozenset[str]) -> list[str]:
+    if "gold.data_quality_report" not in available:
+        return ["<h2>Data quality</h2>", _p("Not available yet: run make run.")]
+    rules = queries.quality_rules(path)
+    quarantine = (
+        queries.quarantine_counts(path)
+        if "silver.quarantine" in available
+        else pd.DataFrame(columns=["reason", "source_file", "rows"])
+    )
+    accounting = queries.row_accounting(path)
+    flagged = rules[rules["status"] != "pass"][["rule", "action", "rows_affected", "status"]]
+    return [
+        "<h2>Data quality</h2>",
+        _p(narrative.quality_so_what(rules, quarantine, accounting), "sowhat"),
+        _table(flagged) if len(flagged) else "",
+        _table(accounting),
+    ]
+
+
+def _models(path: Path, available: frozenset[str], figure: _Figures) -> list[str]:
+    parts = ["<h2>Model evidence</h2>"]
+    for table, title in evidence.MODEL_TABLES.items():
+        if table not in available:
+            parts.append(_p(f"{title}: not available yet: run make run."))
+            continue
+        card = queries.model_card(path, table)
+        parts += [
+            f"<h3>{html.escape(title)}</h3>",
+            _p(card.get("predicts") or ""),
+            _table(evidence.windows(card)),
+            _p(narrative.model_so_what(card), "sowhat"),
+            _table(evidence.scores_table(evidence.validation(card))),
+        ]
+        if card.get("reliability"):
+            parts.append(figure(charts.reliability(card["reliability"])))
+    return parts
+
+
+def write_report(serving: Path, target: Path) -> Path:
+    """Write the report next to the serving file, atomically (a reader never sees half a file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    staging.write_text(build_report(serving), encoding="utf-8")
+    staging.replace(target)
+    return target
