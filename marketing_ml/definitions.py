@@ -2,6 +2,13 @@
 
 import dagster as dg
 
+from marketing_ml.automation import (
+    build_raw_files_sensor,
+    build_schedules,
+    daily_refresh,
+    full_refresh,
+    weekly_retrain,
+)
 from marketing_ml.bronze import bronze_assets
 from marketing_ml.gold import daily_adset_metrics
 from marketing_ml.ml import ml_asset_checks, ml_assets
@@ -38,6 +45,9 @@ def build_definitions(
             report,
         ],
         asset_checks=[*quality_checks, fact_files_fresh, *ml_asset_checks],
+        jobs=[daily_refresh, weekly_retrain, full_refresh],
+        schedules=build_schedules(),
+        sensors=[build_raw_files_sensor()],
         resources={
             "io_manager": LakehouseIOManager(database=database),
             "lakehouse": LakehouseResource(database=database),

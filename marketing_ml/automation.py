@@ -1,0 +1,100 @@
+"""How a team runs it: a daily refresh, a weekly retrain, everything at once, and a raw-folder sensor.
+
+Schedules and the sensor are off by default (local dev); MARKETING_ML_SCHEDULES=on turns them on
+(docker compose does), so a laptop never starts runs by itself unless asked to.
+"""
+
+import hashlib
+import json
+import os
+
+import dagster as dg
+
+from marketing_ml.resources import RawFilesResource
+
+MODELS = dg.AssetSelection.groups("models")
+MODEL_KEYS = (
+    dg.AssetKey(["models", "pacing_risk_model"]),
+    dg.AssetKey(["models", "conversion_model"]),
+)
+
+daily_refresh = dg.define_asset_job(
+    "daily_refresh",
+    selection=dg.AssetSelection.all() - MODELS,
+    description="Bronze → gold from the raw folder, rescored with the last trained models "
+    "(not retrained), then published. The run users make every day.",
+)
+weekly_retrain = dg.define_asset_job(
+    "weekly_retrain",
+    selection=MODELS.downstream(),
+    description="Retrains both models (with their checks) on the current training data, "
+    "rescores every ad set and publishes.",
+)
+full_refresh = dg.define_asset_job(
+    "full_refresh",
+    selection=dg.AssetSelection.all(),
+    description="Everything: bronze → gold, both models, scores, publish and report.",
+)
+
+
+def automation_status() -> dg.DefaultScheduleStatus:
+    enabled = os.environ.get("MARKETING_ML_SCHEDULES", "").lower() in {"on", "1", "true"}
+    return dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
+
+
+def build_schedules() -> list[dg.ScheduleDefinition]:
+    return [
+        dg.ScheduleDefinition(
+            job=daily_refresh,
+            cron_schedule="0 6 * * *",
+            default_status=automation_status(),
+            description="Every morning at 06:00, after the vendors' overnight exports.",
+        ),
+        dg.ScheduleDefinition(
+            job=weekly_retrain,
+            cron_schedule="0 5 * * 1",
+            default_status=automation_status(),
+            description="Mondays at 05:00, before the daily refresh.",
+        ),
+    ]
+
+
+def raw_folder_fingerprint(raw_files: RawFilesResource) -> dict[str, list[int]]:
+    """Name → [size, modification time in ns] of every CSV in the raw folder."""
+    if not raw_files.path.is_dir():
+        return {}
+    return {
+        path.name: [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(raw_files.path.glob("*.csv"))
+    }
+
+
+def build_raw_files_sensor() -> dg.SensorDefinition:
+    @dg.sensor(
+        name="raw_files_changed",
+        jobs=[daily_refresh, full_refresh],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus(automation_status().value),
+        description="Starts the daily refresh when a CSV in the raw folder is new, resized or "
+        "rewritten (the full refresh while no model has been trained yet). The cursor holds the "
+        "folder's fingerprint, so the same files never trigger twice.",
+    )
+    def raw_files_changed(context: dg.SensorEvaluationContext, raw_files: RawFilesResource):
+        fingerprint = raw_folder_fingerprint(raw_files)
+        cursor = json.dumps(fingerprint, sort_keys=True)
+        if not fingerprint:
+            return dg.SkipReason(f"No CSV files in {raw_files.path}.")
+        if cursor == context.cursor:
+            return dg.SkipReason("The raw files have not changed since the last run request.")
+        models_trained = all(
+            context.instance.get_latest_materialization_event(key) is not None for key in MODEL_KEYS
+        )
+        job = daily_refresh if models_trained else full_refresh
+        context.update_cursor(cursor)
+        return dg.RunRequest(
+            run_key=hashlib.sha256(cursor.encode()).hexdigest()[:16],
+            job_name=job.name,
+            tags={"raw_files": ", ".join(fingerprint)},
+        )
+
+    return raw_files_changed

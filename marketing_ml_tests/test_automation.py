@@ -1,0 +1,125 @@
+"""Jobs select the right assets; the raw-folder sensor fires once per change of files."""
+
+import os
+
+import dagster as dg
+
+from marketing_ml.automation import build_raw_files_sensor
+from marketing_ml.definitions import build_definitions
+from marketing_ml.resources import RawFilesResource
+from marketing_ml_tests.conftest import write_clean_raw_dir
+
+
+def job_keys(job_name: str) -> set[str]:
+    job = build_definitions().resolve_job_def(job_name)
+    return {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+
+
+def test_daily_refresh_rescores_and_publishes_without_retraining():
+    keys = job_keys("daily_refresh")
+    assert {"bronze/conversion_events", "gold/features", "gold/scored_adsets", "publish"} <= keys
+    assert not {"models/pacing_risk_model", "models/conversion_model"} & keys
+
+
+def test_weekly_retrain_trains_both_models_and_republishes():
+    keys = job_keys("weekly_retrain")
+    assert {
+        "models/pacing_risk_model",
+        "models/conversion_model",
+        "gold/scored_conversions",
+    } <= keys
+    assert {"publish", "report"} <= keys
+    assert "bronze/conversion_events" not in keys
+
+
+def test_full_refresh_covers_every_asset():
+    definitions = build_definitions()
+    every_asset = {key.to_user_string() for assets in definitions.assets for key in assets.keys}
+    assert job_keys("full_refresh") == every_asset
+
+
+def evaluate(sensor, raw_dir, instance, cursor=None):
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        instance=instance,
+        resources={"raw_files": RawFilesResource(directory=str(raw_dir))},
+    )
+    return sensor(context), context.cursor
+
+
+def test_sensor_fires_once_per_change_of_the_raw_files(tmp_path):
+    sensor = build_raw_files_sensor()
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    with dg.instance_for_test() as instance:
+        first, cursor = evaluate(sensor, raw_dir, instance)
+        assert isinstance(first, dg.RunRequest)
+        assert first.job_name == "full_refresh"  # no model trained yet
+
+        again, same_cursor = evaluate(sensor, raw_dir, instance, cursor)
+        assert isinstance(again, dg.SkipReason)
+        assert same_cursor == cursor
+
+        pacing = raw_dir / "budget_pacing.csv"
+        pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
+        changed, new_cursor = evaluate(sensor, raw_dir, instance, cursor)
+        assert isinstance(changed, dg.RunRequest)
+        assert changed.run_key != first.run_key and new_cursor != cursor
+
+        stat = pacing.stat()
+        os.utime(pacing, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        rewritten, _ = evaluate(sensor, raw_dir, instance, new_cursor)
+        assert isinstance(rewritten, dg.RunRequest)
+
+
+def test_sensor_asks_for_the_daily_refresh_once_models_exist(tmp_path):
+    sensor = build_raw_files_sensor()
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    with dg.instance_for_test() as instance:
+        for name in ("pacing_risk_model", "conversion_model"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(["models", name]))
+        request, _ = evaluate(sensor, raw_dir, instance)
+        assert request.job_name == "daily_refresh"
+
+
+def test_sensor_skips_an_empty_raw_folder(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with dg.instance_for_test() as instance:
+        result, cursor = evaluate(build_raw_files_sensor(), tmp_path / "raw", instance)
+    assert isinstance(result, dg.SkipReason) and cursor is None
+
+
+def test_every_asset_check_and_job_is_a_reviewed_name():
+    """A renamed asset or check is a change to this list, not a silent break of the dashboard."""
+    definitions = build_definitions()
+    assets = sorted(key.to_user_string() for a in definitions.assets for key in a.keys)
+    assert assets == [
+        "bronze/audience_segments",
+        "bronze/budget_pacing",
+        "bronze/conversion_events",
+        "bronze/meta_campaign_performance",
+        "gold/daily_adset_metrics",
+        "gold/data_quality_report",
+        "gold/features",
+        "gold/labels",
+        "gold/row_accounting",
+        "gold/scored_adsets",
+        "gold/scored_conversions",
+        "gold/training_dataset",
+        "models/conversion_model",
+        "models/pacing_risk_model",
+        "publish",
+        "report",
+        "silver/audience_segments",
+        "silver/budget_pacing",
+        "silver/conversion_events",
+        "silver/meta_campaign_performance",
+        "silver/quarantine",
+        "silver/revenue_by_day",
+    ]
+    assert sorted(job.name for job in definitions.jobs) == [
+        "daily_refresh",
+        "full_refresh",
+        "weekly_retrain",
+    ]
+    check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
+    assert check_count == 47  # 31 data-quality checks + 16 model and score checks
