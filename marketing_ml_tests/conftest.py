@@ -1,5 +1,7 @@
 """Shared fixtures: raw folders written by the tests themselves and a fresh lakehouse per test."""
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +185,17 @@ class Lakehouse:
             raise_on_error=False,
         )
 
+    def cli_environment(self, dagster_home: Path) -> dict[str, str]:
+        """The environment for the real `dagster` CLI pointed at this lakehouse."""
+        dagster_home.mkdir(exist_ok=True)
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "MARKETING_ML_RAW_DIR": str(self.raw_dir),
+            "MARKETING_ML_DB": str(self.database),
+            "MARKETING_ML_SERVING_DB": str(self.serving),
+        }
+
     def query(self, sql: str, parameters=None) -> list[tuple]:
         with duckdb.connect(str(self.database), read_only=True) as connection:
             return connection.execute(sql, parameters or []).fetchall()
@@ -199,6 +212,19 @@ def lakehouse(tmp_path: Path) -> Lakehouse:
         database=tmp_path / "lakehouse.duckdb",
         serving=tmp_path / "serving.duckdb",
     )
+
+
+MATERIALIZE_EVERYTHING = [
+    sys.executable,
+    "-m",
+    "dagster",
+    "asset",
+    "materialize",
+    "-m",
+    "marketing_ml",
+    "--select",
+    "*",
+]
 
 
 def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

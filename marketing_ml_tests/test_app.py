@@ -227,15 +227,7 @@ def test_a_new_publish_is_read_at_once_despite_the_cache(app_env, tmp_path, monk
     assert metric_values(app)["Spend"] != before
 
 
-def test_forecasts_and_models_tabs_show_the_scored_tables_when_present(app_env):
-    available = {
-        row[0]
-        for row in app_env.serving_query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-        )
-    }
-    if "gold.scored_adsets" not in available:
-        pytest.skip("the model assets do not publish to the serving file yet")
+def test_forecasts_and_models_tabs_show_the_scored_tables(app_env):
     app = run_app()
     assert any("risk of under-pacing tomorrow" in info.value for info in app.info)
     assert sum("validation rows" in info.value for info in app.info) == 2

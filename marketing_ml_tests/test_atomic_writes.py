@@ -1,8 +1,6 @@
 """A failed step keeps the previous table; a blocked run keeps the previous serving file."""
 
-import os
 import subprocess
-import sys
 
 import dagster as dg
 import duckdb
@@ -12,6 +10,7 @@ import pytest
 from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
 from marketing_ml.storage import LakehouseIOManager, Sql, replace_table_with_query
 from marketing_ml_tests.conftest import (
+    MATERIALIZE_EVERYTHING,
     Lakehouse,
     check_outcomes,
     clean_performance_rows,
@@ -126,29 +125,10 @@ def test_identical_inputs_give_identical_tables(tmp_path):
         assert first.query(query) == second.query(query), table
 
 
-def test_cli_materializes_the_whole_graph(tmp_path):
-    raw_dir = write_clean_raw_dir(tmp_path / "raw")
-    environment = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-        "MARKETING_ML_RAW_DIR": str(raw_dir),
-        "MARKETING_ML_DB": str(tmp_path / "lakehouse.duckdb"),
-        "MARKETING_ML_SERVING_DB": str(tmp_path / "serving.duckdb"),
-    }
-    (tmp_path / "dagster_home").mkdir()
+def test_cli_materializes_the_whole_graph(lakehouse, tmp_path):
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "marketing_ml",
-            "--select",
-            "*",
-        ],
-        env=environment,
+        MATERIALIZE_EVERYTHING,
+        env=lakehouse.cli_environment(tmp_path / "dagster_home"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -156,7 +136,7 @@ def test_cli_materializes_the_whole_graph(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "RUN_SUCCESS" in completed.stderr
-    with duckdb.connect(str(tmp_path / "serving.duckdb"), read_only=True) as connection:
+    with duckdb.connect(str(lakehouse.serving), read_only=True) as connection:
         served = connection.execute("SELECT count(*) FROM gold.daily_adset_metrics").fetchone()
         scored = connection.execute("SELECT count(*) FROM gold.scored_adsets").fetchone()
     assert served == scored == (63,)

@@ -11,6 +11,7 @@ from pathlib import Path
 from marketing_ml.contract import CONVERSION_EVENTS, META_CAMPAIGN_PERFORMANCE
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.conftest import (
+    MATERIALIZE_EVERYTHING,
     Lakehouse,
     clean_conversion_rows,
     clean_performance_rows,
@@ -92,26 +93,9 @@ def file_digest(path: Path) -> str:
 
 
 def cli_run(lakehouse: Lakehouse, dagster_home: Path) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "MARKETING_ML_RAW_DIR": str(lakehouse.raw_dir),
-        "MARKETING_ML_DB": str(lakehouse.database),
-        "MARKETING_ML_SERVING_DB": str(lakehouse.serving),
-    }
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "marketing_ml",
-            "--select",
-            "*",
-        ],
-        env=environment,
+        MATERIALIZE_EVERYTHING,
+        env=lakehouse.cli_environment(dagster_home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -123,7 +107,6 @@ def test_run_killed_mid_way_leaves_the_published_data_and_the_next_run_succeeds(
     lakehouse, tmp_path
 ):
     dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
     assert lakehouse.materialize().success
     published = file_digest(lakehouse.serving)
     totals = served_totals(lakehouse)
