@@ -260,18 +260,23 @@ def forecasts_tab(fetch, available: frozenset[str], filters: Filters) -> None:
             f"The conversion model was trained for a {narrative.ratio(target)} target; the "
             f"sidebar target ({narrative.ratio(filters.roas_target)}) does not change its scores."
         )
+    shown = forecasts[["ad_set_name", "under_pacing_risk", "roas_on_target_prob", "action"]]
     st.dataframe(
-        forecasts[["ad_set_name", "under_pacing_risk", "roas_on_target_prob", "action"]],
+        shown.assign(  # whole percents: calibrated steps do not carry two decimals of meaning
+            under_pacing_risk=(100 * shown["under_pacing_risk"]).round(),
+            roas_on_target_prob=(100 * shown["roas_on_target_prob"]).round(),
+        ),
         hide_index=True,
+        width="stretch",
         column_config={
             "ad_set_name": st.column_config.TextColumn("Ad set"),
             "under_pacing_risk": st.column_config.ProgressColumn(
-                "Under-pacing risk, tomorrow", format="percent", min_value=0, max_value=1
+                "Under-pacing risk, tomorrow", format="%d%%", min_value=0, max_value=100
             ),
             "roas_on_target_prob": st.column_config.ProgressColumn(
-                "P(ROAS ≥ target), next 7 days", format="percent", min_value=0, max_value=1
+                "P(ROAS ≥ target), next 7 days", format="%d%%", min_value=0, max_value=100
             ),
-            "action": st.column_config.TextColumn("Suggested action"),
+            "action": st.column_config.TextColumn("Suggested action", width="large"),
         },
     )
 
