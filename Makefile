@@ -8,7 +8,7 @@ SAMPLE_DAYS ?= 240
 SAMPLE_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home
+.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home compose-test
 
 $(BIN)/dagster: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,6 @@ check-raw: install
 
 lint: dev-install
 	$(BIN)/ruff check marketing_ml marketing_ml_tests app
+
+compose-test: install
+	bash scripts/compose_test.sh

@@ -13,6 +13,7 @@ import dagster as dg
 from marketing_ml.resources import RawFilesResource
 
 MODELS = dg.AssetSelection.groups("models")
+PUBLISH = dg.AssetKey("publish")
 MODEL_KEYS = (
     dg.AssetKey(["models", "pacing_risk_model"]),
     dg.AssetKey(["models", "conversion_model"]),
@@ -77,7 +78,8 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus(automation_status().value),
         description="Starts the daily refresh when a CSV in the raw folder is new, resized or "
         "rewritten (the full refresh while no model has been trained yet). The cursor holds the "
-        "folder's fingerprint, so the same files never trigger twice.",
+        "folder's fingerprint, so the same files never trigger twice; files older than the last "
+        "publish (a first start after a build) set the cursor without a run.",
     )
     def raw_files_changed(context: dg.SensorEvaluationContext, raw_files: RawFilesResource):
         fingerprint = raw_folder_fingerprint(raw_files)
@@ -86,6 +88,11 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
             return dg.SkipReason(f"No CSV files in {raw_files.path}.")
         if cursor == context.cursor:
             return dg.SkipReason("The raw files have not changed since the last run request.")
+        published = context.instance.get_latest_materialization_event(PUBLISH)
+        newest_file = max(mtime_ns for _, mtime_ns in fingerprint.values()) / 1e9
+        if published is not None and published.timestamp > newest_file:
+            context.update_cursor(cursor)
+            return dg.SkipReason("The last publish already read these files (first look).")
         models_trained = all(
             context.instance.get_latest_materialization_event(key) is not None for key in MODEL_KEYS
         )

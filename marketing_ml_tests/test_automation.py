@@ -81,6 +81,20 @@ def test_sensor_asks_for_the_daily_refresh_once_models_exist(tmp_path):
         assert request.job_name == "daily_refresh"
 
 
+def test_sensor_does_not_rebuild_files_the_last_publish_already_read(tmp_path):
+    sensor = build_raw_files_sensor()
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("publish"))
+        first_look, cursor = evaluate(sensor, raw_dir, instance)
+        assert isinstance(first_look, dg.SkipReason) and cursor is not None
+
+        pacing = raw_dir / "budget_pacing.csv"
+        pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
+        changed, _ = evaluate(sensor, raw_dir, instance, cursor)
+        assert isinstance(changed, dg.RunRequest)
+
+
 def test_sensor_skips_an_empty_raw_folder(tmp_path):
     (tmp_path / "raw").mkdir()
     with dg.instance_for_test() as instance:

@@ -65,6 +65,21 @@ class GraphQL:
         )
         return data["runOrError"]["status"]
 
+    def sensor_cursor(self, location: str) -> str | None:
+        data = self(
+            """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+                 ... on Sensor { sensorState { typeSpecificData {
+                 ... on SensorData { lastCursor } } } } } }""",
+            {
+                "selector": {
+                    "repositoryLocationName": location,
+                    "repositoryName": "__repository__",
+                    "sensorName": "raw_files_changed",
+                }
+            },
+        )
+        return data["sensorOrError"]["sensorState"]["typeSpecificData"]["lastCursor"]
+
     def sensor_runs(self) -> list[dict]:
         data = self(
             """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name",
@@ -191,11 +206,12 @@ def test_the_stack_lists_assets_runs_the_graph_and_reacts_to_new_raw_files(local
     assert status == "SUCCESS", (local_stack["logs"] / "daemon.log").read_text()[-3000:]
     assert local_stack["serving"].exists()
 
-    first_sensor_runs = wait_for(graphql.sensor_runs, 120, "the sensor's first run request")
+    wait_for(lambda: graphql.sensor_cursor(location), 120, "the sensor's first look at the files")
+    runs_before_change = len(graphql.sensor_runs())
     pacing = local_stack["raw_dir"] / BUDGET_PACING.file_name
     pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
     wait_for(
-        lambda: len(graphql.sensor_runs()) > len(first_sensor_runs),
+        lambda: len(graphql.sensor_runs()) > runs_before_change,
         120,
         "a run requested by the sensor after the raw file changed",
     )
