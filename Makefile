@@ -8,7 +8,7 @@ SAMPLE_DAYS ?= 240
 SAMPLE_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home compose-test
+.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home bench compose-test
 
 $(BIN)/dagster: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ check-raw: install
 
 lint: dev-install
 	$(BIN)/ruff check marketing_ml marketing_ml_tests app
+
+# Whole graph, daily refresh and dashboard at three data scales; writes BENCHMARKS.md and
+# benchmarks/latest.json. SCALES=small,medium for a quick run.
+SCALES ?= small,medium,large
+bench: dev-install
+	$(BIN)/python scripts/bench.py --scales $(SCALES)
 
 compose-test: install
 	bash scripts/compose_test.sh

@@ -1,0 +1,656 @@
+"""The benchmark behind `make bench`: the whole graph and the daily refresh through the real CLI at
+several scales, the dashboard's queries through AppTest, and DuckDB's bare scan as the lower bound.
+
+Writes BENCHMARKS.md and a JSON file (benchmarks/latest.json) to compare commits. Speed and memory
+are measured here, never asserted by timed tests (DESIGN.md, Performance principles).
+
+    .venv/bin/python scripts/bench.py --scales small,medium,large
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from marketing_ml.contract import RAW_FILES  # noqa: E402
+from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql  # noqa: E402
+
+BIN = Path(sys.executable).parent
+DASHBOARD = ROOT / "app" / "dashboard.py"
+SEED = 42
+ROAS_TARGET = 4.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    ad_sets: int
+    days: int
+
+
+SCALES = {
+    "small": Scale("small", 6, 21),
+    "medium": Scale("medium", 200, 365),
+    "large": Scale("large", 2000, 365),
+}
+TARGETS = {
+    "small": {"full_graph_s": 8.0},
+    "medium": {"full_graph_s": 15.0},
+    "large": {
+        "full_graph_s": 60.0,
+        "peak_mib": 2048.0,
+        "daily_refresh_s": 20.0,
+        "bronze_to_gold_over_scan": 10.0,
+        "first_render_s": 2.0,
+        "filter_change_s": 0.3,
+        "app_mib": 500.0,
+    },
+}
+BRONZE_TO_GOLD_GROUPS = ("bronze", "silver", "gold")
+ML_STEPS = ("gold__features", "gold__labels", "gold__training_dataset")
+"""The feature assets: not part of bronze → gold, timed by the 2× days test."""
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def machine() -> dict:
+    memory_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+    }
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------- memory
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kib(root: int) -> int:
+    tree = _children()
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += _rss_kib(pid)
+        stack.extend(tree.get(pid, []))
+    return total
+
+
+class PeakMemory:
+    """Polls the RSS of a process and all its descendants every 50 ms; keeps the peak."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_kib, self.peak_at = pid, 0, time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            rss = tree_rss_kib(self.pid)
+            if rss > self.peak_kib:
+                self.peak_kib, self.peak_at = rss, time.time()
+            self._stop.wait(0.05)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(self.peak_kib / 1024, 1)
+
+
+# -------------------------------------------------------------------------------------- the data
+def ensure_data(scale: Scale, data_root: Path) -> Path:
+    """Generated once per (scale, seed) and reused: the CSVs are a pure function of the seed."""
+    raw = data_root / f"{scale.ad_sets}x{scale.days}-seed{SEED}"
+    if all((raw / raw_file.file_name).exists() for raw_file in RAW_FILES):
+        return raw
+    raw.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "marketing_ml.sample_data",
+            "--out",
+            str(raw),
+            "--ad-sets",
+            str(scale.ad_sets),
+            "--days",
+            str(scale.days),
+            "--seed",
+            str(SEED),
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"  generated {raw} in {time.perf_counter() - started:.1f} s", flush=True)
+    return raw
+
+
+def bare_scan_seconds(raw: Path, repeats: int = 3) -> float:
+    """DuckDB reading all four CSVs once (every field as text, counted): the lower bound."""
+    sql = " UNION ALL ".join(
+        f"SELECT count(*) FROM read_csv('{raw / raw_file.file_name}', all_varchar = true, "
+        "header = true)"
+        for raw_file in RAW_FILES
+    )
+    times = []
+    with duckdb.connect() as connection:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            connection.execute(sql).fetchall()
+            times.append(time.perf_counter() - started)
+    return round(min(times), 3)
+
+
+def raw_facts(raw: Path) -> dict:
+    sizes = sum((raw / raw_file.file_name).stat().st_size for raw_file in RAW_FILES)
+    with duckdb.connect() as connection:
+        events = connection.execute(
+            f"SELECT count(*) FROM read_csv('{raw / 'conversion_events.csv'}', all_varchar = true)"
+        ).fetchone()[0]
+        performance = connection.execute(
+            f"SELECT count(*) FROM read_csv('{raw / 'meta_campaign_performance.csv'}', "
+            "all_varchar = true)"
+        ).fetchone()[0]
+    return {
+        "csv_mib": round(sizes / 2**20, 1),
+        "conversion_events": events,
+        "performance_rows": performance,
+    }
+
+
+# ------------------------------------------------------------------------------------ a CLI run
+def step_times(dagster_home: Path) -> tuple[str, dict[str, float], dict[str, tuple]]:
+    """Seconds per step of the newest run, from STEP_START/STEP_SUCCESS in its event log, and
+    each step's (start, end) timestamps."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        started: dict[str, float] = {}
+        durations: dict[str, float] = {}
+        windows: dict[str, tuple] = {}
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                started[event.step_key] = entry.timestamp
+            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                durations[event.step_key] = round(entry.timestamp - started[event.step_key], 3)
+                windows[event.step_key] = (started[event.step_key], entry.timestamp)
+        return run.status.value, durations, windows
+
+
+def cli_run(arguments: list[str], env: dict, dagster_home: Path, log: Path) -> dict:
+    """One fresh `dagster` process: wall time, peak memory of its process tree, step times."""
+    load_before = load()
+    started = time.perf_counter()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(BIN / "dagster"), *arguments],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        memory = PeakMemory(process.pid)
+        returncode = process.wait()
+    wall = time.perf_counter() - started
+    peak = memory.stop()
+    status, steps, windows = step_times(dagster_home)
+    peak_step = next(
+        (step for step, (start, end) in windows.items() if start <= memory.peak_at <= end),
+        "between steps",
+    )
+    return {
+        "wall_s": round(wall, 2),
+        "peak_mib": peak,
+        "peak_during": peak_step,
+        "returncode": returncode,
+        "status": status,
+        "load_before": round(load_before, 2),
+        "load_after": round(load(), 2),
+        "steps": dict(sorted(steps.items(), key=lambda item: -item[1])),
+        "log": str(log),
+    }
+
+
+def bronze_to_gold_seconds(steps: dict[str, float]) -> float:
+    """Every bronze, silver and gold step and data-quality check, without the ML assets and their
+    checks (step keys: `silver__x` for an asset, `silver_x_rules` for its quality checks)."""
+    ml = ("gold__features", "gold__labels", "gold__training_dataset", "gold__scored", "models__")
+
+    def counts(step: str) -> bool:
+        if step.startswith(ml) or step.endswith("_model_checks"):
+            return False
+        return step.split("__", 1)[0] in BRONZE_TO_GOLD_GROUPS or step.endswith("_rules")
+
+    return round(sum(seconds for step, seconds in steps.items() if counts(step)), 2)
+
+
+# ------------------------------------------------------------------------- feature scaling (2×)
+def feature_scaling(lakehouse: Path, repeats: int = 3) -> dict:
+    """Features, labels and training data on gold's daily rows and on twice the days per ad set
+    (the year again, a year earlier): the time ratio must stay under 2.5× (nothing quadratic)."""
+    with duckdb.connect() as connection:
+        connection.execute(f"ATTACH '{lakehouse}' AS lakehouse (READ_ONLY)")
+        connection.execute(
+            "CREATE TEMP TABLE daily_1x AS SELECT * FROM lakehouse.gold.daily_adset_metrics"
+        )
+        span = connection.execute(
+            "SELECT date_diff('day', min(date), max(date)) + 1 FROM daily_1x"
+        ).fetchone()[0]
+        connection.execute(
+            f"""CREATE TEMP TABLE daily_2x AS
+            SELECT * FROM daily_1x UNION ALL
+            SELECT * REPLACE (CAST(date - INTERVAL {span} DAY AS DATE) AS date) FROM daily_1x"""
+        )
+        connection.execute("DETACH lakehouse")
+
+        def once(daily: str) -> float:
+            started = time.perf_counter()
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE f AS {feature_sql(daily)}")
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE l AS {label_sql(daily, ROAS_TARGET)}")
+            connection.execute(
+                f"CREATE OR REPLACE TEMP TABLE t AS {training_dataset_sql('f', 'l', daily)}"
+            )
+            return time.perf_counter() - started
+
+        single = statistics.median(once("daily_1x") for _ in range(repeats))
+        double = statistics.median(once("daily_2x") for _ in range(repeats))
+        rows = connection.execute("SELECT count(*) FROM daily_1x").fetchone()[0]
+    return {
+        "daily_rows": rows,
+        "seconds_1x": round(single, 3),
+        "seconds_2x": round(double, 3),
+        "ratio": round(double / single, 2),
+        "limit": 2.5,
+        "passed": double / single < 2.5,
+    }
+
+
+# -------------------------------------------------------------------------------- the dashboard
+APP_PROBE = r"""
+import json, os, statistics, sys, time
+from datetime import timedelta
+from streamlit.testing.v1 import AppTest
+
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+def run(app):
+    started = time.perf_counter()
+    app.run()
+    elapsed = time.perf_counter() - started
+    if app.exception:
+        raise SystemExit(f"dashboard failed: {[e.message for e in app.exception]}")
+    return elapsed
+
+app = AppTest.from_file(sys.argv[1], default_timeout=120)
+first = run(app)
+ad_sets = list(app.multiselect(key="ad_sets").options)
+start, end = app.date_input(key="date_range").value
+changes = []
+for i in range(10):
+    kind = i % 3
+    if kind == 0:
+        app.multiselect(key="ad_sets").set_value(ad_sets[: max(1, len(ad_sets) // (i + 2))])
+    elif kind == 1:
+        app.date_input(key="date_range").set_value((start + timedelta(days=i), end))
+    else:
+        app.number_input(key="roas_target").set_value(3.0 + i / 10)
+    changes.append(run(app))
+print(json.dumps({"first_render_s": round(first, 3),
+                  "filter_change_median_s": round(statistics.median(changes), 3),
+                  "filter_change_max_s": round(max(changes), 3),
+                  "app_peak_mib": round(rss_mib(), 1)}))
+"""
+
+
+def dashboard(serving: Path) -> dict:
+    """First render and 10 filter changes in a fresh AppTest process (nothing cached before)."""
+    env = {
+        **os.environ,
+        "MARKETING_ML_SERVING_DB": str(serving),
+        "LM_ENDPOINT": "http://127.0.0.1:9/v1",
+    }
+    env.pop("LM_MODEL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", APP_PROBE, str(DASHBOARD)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        return {"error": (result.stderr or result.stdout).strip().splitlines()[-1:]}
+    return {
+        **json.loads(result.stdout.strip().splitlines()[-1]),
+        "load": round(load(), 2),
+        "serving_mib": round(serving.stat().st_size / 2**20, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------- one scale
+def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
+    print(f"{scale.name}: {scale.ad_sets} ad sets × {scale.days} days", flush=True)
+    raw = ensure_data(scale, data_root)
+    run_dir = work / scale.name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    home = run_dir / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("")  # defaults, without the CLI's warning
+    lakehouse, serving = run_dir / "lakehouse.duckdb", run_dir / "serving.duckdb"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MARKETING_ML_RAW_DIR": str(raw),
+        "MARKETING_ML_DB": str(lakehouse),
+        "MARKETING_ML_SERVING_DB": str(serving),
+        "PYTHONWARNINGS": "ignore",
+    }
+    result = {
+        "scale": scale.name,
+        "ad_sets": scale.ad_sets,
+        "days": scale.days,
+        "seed": SEED,
+        **raw_facts(raw),
+        "bare_scan_s": bare_scan_seconds(raw),
+    }
+    full = cli_run(
+        ["asset", "materialize", "-m", "marketing_ml", "--select", "*"],
+        env,
+        home,
+        run_dir / "full_graph.log",
+    )
+    print(f"  full graph {full['wall_s']} s, {full['peak_mib']} MiB ({full['status']})", flush=True)
+    daily = cli_run(
+        ["job", "execute", "-m", "marketing_ml", "-j", "daily_refresh"],
+        env,
+        home,
+        run_dir / "daily_refresh.log",
+    )
+    print(
+        f"  daily refresh {daily['wall_s']} s, {daily['peak_mib']} MiB ({daily['status']})",
+        flush=True,
+    )
+    full["by_layer"] = by_layer(full)
+    bronze_to_gold = bronze_to_gold_seconds(full["steps"])
+    result.update(
+        full_graph=full,
+        daily_refresh=daily,
+        bronze_to_gold_s=bronze_to_gold,
+        bronze_to_gold_over_scan=round(bronze_to_gold / max(result["bare_scan_s"], 1e-3), 1),
+    )
+    if full["returncode"] == 0:
+        result["dashboard"] = dashboard(serving)
+        print(f"  dashboard {result['dashboard']}", flush=True)
+    if scale.name != "small" and full["returncode"] == 0:
+        result["feature_scaling_2x_days"] = feature_scaling(lakehouse)
+        print(f"  2x days {result['feature_scaling_2x_days']}", flush=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------ reporting
+def verdict(value, limit) -> str:
+    if value is None:
+        return "–"
+    return "met" if value <= limit else "**missed**"
+
+
+def targets(result: dict) -> list[tuple[str, object, float]]:
+    limits = TARGETS.get(result["scale"], {})
+    board = result.get("dashboard", {})
+    measured = {
+        "full_graph_s": result["full_graph"]["wall_s"],
+        "peak_mib": result["full_graph"]["peak_mib"],
+        "daily_refresh_s": result["daily_refresh"]["wall_s"],
+        "bronze_to_gold_over_scan": result["bronze_to_gold_over_scan"],
+        "first_render_s": board.get("first_render_s"),
+        "filter_change_s": board.get("filter_change_median_s"),
+        "app_mib": board.get("app_peak_mib"),
+    }
+    return [(name, measured[name], limit) for name, limit in limits.items()]
+
+
+LAYERS = (
+    ("bronze", lambda step: step.startswith("bronze__")),
+    ("silver", lambda step: step.startswith("silver__")),
+    (
+        "checks",
+        lambda step: (
+            step.endswith(("_rules", "_checks"))
+            or step.count("__") > 1
+            or step.startswith("gold__")
+            and step.split("__")[1] not in GOLD_ASSETS
+        ),
+    ),
+    ("models", lambda step: step.startswith("models__")),
+    ("gold", lambda step: step.startswith("gold__")),
+    ("publish + report", lambda step: step in ("publish", "report")),
+)
+GOLD_ASSETS = (
+    "daily_adset_metrics",
+    "data_quality_report",
+    "row_accounting",
+    "features",
+    "labels",
+    "training_dataset",
+    "scored_adsets",
+    "scored_conversions",
+)
+NOTES = "\n## Notes"
+"""A hand-written section of BENCHMARKS.md that a new run keeps."""
+
+
+def by_layer(run: dict) -> dict[str, float]:
+    """Seconds per layer; start-up and Dagster's own work are the wall time no step accounts for."""
+    totals = dict.fromkeys([name for name, _ in LAYERS], 0.0)
+    for step, seconds in run["steps"].items():
+        layer = next((name for name, matches in LAYERS if matches(step)), "gold")
+        totals[layer] += seconds
+    totals["start-up and Dagster"] = run["wall_s"] - sum(totals.values())
+    return {name: round(seconds, 1) for name, seconds in totals.items()}
+
+
+def markdown(results: list[dict], info: dict) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`make bench` on {info['date']}, commit `{info['commit']}`. Machine: {info['machine']['cores']}"
+        f" cores ({info['machine']['cpu']}), {info['machine']['memory_gib']} GiB memory, "
+        f"Python {info['machine']['python']}, DuckDB {info['machine']['duckdb']}. "
+        "Every run is a fresh `dagster` process (whole graph: `dagster asset materialize -m "
+        "marketing_ml --select '*'`, then `dagster job execute -j daily_refresh` with the models "
+        "kept); peak memory is the RSS of the whole process tree, polled every 50 ms; load is the "
+        "1-minute load average when the run started (other work shares the machine).",
+        "",
+        "The lower bound is DuckDB counting every row of the four CSVs read as text. "
+        "Bronze → gold is the sum of every bronze, silver and gold step and check except the "
+        "ML assets. Raw figures: `benchmarks/latest.json`.",
+        "",
+    ]
+    for result in results:
+        full, daily = result["full_graph"], result["daily_refresh"]
+        board = result.get("dashboard", {})
+        lines += [
+            f"## {result['scale']}: {result['ad_sets']} ad sets × {result['days']} days",
+            "",
+            f"{result['csv_mib']} MiB of CSV, {result['conversion_events']:,} conversion events, "
+            f"{result['performance_rows']:,} performance rows.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| whole graph, wall (load {full['load_before']}) | {full['wall_s']} s |",
+            f"| whole graph, peak memory (during) | {full['peak_mib']} MiB "
+            f"({full['peak_during']}) |",
+            f"| daily refresh, wall (load {daily['load_before']}) | {daily['wall_s']} s |",
+            f"| daily refresh, peak memory (during) | {daily['peak_mib']} MiB "
+            f"({daily['peak_during']}) |",
+            f"| DuckDB bare scan (lower bound) | {result['bare_scan_s']} s |",
+            f"| bronze → gold (sum of steps) | {result['bronze_to_gold_s']} s |",
+            f"| bronze → gold ÷ bare scan | {result['bronze_to_gold_over_scan']}× |",
+        ]
+        if "error" in board:
+            lines.append(f"| dashboard | failed: {board['error']} |")
+        elif board:
+            lines += [
+                f"| dashboard first render (load {board['load']}) | {board['first_render_s']} s |",
+                f"| dashboard filter change, median of 10 (max) | "
+                f"{board['filter_change_median_s']} s ({board['filter_change_max_s']} s) |",
+                f"| dashboard process peak memory | {board['app_peak_mib']} MiB |",
+                f"| serving file | {board['serving_mib']} MiB |",
+            ]
+        scaling = result.get("feature_scaling_2x_days")
+        if scaling:
+            lines.append(
+                f"| feature assets at 2× days ÷ 1× (limit 2.5) | {scaling['ratio']}× "
+                f"({scaling['seconds_1x']} s → {scaling['seconds_2x']} s) |"
+            )
+        layers = full.get("by_layer") or by_layer(full)
+        lines += [
+            "",
+            "Whole graph by layer: "
+            + ", ".join(f"{name} {seconds} s" for name, seconds in layers.items())
+            + ".",
+            "",
+            "Slowest five steps of the whole graph:",
+            "",
+            "| step | seconds |",
+            "|---|---|",
+        ]
+        lines += [f"| {step} | {seconds} |" for step, seconds in list(full["steps"].items())[:5]]
+        checks = targets(result)
+        if checks:
+            lines += ["", "| target | limit | measured | |", "|---|---|---|---|"]
+            lines += [
+                f"| {name} | {limit:g} | {value} | {verdict(value, limit)} |"
+                for name, value, limit in checks
+            ]
+        lines.append("")
+    by_scale = {result["scale"]: result for result in results}
+    if "small" in by_scale and "large" in by_scale:
+        small, large = by_scale["small"], by_scale["large"]
+        lines.append(
+            f"Scaling: {large['conversion_events'] / small['conversion_events']:.0f}× the events "
+            f"cost {large['full_graph']['wall_s'] / small['full_graph']['wall_s']:.1f}× the time "
+            "(start-up dominates the small run)."
+        )
+    if "medium" in by_scale and "large" in by_scale:
+        medium, large = by_scale["medium"], by_scale["large"]
+        ratio = large["full_graph"]["wall_s"] / medium["full_graph"]["wall_s"]
+        lines.append(
+            f"Medium → large: {large['conversion_events'] / medium['conversion_events']:.0f}× the "
+            f"events cost {ratio:.1f}× the time (target ≤ 12×)."
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="small,medium,large")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "marketing-ml-bench" / "data",
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "marketing-ml-bench" / "runs"
+    )
+    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "latest.json")
+    arguments = parser.parse_args()
+    names = [name.strip() for name in arguments.scales.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SCALES))
+    if unknown:
+        parser.error(f"unknown scale(s) {', '.join(unknown)}; choose from {', '.join(SCALES)}")
+    info = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": git_commit(),
+        "machine": machine(),
+        "load_at_start": round(load(), 2),
+    }
+    results = [bench_scale(SCALES[name], arguments.data_root, arguments.work) for name in names]
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(json.dumps({**info, "results": results}, indent=2, default=str))
+    previous = arguments.markdown.read_text() if arguments.markdown.exists() else ""
+    notes = previous[previous.index(NOTES) :] if NOTES in previous else ""
+    arguments.markdown.write_text(markdown(results, info) + notes)
+    print(f"wrote {arguments.markdown} and {arguments.json}")
+
+
+if __name__ == "__main__":
+    main()
