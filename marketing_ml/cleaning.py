@@ -67,6 +67,22 @@ def typed_columns_sql(raw_file: RawFile) -> list[str]:
     return typed
 
 
+def typed_key_sql(raw_file: RawFile) -> list[str]:
+    """The key columns of a bronze row typed as silver types them, named `_key_<column>`."""
+    typed = []
+    for column in raw_file.key:
+        if column in raw_file.dates:
+            expression = parse_date_sql(_text(column))
+        elif column in raw_file.integers:
+            expression = parse_number_sql(_text(column), "BIGINT")
+        elif column in raw_file.decimals:
+            expression = parse_number_sql(_text(column), "DOUBLE")
+        else:
+            expression = _text(column)
+        typed.append(f"{expression} AS _key_{column}")
+    return typed
+
+
 def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
     """CASE expressions giving the first row rule a row breaks, and a reason naming the column."""
     branches: list[tuple[str, str, str]] = []
