@@ -82,6 +82,7 @@ class ModelConfig(dg.Config):
     calibration_fraction: float = 0.25
     backtest_folds: int = 3
     bootstrap_samples: int = 200
+    backtest_max_fit_rows: int = 150_000
 
     def parameters(self) -> TrainingParameters:
         return TrainingParameters(**self.model_dump())
