@@ -18,7 +18,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
 
-from marketing_ml.resources import lakehouse_db_path
+from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, duckdb_config, lakehouse_db_path
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,20 @@ def replace_table_with_frame(
         connection.unregister("_frame_to_store")
 
 
+FETCH_VECTORS = 100
+"""Vectors of 2,048 rows fetched at a time: `.df()` on a whole 730,000-row table peaks at four
+times the frame's size (2.2 GB for the training data), chunks at about twice."""
+
+
+def fetch_frame(result: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The whole result as one frame, the same as `result.df()`, with a lower memory peak."""
+    chunks = [result.fetch_df_chunk(FETCH_VECTORS)]
+    while len(chunks[-1]):
+        chunks.append(result.fetch_df_chunk(FETCH_VECTORS))
+    filled = [chunk for chunk in chunks if len(chunk)] or chunks
+    return filled[0] if len(filled) == 1 else pd.concat(filled, ignore_index=True)
+
+
 class SqlTypeHandler(DbTypeHandler[Sql]):
     def handle_output(self, context, table_slice: TableSlice, obj: Sql, connection):
         name = qualified_name(table_slice)
@@ -143,7 +157,8 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
 
     def load_input(self, context, table_slice: TableSlice, connection) -> pd.DataFrame:
         columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
-        return connection.execute(f"SELECT {columns} FROM {qualified_name(table_slice)}").df()
+        result = connection.execute(f"SELECT {columns} FROM {qualified_name(table_slice)}")
+        return fetch_frame(result)
 
     @property
     def supported_types(self):
@@ -164,7 +179,11 @@ class AtomicDuckDbClient(DuckDbClient):
         connection = backoff(
             fn=duckdb.connect,
             retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={"database": str(database), "read_only": False},
+            kwargs={
+                "database": str(database),
+                "read_only": False,
+                "config": duckdb_config(context.resource_config.get("memory_limit", "")),
+            },
             max_retries=10,
         )
         try:
@@ -176,10 +195,12 @@ class AtomicDuckDbClient(DuckDbClient):
 class LakehouseIOManager(DuckDBIOManager):
     """DuckDB IO manager with atomic table replacement and in-engine SQL outputs.
 
-    Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb), read when a step runs.
+    Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb), read when a step runs;
+    `memory_limit` caps DuckDB's working memory per connection (empty: DuckDB's default).
     """
 
     database: str = ""
+    memory_limit: str = DUCKDB_MEMORY_LIMIT
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
