@@ -69,25 +69,6 @@ def training_dataset(features: Table, labels: Table, daily: Table) -> Sql:
     return Sql(training_dataset_sql(str(features), str(labels), str(daily)), order_by=KEY_ORDER)
 
 
-class ModelConfig(dg.Config):
-    """XGBoost and evaluation settings; the defaults are what the README's figures used."""
-
-    max_rounds: int = 200
-    early_stopping_rounds: int = 20
-    learning_rate: float = 0.2
-    max_depth: int = 4
-    max_bin: int = 64
-    seed: int = 42
-    validation_fraction: float = 0.2
-    calibration_fraction: float = 0.25
-    backtest_folds: int = 3
-    bootstrap_samples: int = 200
-    backtest_max_fit_rows: int = 150_000
-
-    def parameters(self) -> TrainingParameters:
-        return TrainingParameters(**self.model_dump())
-
-
 def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=["models", spec.name],
@@ -98,10 +79,12 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         f"after it, against the base rate and {spec.heuristic_description}.",
     )
     def model(
-        context: dg.AssetExecutionContext, config: ModelConfig, training_dataset: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        config: TrainingParameters,
+        training_dataset: pd.DataFrame,
     ) -> CalibratedModel:
         try:
-            trained = train_model(training_dataset, spec, config.parameters())
+            trained = train_model(training_dataset, spec, config)
         except ValueError as error:
             raise dg.Failure(description=str(error)) from error
         context.add_output_metadata(model_metadata(trained))

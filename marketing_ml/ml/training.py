@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import xgboost as xgb
@@ -72,8 +73,10 @@ CONVERSION = ModelSpec(
 )
 
 
-@dataclass(frozen=True)
-class TrainingParameters:
+class TrainingParameters(dg.Config):
+    """XGBoost and evaluation settings (run config of both model assets); the README's figures
+    use the defaults."""
+
     max_rounds: int = 200
     early_stopping_rounds: int = 20
     learning_rate: float = 0.2
