@@ -226,6 +226,13 @@ def overview_tab(overview: Overview) -> None:
     pacing_chart(overview)
 
 
+SCORE_LABELS = {
+    "gold.scored_adsets": "Under-pacing risk",
+    "gold.scored_conversions": "ROAS on target",
+}
+"""Each scored table's caption names the model that wrote it: older models say so."""
+
+
 def forecasts_tab(fetch, available: frozenset[str], filters: Filters) -> None:
     frames = [
         fetch("latest_scores", table, filters.ad_set_ids)
@@ -255,6 +262,13 @@ def forecasts_tab(fetch, available: frozenset[str], filters: Filters) -> None:
     model_target = forecasts["roas_target"].dropna()
     target = float(model_target.iloc[0]) if len(model_target) else None
     so_what(narrative.forecast_so_what(forecasts, target))
+    for table, label in SCORE_LABELS.items():
+        if table in available and (provenance := fetch("score_provenance", table)):
+            st.caption(
+                f"{label}: model `{provenance['model_version']}`, trained on data through "
+                f"{pd.Timestamp(provenance['trained_through']):%d %b %Y}; scores for "
+                f"{pd.Timestamp(provenance['scored_date']):%d %b %Y}."
+            )
     if target is not None and abs(target - filters.roas_target) > 1e-9:
         st.caption(
             f"The conversion model was trained for a {narrative.ratio(target)} target; the "

@@ -225,6 +225,20 @@ ORDER BY ad_set_id""",
     )
 
 
+def score_provenance(path: Path, table: str) -> dict:
+    """The model version behind a scored table's latest scores and the last day it trained on."""
+    frame = query(
+        path,
+        f"""
+SELECT model_version, trained_through, max(date) AS scored_date
+FROM {table}
+GROUP BY model_version, trained_through
+ORDER BY scored_date DESC
+LIMIT 1""",
+    )
+    return frame.iloc[0].to_dict() if len(frame) else {}
+
+
 def quality_rules(path: Path) -> pd.DataFrame:
     return query(
         path,

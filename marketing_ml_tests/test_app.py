@@ -230,6 +230,15 @@ def test_a_new_publish_is_read_at_once_despite_the_cache(app_env, tmp_path, monk
 def test_forecasts_and_models_tabs_show_the_scored_tables(app_env):
     app = run_app()
     assert any("risk of under-pacing tomorrow" in info.value for info in app.info)
+    provenance = [
+        caption.value for caption in app.caption if "trained on data through" in caption.value
+    ]
+    trained_through = app_env.serving_query(
+        "SELECT DISTINCT model_version, trained_through FROM gold.scored_adsets"
+    )
+    assert len(trained_through) == 1 and len(provenance) == 2
+    version, day = trained_through[0]
+    assert f"`{version}`" in provenance[0] and f"{day:%d %b %Y}" in provenance[0]
     assert sum("validation rows" in info.value for info in app.info) == 2
 
 
