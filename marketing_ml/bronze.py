@@ -3,7 +3,12 @@
 import dagster as dg
 
 from marketing_ml.contract import RAW_FILES, RawFile
-from marketing_ml.raw_files import RawFileError, bronze_sql, profile_raw_file
+from marketing_ml.raw_files import (
+    BRONZE_LINE_COLUMN,
+    RawFileError,
+    bronze_sql,
+    profile_raw_file,
+)
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.storage import Sql
 
@@ -30,7 +35,7 @@ def build_bronze_asset(raw_file: RawFile) -> dg.AssetsDefinition:
                 "extra_columns": ", ".join(profile.extra_columns) or "none",
             }
         )
-        return Sql(bronze_sql(profile))
+        return Sql(bronze_sql(profile), line_number_column=BRONZE_LINE_COLUMN)
 
     return bronze_table
 

@@ -13,7 +13,7 @@ import duckdb
 
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import RAW_FILES
-from marketing_ml.raw_files import RawFileError, bronze_sql, profile_raw_file
+from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
 from marketing_ml.resources import raw_dir_path
 
 
@@ -30,16 +30,17 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
             file_problems += 1
             report.append(f"ERROR {error}")
             continue
-        connection.execute(f"CREATE OR REPLACE TABLE bronze_rows AS {bronze_sql(profile)}")
+        load_bronze_table(connection, "main", "bronze_rows", profile)
+        connection.execute(
+            "CREATE OR REPLACE TABLE classified_rows AS "
+            f"{classified_rows_sql(raw_file, 'bronze_rows')}"
+        )
         rejected = connection.execute(
-            f"""
-SELECT _source_line, rule, reason
-FROM ({classified_rows_sql(raw_file, "bronze_rows")})
-WHERE rule IS NOT NULL
-ORDER BY _source_line"""
+            "SELECT _source_line, rule, reason FROM classified_rows WHERE rule IS NOT NULL "
+            "ORDER BY _source_line"
         ).fetchall()
         rows, distinct_rows = connection.execute(
-            "SELECT count(*), count(DISTINCT _row_hash) FROM bronze_rows"
+            "SELECT (SELECT count(*) FROM bronze_rows), (SELECT count(*) FROM classified_rows)"
         ).fetchone()
         summary = (
             f"OK    {path}: {rows} rows, {rows - distinct_rows} exact duplicate(s) to drop, "

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marketing_ml.contract import RAW_FILES, RawFile
+from marketing_ml.storage import replace_table_with_numbered_query
+
+BRONZE_LINE_COLUMN = "_source_line"
 
 CHUNK_BYTES = 8 * 1024 * 1024
 
@@ -115,13 +118,23 @@ def read_csv_sql(profile: RawFileProfile) -> str:
 
 
 def bronze_sql(profile: RawFileProfile) -> str:
-    """Raw rows as text with lineage; `_row_hash` is over the content so identical copies share it."""
+    """Raw rows as text with lineage; `_row_hash` is over the content so identical copies share it.
+
+    `_source_line` is left NULL for the IO manager to fill (see `Sql.line_number_column`). The
+    hash is DuckDB's 64-bit `hash`: cleaning confirms rows sharing one by comparing their text.
+    """
     quoted = [f'"{column}"' for column in profile.header]
-    hashed = ", ".join(f"coalesce({column}, '')" for column in quoted)
     return f"""
 SELECT
     {", ".join(quoted)},
     {sql_string(profile.path.name)} AS _source_file,
-    CAST(row_number() OVER () + 1 AS BIGINT) AS _source_line,
-    md5(concat_ws(chr(31), {hashed})) AS _row_hash
+    CAST(NULL AS BIGINT) AS {BRONZE_LINE_COLUMN},
+    hash({", ".join(quoted)}) AS _row_hash
 FROM {read_csv_sql(profile)}"""
+
+
+def load_bronze_table(connection, schema: str, table: str, profile: RawFileProfile) -> None:
+    """`schema.table` replaced by the file's bronze rows, `_source_line` numbered."""
+    replace_table_with_numbered_query(
+        connection, schema, table, bronze_sql(profile), BRONZE_LINE_COLUMN
+    )

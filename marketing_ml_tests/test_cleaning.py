@@ -8,7 +8,7 @@ import pytest
 
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import CONVERSION_EVENTS, META_CAMPAIGN_PERFORMANCE, RawFile
-from marketing_ml.raw_files import bronze_sql, profile_raw_file
+from marketing_ml.raw_files import load_bronze_table, profile_raw_file
 from marketing_ml_tests.conftest import performance_row, write_raw_csv
 
 
@@ -16,9 +16,7 @@ def classify(tmp_path: Path, raw_file: RawFile, rows) -> dict[int, tuple]:
     """Line → (rule, reason, typed row) for every distinct row of a file with these rows."""
     path = write_raw_csv(tmp_path / raw_file.file_name, raw_file.columns, rows)
     connection = duckdb.connect()
-    connection.execute(
-        f"CREATE TABLE bronze_rows AS {bronze_sql(profile_raw_file(path, raw_file))}"
-    )
+    load_bronze_table(connection, "main", "bronze_rows", profile_raw_file(path, raw_file))
     columns = ", ".join(raw_file.columns)
     classified = connection.execute(
         f"SELECT _source_line, rule, reason, {columns} "
