@@ -1,7 +1,8 @@
 """Cleaning rules, written once as SQL built from the contract: silver, quarantine and check-raw use them.
 
 Every distinct bronze row gets a verdict:
-1. exact copies (same `_row_hash`) collapse to the first line: counted as duplicates dropped;
+1. exact copies (the same text in every column) collapse to the first line: counted as
+   duplicates dropped;
 2. a row that breaks a row rule (blank required field, bad date, non-numeric, negative, clicks
    above impressions, unknown vocabulary) is quarantined with that rule and a reason;
 3. among the valid rows of one key: if their typed values disagree, every copy is quarantined as
@@ -67,19 +68,18 @@ def typed_columns_sql(raw_file: RawFile) -> list[str]:
     return typed
 
 
-def typed_key_sql(raw_file: RawFile) -> list[str]:
-    """The key columns of a bronze row typed as silver types them, named `_key_<column>`."""
+def typed_key_expressions(raw_file: RawFile) -> list[str]:
+    """The key columns of a bronze row typed as silver types them."""
     typed = []
     for column in raw_file.key:
         if column in raw_file.dates:
-            expression = parse_date_sql(_text(column))
+            typed.append(parse_date_sql(_text(column)))
         elif column in raw_file.integers:
-            expression = parse_number_sql(_text(column), "BIGINT")
+            typed.append(parse_number_sql(_text(column), "BIGINT"))
         elif column in raw_file.decimals:
-            expression = parse_number_sql(_text(column), "DOUBLE")
+            typed.append(parse_number_sql(_text(column), "DOUBLE"))
         else:
-            expression = _text(column)
-        typed.append(f"{expression} AS _key_{column}")
+            typed.append(_text(column))
     return typed
 
 
@@ -137,65 +137,82 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
     return rule + " END", reason + " END"
 
 
-def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
-    """Every distinct bronze row, typed, with `rule`/`reason` NULL when it belongs in silver."""
-    key = ", ".join(raw_file.key)
+def _row_checked_sql(raw_file: RawFile, rows: str) -> str:
+    """`rows` (bronze columns) typed, with the first row rule each breaks and its reason."""
     raw_columns = ", ".join(f"{_text(column)} AS raw_{column}" for column in raw_file.columns)
-    typed_columns = ",\n        ".join(typed_columns_sql(raw_file))
-    content = ", ".join(f"CAST({column} AS VARCHAR)" for column in raw_file.columns)
+    typed_columns = ",\n            ".join(typed_columns_sql(raw_file))
     row_rule, row_reason = _first_failing_rule_sql(raw_file)
+    return f"""
+    SELECT *, {row_rule} AS row_rule, {row_reason} AS row_reason
+    FROM (
+        SELECT
+            _source_file, _source_line, _row_hash, _key_hash,
+            {raw_json_columns(raw_file)},
+            {typed_columns}
+        FROM (
+            SELECT _source_file, _source_line, _row_hash, _key_hash, {raw_columns}
+            FROM {rows}
+        ) AS raw_rows
+    ) AS typed_rows"""
+
+
+def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
+    """Every distinct bronze row, typed, with `rule`/`reason` NULL when it belongs in silver.
+
+    Only rows whose typed key occurs more than once can be copies or conflicts, and they are few:
+    they go through the duplicate rules, every other row only through the row rules. Keys are
+    grouped by a 64-bit hash (cheap over millions of rows); rows that merely share a hash are
+    told apart by their key and text, so a collision costs time, never a row.
+    """
+    key = ", ".join(raw_file.key)
+    bronze_columns = ", ".join(f'"{column}"' for column in raw_file.columns)
+    content = ", ".join(f"CAST({column} AS VARCHAR)" for column in raw_file.columns)
     raw_json = ", ".join(f"{sql_string(column)}, raw_{column}" for column in raw_file.columns)
     key_match = " AND ".join(
-        f"shared_keys.{column} = row_checked.{column}" for column in raw_file.key
+        f"key_versions.{column} = shared_checked.{column}" for column in raw_file.key
     )
+    typed_key = ", ".join(typed_key_expressions(raw_file))
     return f"""
-WITH repeated_rows AS (
-    SELECT _row_hash, min(_source_line) AS first_line
-    FROM {bronze_table}
-    GROUP BY _row_hash
-    HAVING count(*) > 1
-),
-first_copies AS (
-    SELECT bronze_rows.*
-    FROM {bronze_table} AS bronze_rows
-    LEFT JOIN repeated_rows ON repeated_rows._row_hash = bronze_rows._row_hash
-    WHERE repeated_rows._row_hash IS NULL OR bronze_rows._source_line = repeated_rows.first_line
-),
-raw AS (
-    SELECT _source_file, _source_line, _row_hash, {raw_columns}
-    FROM first_copies
-),
-typed AS (
+WITH keyed_rows AS NOT MATERIALIZED (
     SELECT
-        _source_file, _source_line, _row_hash,
-        {raw_json_columns(raw_file)},
-        {typed_columns}
-    FROM raw
-),
-row_checked AS (
-    SELECT *, {row_rule} AS row_rule, {row_reason} AS row_reason
-    FROM typed
-),
-repeated_keys AS (
-    SELECT {key}
-    FROM row_checked
-    GROUP BY {key}
-    HAVING count(*) > 1
+        {bronze_columns}, _source_file, _source_line, _row_hash, hash({typed_key}) AS _key_hash
+    FROM {bronze_table}
 ),
 shared_keys AS (
+    SELECT _key_hash FROM keyed_rows GROUP BY _key_hash HAVING count(*) > 1
+),
+keys_shared AS (
+    SELECT * FROM keyed_rows SEMI JOIN shared_keys USING (_key_hash)
+),
+later_copies AS (
+    SELECT _source_line FROM (
+        SELECT
+            _source_line,
+            row_number() OVER (PARTITION BY {bronze_columns} ORDER BY _source_line) AS copy
+        FROM keys_shared
+    ) AS numbered_copies
+    WHERE copy > 1
+),
+alone_checked AS NOT MATERIALIZED ({_row_checked_sql(raw_file, "keyed_rows ANTI JOIN shared_keys USING (_key_hash)")}
+),
+shared_checked AS ({_row_checked_sql(raw_file, "keys_shared ANTI JOIN later_copies USING (_source_line)")}
+),
+key_versions AS (
     SELECT
-        {", ".join(f"row_checked.{column}" for column in raw_file.key)},
+        {key},
         count(DISTINCT md5(concat_ws(chr(31), {content}))) FILTER (WHERE row_rule IS NULL)
             AS valid_versions,
         min(_source_line) FILTER (WHERE row_rule IS NULL) AS first_valid_line
-    FROM row_checked
-    SEMI JOIN repeated_keys USING ({key})
-    GROUP BY {", ".join(f"row_checked.{column}" for column in raw_file.key)}
+    FROM shared_checked
+    GROUP BY {key}
 ),
 key_checked AS (
-    SELECT row_checked.*, shared_keys.valid_versions, shared_keys.first_valid_line
-    FROM row_checked
-    LEFT JOIN shared_keys ON {key_match}
+    SELECT *, CAST(NULL AS BIGINT) AS valid_versions, CAST(NULL AS BIGINT) AS first_valid_line
+    FROM alone_checked
+    UNION ALL BY NAME
+    SELECT shared_checked.*, key_versions.valid_versions, key_versions.first_valid_line
+    FROM shared_checked
+    LEFT JOIN key_versions ON {key_match}
 )
 SELECT
     *,

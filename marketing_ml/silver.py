@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from marketing_ml.cleaning import classified_rows_sql, typed_key_sql
+from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import (
     AUDIENCE_SEGMENTS,
     BUDGET_PACING,
@@ -62,7 +62,7 @@ def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
         description=description,
     )
     def silver_table(bronze_table: Table) -> Sql:
-        return Sql(silver_table_sql(raw_file, bronze_table.name), order_by=raw_file.key)
+        return Sql(silver_table_sql(raw_file, bronze_table.name))
 
     return silver_table
 
@@ -94,41 +94,9 @@ GROUP BY date, ad_set_id""",
     )
 
 
-def quarantine_candidates_sql(raw_file: RawFile, bronze_table: str, silver_table: str) -> str:
-    """The bronze rows whose verdict can differ from "kept": every row of a key that has a row
-    outside silver, and every row whose key does not parse.
-
-    A verdict depends only on the rows of the same typed key (exact copies share it), so
-    classifying these rows gives each of them the verdict the whole file would, and every
-    quarantined row is among them: cleaning runs on a few rows, not on all of bronze again.
-    """
-    keys = [f"_key_{column}" for column in raw_file.key]
-    columns = ", ".join(f'"{column}"' for column in raw_file.columns)
-    return f"""
-WITH keyed_bronze AS (
-    SELECT {columns}, _source_file, _source_line, _row_hash, {", ".join(typed_key_sql(raw_file))}
-    FROM {bronze_table}
-),
-keys_outside_silver AS (
-    SELECT DISTINCT {", ".join(f"keyed_bronze.{key}" for key in keys)}
-    FROM keyed_bronze
-    LEFT JOIN {silver_table} AS silver_rows ON silver_rows._source_line = keyed_bronze._source_line
-    WHERE silver_rows._source_line IS NULL
-)
-SELECT {columns}, _source_file, _source_line, _row_hash
-FROM keyed_bronze
-JOIN keys_outside_silver USING ({", ".join(keys)})
-UNION ALL
-SELECT {columns}, _source_file, _source_line, _row_hash
-FROM keyed_bronze
-WHERE {" OR ".join(f"{key} IS NULL" for key in keys)}"""
-
-
-def quarantined_rows_sql(raw_file: RawFile, bronze_table: str, silver_table: str) -> str:
+def quarantined_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
     return f"""
 SELECT * FROM (
-    WITH quarantine_candidates AS ({quarantine_candidates_sql(raw_file, bronze_table, silver_table)}
-    )
     SELECT
         _source_file AS source_file,
         _source_line AS source_line,
@@ -136,7 +104,7 @@ SELECT * FROM (
         reason,
         _row_hash AS row_hash,
         CAST(raw_row AS VARCHAR) AS raw_row
-    FROM ({classified_rows_sql(raw_file, "quarantine_candidates")}
+    FROM ({classified_rows_sql(raw_file, bronze_table)}
     ) AS classified
     WHERE rule IS NOT NULL
 ) AS {raw_file.name}_quarantine"""
@@ -145,14 +113,8 @@ SELECT * FROM (
 @dg.asset(
     key=["silver", "quarantine"],
     ins={
-        **{
-            f"bronze_{raw_file.name}": dg.AssetIn(key=["bronze", raw_file.name])
-            for raw_file in RAW_FILES
-        },
-        **{
-            f"silver_{raw_file.name}": dg.AssetIn(key=["silver", raw_file.name])
-            for raw_file in RAW_FILES
-        },
+        f"bronze_{raw_file.name}": dg.AssetIn(key=["bronze", raw_file.name])
+        for raw_file in RAW_FILES
     },
     group_name="silver",
     kinds={"duckdb", "sql"},
@@ -161,11 +123,7 @@ SELECT * FROM (
 )
 def quarantine(**tables: Table) -> Sql:
     parts = [
-        quarantined_rows_sql(
-            raw_file,
-            tables[f"bronze_{raw_file.name}"].name,
-            tables[f"silver_{raw_file.name}"].name,
-        )
+        quarantined_rows_sql(raw_file, tables[f"bronze_{raw_file.name}"].name)
         for raw_file in RAW_FILES
     ]
     return Sql("\nUNION ALL\n".join(parts), order_by=("source_file", "source_line"))
