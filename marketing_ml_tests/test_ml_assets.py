@@ -52,8 +52,11 @@ def test_ml_graph_materializes_scores_every_key_and_passes_its_gates(ml_lakehous
     assert len(checks) == 16
     assert all(passed for (_, name), (passed, _) in checks.items() if name in BLOCKING)
     scored = stored(ml_lakehouse, "SELECT * FROM gold.scored_adsets")
-    assert len(scored) == len(daily_frame)
-    assert scored["date"].max() == pd.Timestamp(daily_frame["date"].max())
+    latest = pd.Timestamp(daily_frame["date"].max())
+    window = daily_frame[pd.to_datetime(daily_frame["date"]) > latest - pd.Timedelta(days=28)]
+    assert len(scored) == len(window) < len(daily_frame)
+    assert scored["date"].min() == latest - pd.Timedelta(days=27)
+    assert scored["date"].max() == latest
     assert scored["under_pacing_risk"].between(0, 1).all()
     conversions = stored(ml_lakehouse, "SELECT * FROM gold.scored_conversions")
     assert list(conversions.columns) == [

@@ -13,13 +13,25 @@ from marketing_ml.ml.training import (
     TrainingParameters,
     train_model,
 )
-from marketing_ml.storage import Sql, Table
+from marketing_ml.resources import LakehouseResource
+from marketing_ml.storage import Sql, Table, fetch_frame
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
 FEATURES = dg.AssetKey(["gold", "features"])
 LABELS = dg.AssetKey(["gold", "labels"])
 TRAINING_DATASET = dg.AssetKey(["gold", "training_dataset"])
 KEY_ORDER = ("ad_set_id", "date")
+SCORED_DAYS = 28
+"""The scored tables cover the latest four weeks: the dashboard reads the latest day, and a month
+shows how a score moved. Scoring every day of a year of 2,000 ad sets took 7 s per model."""
+
+
+def scored_window_sql(table: str) -> str:
+    """The rows of `table` in the scored window (its last SCORED_DAYS dates)."""
+    return (
+        f"SELECT * FROM {table} "
+        f"WHERE date > (SELECT max(date) FROM {table}) - INTERVAL {SCORED_DAYS} DAY"
+    )
 
 
 @dg.asset(
@@ -97,9 +109,17 @@ pacing_risk_model = build_model_asset(PACING_RISK)
 conversion_model = build_model_asset(CONVERSION)
 
 
-def score(model: CalibratedModel, features: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One probability per (ad_set_id, date), with the model version and its last training day."""
-    ordered = features.sort_values(list(KEY_ORDER), kind="stable").reset_index(drop=True)
+def score(
+    model: CalibratedModel, features: Table, lakehouse: LakehouseResource, column: str
+) -> pd.DataFrame:
+    """One probability per (ad_set_id, date) of the scored window, with the model version and its
+    last training day."""
+    with lakehouse.connect(read_only=True) as connection:
+        ordered = fetch_frame(
+            connection.execute(
+                f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}"
+            )
+        )
     return pd.DataFrame(
         {
             "ad_set_id": ordered["ad_set_id"].astype(str),
@@ -120,10 +140,12 @@ def score(model: CalibratedModel, features: pd.DataFrame, column: str) -> pd.Dat
     group_name="gold",
     kinds={"duckdb", "xgboost"},
     description="under_pacing_risk: calibrated probability that each ad set under-paces the next "
-    "day, for every ad set and day including the latest.",
+    f"day, for every ad set and day of the latest {SCORED_DAYS} days.",
 )
-def scored_adsets(model: CalibratedModel, features: pd.DataFrame) -> pd.DataFrame:
-    return score(model, features, "under_pacing_risk")
+def scored_adsets(
+    model: CalibratedModel, features: Table, lakehouse: LakehouseResource
+) -> pd.DataFrame:
+    return score(model, features, lakehouse, "under_pacing_risk")
 
 
 @dg.asset(
@@ -135,10 +157,12 @@ def scored_adsets(model: CalibratedModel, features: pd.DataFrame) -> pd.DataFram
     group_name="gold",
     kinds={"duckdb", "xgboost"},
     description="roas_on_target_prob: calibrated probability that each ad set's ROAS over the "
-    "next 7 days reaches roas_target, for every ad set and day including the latest.",
+    f"next 7 days reaches roas_target, for every ad set and day of the latest {SCORED_DAYS} days.",
 )
-def scored_conversions(model: CalibratedModel, features: pd.DataFrame) -> pd.DataFrame:
-    scored = score(model, features, "roas_on_target_prob")
+def scored_conversions(
+    model: CalibratedModel, features: Table, lakehouse: LakehouseResource
+) -> pd.DataFrame:
+    scored = score(model, features, lakehouse, "roas_on_target_prob")
     scored.insert(3, "roas_target", model.card.roas_target)
     return scored[
         [

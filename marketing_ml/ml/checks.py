@@ -11,7 +11,7 @@ import re
 import dagster as dg
 import numpy as np
 
-from marketing_ml.ml.assets import DAILY, FEATURES, LABELS
+from marketing_ml.ml.assets import DAILY, FEATURES, LABELS, SCORED_DAYS, scored_window_sql
 from marketing_ml.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS, feature_sql
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
 from marketing_ml.resources import LakehouseResource
@@ -340,9 +340,10 @@ def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
         blocking=True,
         additional_deps=[DAILY],
         description=f"{column} is within [0, 1] for every row, and the table has exactly one row "
-        "per (ad_set_id, date) of gold.daily_adset_metrics.",
+        f"per (ad_set_id, date) of gold.daily_adset_metrics in its latest {SCORED_DAYS} days.",
     )
     def scores_valid(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        scored_window = scored_window_sql("gold.daily_adset_metrics")
         with lakehouse.connect(read_only=True) as connection:
             outside, duplicates, missing, extra = connection.execute(
                 f"""
@@ -350,11 +351,10 @@ def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
                     (SELECT count(*) FROM gold.{table}
                      WHERE {column} IS NULL OR {column} < 0 OR {column} > 1),
                     (SELECT count(*) - count(DISTINCT (ad_set_id, date)) FROM gold.{table}),
-                    (SELECT count(*) FROM (SELECT ad_set_id, date FROM gold.daily_adset_metrics
+                    (SELECT count(*) FROM (SELECT ad_set_id, date FROM ({scored_window})
                                            EXCEPT SELECT ad_set_id, date FROM gold.{table})),
                     (SELECT count(*) FROM (SELECT ad_set_id, date FROM gold.{table}
-                                           EXCEPT SELECT ad_set_id, date
-                                           FROM gold.daily_adset_metrics))
+                                           EXCEPT SELECT ad_set_id, date FROM ({scored_window})))
                 """
             ).fetchone()
         return dg.AssetCheckResult(
