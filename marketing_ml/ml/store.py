@@ -33,27 +33,28 @@ def threads_for(rows: int) -> int:
 def feature_array(
     frame: pd.DataFrame, features: Sequence[str], categories: Mapping[str, Sequence[str]]
 ) -> np.ndarray:
-    """Features in the stored order; a categorical column becomes its index in the stored
-    category list (NaN when unseen), so codes never depend on the rows being scored."""
-    columns = [np.empty(len(frame))]
-    for name in features:
+    """Features in the stored order as float32 (what XGBoost works in); a categorical column
+    becomes its index in the stored category list (NaN when unseen), so codes never depend on
+    the rows being scored."""
+    matrix = np.empty((len(frame), len(features)), dtype=np.float32, order="F")
+    for i, name in enumerate(features):
         if name in categories:
-            lookup = {value: float(code) for code, value in enumerate(categories[name])}
-            columns.append(frame[name].map(lookup).astype(np.float64).to_numpy())
+            codes = pd.Categorical(frame[name], categories=list(categories[name])).codes
+            matrix[:, i] = np.where(codes >= 0, codes, np.nan)
         else:
-            columns.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64))
-    return np.column_stack(columns)[:, 1:]
+            matrix[:, i] = frame[name].to_numpy(dtype=np.float32, na_value=np.nan)
+    return np.ascontiguousarray(matrix)
 
 
 def design_matrix(
-    frame: pd.DataFrame, features: Sequence[str], categories: Mapping[str, Sequence[str]]
+    features: np.ndarray, names: Sequence[str], categories: Mapping[str, Sequence[str]]
 ) -> xgb.DMatrix:
     return xgb.DMatrix(
-        feature_array(frame, features, categories),
-        feature_names=list(features),
-        feature_types=["c" if name in categories else "q" for name in features],
+        features,
+        feature_names=list(names),
+        feature_types=["c" if name in categories else "q" for name in names],
         enable_categorical=True,
-        nthread=threads_for(len(frame)),
+        nthread=threads_for(len(features)),
     )
 
 
@@ -111,10 +112,14 @@ class CalibratedModel:
         return xgb.Booster(model_file=bytearray(self.booster))
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
-        if len(frame) == 0:
+        return self.raw_scores_of(feature_array(frame, self.features, self.categories))
+
+    def raw_scores_of(self, features: np.ndarray) -> np.ndarray:
+        """Uncalibrated scores of a feature matrix in `self.features` order."""
+        if len(features) == 0:
             return np.empty(0)
-        matrix = design_matrix(frame, self.features, self.categories)
-        self._booster.set_param({"nthread": threads_for(len(frame))})
+        matrix = design_matrix(features, self.features, self.categories)
+        self._booster.set_param({"nthread": threads_for(len(features))})
         return self._booster.predict(matrix).astype(np.float64)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:

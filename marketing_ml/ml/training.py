@@ -98,7 +98,8 @@ class Fold:
 
     split: Split
     model: CalibratedModel
-    training_rows: pd.DataFrame
+    training_index: np.ndarray
+    """Positions (in the labelled rows) of the rows the fold trained and calibrated on."""
     labels: np.ndarray
     dates: np.ndarray
     model_probabilities: np.ndarray
@@ -106,15 +107,76 @@ class Fold:
     base_rate: float | None
 
 
-def categories_of(frame: pd.DataFrame) -> dict[str, tuple[str, ...]]:
-    return {
-        name: tuple(sorted(frame[name].dropna().astype(str).unique()))
-        for name in CATEGORICAL_FEATURES
-    }
+@dataclass(frozen=True)
+class LabelledRows:
+    """The rows that have the label, with what every fold reads from them computed once: the
+    feature matrix (categorical columns are coded per fold, from that fold's training rows),
+    labels, dates and the heuristic. Folds index these arrays instead of copying frames."""
+
+    keys: pd.DataFrame
+    """ad_set_id and date of each labelled row, in the training data's order."""
+    features: np.ndarray
+    labels: np.ndarray
+    dates: np.ndarray
+    heuristic: np.ndarray
+    category_values: dict[str, np.ndarray]
+    category_codes: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, spec: "ModelSpec") -> "LabelledRows":
+        labelled = frame[spec.label].notna().to_numpy()
+        keys = pd.DataFrame(
+            {column: frame[column].to_numpy()[labelled] for column in ("ad_set_id", "date")}
+        )
+        categorical = {
+            name: pd.Categorical(frame[name].to_numpy()[labelled].astype(str))
+            for name in CATEGORICAL_FEATURES
+        }
+        no_categories = {name: () for name in CATEGORICAL_FEATURES}
+        return cls(
+            keys=keys,
+            features=feature_array(frame, FEATURE_COLUMNS, no_categories)[labelled],
+            labels=frame[spec.label].to_numpy(np.float64)[labelled],
+            dates=as_days(keys["date"]),
+            heuristic=spec.heuristic(frame).to_numpy(np.float64)[labelled],
+            category_values={
+                name: np.asarray(values.categories, dtype=object)
+                for name, values in categorical.items()
+            },
+            category_codes={name: values.codes for name, values in categorical.items()},
+        )
+
+    def categories_of(self, rows: np.ndarray) -> dict[str, tuple[str, ...]]:
+        """The values each categorical feature takes in `rows`, sorted."""
+        return {
+            name: tuple(
+                str(value)
+                for value in self.category_values[name][np.unique(codes[rows][codes[rows] >= 0])]
+            )
+            for name, codes in self.category_codes.items()
+        }
+
+    def matrix(self, rows: np.ndarray, categories: dict[str, tuple[str, ...]]) -> np.ndarray:
+        """The features of `rows`, categorical columns coded by their index in `categories`."""
+        matrix = self.features[rows]
+        for name, codes in self.category_codes.items():
+            position = {value: code for code, value in enumerate(categories[name])}
+            recode = np.array(
+                [position.get(str(value), np.nan) for value in self.category_values[name]]
+                + [np.nan],
+                dtype=np.float32,
+            )
+            matrix[:, FEATURE_COLUMNS.index(name)] = recode[codes[rows]]
+        return matrix
 
 
 def fit_booster(
-    fit: pd.DataFrame, stop: pd.DataFrame, label: str, categories: dict, params: TrainingParameters
+    fit: np.ndarray,
+    fit_labels: np.ndarray,
+    stop: np.ndarray,
+    stop_labels: np.ndarray,
+    categories: dict,
+    params: TrainingParameters,
 ) -> bytes:
     """XGBoost (hist, fixed seed) stopped early on `stop`; trees past the best round dropped.
 
@@ -132,11 +194,11 @@ def fit_booster(
         "nthread": threads_for(len(fit)),
     }
     train = design_matrix(fit, FEATURE_COLUMNS, categories)
-    train.set_label(fit[label].to_numpy(np.float64))
+    train.set_label(fit_labels)
     if len(fit) == 0:
         return bytes(xgb.train({**settings, "base_score": 0.5}, train, 0).save_raw("ubj"))
     evaluation = design_matrix(stop, FEATURE_COLUMNS, categories)
-    evaluation.set_label(stop[label].to_numpy(np.float64))
+    evaluation.set_label(stop_labels)
     booster = xgb.train(
         settings,
         train,
@@ -148,60 +210,64 @@ def fit_booster(
     return bytes(booster[: booster.best_iteration + 1].save_raw("ubj"))
 
 
-def ad_set_sample(fit: pd.DataFrame, max_rows: int) -> pd.DataFrame:
-    """Every row of the ad sets whose hashed ids come first, about `max_rows` rows in all.
+def ad_set_sample(ad_set_ids: pd.Series, max_rows: int) -> np.ndarray:
+    """Mask of every row of the ad sets whose hashed ids come first, about `max_rows` rows.
 
     Whole ad sets keep each one's history intact; the hash makes the sample the same on every
     run and independent of row order."""
-    if len(fit) <= max_rows:
-        return fit
-    ad_sets = sorted(
-        fit["ad_set_id"].astype(str).unique(),
-        key=lambda ad_set: hashlib.sha256(ad_set.encode()).hexdigest(),
-    )
-    keep = max(1, math.ceil(len(ad_sets) * max_rows / len(fit)))
-    return fit[fit["ad_set_id"].astype(str).isin(ad_sets[:keep])]
+    ids = ad_set_ids.astype(str)
+    if len(ids) <= max_rows:
+        return np.ones(len(ids), dtype=bool)
+    ad_sets = sorted(ids.unique(), key=lambda ad_set: hashlib.sha256(ad_set.encode()).hexdigest())
+    keep = max(1, math.ceil(len(ad_sets) * max_rows / len(ids)))
+    return ids.isin(ad_sets[:keep]).to_numpy()
 
 
 def train_fold(
-    frame: pd.DataFrame,
-    spec: ModelSpec,
+    rows: LabelledRows,
     split: Split,
     params: TrainingParameters,
     max_fit_rows: int | None = None,
 ) -> Fold:
-    labelled = frame[frame[spec.label].notna()]
-    dates = as_days(labelled["date"])
-    fit = labelled[split.rows(dates, "fit")]
-    if max_fit_rows is not None:
-        fit = ad_set_sample(fit, max_fit_rows)
-    calibration = labelled[split.rows(dates, "calibration")]
-    evaluated = labelled[split.rows(dates, "evaluation")]
-    training = pd.concat([fit, calibration])
-    categories = categories_of(training)
-    booster = fit_booster(fit, calibration, spec.label, categories, params)
-    uncalibrated = CalibratedModel(booster, FEATURE_COLUMNS, categories, (0.0, 1.0), (0.0, 1.0))
-    calibration_labels = calibration[spec.label].to_numpy(np.float64)
-    x, y = fit_isotonic(uncalibrated.raw_scores(calibration), calibration_labels)
-    model = CalibratedModel(booster, FEATURE_COLUMNS, categories, tuple(x), tuple(y))
-    heuristic_x, heuristic_y = fit_isotonic(
-        spec.heuristic(calibration).to_numpy(np.float64), calibration_labels
+    fit_mask = split.rows(rows.dates, "fit")
+    if max_fit_rows is not None and fit_mask.sum() > max_fit_rows:
+        fit_mask[fit_mask] = ad_set_sample(rows.keys["ad_set_id"][fit_mask], max_fit_rows)
+    fit = np.flatnonzero(fit_mask)
+    calibration = np.flatnonzero(split.rows(rows.dates, "calibration"))
+    evaluated = np.flatnonzero(split.rows(rows.dates, "evaluation"))
+    training = np.concatenate([fit, calibration])
+    categories = rows.categories_of(training)
+    booster = fit_booster(
+        rows.matrix(fit, categories),
+        rows.labels[fit],
+        rows.matrix(calibration, categories),
+        rows.labels[calibration],
+        categories,
+        params,
     )
+    uncalibrated = CalibratedModel(booster, FEATURE_COLUMNS, categories, (0.0, 1.0), (0.0, 1.0))
+    calibration_labels = rows.labels[calibration]
+    x, y = fit_isotonic(
+        uncalibrated.raw_scores_of(rows.matrix(calibration, categories)), calibration_labels
+    )
+    model = CalibratedModel(booster, FEATURE_COLUMNS, categories, tuple(x), tuple(y))
+    heuristic_x, heuristic_y = fit_isotonic(rows.heuristic[calibration], calibration_labels)
     calibration_rate = float(calibration_labels.mean()) if len(calibration) else None
     return Fold(
         split=split,
         model=model,
-        training_rows=training,
-        labels=evaluated[spec.label].to_numpy(np.float64),
-        dates=as_days(evaluated["date"]),
-        model_probabilities=model.predict_proba(evaluated),
-        heuristic_probabilities=apply_isotonic(
-            spec.heuristic(evaluated).to_numpy(np.float64),
-            heuristic_x,
-            heuristic_y,
-            missing=calibration_rate,
+        training_index=training,
+        labels=rows.labels[evaluated],
+        dates=rows.dates[evaluated],
+        model_probabilities=apply_isotonic(
+            model.raw_scores_of(rows.matrix(evaluated, categories)),
+            model.calibration_x,
+            model.calibration_y,
         ),
-        base_rate=float(training[spec.label].mean()) if len(training) else None,
+        heuristic_probabilities=apply_isotonic(
+            rows.heuristic[evaluated], heuristic_x, heuristic_y, missing=calibration_rate
+        ),
+        base_rate=float(rows.labels[training].mean()) if len(training) else None,
     )
 
 
@@ -260,12 +326,15 @@ def _fold_report(fold: Fold, params: TrainingParameters, bootstrap: bool = True)
     )
 
 
-def fingerprint(rows: pd.DataFrame, label: str) -> str:
+def fingerprint(rows: LabelledRows, index: np.ndarray) -> str:
     """sha256 of the training rows (keys, features, label) in key order."""
-    columns = ["ad_set_id", "date", *FEATURE_COLUMNS, label]
-    ordered = rows[columns].sort_values(["ad_set_id", "date"], kind="stable")
-    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()
+    keys = rows.keys.iloc[index]
+    order = np.lexsort((keys["date"].to_numpy(), keys["ad_set_id"].to_numpy()))
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(keys.iloc[order], index=False).to_numpy().tobytes())
+    digest.update(np.ascontiguousarray(rows.features[index[order]]).tobytes())
+    digest.update(rows.labels[index[order]].tobytes())
+    return digest.hexdigest()
 
 
 def importances(model: CalibratedModel) -> list[dict]:
@@ -274,11 +343,10 @@ def importances(model: CalibratedModel) -> list[dict]:
     return [{"feature": name, "gain": float(gains.get(name, 0.0))} for name in ranked]
 
 
-def drift(model: CalibratedModel, training: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
-    """PSI per feature: the training rows against the latest 28 days of data."""
+def drift(model: CalibratedModel, expected: np.ndarray, frame: pd.DataFrame) -> list[dict]:
+    """PSI per feature: the training rows' features (`expected`) against the latest 28 days."""
     dates = as_days(frame["date"])
     latest = frame[dates > dates.max() - np.timedelta64(DRIFT_WINDOW_DAYS, "D")]
-    expected = feature_array(training, model.features, model.categories)
     actual = feature_array(latest, model.features, model.categories)
     return [
         {"feature": name, **population_stability(expected[:, i], actual[:, i])}
@@ -291,7 +359,7 @@ def _day(value) -> object:
 
 
 def walk_forward(
-    frame: pd.DataFrame,
+    rows: LabelledRows,
     spec: ModelSpec,
     labelled_dates: np.ndarray,
     cutoff: np.datetime64,
@@ -314,12 +382,12 @@ def walk_forward(
             )
             reports.append({**window, **empty, "status": "not computable: no training rows"})
             continue
-        fold = train_fold(frame, spec, split, params, params.backtest_max_fit_rows)
+        fold = train_fold(rows, split, params, params.backtest_max_fit_rows)
         folds.append(fold)
         reports.append(
             {
                 **window,
-                "training_rows": int(len(fold.training_rows)),
+                "training_rows": int(len(fold.training_index)),
                 **_fold_report(fold, params, bootstrap=False),
             }
         )
@@ -354,13 +422,14 @@ def train_model(
             f"validation cutoff {cutoff} ({len(np.unique(labelled_dates))} labelled dates); "
             f"load more days of data"
         )
-    final = train_fold(frame, spec, split, params)
+    rows = LabelledRows.of(frame, spec)
+    final = train_fold(rows, split, params)
     validation = _fold_report(final, params)
     reliability = reliability_table(final.labels, final.model_probabilities)
     validation["ece"] = expected_calibration_error(reliability)
     validation["skill_over_heuristic"] = skill_over_heuristic(validation)
 
-    backtest = walk_forward(frame, spec, labelled_dates, cutoff, params)
+    backtest = walk_forward(rows, spec, labelled_dates, cutoff, params)
     training_window = split.fit or split.calibration
     roas_targets = frame["roas_target"].dropna() if "roas_target" in frame else pd.Series([])
     card = ModelCard(
@@ -380,8 +449,8 @@ def train_model(
         validation_start=_day(split.evaluation[0] if split.evaluation else None),
         validation_end=_day(split.evaluation[1] if split.evaluation else None),
         trained_at_data_date=_day(as_days(frame["date"]).max()),
-        training_rows=len(final.training_rows),
-        training_fingerprint=fingerprint(final.training_rows, spec.label),
+        training_rows=len(final.training_index),
+        training_fingerprint=fingerprint(rows, final.training_index),
         metrics={
             "validation": validation,
             "heuristic": spec.heuristic_description,
@@ -390,7 +459,11 @@ def train_model(
         backtest=backtest,
         reliability=reliability,
         importances=importances(final.model),
-        psi=drift(final.model, final.training_rows, frame),
+        psi=drift(
+            final.model,
+            rows.matrix(final.training_index, final.model.categories),
+            frame,
+        ),
     )
     return CalibratedModel(
         final.model.booster,
