@@ -18,7 +18,8 @@ def job_keys(job_name: str) -> set[str]:
 def test_daily_refresh_rescores_and_publishes_without_retraining():
     keys = job_keys("daily_refresh")
     assert {"bronze/conversion_events", "gold/features", "gold/scored_adsets", "publish"} <= keys
-    assert not {"models/pacing_risk_model", "models/conversion_model"} & keys
+    training_only = {"gold/labels", "gold/training_dataset"}
+    assert not {"models/pacing_risk_model", "models/conversion_model", *training_only} & keys
 
 
 def test_weekly_retrain_trains_both_models_and_republishes():
@@ -28,8 +29,8 @@ def test_weekly_retrain_trains_both_models_and_republishes():
         "models/conversion_model",
         "gold/scored_conversions",
     } <= keys
-    assert {"publish", "report"} <= keys
-    assert "bronze/conversion_events" not in keys
+    assert {"gold/labels", "gold/training_dataset", "publish", "report"} <= keys
+    assert not {"bronze/conversion_events", "gold/features"} & keys
 
 
 def test_full_refresh_covers_every_asset():
