@@ -1,6 +1,7 @@
 """Parameterised SQL against the serving file: filters and aggregations run in DuckDB.
 
-Every query opens its own read-only connection and closes it at once: a held connection, even a
+A query opens its own read-only connection and closes it at once, or runs on one that a batch of
+queries shares for a fraction of a second (`connected_fetcher`): a held connection, even a
 read-only one, would make the next publish wait on the file lock and fail. Widget values only
 ever reach DuckDB as `?` parameters.
 """
@@ -8,7 +9,8 @@ ever reach DuckDB as `?` parameters.
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,8 +19,11 @@ import pandas as pd
 
 DEFAULT_SERVING_DB = "data/serving.duckdb"
 FACT = "gold.daily_adset_metrics"
-FILTER = "list_contains(?, ad_set_id) AND date BETWEEN ? AND ?"
-"""The filter every fact query shares; its parameters come from `filter_parameters`."""
+FILTER = "ad_set_id IN (SELECT unnest(?)) AND date BETWEEN ? AND ?"
+"""The filter every fact query shares; its parameters come from `filter_parameters`. A semi-join:
+twice as fast as `list_contains` against 2,000 ad set ids."""
+Source = Path | duckdb.DuckDBPyConnection
+"""The serving file (a connection per query) or a read-only connection already open on it."""
 
 
 def serving_path() -> Path:
@@ -35,12 +40,11 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-def query(path: Path, sql: str, parameters: Sequence = ()) -> pd.DataFrame:
-    """Run one query on a fresh read-only connection; retry briefly while the file is swapped."""
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; retried briefly while a publish swaps the file."""
     for attempt in range(3):
         try:
-            with duckdb.connect(str(path), read_only=True) as connection:
-                return connection.execute(sql, list(parameters)).df()
+            return duckdb.connect(str(path), read_only=True)
         except duckdb.IOException:
             if attempt == 2:
                 raise
@@ -48,34 +52,42 @@ def query(path: Path, sql: str, parameters: Sequence = ()) -> pd.DataFrame:
     raise AssertionError("unreachable")
 
 
+def query(source: Source, sql: str, parameters: Sequence = ()) -> pd.DataFrame:
+    """Run one query; given the file rather than a connection, on a connection of its own."""
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        return source.execute(sql, list(parameters)).df()
+    with connect(source) as connection:
+        return connection.execute(sql, list(parameters)).df()
+
+
 def filter_parameters(ad_set_ids: Sequence[str], start: date, end: date) -> list:
     return [list(ad_set_ids), start, end]
 
 
-def tables(path: Path) -> frozenset[str]:
+def tables(source: Source) -> frozenset[str]:
     frame = query(
-        path, "SELECT table_schema || '.' || table_name AS name FROM information_schema.tables"
+        source, "SELECT table_schema || '.' || table_name AS name FROM information_schema.tables"
     )
     return frozenset(frame["name"])
 
 
-def ad_sets(path: Path) -> pd.DataFrame:
+def ad_sets(source: Source) -> pd.DataFrame:
     return query(
-        path,
+        source,
         f"SELECT ad_set_id, any_value(ad_set_name ORDER BY date DESC) AS ad_set_name "
         f"FROM {FACT} GROUP BY ad_set_id ORDER BY ad_set_id",
     )
 
 
-def date_bounds(path: Path) -> tuple[date, date]:
-    frame = query(path, f"SELECT min(date) AS first, max(date) AS last FROM {FACT}")
+def date_bounds(source: Source) -> tuple[date, date]:
+    frame = query(source, f"SELECT min(date) AS first, max(date) AS last FROM {FACT}")
     return frame["first"].iloc[0].date(), frame["last"].iloc[0].date()
 
 
-def kpis(path: Path, ad_set_ids: Sequence[str], start: date, end: date) -> dict:
+def kpis(source: Source, ad_set_ids: Sequence[str], start: date, end: date) -> dict:
     """Spend, revenue, bookings, ROAS and CPA over the filter; `days` is how many dates had data."""
     frame = query(
-        path,
+        source,
         f"""
 SELECT
     sum(spend) AS spend,
@@ -98,15 +110,15 @@ def previous_period(start: date, end: date) -> tuple[date, date]:
     return start - timedelta(days=length), start - timedelta(days=1)
 
 
-def daily_spend_revenue(path: Path, ad_set_ids: Sequence[str], start: date, end: date):
+def daily_spend_revenue(source: Source, ad_set_ids: Sequence[str], start: date, end: date):
     """Per day: spend, revenue, ROAS and 7-day moving averages (which look back before `start`)."""
     return query(
-        path,
+        source,
         f"""
 WITH days AS (
     SELECT date, sum(spend) AS spend, sum(revenue) AS revenue
     FROM {FACT}
-    WHERE list_contains(?, ad_set_id) AND date BETWEEN ? - INTERVAL 6 DAY AND ?
+    WHERE ad_set_id IN (SELECT unnest(?)) AND date BETWEEN ? - INTERVAL 6 DAY AND ?
     GROUP BY date
 ),
 averaged AS (
@@ -124,10 +136,10 @@ FROM averaged WHERE date >= ? ORDER BY date""",
     )
 
 
-def roas_by_ad_set(path: Path, ad_set_ids: Sequence[str], start: date, end: date):
+def roas_by_ad_set(source: Source, ad_set_ids: Sequence[str], start: date, end: date):
     """One row per ad set with its spend, revenue, bookings and ROAS, best ROAS first."""
     return query(
-        path,
+        source,
         f"""
 SELECT
     ad_set_id,
@@ -145,12 +157,12 @@ ORDER BY roas DESC NULLS LAST, ad_set_id""",
 
 
 def pacing_by_day(
-    path: Path, ad_set_ids: Sequence[str], start: date, end: date, under: float, over: float
+    source: Source, ad_set_ids: Sequence[str], start: date, end: date, under: float, over: float
 ):
     """Per day: how many ad sets were under, on or over pace by the sidebar's utilization bands,
     and the planned budget left unspent on the under-paced ones."""
     return query(
-        path,
+        source,
         f"""
 WITH banded AS (
     SELECT
@@ -178,12 +190,12 @@ ORDER BY date""",
 
 
 def under_pacing_cost(
-    path: Path, ad_set_ids: Sequence[str], start: date, end: date, under: float
+    source: Source, ad_set_ids: Sequence[str], start: date, end: date, under: float
 ) -> pd.DataFrame:
     """Per ad set: under-paced days, the budget they left unspent, and the revenue that budget
     would have earned at the ad set's own ROAS over the period."""
     return query(
-        path,
+        source,
         f"""
 WITH period AS (
     SELECT
@@ -211,24 +223,23 @@ SCORES = {
 """The scored tables and the columns the Forecasts tab reads from each."""
 
 
-def latest_scores(path: Path, table: str, ad_set_ids: Sequence[str]) -> pd.DataFrame:
+def latest_scores(source: Source, table: str) -> pd.DataFrame:
     """Each ad set's score on the latest date the scored table holds."""
     columns = ", ".join(SCORES[table])
     return query(
-        path,
+        source,
         f"""
 SELECT ad_set_id, date, {columns}
 FROM {table}
-WHERE date = (SELECT max(date) FROM {table}) AND list_contains(?, ad_set_id)
+WHERE date = (SELECT max(date) FROM {table})
 ORDER BY ad_set_id""",
-        [list(ad_set_ids)],
     )
 
 
-def score_provenance(path: Path, table: str) -> dict:
+def score_provenance(source: Source, table: str) -> dict:
     """The model version behind a scored table's latest scores and the last day it trained on."""
     frame = query(
-        path,
+        source,
         f"""
 SELECT model_version, trained_through, max(date) AS scored_date
 FROM {table}
@@ -239,25 +250,25 @@ LIMIT 1""",
     return frame.iloc[0].to_dict() if len(frame) else {}
 
 
-def quality_rules(path: Path) -> pd.DataFrame:
+def quality_rules(source: Source) -> pd.DataFrame:
     return query(
-        path,
+        source,
         "SELECT rule, table_name, action, rows_affected, status, description "
         "FROM gold.data_quality_report ORDER BY (status = 'pass'), action, rule",
     )
 
 
-def quarantine_counts(path: Path) -> pd.DataFrame:
+def quarantine_counts(source: Source) -> pd.DataFrame:
     return query(
-        path,
+        source,
         "SELECT rule AS reason, source_file, count(*) AS rows FROM silver.quarantine "
         "GROUP BY ALL ORDER BY rows DESC, reason, source_file",
     )
 
 
-def row_accounting(path: Path) -> pd.DataFrame:
+def row_accounting(source: Source) -> pd.DataFrame:
     return query(
-        path,
+        source,
         "SELECT source_file, bronze_rows, silver_rows, duplicates_dropped, quarantined_rows, "
         "balanced FROM gold.row_accounting ORDER BY source_file",
     )
@@ -284,18 +295,18 @@ MODEL_COLUMNS = (
 JSON_COLUMNS = ("metrics", "backtest", "reliability", "importances", "psi")
 
 
-def model_card(path: Path, table: str) -> dict:
+def model_card(source: Source, table: str) -> dict:
     """The model's one row without its booster, JSON columns decoded; columns it lacks are None."""
     present = set(
         query(
-            path,
+            source,
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema || '.' || table_name = ?",
             [table],
         )["column_name"]
     )
     columns = [column for column in MODEL_COLUMNS if column in present]
-    frame = query(path, f"SELECT {', '.join(columns)} FROM {table} LIMIT 1")
+    frame = query(source, f"SELECT {', '.join(columns)} FROM {table} LIMIT 1")
     row = frame.iloc[0].to_dict() if len(frame) else {}
     card = {column: row.get(column) for column in MODEL_COLUMNS}
     for column in JSON_COLUMNS:
@@ -303,10 +314,19 @@ def model_card(path: Path, table: str) -> dict:
     return card
 
 
-def fetcher(path: Path):
-    """fetch(name, *arguments) straight from the serving file (the report; no cache needed)."""
+def fetcher(source: Source):
+    """fetch(name, *arguments) straight from the file or an open connection, uncached (the report,
+    the dashboard's cached batches)."""
 
     def fetch(name: str, *arguments):
-        return globals()[name](path, *arguments)
+        return globals()[name](source, *arguments)
 
     return fetch
+
+
+@contextmanager
+def connected_fetcher(path: Path) -> Iterator:
+    """A fetcher whose queries share one read-only connection, closed on exit: every connect
+    starts a DuckDB instance (~15 ms, whatever the file), as long as one Overview aggregation."""
+    with connect(path) as connection:
+        yield fetcher(connection)

@@ -114,6 +114,11 @@ def test_every_tab_renders_with_kpis_charts_and_footer(app_env):
     assert any("ad-set days" in text for text in so_whats)
 
 
+def test_page_opens_with_its_title_and_no_stray_text_above_it(app_env):
+    app = run_app()
+    assert app.main.children[0].value == "Marketing performance"
+
+
 def test_default_kpis_cover_the_last_28_days_of_every_ad_set(app_env):
     app = run_app()
     ((first_day, last_day),) = app_env.serving_query(

@@ -1,9 +1,12 @@
-"""The dashboard's pure parts: grounding, bullet parsing, endpoints, "so what" and the what-if."""
+"""The dashboard's pure parts: grounding, bullet parsing, endpoints, "so what", the what-if and
+the ROAS chart's colours."""
+
+import socket
 
 import pandas as pd
 import pytest
 
-from app import narrative, next_steps, whatif
+from app import charts, narrative, next_steps, whatif
 
 FACTS = {
     "period": {"start": "2024-11-01", "end": "2024-11-28", "days": 28},
@@ -70,6 +73,15 @@ def test_settings_default_to_local_lm_studio_with_a_non_empty_key():
     settings = next_steps.LMSettings.from_env({})
     assert settings.base_url == "http://localhost:1234/v1"
     assert settings.api_key and settings.model is None and settings.timeout == 3.0
+
+
+def test_only_a_refused_connection_counts_as_offline_before_asking():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        assert not next_steps.refused(endpoint, timeout=1.0)
+    assert next_steps.refused(endpoint, timeout=1.0)
 
 
 def ad_sets(roas: list[float], spend: float = 1000.0) -> pd.DataFrame:
@@ -149,3 +161,17 @@ def test_whatif_range_widens_with_the_elasticity_range():
 def test_whatif_with_a_single_ad_set_moves_nothing():
     plan = whatif.reallocate(ad_sets([3.0]), 0.5, (0.5, 0.8))
     assert plan.moved == 0 and plan.revenue_low == plan.revenue_before
+
+
+def test_roas_bars_are_red_below_the_band_amber_under_the_target_green_from_it():
+    frame = ad_sets([2.0, 3.6, 3.99, 4.0, 7.0])
+    bar = charts.roas_by_ad_set(frame, target=4.0, band=0.5).data[0]
+    colour_of_code = {position * 2: colour for position, colour in bar.marker.colorscale}
+    colours = dict(zip(bar.y, (colour_of_code[code] for code in bar.marker.color), strict=True))
+    assert colours == {
+        "Set 0": charts.UNDER,
+        "Set 1": charts.OVER,
+        "Set 2": charts.OVER,
+        "Set 3": charts.ON_PACE,
+        "Set 4": charts.ON_PACE,
+    }
