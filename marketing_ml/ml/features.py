@@ -78,6 +78,18 @@ def _frame(first_day_back: int, last_day_back: int) -> str:
 
 
 def _window_sums(suffix: str, first_day_back: int, last_day_back: int) -> list[str]:
+    """Sums of the inputs over a RANGE frame. The one-day frames need no frame: there is one row
+    per ad set and day, so today's sum is the row and yesterday's is the previous row when it is
+    dated yesterday (a window aggregate over 730,000 rows costs about 0.1 s each)."""
+    if first_day_back == last_day_back == 0:
+        return [f"{name} AS {name}_{suffix}" for name in _INPUTS]
+    if first_day_back == last_day_back == 1:
+        previous = "OVER (PARTITION BY ad_set_id ORDER BY date)"
+        return [
+            f"CASE WHEN LAG(date) {previous} = date - INTERVAL 1 DAY "
+            f"THEN LAG({name}) {previous} END AS {name}_{suffix}"
+            for name in _INPUTS
+        ]
     frame = _frame(first_day_back, last_day_back)
     return [f"SUM({name}) {frame} AS {name}_{suffix}" for name in _INPUTS]
 
