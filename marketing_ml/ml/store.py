@@ -17,9 +17,10 @@ from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from marketing_ml.ml.evaluation import apply_isotonic
 from marketing_ml.storage import qualified_name, transaction
 
-ROWS_PER_THREAD = 50_000
-"""Below this many rows per thread, OpenMP start-up costs more than it saves (badly so on a
-loaded machine), so small data runs on one thread."""
+ROWS_PER_THREAD = 10_000
+"""Below this many rows per thread, OpenMP start-up costs more than it saves, so small data runs
+on one thread. Measured on 2 cores: a model on 73,000 rows trains in 3.0 s on one thread and
+2.0 s on two (the same booster: hist training does not depend on the thread count)."""
 
 
 def available_cores() -> int:
