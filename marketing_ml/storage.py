@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -137,9 +138,16 @@ class SqlTypeHandler(DbTypeHandler[Sql]):
             else:
                 replace_table_with_query(connection, name, obj.query, obj.order_by)
         except duckdb.Error as error:
+            hint = ""
+            if isinstance(error, duckdb.CatalogException):
+                hint = (
+                    " A table it reads may not exist yet: materialize what it depends on first "
+                    f"(dagster asset materialize -m marketing_ml --select "
+                    f"'+{table_slice.schema}/{table_slice.table}')."
+                )
             raise dg.Failure(
                 description=f"Building {name} failed in DuckDB; the previous version is kept. "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {error}{hint}"
             ) from error
         return table_metadata(connection, name)
 
@@ -160,18 +168,8 @@ class TableTypeHandler(DbTypeHandler[Table]):
         )
 
     def load_input(self, context, table_slice: TableSlice, connection) -> Table:
-        name = qualified_name(table_slice)
-        exists = connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchone()[0]
-        if not exists:
-            raise dg.Failure(
-                description=f"Table {name} does not exist yet: materialize it first "
-                f"(dagster asset materialize -m marketing_ml --select '{table_slice.schema}/"
-                f"{table_slice.table}')."
-            )
-        return Table(name)
+        """No query: a table that does not exist yet fails the SQL that reads it, with a hint."""
+        return Table(qualified_name(table_slice))
 
     @property
     def supported_types(self):
@@ -223,6 +221,17 @@ class AtomicDuckDbClient(DuckDbClient):
             connection.close()
 
 
+class LakehouseDbIOManager(DbIOManager):
+    """Hands `Table` inputs over without opening the database: a name needs no connection, and
+    opening one costs about 18 ms (a run loads some 70 table inputs)."""
+
+    def load_input(self, context: dg.InputContext) -> object:
+        if context.dagster_type.typing_type not in (Table, Any):
+            return super().load_input(context)
+        table_slice = self._get_table_slice(context, context.upstream_output)
+        return TableTypeHandler().load_input(context, table_slice, connection=None)
+
+
 class LakehouseIOManager(DuckDBIOManager):
     """DuckDB IO manager with atomic table replacement and in-engine SQL outputs.
 
@@ -244,7 +253,7 @@ class LakehouseIOManager(DuckDBIOManager):
         return Table
 
     def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
+        return LakehouseDbIOManager(
             db_client=AtomicDuckDbClient(),
             database=self.database,
             schema=self.schema_,

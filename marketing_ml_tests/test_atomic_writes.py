@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
-from marketing_ml.storage import LakehouseIOManager, Sql, replace_table_with_query
+from marketing_ml.storage import LakehouseIOManager, Sql, Table, replace_table_with_query
 from marketing_ml_tests.conftest import (
     MATERIALIZE_EVERYTHING,
     Lakehouse,
@@ -53,6 +53,26 @@ def test_io_manager_keeps_the_old_table_when_a_step_fails_mid_write(tmp_path):
     assert "previous version is kept" in message
     with duckdb.connect(str(tmp_path / "lakehouse.duckdb"), read_only=True) as connection:
         assert connection.execute("SELECT spend FROM gold.kpis").fetchall() == [(42,)]
+
+
+def test_an_upstream_table_not_built_yet_fails_with_what_to_materialize(tmp_path):
+    @dg.asset(key=["silver", "spend"])
+    def spend():
+        return Sql("SELECT 1 AS spend")
+
+    @dg.asset(key=["gold", "kpis"], ins={"spend": dg.AssetIn(key=["silver", "spend"])})
+    def kpis(spend: Table):
+        return Sql(f"SELECT sum(spend) AS spend FROM {spend}")
+
+    result = dg.materialize(
+        [spend.to_source_asset(), kpis],
+        resources={"io_manager": LakehouseIOManager(database=str(tmp_path / "lakehouse.duckdb"))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
+    assert "silver.spend" in message
+    assert "--select '+gold/kpis'" in message
 
 
 def test_a_new_column_replaces_the_table_instead_of_breaking_it(tmp_path):
