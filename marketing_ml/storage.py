@@ -109,18 +109,12 @@ def replace_table_with_frame(
         connection.unregister("_frame_to_store")
 
 
-FETCH_VECTORS = 100
-"""Vectors of 2,048 rows fetched at a time: `.df()` on a whole 730,000-row table peaks at four
-times the frame's size (2.2 GB for the training data), chunks at about twice."""
-
-
-def fetch_frame(result: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The whole result as one frame, the same as `result.df()`, with a lower memory peak."""
-    chunks = [result.fetch_df_chunk(FETCH_VECTORS)]
-    while len(chunks[-1]):
-        chunks.append(result.fetch_df_chunk(FETCH_VECTORS))
-    filled = [chunk for chunk in chunks if len(chunk)] or chunks
-    return filled[0] if len(filled) == 1 else pd.concat(filled, ignore_index=True)
+def fetch_frame(connection: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
+    """The query's rows as a frame, through Arrow: for the 730,000 × 80 training data 2.3 s and
+    1.3 GiB peak, against 3.3-6 s and 1.6 GiB fetching pandas chunks (`.df()`: 2.2 GiB).
+    Nullable integers arrive as floats with NaN, dates as datetime64."""
+    table = connection.sql(query).to_arrow_table()
+    return table.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
 
 
 class SqlTypeHandler(DbTypeHandler[Sql]):
@@ -186,8 +180,7 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
 
     def load_input(self, context, table_slice: TableSlice, connection) -> pd.DataFrame:
         columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
-        result = connection.execute(f"SELECT {columns} FROM {qualified_name(table_slice)}")
-        return fetch_frame(result)
+        return fetch_frame(connection, f"SELECT {columns} FROM {qualified_name(table_slice)}")
 
     @property
     def supported_types(self):

