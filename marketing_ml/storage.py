@@ -85,12 +85,14 @@ def replace_table_with_numbered_query(
 ) -> None:
     """Build the table under a staging name, number its rows, then swap it in by renaming.
 
-    The numbers are row ids, which follow the order of the CSV read (DuckDB preserves insertion
-    order) once the rows are committed: inside the creating transaction they are not yet final.
+    The numbers are row ids, which follow the order of the CSV read once the rows are committed
+    (inside the creating transaction they are not yet final), as long as DuckDB preserves
+    insertion order: the default, set here anyway because without it the numbers are wrong.
     The old table is dropped and the staged one renamed in one transaction, so a failure at any
     point leaves the previous version in place.
     """
     staging = f'{schema}."_staging_{table}"'
+    connection.execute("SET preserve_insertion_order = true")
     connection.execute(f"CREATE OR REPLACE TABLE {staging} AS\n{query}")
     connection.execute(f"UPDATE {staging} SET {column} = rowid + 2")
     with transaction(connection):

@@ -1,10 +1,16 @@
 """Files that cannot be used fail with a message naming the file and what to do."""
 
+import duckdb
 import pytest
 
 from marketing_ml.check_raw import check_raw_folder
-from marketing_ml.contract import AUDIENCE_SEGMENTS, BUDGET_PACING, META_CAMPAIGN_PERFORMANCE
-from marketing_ml.raw_files import RawFileError, profile_raw_file
+from marketing_ml.contract import (
+    AUDIENCE_SEGMENTS,
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+    META_CAMPAIGN_PERFORMANCE,
+)
+from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
 from marketing_ml_tests.conftest import (
     clean_pacing_rows,
     clean_performance_rows,
@@ -94,3 +100,22 @@ def test_check_raw_counts_file_level_problems(tmp_path):
     report, file_problems = check_raw_folder(raw_dir)
     assert file_problems == 2
     assert sum(line.startswith("ERROR") for line in report) == 2
+
+
+def test_bronze_line_numbers_match_the_file_when_duckdb_reads_it_in_parallel(tmp_path):
+    """`_source_line` comes from row ids after a parallel load: it must still be the physical
+    line. 600,000 rows (36 MB) span many of DuckDB's CSV buffers and row groups; the connection
+    starts without insertion order (the numbers were wrong for 499,999 rows then, before bronze
+    set it itself)."""
+    rows = [
+        (f"CV_{line:08d}", "01/08/2024", "AS_001", "hotel_inquiry", "0.00", "7_day_click", "x")
+        for line in range(2, 600_002)
+    ]
+    path = write_raw_csv(tmp_path / CONVERSION_EVENTS.file_name, CONVERSION_EVENTS.columns, rows)
+    connection = duckdb.connect(config={"threads": 2, "preserve_insertion_order": False})
+    load_bronze_table(connection, "main", "bronze_rows", profile_raw_file(path, CONVERSION_EVENTS))
+    lines, misnumbered = connection.execute(
+        "SELECT count(*), count(*) FILTER (WHERE conversion_id <> 'CV_' || "
+        "lpad(CAST(_source_line AS VARCHAR), 8, '0')) FROM bronze_rows"
+    ).fetchone()
+    assert (lines, misnumbered) == (600_000, 0)
