@@ -207,9 +207,12 @@ key_versions AS (
     GROUP BY {key}
 ),
 key_checked AS (
-    SELECT *, CAST(NULL AS BIGINT) AS valid_versions, CAST(NULL AS BIGINT) AS first_valid_line
+    SELECT
+        alone_checked.*,
+        CAST(NULL AS BIGINT) AS valid_versions,
+        CAST(NULL AS BIGINT) AS first_valid_line
     FROM alone_checked
-    UNION ALL BY NAME
+    UNION ALL
     SELECT shared_checked.*, key_versions.valid_versions, key_versions.first_valid_line
     FROM shared_checked
     LEFT JOIN key_versions ON {key_match}
