@@ -7,9 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
-from marketing_ml.ml.store import CalibratedModel, store_model
-from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
+from marketing_ml.ml.features import (
+    FEATURE_COLUMNS,
+    feature_sql,
+    label_sql,
+    training_dataset_sql,
+)
+from marketing_ml.ml.store import CalibratedModel, feature_array, store_model
+from marketing_ml.ml.training import (
+    CONVERSION,
+    PACING_RISK,
+    LabelledRows,
+    TrainingParameters,
+    train_model,
+)
 from marketing_ml_tests.ml_fixtures import daily_metrics, write_daily_metrics
 
 FAST = TrainingParameters(max_rounds=30, bootstrap_samples=50)
@@ -116,3 +127,20 @@ def test_data_without_any_observed_label_fails_with_a_clear_message(tmp_path):
     frame = training_frame(tmp_path, daily=daily_metrics(3, 1))
     with pytest.raises(ValueError, match="no row has label_under_pacing_next.*load more days"):
         train_model(frame, PACING_RISK, FAST)
+
+
+def test_a_missing_category_is_missing_in_training_as_in_scoring():
+    """An ad set missing from audience_segments has no lookalike_source: training must code it
+    NaN, as scoring does, not learn a category named "None"."""
+    frame = pd.DataFrame({name: [1.0, 2.0, 3.0] for name in FEATURE_COLUMNS})
+    frame["lookalike_source"] = ["past_bookers", None, "past_bookers"]
+    frame["ad_set_id"] = ["AS_1", "AS_2", "AS_3"]
+    frame["date"] = pd.to_datetime(["2024-08-01"] * 3)
+    frame[PACING_RISK.label] = [1.0, 0.0, 1.0]
+    rows = LabelledRows.of(frame, PACING_RISK)
+    every_row = np.arange(3)
+    categories = rows.categories_of(every_row)
+    assert categories == {"lookalike_source": ("past_bookers",)}
+    np.testing.assert_array_equal(
+        rows.matrix(every_row, categories), feature_array(frame, FEATURE_COLUMNS, categories)
+    )

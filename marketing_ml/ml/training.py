@@ -132,7 +132,7 @@ class LabelledRows:
             {column: frame[column].to_numpy()[labelled] for column in ("ad_set_id", "date")}
         )
         categorical = {
-            name: pd.Categorical(frame[name].to_numpy()[labelled].astype(str))
+            name: pd.Categorical(frame[name].astype("string").to_numpy()[labelled])
             for name in CATEGORICAL_FEATURES
         }
         no_categories = {name: () for name in CATEGORICAL_FEATURES}
