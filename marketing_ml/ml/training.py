@@ -329,14 +329,16 @@ def _fold_report(fold: Fold, params: TrainingParameters, bootstrap: bool = True)
     )
 
 
-def fingerprint(rows: LabelledRows, index: np.ndarray) -> str:
-    """sha256 of the training rows (keys, features, label) in key order."""
+def fingerprint(rows: LabelledRows, index: np.ndarray, categories: dict) -> str:
+    """sha256 of the training rows (keys, features with their category codes, label) in key
+    order, and of the category lists the codes refer to."""
     keys = rows.keys.iloc[index]
-    order = np.lexsort((keys["date"].to_numpy(), keys["ad_set_id"].to_numpy()))
+    ordered = index[np.lexsort((keys["date"].to_numpy(), keys["ad_set_id"].to_numpy()))]
     digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(keys.iloc[order], index=False).to_numpy().tobytes())
-    digest.update(np.ascontiguousarray(rows.features[index[order]]).tobytes())
-    digest.update(rows.labels[index[order]].tobytes())
+    digest.update(pd.util.hash_pandas_object(rows.keys.iloc[ordered], index=False).to_numpy())
+    digest.update(rows.matrix(ordered, categories).tobytes())
+    digest.update(rows.labels[ordered].tobytes())
+    digest.update(repr(sorted(categories.items())).encode())
     return digest.hexdigest()
 
 
@@ -458,7 +460,7 @@ def train_model(
         validation_end=_day(split.evaluation[1] if split.evaluation else None),
         trained_at_data_date=_day(as_days(frame["date"]).max()),
         training_rows=len(final.training_index),
-        training_fingerprint=fingerprint(rows, final.training_index),
+        training_fingerprint=fingerprint(rows, final.training_index, final.model.categories),
         metrics={
             "validation": validation,
             "heuristic": spec.heuristic_description,
