@@ -139,7 +139,7 @@ class SqlTypeHandler(DbTypeHandler[Sql]):
                 hint = (
                     " A table it reads may not exist yet: materialize what it depends on first "
                     f"(dagster asset materialize -m marketing_ml --select "
-                    f"'+{table_slice.schema}/{table_slice.table}')."
+                    f"'*{table_slice.schema}/{table_slice.table}')."
                 )
             raise dg.Failure(
                 description=f"Building {name} failed in DuckDB; the previous version is kept. "

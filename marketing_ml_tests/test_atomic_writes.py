@@ -72,7 +72,7 @@ def test_an_upstream_table_not_built_yet_fails_with_what_to_materialize(tmp_path
     assert not result.success
     message = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
     assert "silver.spend" in message
-    assert "--select '+gold/kpis'" in message
+    assert "--select '*gold/kpis'" in message
 
 
 def test_a_new_column_replaces_the_table_instead_of_breaking_it(tmp_path):
