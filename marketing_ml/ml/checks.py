@@ -84,15 +84,21 @@ def point_in_time_mismatches(
     connection, daily_table: str, features_table: str, cutoff, ad_set_ids: list[str] | None = None
 ) -> int:
     """Rows that differ between stored features and features recomputed from data <= cutoff,
-    over every ad set or only `ad_set_ids`."""
+    over every ad set or only `ad_set_ids`. Both sides are computed once (each is read twice)."""
     only = "" if ad_set_ids is None else " AND list_contains($ad_set_ids, ad_set_id)"
     truncated = f"(SELECT * FROM {daily_table} WHERE date <= DATE '{cutoff}'{only})"
     columns = ", ".join([*KEY_COLUMNS, *FEATURE_COLUMNS])
-    stored = f"SELECT {columns} FROM {features_table} WHERE date <= DATE '{cutoff}'{only}"
-    recomputed = f"SELECT {columns} FROM ({feature_sql(truncated)}) AS recomputed"
     return connection.execute(
-        f"SELECT (SELECT count(*) FROM ({recomputed} EXCEPT {stored}) AS only_recomputed)"
-        f" + (SELECT count(*) FROM ({stored} EXCEPT {recomputed}) AS only_stored)",
+        f"""
+WITH recomputed AS MATERIALIZED (
+    SELECT {columns} FROM ({feature_sql(truncated)}) AS recomputed_features
+),
+stored AS MATERIALIZED (
+    SELECT {columns} FROM {features_table} WHERE date <= DATE '{cutoff}'{only}
+)
+SELECT
+    (SELECT count(*) FROM (SELECT * FROM recomputed EXCEPT SELECT * FROM stored) AS only_new)
+    + (SELECT count(*) FROM (SELECT * FROM stored EXCEPT SELECT * FROM recomputed) AS only_old)""",
         {} if ad_set_ids is None else {"ad_set_ids": ad_set_ids},
     ).fetchone()[0]
 
