@@ -45,7 +45,8 @@ def scored_window_sql(table: str) -> str:
     "revenue, ROAS and the under-pacing share; days since the first day, day of week, audience.",
 )
 def features(daily: Table) -> Sql:
-    return Sql(feature_sql(str(daily)), order_by=KEY_ORDER)
+    """Unsorted: every reader joins, filters or sorts it (sorting 730,000 rows cost 1.2 s)."""
+    return Sql(feature_sql(str(daily)))
 
 
 class LabelConfig(dg.Config):
