@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from marketing_ml.resources import RawFilesResource
+from marketing_ml.storage import FULL_LOAD_TAG
 
 MODELS = dg.AssetSelection.groups("models")
 TRAINING_DATA = dg.AssetSelection.assets(["gold", "labels"], ["gold", "training_dataset"])
@@ -36,7 +37,9 @@ weekly_retrain = dg.define_asset_job(
 full_refresh = dg.define_asset_job(
     "full_refresh",
     selection=dg.AssetSelection.all(),
-    description="Everything: bronze → gold, both models, scores, publish and report.",
+    tags={FULL_LOAD_TAG: "true"},
+    description="Everything, from scratch: every raw file loaded in full (not only the rows "
+    "appended since the last load), bronze → gold, both models, scores, publish and report.",
 )
 
 

@@ -1,16 +1,32 @@
 """Bronze: every raw row as text with lineage, and the exact inputs a run saw as metadata."""
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import dagster as dg
 
 from marketing_ml.contract import RAW_FILES, RawFile
-from marketing_ml.raw_files import (
-    BRONZE_LINE_COLUMN,
-    RawFileError,
-    bronze_sql,
-    profile_raw_file,
-)
+from marketing_ml.raw_files import RawFileError, refresh_bronze_table
 from marketing_ml.resources import RawFilesResource
-from marketing_ml.storage import Sql
+from marketing_ml.storage import TableWriter, full_load_requested
+
+
+@dataclass(frozen=True)
+class RawExport(TableWriter):
+    """A raw file to bring its bronze table up to date with: appended rows only, when the file
+    extends the version loaded (a daily export grows at the end)."""
+
+    raw_file: RawFile
+    path: Path
+    full_load: bool = False
+
+    def write(self, connection, schema: str, table: str) -> dict:
+        try:
+            return refresh_bronze_table(
+                connection, schema, table, self.path, self.raw_file, self.full_load
+            )
+        except RawFileError as error:
+            raise dg.Failure(description=str(error)) from None
 
 
 def build_bronze_asset(raw_file: RawFile) -> dg.AssetsDefinition:
@@ -19,23 +35,13 @@ def build_bronze_asset(raw_file: RawFile) -> dg.AssetsDefinition:
         group_name="bronze",
         kinds={"duckdb", "csv"},
         description=f"Every row of {raw_file.file_name} as text, with _source_file, "
-        "_source_line and _row_hash (a hash of the row's content: identical copies share it).",
+        "_source_line and _row_hash (a hash of the row's content: identical copies share it). "
+        "A file that extends the version loaded (rows appended) only has its new rows read.",
     )
-    def bronze_table(context: dg.AssetExecutionContext, raw_files: RawFilesResource) -> Sql:
-        try:
-            profile = profile_raw_file(raw_files.path / raw_file.file_name, raw_file)
-        except RawFileError as error:
-            raise dg.Failure(description=str(error)) from None
-        context.add_output_metadata(
-            {
-                "source_path": dg.MetadataValue.path(str(profile.path.resolve())),
-                "source_sha256": profile.sha256,
-                "source_size_bytes": profile.size_bytes,
-                "source_rows": profile.data_rows,
-                "extra_columns": ", ".join(profile.extra_columns) or "none",
-            }
+    def bronze_table(context: dg.AssetExecutionContext, raw_files: RawFilesResource) -> RawExport:
+        return RawExport(
+            raw_file, raw_files.path / raw_file.file_name, full_load_requested(context)
         )
-        return Sql(bronze_sql(profile), line_number_column=BRONZE_LINE_COLUMN)
 
     return bronze_table
 

@@ -1,5 +1,8 @@
 """Silver: typed, one row per key; rows that cannot be used go to silver.quarantine with a reason."""
 
+import hashlib
+from dataclasses import dataclass
+
 import dagster as dg
 
 from marketing_ml.cleaning import classified_rows_sql, typed_key_expressions
@@ -11,7 +14,16 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
-from marketing_ml.storage import Sql, Table
+from marketing_ml.storage import (
+    Sql,
+    Table,
+    TableWriter,
+    full_load_requested,
+    row_count,
+    set_table_state,
+    table_state,
+    transaction,
+)
 
 SILVER_COLUMNS = {
     AUDIENCE_SEGMENTS.name: list(AUDIENCE_SEGMENTS.columns),
@@ -44,6 +56,75 @@ FROM classified
 WHERE rule IS NULL"""
 
 
+@dataclass(frozen=True)
+class CleanedRows(TableWriter):
+    """Silver from bronze, re-cleaning only the keys that rows new since the last build touch.
+
+    A row's verdict depends only on the rows of its key, so after bronze grew by a day,
+    replacing the silver rows of the keys the new rows have with the verdicts of all bronze rows
+    of those keys gives exactly the table a full build would (in another row order). The table
+    records the bronze version and the query it was built with; anything else (another query,
+    a bronze table loaded again in full) is built in full.
+    """
+
+    raw_file: RawFile
+    bronze_table: str
+    full_load: bool = False
+
+    def write(self, connection, schema: str, table: str) -> dict:
+        name = f"{schema}.{table}"
+        query = silver_table_sql(self.raw_file, self.bronze_table)
+        query_id = hashlib.sha256(query.encode()).hexdigest()[:16]
+        bronze_versions = (table_state(connection, *self.bronze_table.split(".")) or {}).get(
+            "versions", []
+        )
+        bronze_version = bronze_versions[-1][0] if bronze_versions else None
+        rows_by_version = dict(bronze_versions)
+        built = {} if self.full_load else table_state(connection, schema, table) or {}
+        state = {"query": query_id, "bronze_version": bronze_version}
+        if (
+            not built
+            or built["query"] != query_id
+            or built["bronze_version"] not in rows_by_version
+            or built["rows"] != row_count(connection, name)
+        ):
+            with transaction(connection):
+                connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}")
+                if bronze_version:
+                    state["rows"] = row_count(connection, name)
+                    set_table_state(connection, schema, table, state)
+            return {"load": "full build"}
+        if built["bronze_version"] == bronze_version:
+            return {"load": "unchanged: bronze is the version cleaned last time"}
+        new_rows = f"_source_line > {rows_by_version[built['bronze_version']] + 1}"
+        with transaction(connection):
+            touched = self._clean_touched_keys(connection, name, new_rows)
+            state["rows"] = row_count(connection, name)
+            set_table_state(connection, schema, table, state)
+        return {"load": f"re-cleaned {touched} key(s) touched by new bronze rows"}
+
+    def _clean_touched_keys(self, connection, name: str, new_rows: str) -> int:
+        typed_key_hash = f"hash({', '.join(typed_key_expressions(self.raw_file))})"
+        connection.execute(
+            f"""CREATE OR REPLACE TEMP TABLE touched_keys AS
+            SELECT DISTINCT {typed_key_hash} AS key_hash FROM {self.bronze_table} WHERE {new_rows}"""
+        )
+        connection.execute(
+            f"DELETE FROM {name} WHERE hash({', '.join(self.raw_file.key)}) IN "
+            "(SELECT key_hash FROM touched_keys)"
+        )
+        touched_rows = f"""(
+    SELECT * FROM {self.bronze_table}
+    WHERE {typed_key_hash} IN (SELECT key_hash FROM touched_keys)
+) AS touched_rows"""
+        connection.execute(
+            f"INSERT INTO {name} BY NAME {silver_table_sql(self.raw_file, touched_rows)}"
+        )
+        touched = connection.execute("SELECT count(*) FROM touched_keys").fetchone()[0]
+        connection.execute("DROP TABLE touched_keys")
+        return touched
+
+
 def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
     description = (
         f"{raw_file.file_name} typed and cleaned, one row per ({', '.join(raw_file.key)})."
@@ -61,8 +142,8 @@ def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         description=description,
     )
-    def silver_table(bronze_table: Table) -> Sql:
-        return Sql(silver_table_sql(raw_file, bronze_table.name))
+    def silver_table(context: dg.AssetExecutionContext, bronze_table: Table) -> CleanedRows:
+        return CleanedRows(raw_file, bronze_table.name, full_load_requested(context))
 
     return silver_table
 

@@ -6,6 +6,8 @@ no-op and each handler swaps the whole table with `CREATE OR REPLACE TABLE` insi
 transaction, so a failed step leaves the previous version intact and a new column just works.
 """
 
+import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,10 +30,23 @@ class Sql:
 
     query: str
     order_by: Sequence[str] = field(default_factory=tuple)
-    line_number_column: str | None = None
-    """A BIGINT column the query leaves NULL, filled with each row's line in the CSV it was read
-    from (position + 2, after the header). Numbering in the query (`row_number() OVER ()`) would
-    force the whole read onto one thread: it made bronze three times slower."""
+
+
+FULL_LOAD_TAG = "marketing_ml/full_load"
+"""Run tag that makes incrementally written tables rebuild in full (the full_refresh job sets it)."""
+
+
+def full_load_requested(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(FULL_LOAD_TAG) == "true"
+
+
+class TableWriter(ABC):
+    """An asset output that writes its own table: for tables updated in place (appending a day,
+    re-cleaning the keys it touched) rather than rebuilt. `write` must leave the previous version
+    intact when it fails, and returns the table's metadata."""
+
+    @abstractmethod
+    def write(self, connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -48,12 +63,15 @@ def qualified_name(table_slice: TableSlice) -> str:
     return f"{table_slice.schema}.{table_slice.table}"
 
 
+def row_count(connection: duckdb.DuckDBPyConnection, name: str) -> int:
+    return connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+
+
 def table_metadata(connection: duckdb.DuckDBPyConnection, name: str) -> dict:
     """Row count and column schema of a table, the metadata every table asset carries."""
     columns = connection.execute(f"DESCRIBE {name}").fetchall()
-    row_count = connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
     return {
-        "dagster/row_count": dg.MetadataValue.int(row_count),
+        "dagster/row_count": dg.MetadataValue.int(row_count(connection, name)),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=column[0], type=column[1]) for column in columns]
         ),
@@ -80,24 +98,23 @@ def replace_table_with_query(
         connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}{ordering}")
 
 
-def replace_table_with_numbered_query(
-    connection: duckdb.DuckDBPyConnection, schema: str, table: str, query: str, column: str
-) -> None:
-    """Build the table under a staging name, number its rows, then swap it in by renaming.
+def table_state(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict | None:
+    """What an incrementally written table records about its inputs (its comment, as JSON); None
+    for a table without one. `CREATE OR REPLACE` clears it, so a table rebuilt any other way
+    never claims a state it does not have."""
+    row = connection.execute(
+        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
 
-    The numbers are row ids, which follow the order of the CSV read once the rows are committed
-    (inside the creating transaction they are not yet final), as long as DuckDB preserves
-    insertion order: the default, set here anyway because without it the numbers are wrong.
-    The old table is dropped and the staged one renamed in one transaction, so a failure at any
-    point leaves the previous version in place.
-    """
-    staging = f'{schema}."_staging_{table}"'
-    connection.execute("SET preserve_insertion_order = true")
-    connection.execute(f"CREATE OR REPLACE TABLE {staging} AS\n{query}")
-    connection.execute(f"UPDATE {staging} SET {column} = rowid + 2")
-    with transaction(connection):
-        connection.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
-        connection.execute(f"ALTER TABLE {staging} RENAME TO {table}")
+
+def set_table_state(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, state: dict
+) -> None:
+    """Record `state` on the table; inside the transaction that writes the rows it describes."""
+    text = json.dumps(state, sort_keys=True).replace("'", "''")
+    connection.execute(f"COMMENT ON TABLE {schema}.{table} IS '{text}'")
 
 
 def replace_table_with_frame(
@@ -119,32 +136,29 @@ def fetch_frame(connection: duckdb.DuckDBPyConnection, query: str) -> pd.DataFra
     return table.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
 
 
+def build_failure(table_slice: TableSlice, error: duckdb.Error) -> dg.Failure:
+    """A DuckDB error as a step failure that says the old table is kept and, for a missing
+    upstream table, which command builds it."""
+    hint = ""
+    if isinstance(error, duckdb.CatalogException):
+        hint = (
+            " A table it reads may not exist yet: materialize what it depends on first "
+            f"(dagster asset materialize -m marketing_ml --select "
+            f"'*{table_slice.schema}/{table_slice.table}')."
+        )
+    return dg.Failure(
+        description=f"Building {qualified_name(table_slice)} failed in DuckDB; the previous "
+        f"version is kept. {type(error).__name__}: {error}{hint}"
+    )
+
+
 class SqlTypeHandler(DbTypeHandler[Sql]):
     def handle_output(self, context, table_slice: TableSlice, obj: Sql, connection):
         name = qualified_name(table_slice)
         try:
-            if obj.line_number_column:
-                replace_table_with_numbered_query(
-                    connection,
-                    table_slice.schema,
-                    table_slice.table,
-                    obj.query,
-                    obj.line_number_column,
-                )
-            else:
-                replace_table_with_query(connection, name, obj.query, obj.order_by)
+            replace_table_with_query(connection, name, obj.query, obj.order_by)
         except duckdb.Error as error:
-            hint = ""
-            if isinstance(error, duckdb.CatalogException):
-                hint = (
-                    " A table it reads may not exist yet: materialize what it depends on first "
-                    f"(dagster asset materialize -m marketing_ml --select "
-                    f"'*{table_slice.schema}/{table_slice.table}')."
-                )
-            raise dg.Failure(
-                description=f"Building {name} failed in DuckDB; the previous version is kept. "
-                f"{type(error).__name__}: {error}{hint}"
-            ) from error
+            raise build_failure(table_slice, error) from error
         return table_metadata(connection, name)
 
     def load_input(self, context, table_slice: TableSlice, connection) -> Sql:
@@ -153,6 +167,24 @@ class SqlTypeHandler(DbTypeHandler[Sql]):
     @property
     def supported_types(self):
         return [Sql]
+
+
+class TableWriterTypeHandler(DbTypeHandler[TableWriter]):
+    def handle_output(self, context, table_slice: TableSlice, obj: TableWriter, connection):
+        try:
+            metadata = obj.write(connection, table_slice.schema, table_slice.table)
+        except duckdb.Error as error:
+            raise build_failure(table_slice, error) from error
+        return {**metadata, **table_metadata(connection, qualified_name(table_slice))}
+
+    def load_input(self, context, table_slice: TableSlice, connection):
+        raise dg.DagsterInvariantViolationError(
+            f"{qualified_name(table_slice)}: load it as a Table or a DataFrame"
+        )
+
+    @property
+    def supported_types(self):
+        return [TableWriter]
 
 
 class TableTypeHandler(DbTypeHandler[Table]):
@@ -241,7 +273,13 @@ class LakehouseIOManager(DuckDBIOManager):
     def type_handlers() -> Sequence[DbTypeHandler]:
         from marketing_ml.ml.store import ModelTypeHandler  # the model store builds on this module
 
-        return [SqlTypeHandler(), TableTypeHandler(), DataFrameTypeHandler(), ModelTypeHandler()]
+        return [
+            SqlTypeHandler(),
+            TableWriterTypeHandler(),
+            TableTypeHandler(),
+            DataFrameTypeHandler(),
+            ModelTypeHandler(),
+        ]
 
     @staticmethod
     def default_load_type() -> type:
