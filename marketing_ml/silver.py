@@ -14,6 +14,7 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
+from marketing_ml.raw_files import sql_string
 from marketing_ml.storage import (
     Sql,
     Table,
@@ -56,6 +57,40 @@ FROM classified
 WHERE rule IS NULL"""
 
 
+def bronze_versions(connection, bronze_table: str) -> dict[str, int]:
+    """Rows of each version a bronze table has held since its last full load, the current one
+    last (see `raw_files.bronze_state`); empty for a table that records none."""
+    state = table_state(connection, *bronze_table.split(".")) or {}
+    return dict(state.get("versions", []))
+
+
+def last_line_of(versions: dict[str, int], version: str) -> int:
+    """The last bronze line of a version: lines start at 2, after the header."""
+    return versions[version] + 1
+
+
+def touched_keys_sql(raw_file: RawFile, bronze_table: str, after_line: int) -> str:
+    """Typed-key hashes of the bronze rows after `after_line`: the keys whose verdicts the new
+    rows can change (a verdict depends only on the rows of its key)."""
+    return f"SELECT {key_hash_sql(raw_file)} FROM {bronze_table} WHERE _source_line > {after_line}"
+
+
+def touched_rows_sql(raw_file: RawFile, bronze_table: str, after_line: int) -> str:
+    """Every bronze row of a key a row after `after_line` has."""
+    return f"""(
+    SELECT * FROM {bronze_table}
+    WHERE {key_hash_sql(raw_file)} IN ({touched_keys_sql(raw_file, bronze_table, after_line)})
+) AS touched_rows"""
+
+
+def key_hash_sql(raw_file: RawFile) -> str:
+    return f"hash({', '.join(typed_key_expressions(raw_file))})"
+
+
+def query_id(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class CleanedRows(TableWriter):
     """Silver from bronze, re-cleaning only the keys that rows new since the last build touch.
@@ -64,7 +99,7 @@ class CleanedRows(TableWriter):
     replacing the silver rows of the keys the new rows have with the verdicts of all bronze rows
     of those keys gives exactly the table a full build would (in another row order). The table
     records the bronze version and the query it was built with; anything else (another query,
-    a bronze table loaded again in full) is built in full.
+    a bronze table loaded again in full, rows missing) is built in full.
     """
 
     raw_file: RawFile
@@ -74,55 +109,40 @@ class CleanedRows(TableWriter):
     def write(self, connection, schema: str, table: str) -> dict:
         name = f"{schema}.{table}"
         query = silver_table_sql(self.raw_file, self.bronze_table)
-        query_id = hashlib.sha256(query.encode()).hexdigest()[:16]
-        bronze_versions = (table_state(connection, *self.bronze_table.split(".")) or {}).get(
-            "versions", []
-        )
-        bronze_version = bronze_versions[-1][0] if bronze_versions else None
-        rows_by_version = dict(bronze_versions)
+        versions = bronze_versions(connection, self.bronze_table)
+        current = next(reversed(versions), None)
         built = {} if self.full_load else table_state(connection, schema, table) or {}
-        state = {"query": query_id, "bronze_version": bronze_version}
+        state = {"query": query_id(query), "bronze_version": current}
         if (
             not built
-            or built["query"] != query_id
-            or built["bronze_version"] not in rows_by_version
+            or built["query"] != state["query"]
+            or built["bronze_version"] not in versions
             or built["rows"] != row_count(connection, name)
         ):
             with transaction(connection):
                 connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}")
-                if bronze_version:
+                if current:
                     state["rows"] = row_count(connection, name)
                     set_table_state(connection, schema, table, state)
             return {"load": "full build"}
-        if built["bronze_version"] == bronze_version:
+        if built["bronze_version"] == current:
             return {"load": "unchanged: bronze is the version cleaned last time"}
-        new_rows = f"_source_line > {rows_by_version[built['bronze_version']] + 1}"
+        after_line = last_line_of(versions, built["bronze_version"])
+        touched_keys = touched_keys_sql(self.raw_file, self.bronze_table, after_line)
+        touched_rows = touched_rows_sql(self.raw_file, self.bronze_table, after_line)
         with transaction(connection):
-            touched = self._clean_touched_keys(connection, name, new_rows)
+            keys = connection.execute(
+                f"SELECT count(DISTINCT key_hash) FROM ({touched_keys}) AS keys(key_hash)"
+            ).fetchone()[0]
+            connection.execute(
+                f"DELETE FROM {name} WHERE hash({', '.join(self.raw_file.key)}) IN ({touched_keys})"
+            )
+            connection.execute(
+                f"INSERT INTO {name} BY NAME {silver_table_sql(self.raw_file, touched_rows)}"
+            )
             state["rows"] = row_count(connection, name)
             set_table_state(connection, schema, table, state)
-        return {"load": f"re-cleaned {touched} key(s) touched by new bronze rows"}
-
-    def _clean_touched_keys(self, connection, name: str, new_rows: str) -> int:
-        typed_key_hash = f"hash({', '.join(typed_key_expressions(self.raw_file))})"
-        connection.execute(
-            f"""CREATE OR REPLACE TEMP TABLE touched_keys AS
-            SELECT DISTINCT {typed_key_hash} AS key_hash FROM {self.bronze_table} WHERE {new_rows}"""
-        )
-        connection.execute(
-            f"DELETE FROM {name} WHERE hash({', '.join(self.raw_file.key)}) IN "
-            "(SELECT key_hash FROM touched_keys)"
-        )
-        touched_rows = f"""(
-    SELECT * FROM {self.bronze_table}
-    WHERE {typed_key_hash} IN (SELECT key_hash FROM touched_keys)
-) AS touched_rows"""
-        connection.execute(
-            f"INSERT INTO {name} BY NAME {silver_table_sql(self.raw_file, touched_rows)}"
-        )
-        touched = connection.execute("SELECT count(*) FROM touched_keys").fetchone()[0]
-        connection.execute("DROP TABLE touched_keys")
-        return touched
+        return {"load": f"re-cleaned {keys} key(s) touched by new bronze rows"}
 
 
 def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
@@ -160,13 +180,15 @@ silver_tables = [build_silver_asset(raw_file) for raw_file in RAW_FILES]
     "Bookings without a value count as bookings; their revenue is unknown, not zero.",
 )
 def revenue_by_day(conversion_events: Table) -> Sql:
+    """Revenue is summed as DECIMAL: a sum of doubles depends on the order DuckDB's threads add
+    them in, so the same events gave revenues a last bit apart from one build to the next."""
     return Sql(
         f"""
 SELECT
     date,
     ad_set_id,
     count(*) AS bookings,
-    coalesce(sum(value), 0) AS revenue,
+    CAST(coalesce(sum(CAST(value AS DECIMAL(18, 6))), 0) AS DOUBLE) AS revenue,
     count(*) FILTER (WHERE value IS NULL) AS bookings_without_value
 FROM {conversion_events}
 WHERE conversion_type = 'booking_completed'
@@ -183,7 +205,7 @@ def quarantine_candidates_sql(raw_file: RawFile, bronze_table: str, silver_table
     these rows gives each the verdict the whole file would, and every quarantined row is among
     them: cleaning runs on a few rows, not on all of bronze again (4.9 s -> 1.6 s at 11 M rows).
     """
-    key_hash = f"hash({', '.join(typed_key_expressions(raw_file))})"
+    key_hash = key_hash_sql(raw_file)
     return f"""(
     SELECT * FROM {bronze_table}
     WHERE {key_hash} IN (
@@ -194,8 +216,8 @@ def quarantine_candidates_sql(raw_file: RawFile, bronze_table: str, silver_table
 ) AS quarantine_candidates"""
 
 
-def quarantined_rows_sql(raw_file: RawFile, bronze_table: str, silver_table: str) -> str:
-    candidates = quarantine_candidates_sql(raw_file, bronze_table, silver_table)
+def quarantined_rows_sql(raw_file: RawFile, candidates: str) -> str:
+    """The rows of `candidates` (bronze rows, every row of their keys) that cleaning holds back."""
     return f"""
 SELECT * FROM (
     SELECT
@@ -209,6 +231,69 @@ SELECT * FROM (
     ) AS classified
     WHERE rule IS NOT NULL
 ) AS {raw_file.name}_quarantine"""
+
+
+@dataclass(frozen=True)
+class QuarantinedRows(TableWriter):
+    """silver.quarantine brought up to date the way silver is: for each file whose bronze grew,
+    the rows of the keys its new rows touch are classified again and replace the file's
+    quarantined rows on those keys' lines. Files whose bronze is the version seen last time are
+    left alone; anything else is built in full."""
+
+    sources: tuple[tuple[RawFile, str, str], ...]
+    """(raw file, bronze table, silver table) for each file."""
+    full_load: bool = False
+
+    def write(self, connection, schema: str, table: str) -> dict:
+        name = f"{schema}.{table}"
+        query = "\nUNION ALL\n".join(
+            quarantined_rows_sql(raw_file, quarantine_candidates_sql(raw_file, bronze, silver))
+            for raw_file, bronze, silver in self.sources
+        )
+        versions = {
+            raw_file.file_name: bronze_versions(connection, bronze)
+            for raw_file, bronze, _ in self.sources
+        }
+        current = {file: next(reversed(held), None) for file, held in versions.items()}
+        built = {} if self.full_load else table_state(connection, schema, table) or {}
+        state = {"query": query_id(query), "bronze_versions": current}
+        if (
+            not built
+            or built["query"] != state["query"]
+            or any(built["bronze_versions"][file] not in versions[file] for file in versions)
+            or built["rows"] != row_count(connection, name)
+        ):
+            with transaction(connection):
+                connection.execute(
+                    f"CREATE OR REPLACE TABLE {name} AS\n{query}\nORDER BY source_file, source_line"
+                )
+                if all(current.values()):
+                    state["rows"] = row_count(connection, name)
+                    set_table_state(connection, schema, table, state)
+            return {"load": "full build"}
+        grown = [
+            (raw_file, bronze)
+            for raw_file, bronze, _ in self.sources
+            if built["bronze_versions"][raw_file.file_name] != current[raw_file.file_name]
+        ]
+        if not grown:
+            return {"load": "unchanged: every bronze table is the version classified last time"}
+        with transaction(connection):
+            for raw_file, bronze in grown:
+                file = raw_file.file_name
+                after_line = last_line_of(versions[file], built["bronze_versions"][file])
+                touched_rows = touched_rows_sql(raw_file, bronze, after_line)
+                connection.execute(
+                    f"DELETE FROM {name} WHERE source_file = {sql_string(file)} "
+                    f"AND source_line IN (SELECT _source_line FROM {touched_rows})"
+                )
+                connection.execute(
+                    f"INSERT INTO {name} BY NAME {quarantined_rows_sql(raw_file, touched_rows)}"
+                )
+            state["rows"] = row_count(connection, name)
+            set_table_state(connection, schema, table, state)
+        files = ", ".join(raw_file.file_name for raw_file, _ in grown)
+        return {"load": f"re-classified the keys new rows touch in {files}"}
 
 
 @dg.asset(
@@ -226,15 +311,16 @@ SELECT * FROM (
     group_name="silver",
     kinds={"duckdb", "sql"},
     description="Every bronze row that did not make it into silver, with its file, line, rule "
-    "and a reason that says what to fix. Exact duplicate copies are counted, not stored.",
+    "and a reason that says what to fix. Exact duplicate copies are counted, not stored. Sorted "
+    "by file and line when built in full; rows of an appended day come after.",
 )
-def quarantine(**tables: Table) -> Sql:
-    parts = [
-        quarantined_rows_sql(
+def quarantine(context: dg.AssetExecutionContext, **tables: Table) -> QuarantinedRows:
+    sources = tuple(
+        (
             raw_file,
             tables[f"bronze_{raw_file.name}"].name,
             tables[f"silver_{raw_file.name}"].name,
         )
         for raw_file in RAW_FILES
-    ]
-    return Sql("\nUNION ALL\n".join(parts), order_by=("source_file", "source_line"))
+    )
+    return QuarantinedRows(sources, full_load_requested(context))

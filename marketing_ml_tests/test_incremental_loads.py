@@ -8,7 +8,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from marketing_ml.contract import CONVERSION_EVENTS, META_CAMPAIGN_PERFORMANCE, RAW_FILES
+from marketing_ml.contract import (
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+    META_CAMPAIGN_PERFORMANCE,
+    RAW_FILES,
+)
 from marketing_ml.raw_files import profile_raw_file
 from marketing_ml.storage import FULL_LOAD_TAG
 from marketing_ml_tests.conftest import (
@@ -17,10 +22,15 @@ from marketing_ml_tests.conftest import (
     write_clean_raw_dir,
 )
 
-BRONZE_AND_SILVER = dg.AssetSelection.groups("bronze", "silver")
+UP_TO_FEATURES = (
+    dg.AssetSelection.groups("bronze", "silver")
+    | dg.AssetSelection.assets(["gold", "features"]).upstream()
+)
 COMPARED_TABLES = [
     *(f"{layer}.{raw_file.name}" for layer in ("bronze", "silver") for raw_file in RAW_FILES),
     "silver.quarantine",
+    "gold.daily_adset_metrics",
+    "gold.features",
 ]
 
 NEXT_DAY_EVENTS = [
@@ -65,7 +75,7 @@ def materialize(lakehouse: Lakehouse, tags: dict | None = None) -> dg.ExecuteInP
     result = dg.materialize(
         definitions.assets,
         resources=definitions.resources,
-        selection=BRONZE_AND_SILVER,
+        selection=UP_TO_FEATURES,
         tags=tags,
     )
     assert result.success
@@ -103,6 +113,12 @@ def test_an_appended_day_is_loaded_and_cleaned_incrementally_to_the_full_build(
         "re-cleaned 4 key(s) touched by new bronze rows"
     )
     assert outcomes["silver/budget_pacing"].startswith("unchanged")
+    assert outcomes["silver/quarantine"] == (
+        "re-classified the keys new rows touch in meta_campaign_performance.csv, "
+        "conversion_events.csv"
+    )
+    # the held-back copy of CV_B001 takes a booking off the first day: every day is recomputed
+    assert outcomes["gold/features"] == "recomputed the days from 2024-08-01 (2 changed)"
     for table in COMPARED_TABLES:
         assert differences(grown.database, fresh.database, table) == 0, table
     assert grown.query(
@@ -112,6 +128,39 @@ def test_an_appended_day_is_loaded_and_cleaned_incrementally_to_the_full_build(
         "SELECT rule FROM silver.quarantine WHERE source_line = 129 "
         "AND source_file = 'conversion_events.csv'"
     ) == [("conflicting_duplicate",)]
+
+
+def test_a_clean_new_day_recomputes_only_its_features(lakehouse, tmp_path):
+    materialize(lakehouse)
+    append_lines(
+        lakehouse.raw_dir / CONVERSION_EVENTS.file_name,
+        ["CV_X001,22/08/2024,AS_001,booking_completed,1200,7_day_click,premium_leisure"],
+    )
+    append_lines(
+        lakehouse.raw_dir / META_CAMPAIGN_PERFORMANCE.file_name,
+        [
+            ",".join(performance_row("22/08/2024", ad_set, "41000", "900", "260.50"))
+            for ad_set in ("AS_001", "AS_002", "AS_003")
+        ],
+    )
+    append_lines(
+        lakehouse.raw_dir / BUDGET_PACING.file_name,
+        [f"22/08/2024,{ad_set},500,260.50,0.52,under_pacing" for ad_set in ("AS_001", "AS_002")],
+    )
+    outcomes = load_outcomes(materialize(lakehouse))
+    fresh = Lakehouse(lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
+    materialize(fresh)
+
+    assert outcomes["gold/features"] == "recomputed the days from 2024-08-22 (1 changed)"
+    assert lakehouse.query(
+        "SELECT count(*), min(days_since_first_day), max(spend_28d) FROM gold.features "
+        "WHERE date = DATE '2024-08-22'"
+    ) == fresh.query(
+        "SELECT count(*), min(days_since_first_day), max(spend_28d) FROM gold.features "
+        "WHERE date = DATE '2024-08-22'"
+    )
+    for table in COMPARED_TABLES:
+        assert differences(lakehouse.database, fresh.database, table) == 0, table
 
 
 def test_a_rewritten_file_is_loaded_in_full(lakehouse):
@@ -150,6 +199,7 @@ def test_the_full_load_tag_rebuilds_unchanged_files(lakehouse):
         "full load (126 rows)",
         "full build",
     }
+    assert outcomes["gold/features"] == "full build"
 
 
 def test_profile_of_a_grown_file_counts_and_hashes_like_a_fresh_profile(tmp_path):

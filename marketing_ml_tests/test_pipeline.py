@@ -1,6 +1,7 @@
 """The whole graph materialized in process on small raw folders the tests write."""
 
 import dagster as dg
+import duckdb
 import pytest
 
 from marketing_ml.contract import (
@@ -9,6 +10,7 @@ from marketing_ml.contract import (
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
 )
+from marketing_ml.quality import RULES, evaluate
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.conftest import (
     check_outcomes,
@@ -130,6 +132,36 @@ def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
             "WHERE table_schema = 'bronze' AND table_name = 'meta_campaign_performance'"
         )
     ]
+
+
+def test_quality_report_takes_this_runs_check_counts_and_agrees_with_counting_again(lakehouse):
+    write_dirty_raw_dir(lakehouse)
+
+    def counted_by_checks(result: dg.ExecuteInProcessResult) -> int:
+        [event] = [
+            event
+            for event in result.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey(["gold", "data_quality_report"])
+        ]
+        return event.materialization.metadata["rules_counted_by_checks_of_this_run"].value
+
+    def counted_again() -> dict[str, int]:
+        with duckdb.connect(str(lakehouse.database), read_only=True) as connection:
+            return {rule.name: evaluate(rule, connection).rows_affected for rule in RULES}
+
+    def report() -> dict[str, int]:
+        return dict(lakehouse.query("SELECT rule, rows_affected FROM gold.data_quality_report"))
+
+    whole_graph = lakehouse.materialize()
+    assert counted_by_checks(whole_graph) >= 20
+    assert report() == counted_again()
+    assert report()["quarantined_negative_value"] == 3
+
+    report_alone = lakehouse.materialize(
+        selection=dg.AssetSelection.assets(["gold", "data_quality_report"])
+    )
+    assert counted_by_checks(report_alone) == 0  # no check ran in that run: every rule counted
+    assert report() == counted_again()
 
 
 def test_header_only_file_builds_the_data_layers_and_says_the_model_lacks_labels(lakehouse):

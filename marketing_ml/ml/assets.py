@@ -1,5 +1,8 @@
 """The ML assets: features, labels, training data, two calibrated models and their scores."""
 
+import hashlib
+from dataclasses import dataclass
+
 import dagster as dg
 import pandas as pd
 
@@ -14,7 +17,17 @@ from marketing_ml.ml.training import (
     train_model,
 )
 from marketing_ml.resources import LakehouseResource
-from marketing_ml.storage import Sql, Table, fetch_frame
+from marketing_ml.storage import (
+    Sql,
+    Table,
+    TableWriter,
+    fetch_frame,
+    full_load_requested,
+    row_count,
+    set_table_state,
+    table_state,
+    transaction,
+)
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
 FEATURES = dg.AssetKey(["gold", "features"])
@@ -34,6 +47,69 @@ def scored_window_sql(table: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class DailyFeatures(TableWriter):
+    """gold.features brought up to date with the daily table, recomputing only from the first
+    day whose daily rows changed (after a day is appended: that day).
+
+    The table records a fingerprint of each day's daily rows. A feature row reads only its own
+    and earlier days, so rows dated before the first changed day are unchanged and kept; the rest
+    are recomputed from the days they read, which gives exactly what a full build gives (the
+    sums run on DECIMAL, and the point-in-time check compares them exactly). Another query or
+    another set of audiences (which every row joins) means a full build. Unsorted: every reader
+    joins, filters or sorts it (sorting 730,000 rows cost 1.2 s).
+    """
+
+    daily_table: str
+    full_load: bool = False
+
+    def write(self, connection, schema: str, table: str) -> dict:
+        name = f"{schema}.{table}"
+        query = feature_sql(self.daily_table)
+        state = {
+            "query": hashlib.sha256(query.encode()).hexdigest()[:16],
+            "audiences": connection.execute(
+                "SELECT CAST(bit_xor(hash(ad_set_id, target_age)) AS VARCHAR) FROM "
+                f"(SELECT DISTINCT ad_set_id, target_age FROM {self.daily_table})"
+            ).fetchone()[0],
+            "days": dict(
+                connection.execute(
+                    "SELECT CAST(date AS VARCHAR), CAST(bit_xor(hash(daily_rows)) AS VARCHAR) "
+                    f"FROM {self.daily_table} AS daily_rows GROUP BY date"
+                ).fetchall()
+            ),
+        }
+        built = {} if self.full_load else table_state(connection, schema, table) or {}
+        if (
+            not built
+            or (built["query"], built["audiences"]) != (state["query"], state["audiences"])
+            or built["rows"] != row_count(connection, name)
+        ):
+            with transaction(connection):
+                connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}")
+                set_table_state(
+                    connection, schema, table, {**state, "rows": row_count(connection, name)}
+                )
+            return {"load": "full build"}
+        changed = {
+            day
+            for day in state["days"].keys() | built["days"].keys()
+            if state["days"].get(day) != built["days"].get(day)
+        }
+        if not changed:
+            return {"load": "unchanged: no day of the daily table changed"}
+        since = min(changed)
+        with transaction(connection):
+            connection.execute(f"DELETE FROM {name} WHERE date >= DATE '{since}'")
+            connection.execute(
+                f"INSERT INTO {name} BY NAME {feature_sql(self.daily_table, since=since)}"
+            )
+            set_table_state(
+                connection, schema, table, {**state, "rows": row_count(connection, name)}
+            )
+        return {"load": f"recomputed the days from {since} ({len(changed)} changed)"}
+
+
 @dg.asset(
     key=FEATURES,
     ins={"daily": dg.AssetIn(key=DAILY)},
@@ -44,9 +120,8 @@ def scored_window_sql(table: str) -> str:
     "yesterday's value of spend, impressions, clicks, CTR, CPM, frequency, utilization, bookings, "
     "revenue, ROAS and the under-pacing share; days since the first day, day of week, audience.",
 )
-def features(daily: Table) -> Sql:
-    """Unsorted: every reader joins, filters or sorts it (sorting 730,000 rows cost 1.2 s)."""
-    return Sql(feature_sql(str(daily)))
+def features(context: dg.AssetExecutionContext, daily: Table) -> DailyFeatures:
+    return DailyFeatures(daily.name, full_load_requested(context))
 
 
 class LabelConfig(dg.Config):

@@ -104,10 +104,17 @@ def _measure(measure: str, suffix: str) -> str:
     )
 
 
-def feature_sql(daily_table: str) -> str:
+LOOKBACK_DAYS = max(WINDOWS)
+"""A row's features read its own day and the days before it, back to this many days in all
+(the ad set's first day aside)."""
+
+
+def feature_sql(daily_table: str, since: str | None = None) -> str:
     """Features per (ad_set_id, date) of `daily_table` (gold.daily_adset_metrics or a truncation).
 
-    `daily_table` may be a table name or a parenthesised subquery.
+    `daily_table` may be a table name or a parenthesised subquery. With `since` (an ISO date),
+    only the rows dated on or after it, computed from the days they read: what an incremental
+    refresh replaces.
     """
     trailing = ",\n        ".join(
         [s for w in WINDOWS for s in _window_sums(f"{w}d", w - 1, 0)] + _window_sums("lag1", 1, 1)
@@ -119,6 +126,10 @@ def feature_sql(daily_table: str) -> str:
         for m in MEASURES
     )
     lagged = ",\n    ".join(f"{_measure(m, 'lag1')} AS {lag_column(m)}" for m in MEASURES)
+    read_from, keep_from = "", ""
+    if since is not None:
+        read_from = f"WHERE date > DATE '{since}' - INTERVAL {LOOKBACK_DAYS} DAY"
+        keep_from = f"WHERE trailing_windows.date >= DATE '{since}'"
     return f"""
 WITH daily AS (
     SELECT
@@ -138,6 +149,10 @@ WITH daily AS (
         CASE WHEN pacing_status = 'under_pacing' THEN 1 ELSE 0 END AS under_pacing_days,
         CASE WHEN pacing_status IS NULL THEN 0 ELSE 1 END AS pacing_days
     FROM {daily_table} AS daily_source
+    {read_from}
+),
+first_days AS (
+    SELECT ad_set_id, MIN(date) AS first_day FROM {daily_table} AS daily_source GROUP BY ad_set_id
 ),
 audience AS (
     SELECT DISTINCT
@@ -149,13 +164,9 @@ audience AS (
     FROM {daily_table} AS daily_source
 ),
 history AS (
-    SELECT
-        daily.*,
-        DATE_DIFF('day', MIN(date) OVER (
-            PARTITION BY ad_set_id ORDER BY date
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ), date) AS days_since_first_day
+    SELECT daily.*, DATE_DIFF('day', first_days.first_day, daily.date) AS days_since_first_day
     FROM daily
+    JOIN first_days USING (ad_set_id)
 ),
 trailing_windows AS (
     SELECT
@@ -179,7 +190,8 @@ SELECT
     audience.target_age_upper,
     trailing_windows.lookalike_source
 FROM trailing_windows
-LEFT JOIN audience ON audience.ad_set_id = trailing_windows.ad_set_id"""
+LEFT JOIN audience ON audience.ad_set_id = trailing_windows.ad_set_id
+{keep_from}"""
 
 
 def label_sql(daily_table: str, roas_target: float) -> str:
