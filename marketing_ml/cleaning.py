@@ -14,7 +14,6 @@ So a valid copy always beats an invalid one, and the outcome never depends on re
 from dataclasses import dataclass
 
 from marketing_ml.contract import DATE_FORMATS, META_CAMPAIGN_PERFORMANCE, RawFile
-from marketing_ml.raw_files import sql_string
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,10 @@ KEY_RULES = (
     RowRule("duplicate_copy", "Same values as a kept row of the key, written differently."),
 )
 QUARANTINE_RULES = ROW_RULES + KEY_RULES
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _text(column: str) -> str:
@@ -66,6 +69,12 @@ def typed_columns_sql(raw_file: RawFile) -> list[str]:
         else:
             typed.append(f"{text} AS {column}")
     return typed
+
+
+def key_hash_sql(raw_file: RawFile) -> str:
+    """A 64-bit hash of a raw row's key typed as silver types it: bronze stores it as
+    `_key_hash`, so finding the rows of a key never types millions of rows again."""
+    return f"hash({', '.join(typed_key_expressions(raw_file))})"
 
 
 def typed_key_expressions(raw_file: RawFile) -> list[str]:
@@ -161,8 +170,8 @@ def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
 
     Only rows whose typed key occurs more than once can be copies or conflicts, and they are few:
     they go through the duplicate rules, every other row only through the row rules. Keys are
-    grouped by a 64-bit hash (cheap over millions of rows); rows that merely share a hash are
-    told apart by their key and text, so a collision costs time, never a row.
+    grouped by their 64-bit hash, which bronze stores (`_key_hash`); rows that merely share a
+    hash are told apart by their key and text, so a collision costs time, never a row.
     """
     key = ", ".join(raw_file.key)
     bronze_columns = ", ".join(f'"{column}"' for column in raw_file.columns)
@@ -171,11 +180,10 @@ def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
     key_match = " AND ".join(
         f"key_versions.{column} = shared_checked.{column}" for column in raw_file.key
     )
-    typed_key = ", ".join(typed_key_expressions(raw_file))
     return f"""
 WITH keyed_rows AS NOT MATERIALIZED (
     SELECT
-        {bronze_columns}, _source_file, _source_line, _row_hash, hash({typed_key}) AS _key_hash
+        {bronze_columns}, _source_file, _source_line, _row_hash, _key_hash
     FROM {bronze_table}
 ),
 shared_keys AS (

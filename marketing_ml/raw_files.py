@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from marketing_ml.cleaning import key_hash_sql, sql_string
 from marketing_ml.contract import RAW_FILES, RawFile
 from marketing_ml.storage import row_count, set_table_state, table_state, transaction
 
@@ -27,6 +28,7 @@ class RawFileError(Exception):
 @dataclass(frozen=True)
 class RawFileProfile:
     path: Path
+    raw_file: RawFile
     sha256: str
     size_bytes: int
     data_rows: int
@@ -152,16 +154,13 @@ def profile_raw_file(
         )
     return RawFileProfile(
         path=path,
+        raw_file=raw_file,
         sha256=scan.digest.hexdigest(),
         size_bytes=size_bytes,
         data_rows=_count_records(scan.newlines, scan.last_byte == b"\n"),
         header=header,
         extra_columns=tuple(column for column in header if column not in raw_file.columns),
     )
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def read_csv_sql(profile: RawFileProfile, path: Path | None = None, header: bool = True) -> str:
@@ -177,11 +176,12 @@ def read_csv_sql(profile: RawFileProfile, path: Path | None = None, header: bool
 def bronze_sql(
     profile: RawFileProfile, source: str = "", line_numbers: str = "CAST(NULL AS BIGINT)"
 ) -> str:
-    """Raw rows as text with lineage; `_row_hash` is over the content so identical copies share it.
+    """Raw rows as text with lineage; `_row_hash` is over the content so identical copies share
+    it, `_key_hash` over the key as silver types it, so the rows of a key are found cheaply.
 
     `source` is the file's `read_csv` unless given. `_source_line` is left NULL, to be filled
-    from row ids after a full load. The hash is DuckDB's 64-bit `hash`: cleaning confirms rows
-    sharing one by comparing their text.
+    from row ids after a full load. The hashes are DuckDB's 64-bit `hash`: cleaning confirms
+    rows sharing one by comparing their text.
     """
     quoted = [f'"{column}"' for column in profile.header]
     return f"""
@@ -189,7 +189,8 @@ SELECT
     {", ".join(quoted)},
     {sql_string(profile.path.name)} AS _source_file,
     {line_numbers} AS {BRONZE_LINE_COLUMN},
-    hash({", ".join(quoted)}) AS _row_hash
+    hash({", ".join(quoted)}) AS _row_hash,
+    {key_hash_sql(profile.raw_file)} AS _key_hash
 FROM {source or read_csv_sql(profile)}"""
 
 
@@ -222,12 +223,13 @@ def bronze_state(profile: RawFileProfile, versions: list[list]) -> dict:
     }
 
 
-def stored_profile(state: dict | None, path: Path) -> RawFileProfile | None:
+def stored_profile(state: dict | None, path: Path, raw_file: RawFile) -> RawFileProfile | None:
     if not state:
         return None
     file = state["file"]
     return RawFileProfile(
         path=path,
+        raw_file=raw_file,
         sha256=file["sha256"],
         size_bytes=file["size_bytes"],
         data_rows=file["data_rows"],
@@ -293,7 +295,7 @@ def refresh_bronze_table(
     otherwise, when asked to, or when the table no longer holds the rows it recorded.
     Returns the file's metadata and what was done."""
     state = None if full_load else table_state(connection, schema, table)
-    profile = profile_raw_file(path, raw_file, stored_profile(state, path))
+    profile = profile_raw_file(path, raw_file, stored_profile(state, path, raw_file))
     if (
         profile.extends is None
         or state["query"] != bronze_query_id(profile)
