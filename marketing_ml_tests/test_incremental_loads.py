@@ -218,3 +218,26 @@ def test_profile_of_a_grown_file_counts_and_hashes_like_a_fresh_profile(tmp_path
     )
     path.write_bytes(path.read_bytes().replace(b"CV_B001", b"CV_B00Z"))
     assert profile_raw_file(path, CONVERSION_EVENTS, before).extends is None
+
+
+def test_silver_catches_up_with_two_days_bronze_appended_without_it(lakehouse, tmp_path):
+    materialize(lakehouse)
+    events = lakehouse.raw_dir / CONVERSION_EVENTS.file_name
+    bronze_only = dg.AssetSelection.assets(["bronze", "conversion_events"])
+    for day, line in ((22, NEXT_DAY_EVENTS[0]), (23, NEXT_DAY_EVENTS[1])):
+        append_lines(events, [line.replace("22/08/2024", f"{day}/08/2024")])
+        definitions = lakehouse.definitions
+        assert dg.materialize(
+            definitions.assets, resources=definitions.resources, selection=bronze_only
+        ).success
+
+    outcomes = load_outcomes(materialize(lakehouse))
+    fresh = Lakehouse(lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
+    materialize(fresh)
+
+    assert outcomes["bronze/conversion_events"] == "unchanged since the last load"
+    assert outcomes["silver/conversion_events"] == (
+        "re-cleaned 2 key(s) touched by new bronze rows"
+    )
+    for table in COMPARED_TABLES:
+        assert differences(lakehouse.database, fresh.database, table) == 0, table
