@@ -700,6 +700,7 @@ def warm_up() -> None:
     subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-m", "marketing_ml"],
         cwd=ROOT,
+        env={name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"},
         check=True,
         capture_output=True,
     )
