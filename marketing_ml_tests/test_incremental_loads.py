@@ -241,3 +241,31 @@ def test_silver_catches_up_with_two_days_bronze_appended_without_it(lakehouse, t
     )
     for table in COMPARED_TABLES:
         assert differences(lakehouse.database, fresh.database, table) == 0, table
+
+
+def test_a_failed_update_leaves_silver_and_what_it_records_as_they_were(lakehouse):
+    materialize(lakehouse)
+    append_lines(lakehouse.raw_dir / CONVERSION_EVENTS.file_name, NEXT_DAY_EVENTS[:2])
+    definitions = lakehouse.definitions
+    assert dg.materialize(
+        definitions.assets,
+        resources=definitions.resources,
+        selection=dg.AssetSelection.assets(["bronze", "conversion_events"]),
+    ).success
+    silver_now = (
+        "SELECT (SELECT count(*) FROM silver.conversion_events), comment FROM duckdb_tables() "
+        "WHERE schema_name = 'silver' AND table_name = 'conversion_events'"
+    )
+    before = lakehouse.query(silver_now)
+    with duckdb.connect(str(lakehouse.database)) as connection:
+        connection.execute("ALTER TABLE bronze.conversion_events DROP COLUMN value")
+
+    result = dg.materialize(
+        definitions.assets,
+        resources=definitions.resources,
+        selection=dg.AssetSelection.assets(["silver", "conversion_events"]),
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    assert lakehouse.query(silver_now) == before
