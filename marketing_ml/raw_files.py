@@ -12,7 +12,7 @@ import dagster as dg
 
 from marketing_ml.cleaning import key_hash_sql, sql_string
 from marketing_ml.contract import RAW_FILES, RawFile
-from marketing_ml.storage import row_count, set_table_state, table_state, transaction
+from marketing_ml.storage import query_id, row_count, set_table_state, table_state, transaction
 
 BRONZE_LINE_COLUMN = "_source_line"
 
@@ -197,8 +197,7 @@ FROM {source or read_csv_sql(profile)}"""
 def bronze_query_id(profile: RawFileProfile) -> str:
     """Identifies the SQL that loads a file with this header, wherever the file is: a table
     loaded by other SQL (an older release) is loaded again in full, not appended to."""
-    query = bronze_sql(replace(profile, path=Path(profile.path.name)))
-    return hashlib.sha256(query.encode()).hexdigest()[:16]
+    return query_id(bronze_sql(replace(profile, path=Path(profile.path.name))))
 
 
 def bronze_version(profile: RawFileProfile) -> str:

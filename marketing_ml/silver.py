@@ -1,6 +1,5 @@
 """Silver: typed, one row per key; rows that cannot be used go to silver.quarantine with a reason."""
 
-import hashlib
 from dataclasses import dataclass
 
 import dagster as dg
@@ -19,6 +18,7 @@ from marketing_ml.storage import (
     Table,
     TableWriter,
     full_load_requested,
+    query_id,
     row_count,
     set_table_state,
     table_state,
@@ -78,10 +78,6 @@ SELECT * FROM {bronze_table}
 WHERE _key_hash IN (SELECT _key_hash FROM {bronze_table} WHERE _source_line > {after_line})"""
     )
     return "touched_rows"
-
-
-def query_id(query: str) -> str:
-    return hashlib.sha256(query.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ no-op and each handler swaps the whole table with `CREATE OR REPLACE TABLE` insi
 transaction, so a failed step leaves the previous version intact and a new column just works.
 """
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -96,6 +97,11 @@ def replace_table_with_query(
     ordering = f"\nORDER BY {', '.join(order_by)}" if order_by else ""
     with transaction(connection):
         connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}{ordering}")
+
+
+def query_id(query: str) -> str:
+    """Names the SQL a table was built with, for the state it records: other SQL, a full build."""
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
 
 
 def table_state(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict | None:

@@ -1,6 +1,5 @@
 """The ML assets: features, labels, training data, two calibrated models and their scores."""
 
-import hashlib
 from dataclasses import dataclass
 
 import dagster as dg
@@ -23,6 +22,7 @@ from marketing_ml.storage import (
     TableWriter,
     fetch_frame,
     full_load_requested,
+    query_id,
     row_count,
     set_table_state,
     table_state,
@@ -67,7 +67,7 @@ class DailyFeatures(TableWriter):
         name = f"{schema}.{table}"
         query = feature_sql(self.daily_table)
         state = {
-            "query": hashlib.sha256(query.encode()).hexdigest()[:16],
+            "query": query_id(query),
             "audiences": connection.execute(
                 "SELECT CAST(bit_xor(hash(ad_set_id, target_age)) AS VARCHAR) FROM "
                 f"(SELECT DISTINCT ad_set_id, target_age FROM {self.daily_table})"
