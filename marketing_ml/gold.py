@@ -1,18 +1,24 @@
 """Gold: the daily ad-set fact table the dashboard and the models read."""
 
+from functools import partial
+
 import dagster as dg
 
-from marketing_ml.storage import Sql, Table
+from marketing_ml.storage import RecomputedFromChangedDays, Table, full_load_requested
 
 
-def daily_adset_metrics_sql(performance: str, pacing: str, revenue: str, audience: str) -> str:
+def daily_adset_metrics_sql(
+    performance: str, pacing: str, revenue: str, audience: str, since: str | None = None
+) -> str:
+    """One row per ad set and day; with `since` (an ISO date), only the days from it on."""
+    days = f"WHERE date >= DATE '{since}'" if since else ""
     return f"""
 WITH ad_set_days AS (
-    SELECT date, ad_set_id FROM {performance}
+    SELECT date, ad_set_id FROM {performance} {days}
     UNION
-    SELECT date, ad_set_id FROM {pacing}
+    SELECT date, ad_set_id FROM {pacing} {days}
     UNION
-    SELECT date, ad_set_id FROM {revenue}
+    SELECT date, ad_set_id FROM {revenue} {days}
 )
 SELECT
     ad_set_days.date,
@@ -63,8 +69,21 @@ LEFT JOIN {audience} AS audience
     "spend, utilization, the vendor's pacing status, ad set name and audience attributes. "
     "Revenue counts bookings with a known value; bookings_without_value says how many lack one.",
 )
-def daily_adset_metrics(performance: Table, pacing: Table, revenue: Table, audience: Table) -> Sql:
-    return Sql(
-        daily_adset_metrics_sql(performance.name, pacing.name, revenue.name, audience.name),
+def daily_adset_metrics(
+    context: dg.AssetExecutionContext,
+    performance: Table,
+    pacing: Table,
+    revenue: Table,
+    audience: Table,
+) -> RecomputedFromChangedDays:
+    """A day's row reads only that day (and the ad set's audience): after a day is appended,
+    only the days whose inputs changed are rebuilt. Sorted by date for the dashboard's ranges."""
+    return RecomputedFromChangedDays(
+        query=partial(
+            daily_adset_metrics_sql, performance.name, pacing.name, revenue.name, audience.name
+        ),
+        dated_inputs=(performance.name, pacing.name, revenue.name),
+        undated_inputs=(f"SELECT * FROM {audience}",),
         order_by=("date", "ad_set_id"),
+        full_load=full_load_requested(context),
     )

@@ -9,7 +9,7 @@ transaction, so a failed step leaves the previous version intact and a new colum
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +121,79 @@ def set_table_state(
     """Record `state` on the table; inside the transaction that writes the rows it describes."""
     text = json.dumps(state, sort_keys=True).replace("'", "''")
     connection.execute(f"COMMENT ON TABLE {schema}.{table} IS '{text}'")
+
+
+@dataclass(frozen=True)
+class RecomputedFromChangedDays(TableWriter):
+    """A table with a `date` column whose rows read only their own and earlier days, brought up
+    to date by recomputing only from the first day whose inputs changed (after a day is
+    appended: that day).
+
+    The table records a fingerprint of each day's rows of its `dated_inputs` and one of each
+    `undated_inputs` query. Rows dated before the first changed day are kept; the rest are
+    replaced by `query(since)`, which gives exactly what a full build gives. Another query,
+    other undated inputs or rows missing from the table mean a full build.
+    """
+
+    query: Callable[[str | None], str]
+    """The table's SQL: every row for None, the rows dated on or after an ISO date otherwise."""
+    dated_inputs: tuple[str, ...]
+    undated_inputs: tuple[str, ...] = ()
+    order_by: tuple[str, ...] = ()
+    full_load: bool = False
+
+    def write(self, connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict:
+        name = f"{schema}.{table}"
+        query = self.query(None)
+        ordering = f"\nORDER BY {', '.join(self.order_by)}" if self.order_by else ""
+        state = {
+            "query": query_id(query),
+            "undated": [
+                connection.execute(
+                    f"SELECT CAST(bit_xor(hash(input_rows)) AS VARCHAR) FROM ({sql}) AS input_rows"
+                ).fetchone()[0]
+                for sql in self.undated_inputs
+            ],
+            "days": dict(connection.execute(self._day_fingerprints_sql()).fetchall()),
+        }
+        built = {} if self.full_load else table_state(connection, schema, table) or {}
+        if (
+            not built
+            or (built["query"], built["undated"]) != (state["query"], state["undated"])
+            or built["rows"] != row_count(connection, name)
+        ):
+            with transaction(connection):
+                connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}{ordering}")
+                state["rows"] = row_count(connection, name)
+                set_table_state(connection, schema, table, state)
+            return {"load": "full build"}
+        changed = {
+            day
+            for day in state["days"].keys() | built["days"].keys()
+            if state["days"].get(day) != built["days"].get(day)
+        }
+        if not changed:
+            return {"load": "unchanged: no day of its inputs changed"}
+        since = min(changed)
+        with transaction(connection):
+            connection.execute(f"DELETE FROM {name} WHERE date >= DATE '{since}'")
+            connection.execute(f"INSERT INTO {name} BY NAME {self.query(since)}{ordering}")
+            state["rows"] = row_count(connection, name)
+            set_table_state(connection, schema, table, state)
+        return {"load": f"recomputed the days from {since} ({len(changed)} changed)"}
+
+    def _day_fingerprints_sql(self) -> str:
+        """Per day, a hash of every dated input's rows of that day (each input tagged, so equal
+        rows in two inputs do not cancel out)."""
+        per_input = "\nUNION ALL\n".join(
+            f"SELECT CAST(date AS VARCHAR) AS day, hash({position}, bit_xor(hash(input_rows))) "
+            f"AS fingerprint FROM {table} AS input_rows GROUP BY date"
+            for position, table in enumerate(self.dated_inputs)
+        )
+        return (
+            "SELECT day, CAST(bit_xor(fingerprint) AS VARCHAR) "
+            f"FROM ({per_input}) AS fingerprints GROUP BY day"
+        )
 
 
 def replace_table_with_frame(

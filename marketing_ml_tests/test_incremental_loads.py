@@ -151,6 +151,7 @@ def test_a_clean_new_day_recomputes_only_its_features(lakehouse, tmp_path):
     fresh = Lakehouse(lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
     materialize(fresh)
 
+    assert outcomes["gold/daily_adset_metrics"] == "recomputed the days from 2024-08-22 (1 changed)"
     assert outcomes["gold/features"] == "recomputed the days from 2024-08-22 (1 changed)"
     assert lakehouse.query(
         "SELECT count(*), min(days_since_first_day), max(spend_28d) FROM gold.features "
@@ -199,7 +200,7 @@ def test_the_full_load_tag_rebuilds_unchanged_files(lakehouse):
         "full load (126 rows)",
         "full build",
     }
-    assert outcomes["gold/features"] == "full build"
+    assert outcomes["gold/features"] == outcomes["gold/daily_adset_metrics"] == "full build"
 
 
 def test_profile_of_a_grown_file_counts_and_hashes_like_a_fresh_profile(tmp_path):

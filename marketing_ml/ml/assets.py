@@ -1,6 +1,6 @@
 """The ML assets: features, labels, training data, two calibrated models and their scores."""
 
-from dataclasses import dataclass
+from functools import partial
 
 import dagster as dg
 import pandas as pd
@@ -17,16 +17,11 @@ from marketing_ml.ml.training import (
 )
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import (
+    RecomputedFromChangedDays,
     Sql,
     Table,
-    TableWriter,
     fetch_frame,
     full_load_requested,
-    query_id,
-    row_count,
-    set_table_state,
-    table_state,
-    transaction,
 )
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
@@ -47,69 +42,6 @@ def scored_window_sql(table: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class DailyFeatures(TableWriter):
-    """gold.features brought up to date with the daily table, recomputing only from the first
-    day whose daily rows changed (after a day is appended: that day).
-
-    The table records a fingerprint of each day's daily rows. A feature row reads only its own
-    and earlier days, so rows dated before the first changed day are unchanged and kept; the rest
-    are recomputed from the days they read, which gives exactly what a full build gives (the
-    sums run on DECIMAL, and the point-in-time check compares them exactly). Another query or
-    another set of audiences (which every row joins) means a full build. Unsorted: every reader
-    joins, filters or sorts it (sorting 730,000 rows cost 1.2 s).
-    """
-
-    daily_table: str
-    full_load: bool = False
-
-    def write(self, connection, schema: str, table: str) -> dict:
-        name = f"{schema}.{table}"
-        query = feature_sql(self.daily_table)
-        state = {
-            "query": query_id(query),
-            "audiences": connection.execute(
-                "SELECT CAST(bit_xor(hash(ad_set_id, target_age)) AS VARCHAR) FROM "
-                f"(SELECT DISTINCT ad_set_id, target_age FROM {self.daily_table})"
-            ).fetchone()[0],
-            "days": dict(
-                connection.execute(
-                    "SELECT CAST(date AS VARCHAR), CAST(bit_xor(hash(daily_rows)) AS VARCHAR) "
-                    f"FROM {self.daily_table} AS daily_rows GROUP BY date"
-                ).fetchall()
-            ),
-        }
-        built = {} if self.full_load else table_state(connection, schema, table) or {}
-        if (
-            not built
-            or (built["query"], built["audiences"]) != (state["query"], state["audiences"])
-            or built["rows"] != row_count(connection, name)
-        ):
-            with transaction(connection):
-                connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}")
-                set_table_state(
-                    connection, schema, table, {**state, "rows": row_count(connection, name)}
-                )
-            return {"load": "full build"}
-        changed = {
-            day
-            for day in state["days"].keys() | built["days"].keys()
-            if state["days"].get(day) != built["days"].get(day)
-        }
-        if not changed:
-            return {"load": "unchanged: no day of the daily table changed"}
-        since = min(changed)
-        with transaction(connection):
-            connection.execute(f"DELETE FROM {name} WHERE date >= DATE '{since}'")
-            connection.execute(
-                f"INSERT INTO {name} BY NAME {feature_sql(self.daily_table, since=since)}"
-            )
-            set_table_state(
-                connection, schema, table, {**state, "rows": row_count(connection, name)}
-            )
-        return {"load": f"recomputed the days from {since} ({len(changed)} changed)"}
-
-
 @dg.asset(
     key=FEATURES,
     ins={"daily": dg.AssetIn(key=DAILY)},
@@ -120,8 +52,16 @@ class DailyFeatures(TableWriter):
     "yesterday's value of spend, impressions, clicks, CTR, CPM, frequency, utilization, bookings, "
     "revenue, ROAS and the under-pacing share; days since the first day, day of week, audience.",
 )
-def features(context: dg.AssetExecutionContext, daily: Table) -> DailyFeatures:
-    return DailyFeatures(daily.name, full_load_requested(context))
+def features(context: dg.AssetExecutionContext, daily: Table) -> RecomputedFromChangedDays:
+    """Recomputed from the first day whose daily rows changed: a feature reads only its own and
+    earlier days (and every row joins its ad set's audience). Unsorted: every reader joins,
+    filters or sorts it (sorting 730,000 rows cost 1.2 s)."""
+    return RecomputedFromChangedDays(
+        query=partial(feature_sql, daily.name),
+        dated_inputs=(daily.name,),
+        undated_inputs=(f"SELECT DISTINCT ad_set_id, target_age FROM {daily}",),
+        full_load=full_load_requested(context),
+    )
 
 
 class LabelConfig(dg.Config):
