@@ -129,9 +129,10 @@ def row_accounting_sql(raw_file: RawFile) -> str:
     """bronze rows = silver rows + quarantined rows + exact copies of a kept or quarantined line.
 
     Only the few bronze rows on no accounted line are compared with other rows (by hash, then
-    by text), so the cost is a scan of line numbers, not a distinct over every row. The rows
-    they are compared with are those sharing a hash with one of them, minus themselves: every
-    other bronze row is on an accounted line (1.3 s instead of 2.1 s at 11 M rows)."""
+    by text), so the cost is a scan of line numbers, not a distinct over every row. Lines and
+    hashes are found first and whole rows read only for the rows sharing a hash with an
+    unaccounted one: every other bronze row is on an accounted line (0.8 s instead of 2.1 s for
+    11 M rows)."""
     same_text = " AND ".join(
         f'kept_rows."{column}" IS NOT DISTINCT FROM unaccounted."{column}"'
         for column in raw_file.columns
@@ -142,22 +143,25 @@ WITH accounted_lines AS (
     UNION ALL
     SELECT source_line FROM {QUARANTINE} WHERE source_file = {sql_string(raw_file.file_name)}
 ),
-unaccounted AS MATERIALIZED (
-    SELECT bronze_rows.*
-    FROM {bronze(raw_file)} AS bronze_rows
-    ANTI JOIN accounted_lines ON accounted_lines.line = bronze_rows._source_line
+unaccounted_lines AS MATERIALIZED (
+    SELECT _source_line, _row_hash
+    FROM {bronze(raw_file)}
+    ANTI JOIN accounted_lines ON accounted_lines.line = _source_line
 ),
-accounted_rows_sharing_a_hash AS (
-    SELECT * FROM (
-        SELECT * FROM {bronze(raw_file)} SEMI JOIN unaccounted USING (_row_hash)
-    ) AS same_hash
-    ANTI JOIN unaccounted USING (_source_line)
+rows_sharing_a_hash AS MATERIALIZED (
+    SELECT * FROM {bronze(raw_file)}
+    WHERE _row_hash IN (SELECT _row_hash FROM unaccounted_lines)
+),
+unaccounted AS (
+    SELECT * FROM rows_sharing_a_hash SEMI JOIN unaccounted_lines USING (_source_line)
+),
+kept_rows AS (
+    SELECT * FROM rows_sharing_a_hash ANTI JOIN unaccounted_lines USING (_source_line)
 ),
 copies_of_accounted_rows AS (
     SELECT DISTINCT unaccounted._source_line
     FROM unaccounted
-    JOIN accounted_rows_sharing_a_hash AS kept_rows
-        ON kept_rows._row_hash = unaccounted._row_hash AND {same_text}
+    JOIN kept_rows ON kept_rows._row_hash = unaccounted._row_hash AND {same_text}
 )
 SELECT
     {sql_string(raw_file.file_name)} AS source_file,
