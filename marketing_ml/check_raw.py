@@ -1,8 +1,10 @@
 """`make check-raw`: validate a folder of exports against the contract in seconds, building nothing.
 
 Every problem is printed as FILE:LINE: rule: reason. File-level problems (missing, empty, not
-UTF-8, missing columns) make the exit status 1; row-level problems are listed (those rows would be
-quarantined) and leave it 0, since a run would still succeed.
+UTF-8, missing columns, an unclosed quote, a link out of the folder...) make the exit status 1;
+row-level problems are listed (those rows would be quarantined) and leave it 0, since a run would
+still succeed. It loads and classifies each file with the pipeline's own code (bronze, then the
+cleaning rules), so its verdicts are the run's.
 """
 
 import argparse
@@ -26,11 +28,18 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
         path = raw_dir / raw_file.file_name
         try:
             profile = profile_raw_file(path, raw_file)
-        except RawFileError as error:
+            rows = load_bronze_table(connection, "main", "bronze_rows", profile)
+        except (RawFileError, ValueError) as error:
             file_problems += 1
             report.append(f"ERROR {error}")
             continue
-        load_bronze_table(connection, "main", "bronze_rows", profile)
+        if rows != profile.data_rows:
+            file_problems += 1
+            report.append(
+                f"ERROR {path}: {profile.data_rows} records in the file but {rows} read; "
+                "re-export it and report the file if this persists."
+            )
+            continue
         connection.execute(
             "CREATE OR REPLACE TABLE classified_rows AS "
             f"{classified_rows_sql(raw_file, 'bronze_rows')}"
@@ -39,15 +48,15 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
             "SELECT _source_line, rule, reason FROM classified_rows WHERE rule IS NOT NULL "
             "ORDER BY _source_line"
         ).fetchall()
-        rows, distinct_rows = connection.execute(
-            "SELECT (SELECT count(*) FROM bronze_rows), (SELECT count(*) FROM classified_rows)"
-        ).fetchone()
+        distinct_rows = connection.execute("SELECT count(*) FROM classified_rows").fetchone()[0]
         summary = (
             f"OK    {path}: {rows} rows, {rows - distinct_rows} exact duplicate(s) to drop, "
             f"{len(rejected)} row(s) to quarantine"
         )
         if profile.extra_columns:
             summary += f", extra column(s) ignored: {', '.join(profile.extra_columns)}"
+        if profile.blank_lines:
+            summary += f", {profile.blank_lines} blank line(s) skipped"
         if rows == 0:
             summary += " (header only: no data rows)"
         report.append(summary)

@@ -1,6 +1,8 @@
 """Cleaning rules, written once as SQL built from the contract: silver, quarantine and check-raw use them.
 
 Every distinct bronze row gets a verdict:
+0. a record the CSV reader could not split into the header's columns (bronze marks it
+   `_malformed`) is quarantined as it is, never typed;
 1. exact copies (the same text in every column) collapse to the first line: counted as
    duplicates dropped;
 2. a row that breaks a row rule (blank required field, bad date, non-numeric, negative, clicks
@@ -11,9 +13,16 @@ Every distinct bronze row gets a verdict:
 So a valid copy always beats an invalid one, and the outcome never depends on read order.
 """
 
+import os
 from dataclasses import dataclass
+from datetime import date
 
 from marketing_ml.contract import DATE_FORMATS, META_CAMPAIGN_PERFORMANCE, RawFile
+from marketing_ml.sql import quote_identifier, sql_string
+
+EARLIEST_DATE_ENV = "MARKETING_ML_EARLIEST_DATE"
+LATEST_DATE_ENV = "MARKETING_ML_LATEST_DATE"
+DEFAULT_EARLIEST_DATE = "2000-01-01"
 
 
 @dataclass(frozen=True)
@@ -23,9 +32,29 @@ class RowRule:
 
 
 ROW_RULES = (
+    RowRule(
+        "wrong_field_count",
+        "A record with more or fewer fields than the header (an unquoted 1,234.50 adds one): "
+        "kept as its raw text, never typed with shifted values.",
+    ),
+    RowRule(
+        "malformed_record",
+        "A record the CSV reader cannot split: a stray quote, or longer than 2 MB.",
+    ),
     RowRule("missing_required", "A required field is blank."),
     RowRule("unparseable_date", "A date is neither DD/MM/YYYY nor YYYY-MM-DD."),
-    RowRule("non_numeric", "A numeric field is not a number (thousands separators are accepted)."),
+    RowRule(
+        "implausible_date",
+        f"A date outside the plausible window ({EARLIEST_DATE_ENV}, default "
+        f"{DEFAULT_EARLIEST_DATE}, to {LATEST_DATE_ENV}, default a year after today), such as "
+        "02/08/24 read as the year 24.",
+    ),
+    RowRule(
+        "non_numeric",
+        "A numeric field is not a number, or a count is not a whole number (thousands "
+        "separators are accepted).",
+    ),
+    RowRule("non_finite", "A number that is NaN or infinite (NaN, inf, 1e309)."),
     RowRule("negative_value", "Spend, impressions, clicks, budgets or values below zero."),
     RowRule("clicks_exceed_impressions", "More clicks than impressions on one row."),
     RowRule("unknown_vocabulary", "A status, type or window outside the contract's vocabulary."),
@@ -35,14 +64,30 @@ KEY_RULES = (
     RowRule("duplicate_copy", "Same values as a kept row of the key, written differently."),
 )
 QUARANTINE_RULES = ROW_RULES + KEY_RULES
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+RAW_RECORD_SHOWN = 2000
+"""Characters of a malformed record's text kept in the quarantine; bronze keeps it whole."""
 
 
 def _text(column: str) -> str:
-    return f"""nullif(trim("{column}"), '')"""
+    return f"nullif(trim({quote_identifier(column)}), '')"
+
+
+def plausible_dates_sql() -> tuple[str, str]:
+    """The window a date must fall in, as SQL: from MARKETING_ML_EARLIEST_DATE (default
+    2000-01-01) to MARKETING_ML_LATEST_DATE (default a year after the day the run cleans, as
+    `current_date`, so the query and the tables' recorded state do not change every day)."""
+    earliest = os.environ.get(EARLIEST_DATE_ENV) or DEFAULT_EARLIEST_DATE
+    latest = os.environ.get(LATEST_DATE_ENV) or ""
+    for name, value in ((EARLIEST_DATE_ENV, earliest), (LATEST_DATE_ENV, latest)):
+        if value:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{name}={value!r} is not a date: write it as YYYY-MM-DD.") from None
+    latest_sql = (
+        f"DATE {sql_string(latest)}" if latest else "CAST(current_date + INTERVAL 1 YEAR AS DATE)"
+    )
+    return f"DATE {sql_string(earliest)}", latest_sql
 
 
 def parse_date_sql(expression: str) -> str:
@@ -52,8 +97,15 @@ def parse_date_sql(expression: str) -> str:
 
 
 def parse_number_sql(expression: str, sql_type: str) -> str:
-    """Numbers as exported by spreadsheets: '1,234' and ' 1234.50 ' are fine; 'n/a' is not."""
-    return f"TRY_CAST(replace({expression}, ',', '') AS {sql_type})"
+    """Numbers as exported by spreadsheets: '1,234' and ' 1234.50 ' are fine; 'n/a' is not.
+    A whole number must be written as one: DuckDB would round '445229.7' and read '0x10' as 16."""
+    digits = f"replace({expression}, ',', '')"
+    if sql_type == "BIGINT":
+        return (
+            f"CASE WHEN regexp_full_match({digits}, '[+-]?[0-9]+') "
+            f"THEN TRY_CAST({digits} AS BIGINT) END"
+        )
+    return f"TRY_CAST({digits} AS {sql_type})"
 
 
 def typed_columns_sql(raw_file: RawFile) -> list[str]:
@@ -107,6 +159,16 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
                 f"'{column} ''' || raw_{column} || ''' is not DD/MM/YYYY or YYYY-MM-DD'",
             )
         )
+    earliest, latest = plausible_dates_sql()
+    for column in raw_file.dates:
+        branches.append(
+            (
+                f"{column} < {earliest} OR {column} > {latest}",
+                "implausible_date",
+                f"'{column} ''' || raw_{column} || ''' reads as ' || {column} || ', outside ' || "
+                f"{earliest} || ' to ' || {latest} || ' (write the year with four digits)'",
+            )
+        )
     for column in raw_file.numeric:
         kind = "a whole number" if column in raw_file.integers else "a number"
         branches.append(
@@ -114,6 +176,14 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
                 f"raw_{column} IS NOT NULL AND {column} IS NULL",
                 "non_numeric",
                 f"'{column} ''' || raw_{column} || ''' is not {kind}'",
+            )
+        )
+    for column in raw_file.decimals:
+        branches.append(
+            (
+                f"NOT isfinite({column})",
+                "non_finite",
+                f"'{column} ''' || raw_{column} || ''' is not a finite number'",
             )
         )
     for column in raw_file.non_negative:
@@ -141,8 +211,12 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
                 f"'{column} ''' || {column} || ''' is not one of {', '.join(vocabulary)}'",
             )
         )
-    rule = "CASE " + " ".join(f"WHEN {when} THEN '{name}'" for when, name, _ in branches)
-    reason = "CASE " + " ".join(f"WHEN {when} THEN {text}" for when, _, text in branches)
+    rule = "CASE WHEN _malformed IS NOT NULL THEN _malformed " + " ".join(
+        f"WHEN {when} THEN {sql_string(name)}" for when, name, _ in branches
+    )
+    reason = "CASE WHEN _malformed IS NOT NULL THEN _malformed_reason " + " ".join(
+        f"WHEN {when} THEN {text}" for when, _, text in branches
+    )
     return rule + " END", reason + " END"
 
 
@@ -156,10 +230,13 @@ def _row_checked_sql(raw_file: RawFile, rows: str) -> str:
     FROM (
         SELECT
             _source_file, _source_line, _row_hash, _key_hash,
+            _malformed, _malformed_reason, _raw_record,
             {raw_json_columns(raw_file)},
             {typed_columns}
         FROM (
-            SELECT _source_file, _source_line, _row_hash, _key_hash, {raw_columns}
+            SELECT
+                _source_file, _source_line, _row_hash, _key_hash,
+                _malformed, _malformed_reason, _raw_record, {raw_columns}
             FROM {rows}
         ) AS raw_rows
     ) AS typed_rows"""
@@ -174,7 +251,7 @@ def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
     hash are told apart by their key and text, so a collision costs time, never a row.
     """
     key = ", ".join(raw_file.key)
-    bronze_columns = ", ".join(f'"{column}"' for column in raw_file.columns)
+    bronze_columns = ", ".join(quote_identifier(column) for column in raw_file.columns)
     content = ", ".join(f"CAST({column} AS VARCHAR)" for column in raw_file.columns)
     raw_json = ", ".join(f"{sql_string(column)}, raw_{column}" for column in raw_file.columns)
     key_match = " AND ".join(
@@ -183,11 +260,14 @@ def classified_rows_sql(raw_file: RawFile, bronze_table: str) -> str:
     return f"""
 WITH keyed_rows AS NOT MATERIALIZED (
     SELECT
-        {bronze_columns}, _source_file, _source_line, _row_hash, _key_hash
+        {bronze_columns}, _source_file, _source_line, _row_hash, _key_hash,
+        _malformed, _malformed_reason, _raw_record
     FROM {bronze_table}
 ),
 shared_keys AS (
-    SELECT _key_hash FROM keyed_rows GROUP BY _key_hash HAVING count(*) > 1
+    SELECT _key_hash FROM keyed_rows
+    WHERE _malformed IS NULL
+    GROUP BY _key_hash HAVING count(*) > 1
 ),
 keys_shared AS (
     SELECT * FROM keyed_rows SEMI JOIN shared_keys USING (_key_hash)
@@ -242,7 +322,10 @@ SELECT
         WHEN _source_line > first_valid_line THEN
             'same values as line ' || first_valid_line || ', which is kept'
     END AS reason,
-    json_object({raw_json}) AS raw_row
+    CASE
+        WHEN _malformed IS NULL THEN json_object({raw_json})
+        ELSE json_object('record', left(_raw_record, {RAW_RECORD_SHOWN}))
+    END AS raw_row
 FROM key_checked"""
 
 

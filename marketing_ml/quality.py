@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from marketing_ml.cleaning import QUARANTINE_RULES, sql_string
+from marketing_ml.cleaning import QUARANTINE_RULES
 from marketing_ml.contract import (
     AUDIENCE_SEGMENTS,
     BUDGET_PACING,
@@ -21,6 +21,8 @@ from marketing_ml.contract import (
     RawFile,
 )
 from marketing_ml.resources import LakehouseResource
+from marketing_ml.sql import quote_identifier, sql_string
+from marketing_ml.storage import table_state
 
 UTILIZATION_SANE_MAX = 3.0
 """Spending over three times the plan is possible but almost always an export error."""
@@ -125,8 +127,14 @@ WHERE ad_set_id NOT IN (SELECT ad_set_id FROM {audience})""",
     )
 
 
-def row_accounting_sql(raw_file: RawFile) -> str:
-    """bronze rows = silver rows + quarantined rows + exact copies of a kept or quarantined line.
+def file_records(connection, raw_file: RawFile) -> int | None:
+    """The records the bronze table's file held when it was loaded, from its recorded state."""
+    state = table_state(connection, *bronze(raw_file).split("."))
+    return state["file"]["data_rows"] if state else None
+
+
+def row_accounting_sql(raw_file: RawFile, file_records: int | None) -> str:
+    """file records (as bronze recorded them when it loaded the file) = bronze rows = silver rows = silver rows + quarantined rows + exact copies of a kept or quarantined line.
 
     Only the few bronze rows on no accounted line are compared with other rows (by hash, then
     by text), so the cost is a scan of line numbers, not a distinct over every row. Lines and
@@ -134,7 +142,8 @@ def row_accounting_sql(raw_file: RawFile) -> str:
     unaccounted one: every other bronze row is on an accounted line (0.8 s instead of 2.1 s for
     11 M rows)."""
     same_text = " AND ".join(
-        f'kept_rows."{column}" IS NOT DISTINCT FROM unaccounted."{column}"'
+        f"kept_rows.{quote_identifier(column)} IS NOT DISTINCT FROM "
+        f"unaccounted.{quote_identifier(column)}"
         for column in raw_file.columns
     )
     return f"""
@@ -165,6 +174,7 @@ copies_of_accounted_rows AS (
 )
 SELECT
     {sql_string(raw_file.file_name)} AS source_file,
+    CAST({file_records if file_records is not None else "NULL"} AS BIGINT) AS file_records,
     (SELECT count(*) FROM {bronze(raw_file)}) AS bronze_rows,
     (SELECT count(*) FROM {silver(raw_file)}) AS silver_rows,
     (SELECT count(*) FROM copies_of_accounted_rows) AS duplicates_dropped,
@@ -183,6 +193,22 @@ def _row_accounting(raw_file: RawFile) -> Rule:
         count_sql=f"""
 SELECT CASE WHEN count(*) = 1 THEN max(abs(bronze_rows - silver_rows - duplicates_dropped
                                            - quarantined_rows)) END
+FROM {ROW_ACCOUNTING}
+WHERE source_file = {sql_string(raw_file.file_name)}""",
+    )
+
+
+def _file_records_loaded(raw_file: RawFile) -> Rule:
+    """Accounting starts at the file: a record the reader absorbed into a neighbour, or dropped,
+    leaves bronze short of the records a strict CSV parser counts in the file."""
+    return Rule(
+        name=f"file_records_loaded_{raw_file.name}",
+        table=ROW_ACCOUNTING,
+        action="fail",
+        description=f"{raw_file.file_name}: records in the file (a strict CSV parser's count; a "
+        "quoted newline stays in its record, blank lines are no records) = bronze rows.",
+        count_sql=f"""
+SELECT CASE WHEN count(*) = 1 THEN max(abs(file_records - bronze_rows)) END
 FROM {ROW_ACCOUNTING}
 WHERE source_file = {sql_string(raw_file.file_name)}""",
     )
@@ -238,6 +264,7 @@ SELECT count(*) FROM {silver(CONVERSION_EVENTS)}
 WHERE conversion_type = 'booking_completed' AND value IS NULL""",
     ),
     *(_quarantined(rule.name, rule.description) for rule in QUARANTINE_RULES),
+    *(_file_records_loaded(raw_file) for raw_file in RAW_FILES),
     *(_row_accounting(raw_file) for raw_file in RAW_FILES),
 )
 
@@ -358,18 +385,20 @@ def rows_affected_in_run(context: dg.AssetExecutionContext, rules: Sequence[Rule
     ],
     group_name="gold",
     kinds={"duckdb", "sql"},
-    description="Per raw file: bronze rows, silver rows, exact duplicates dropped, quarantined "
-    "rows, and whether they balance.",
+    description="Per raw file: records in the file, bronze rows, silver rows, exact duplicates "
+    "dropped, quarantined rows, and whether they balance.",
 )
 def row_accounting(lakehouse: LakehouseResource) -> pd.DataFrame:
     with lakehouse.connect() as connection:
         accounts = connection.execute(
             "\nUNION ALL\n".join(
-                f"SELECT * FROM ({row_accounting_sql(raw_file)})" for raw_file in RAW_FILES
+                f"SELECT * FROM ({row_accounting_sql(raw_file, file_records(connection, raw_file))})"
+                for raw_file in RAW_FILES
             )
         ).df()
-    accounts["balanced"] = accounts["bronze_rows"] == (
-        accounts["silver_rows"] + accounts["duplicates_dropped"] + accounts["quarantined_rows"]
+    accounts["balanced"] = (accounts["file_records"] == accounts["bronze_rows"]) & (
+        accounts["bronze_rows"]
+        == accounts["silver_rows"] + accounts["duplicates_dropped"] + accounts["quarantined_rows"]
     )
     return accounts
 

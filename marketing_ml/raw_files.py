@@ -1,28 +1,69 @@
-"""Reading a raw export safely: file-level problems become one clear message, never a traceback."""
+"""Reading a raw export safely: file-level problems become one clear message, never a traceback,
+and every record in the file reaches bronze, clean or marked malformed with its raw text."""
 
+import bisect
 import codecs
 import csv
 import hashlib
+import io
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from marketing_ml.cleaning import key_hash_sql, sql_string
+from marketing_ml.cleaning import key_hash_sql
 from marketing_ml.contract import RAW_FILES, RawFile
+from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.storage import query_id, row_count, set_table_state, table_state, transaction
 
 BRONZE_LINE_COLUMN = "_source_line"
+LINEAGE_COLUMNS = (
+    "_source_file",
+    BRONZE_LINE_COLUMN,
+    "_row_hash",
+    "_key_hash",
+    "_malformed",
+    "_malformed_reason",
+    "_raw_record",
+)
+"""Columns bronze adds to the file's own: a header may not use these names."""
 
 CHUNK_BYTES = 8 * 1024 * 1024
 KEPT_VERSIONS = 400
 """Versions of a file a bronze table remembers: a year of daily appends and then some."""
+MAX_RECORD_BYTES = 2 * 1024 * 1024
+"""DuckDB's maximum line size: a longer record is quarantined as malformed, not read."""
 
 
 class RawFileError(Exception):
     """A raw file that cannot be used at all: the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    """Where the records of a file (or of an appended part) start, in runs of records whose
+    lines follow each other: record k of the run starting at record `first` starts on physical
+    line k + physical_offset and on DuckDB's line k + reader_offset (DuckDB counts a record with
+    quoted newlines as one line and a blank line as one). A file without quotes or blank lines
+    has one run."""
+
+    runs: tuple[tuple[int, int, int], ...]
+    """(first record, physical_offset, reader_offset), by first record."""
+
+    def physical_line(self, record: int) -> int:
+        run = self.runs[bisect.bisect_right([r[0] for r in self.runs], record) - 1]
+        return record + run[1]
+
+    def record_at_reader_line(self, line: int) -> int:
+        for index, (first, _, reader_offset) in enumerate(self.runs):
+            record = line - reader_offset
+            last = self.runs[index + 1][0] if index + 1 < len(self.runs) else None
+            if record >= first and (last is None or record < last):
+                return record
+        raise ValueError(f"no record on reader line {line}")
 
 
 @dataclass(frozen=True)
@@ -32,30 +73,38 @@ class RawFileProfile:
     sha256: str
     size_bytes: int
     data_rows: int
+    """Records a strict CSV parser sees after the header (a quoted newline stays inside its
+    record; blank lines are not records): bronze must hold exactly this many rows."""
     header: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    lines: int = 0
+    """Physical lines, the header's included."""
+    blank_lines: int = 0
+    layout: RecordLayout = RecordLayout(((0, 2, 2),))
     extends: "RawFileProfile | None" = None
     """The earlier version of the file this one starts with, byte for byte (an export that had
     rows appended); None when it does not extend the version it was compared with."""
-
-
-def _count_records(text_lines: int, ends_with_newline: bool) -> int:
-    """Physical lines minus the header; a last line without a newline still counts."""
-    lines = text_lines + (0 if ends_with_newline else 1)
-    return max(lines - 1, 0)
+    appended: "RecordLayout | None" = None
+    """Where the records past `extends` start, counted from the first byte after it."""
 
 
 class _Scan:
-    """One streaming pass over (part of) a file: hash, UTF-8 check, line count."""
+    """One streaming pass over (part of) a file: hash, UTF-8 check, lines, and the signs that a
+    record may not be one line (quotes, blank lines)."""
 
-    def __init__(self, path: Path, digest, offset: int = 0, newlines: int = 0):
+    def __init__(self, path: Path, digest, offset: int = 0, line_base: int = 0):
         self.path = path
         self.digest = digest
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.offset = offset
-        self.newlines = newlines
+        self.line_base = line_base
+        self.newlines = 0
         self.first_line = b""
-        self.last_byte = b""
+        self.last_byte = b"\n" if offset else b""
+        self.quotes = False
+        self.blank_lines = False
+        self.carriage_returns = 0
+        self.crlf = 0
 
     def feed(self, chunk: bytes) -> None:
         self.digest.update(chunk)
@@ -63,13 +112,18 @@ class _Scan:
             self.decoder.decode(chunk)
         except UnicodeDecodeError as error:
             bad_at = self.offset + error.start
-            line = self.newlines + chunk[: error.start].count(b"\n") + 1
+            line = self.line_base + self.newlines + chunk[: error.start].count(b"\n") + 1
             raise RawFileError(
                 f"{self.path}: not UTF-8 (byte {chunk[error.start]:#04x} at offset {bad_at}, line "
                 f"{line}). Re-export it as UTF-8 (for example 'CSV UTF-8' in Excel)."
             ) from None
-        if not self.first_line:
+        if not self.first_line and self.offset == 0:
             self.first_line = chunk.split(b"\n", 1)[0]
+        joined = self.last_byte + chunk
+        self.quotes = self.quotes or b'"' in chunk
+        self.blank_lines = self.blank_lines or b"\n\n" in joined or b"\n\r\n" in joined
+        self.carriage_returns += chunk.count(b"\r")
+        self.crlf += joined.count(b"\r\n")
         self.newlines += chunk.count(b"\n")
         self.last_byte = chunk[-1:]
         self.offset += len(chunk)
@@ -82,6 +136,164 @@ class _Scan:
                 f"{self.path}: not UTF-8 (the file ends in the middle of a character). "
                 "Re-export it as UTF-8."
             ) from None
+        if self.carriage_returns > self.crlf:
+            if self.newlines == 0:
+                raise RawFileError(
+                    f"{self.path}: lines end with a carriage return only (old Mac line "
+                    "endings). Re-save it with Windows (CRLF) or Unix (LF) line endings."
+                )
+            raise RawFileError(
+                f"{self.path}:{_first_line_with(self.path, _is_lone_carriage_return)}: a carriage "
+                "return inside a line (not followed by a line feed). Remove it, or re-save the "
+                "file with Windows (CRLF) or Unix (LF) line endings."
+            )
+        if self.crlf and self.crlf < self.newlines and not self.quotes:
+            raise RawFileError(
+                f"{self.path}: mixed line endings ({self.crlf} lines end with CRLF, "
+                f"{self.newlines - self.crlf} with LF only). Re-save it with one kind."
+            )
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (0 if self.last_byte in (b"", b"\n") else 1)
+
+    @property
+    def one_line_per_record(self) -> bool:
+        return not self.quotes and not self.blank_lines
+
+
+def _is_lone_carriage_return(line: bytes) -> bool:
+    return b"\r" in line.removesuffix(b"\r\n")
+
+
+def _first_line_with(path: Path, predicate) -> int:
+    with path.open("rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            if predicate(line):
+                return number
+    return 0
+
+
+def _parse_layout(
+    path: Path, offset: int, header: bool
+) -> tuple[tuple[str, ...] | None, int, int, RecordLayout]:
+    """Records, blank lines and layout of the file from byte `offset`, with Python's strict CSV
+    parser: the slow path, for files whose records may span lines or skip blank ones. Returns
+    the header's fields (when `header`), the record count, blank lines and the layout."""
+    csv.field_size_limit(2**31 - 1)
+    with path.open("rb") as binary:
+        binary.seek(offset)
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        header_fields = None
+        records = blank_lines = 0
+        reader_line = 1
+        runs: list[tuple[int, int, int]] = []
+        while True:
+            lines_before = reader.line_num
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                if "unexpected end of data" in str(error):
+                    opened = lines_before + 1
+                    raise RawFileError(
+                        f"{path}:{opened + _line_base(path, offset)}: a quoted value opens on "
+                        f"this line and never closes, so the {reader.line_num - opened} line(s) "
+                        "after it would be read as part of it. Close the quote, or remove it, "
+                        "in the export."
+                    ) from None
+                fields = None
+            if fields == []:
+                blank_lines += 1
+                reader_line += 1
+                continue
+            if header and header_fields is None:
+                header_fields = tuple(fields or ())
+                reader_line += 1
+                continue
+            offsets = (lines_before + 1 - records, reader_line - records)
+            if not runs or runs[-1][1:] != offsets:
+                runs.append((records, *offsets))
+            records += 1
+            reader_line += 1
+    return header_fields, records, blank_lines, RecordLayout(tuple(runs) or ((0, 1, 1),))
+
+
+def _line_base(path: Path, offset: int) -> int:
+    """Physical lines before byte `offset` (which starts a line)."""
+    if offset == 0:
+        return 0
+    lines = 0
+    with path.open("rb") as stream:
+        remaining = offset
+        while remaining and (chunk := stream.read(min(CHUNK_BYTES, remaining))):
+            lines += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return lines
+
+
+def _check_is_readable_file(path: Path, raw_file: RawFile) -> None:
+    """A path in the raw folder that is no regular file, or links outside the folder, is refused
+    before anything reads it (a link's target is never echoed)."""
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(path.parent.resolve()):
+            raise RawFileError(
+                f"{path}: a symbolic link to a file outside the raw folder; links are followed "
+                "only within it. Copy the export into the folder instead."
+            )
+    if not path.exists():
+        raise RawFileError(
+            f"{path}: file is missing. Expected the four exports "
+            f"({', '.join(f.file_name for f in RAW_FILES)}) in {path.parent}; add it, or point "
+            "MARKETING_ML_RAW_DIR at the folder that has them."
+        )
+    if path.is_dir():
+        raise RawFileError(
+            f"{path}: a folder, not a file. Put the {raw_file.file_name} export here instead."
+        )
+    if not path.is_file():
+        raise RawFileError(f"{path}: not a regular file. Put the export here as a plain file.")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise RawFileError(
+            f"{path}: cannot be read ({error.strerror}). Check its permissions."
+        ) from None
+
+
+def _checked_header(path: Path, raw_file: RawFile, fields: tuple[str, ...]) -> tuple[str, ...]:
+    header = tuple(column.strip() for column in fields)
+    blank = [str(position) for position, column in enumerate(header, start=1) if not column]
+    if blank:
+        raise RawFileError(
+            f"{path}: header column(s) {', '.join(blank)} have no name. Name them or delete "
+            "the empty column(s) in the export."
+        )
+    missing = [column for column in raw_file.columns if column not in header]
+    if missing:
+        raise RawFileError(
+            f"{path}: missing required column(s) {', '.join(missing)}; the header is "
+            f"{','.join(header)!r}. Expected {','.join(raw_file.columns)}: rename or add the "
+            "column(s) in the export."
+        )
+    folded = [column.casefold() for column in header]
+    duplicated = sorted({column for column in header if folded.count(column.casefold()) > 1})
+    if duplicated:
+        raise RawFileError(
+            f"{path}: column(s) {', '.join(map(repr, duplicated))} appear more than once in the "
+            "header (names are compared ignoring case); keep one of each."
+        )
+    reserved = [column for column in header if column.casefold() in LINEAGE_COLUMNS]
+    if reserved:
+        raise RawFileError(
+            f"{path}: column(s) {', '.join(map(repr, reserved))} use a name bronze reserves for "
+            "lineage; rename them in the export."
+        )
+    return header
 
 
 def _starts_with(stream, previous: "RawFileProfile", digest) -> bool:
@@ -95,20 +307,23 @@ def _starts_with(stream, previous: "RawFileProfile", digest) -> bool:
     return remaining == 0 and last_byte == b"\n" and digest.hexdigest() == previous.sha256
 
 
+def _scan(path: Path, stream, scan: "_Scan") -> "_Scan":
+    while chunk := stream.read(CHUNK_BYTES):
+        scan.feed(chunk)
+    scan.finish()
+    return scan
+
+
 def profile_raw_file(
     path: Path, raw_file: RawFile, previous: "RawFileProfile | None" = None
 ) -> RawFileProfile:
-    """Hash, size, encoding, header and row count in one streaming pass over the file.
+    """Hash, size, encoding, header and records in one streaming pass over the file (a second,
+    parsing pass only for files whose records may span lines).
 
     Given the `previous` version loaded, a file that starts with it (rows appended) is checked
     only past it: its bytes are hashed, not decoded or counted again.
     """
-    if not path.exists():
-        raise RawFileError(
-            f"{path}: file is missing. Expected the four exports "
-            f"({', '.join(f.file_name for f in RAW_FILES)}) in {path.parent}; add it, or point "
-            "MARKETING_ML_RAW_DIR at the folder that has them."
-        )
+    _check_is_readable_file(path, raw_file)
     size_bytes = path.stat().st_size
     if size_bytes == 0:
         raise RawFileError(
@@ -119,79 +334,239 @@ def profile_raw_file(
         with path.open("rb") as stream:
             digest = hashlib.sha256()
             if _starts_with(stream, previous, digest):
-                scan = _Scan(path, digest, previous.size_bytes, previous.data_rows + 1)
-                while chunk := stream.read(CHUNK_BYTES):
-                    scan.feed(chunk)
-                scan.finish()
+                scan = _scan(path, stream, _Scan(path, digest, previous.size_bytes, previous.lines))
+                if scan.one_line_per_record:
+                    records, blank_lines = scan.lines, 0
+                    appended = RecordLayout(((0, 1, 1),))
+                else:
+                    _, records, blank_lines, appended = _parse_layout(
+                        path, previous.size_bytes, header=False
+                    )
                 return replace(
                     previous,
                     path=path,
                     sha256=digest.hexdigest(),
                     size_bytes=size_bytes,
-                    data_rows=_count_records(scan.newlines, scan.last_byte in (b"", b"\n")),
+                    data_rows=previous.data_rows + records,
+                    lines=previous.lines + scan.lines,
+                    blank_lines=previous.blank_lines + blank_lines,
                     extends=previous,
+                    appended=appended,
                 )
-    scan = _Scan(path, hashlib.sha256())
     with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            scan.feed(chunk)
-    scan.finish()
-
-    header_text = scan.first_line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
-    header = tuple(column.strip() for column in next(csv.reader([header_text])))
-    missing = [column for column in raw_file.columns if column not in header]
-    if missing:
-        raise RawFileError(
-            f"{path}: missing required column(s) {', '.join(missing)}; the header is "
-            f"{','.join(header)!r}. Expected {','.join(raw_file.columns)}: rename or add the "
-            "column(s) in the export."
-        )
-    duplicated = sorted({column for column in header if header.count(column) > 1})
-    if duplicated:
-        raise RawFileError(
-            f"{path}: column(s) {', '.join(duplicated)} appear more than once in the header; "
-            "keep one of each."
-        )
+        scan = _scan(path, stream, _Scan(path, hashlib.sha256()))
+    if scan.one_line_per_record:
+        header_text = scan.first_line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
+        fields = tuple(next(csv.reader([header_text]), ()))
+        data_rows, blank_lines, layout = max(scan.lines - 1, 0), 0, RecordLayout(((0, 2, 2),))
+    else:
+        fields, data_rows, blank_lines, layout = _parse_layout(path, 0, header=True)
+    header = _checked_header(path, raw_file, fields or ())
     return RawFileProfile(
         path=path,
         raw_file=raw_file,
         sha256=scan.digest.hexdigest(),
         size_bytes=size_bytes,
-        data_rows=_count_records(scan.newlines, scan.last_byte == b"\n"),
+        data_rows=data_rows,
         header=header,
         extra_columns=tuple(column for column in header if column not in raw_file.columns),
+        lines=scan.lines,
+        blank_lines=blank_lines,
+        layout=layout,
     )
 
 
 def read_csv_sql(profile: RawFileProfile, path: Path | None = None, header: bool = True) -> str:
-    """Every field as text, columns named by the header we parsed ourselves (no sniffing)."""
+    """Every field as text, columns named by the header we parsed ourselves (no sniffing).
+
+    Strict: a record with the wrong number of fields, a stray quote or over DuckDB's line size
+    is not padded, shifted or merged into a neighbour but set aside in DuckDB's rejects tables
+    (see `stage_records`), from where it reaches bronze as a malformed record.
+    """
     columns = ", ".join(f"{sql_string(column)}: 'VARCHAR'" for column in profile.header)
     return (
         f"read_csv({sql_string(str(path or profile.path))}, header = {str(header).lower()}, "
         f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-        f"columns = {{{columns}}}, null_padding = true, strict_mode = false)"
+        f"columns = {{{columns}}}, strict_mode = true, ignore_errors = true, "
+        f"store_rejects = true, rejects_table = '{REJECTS_TABLE}', "
+        f"rejects_scan = '{REJECTS_SCAN}', max_line_size = {MAX_RECORD_BYTES})"
     )
 
 
-def bronze_sql(
-    profile: RawFileProfile, source: str = "", line_numbers: str = "CAST(NULL AS BIGINT)"
-) -> str:
+REJECTS_TABLE = "_bronze_rejects"
+REJECTS_SCAN = "_bronze_reject_scans"
+
+
+def bronze_sql(profile: RawFileProfile, source: str = "") -> str:
     """Raw rows as text with lineage; `_row_hash` is over the content so identical copies share
     it, `_key_hash` over the key as silver types it, so the rows of a key are found cheaply.
 
     `source` is the file's `read_csv` unless given. `_source_line` is left NULL, to be filled
-    from row ids after a full load. The hashes are DuckDB's 64-bit `hash`: cleaning confirms
-    rows sharing one by comparing their text.
+    from row ids once the rows are committed. The hashes are DuckDB's 64-bit `hash`: cleaning
+    confirms rows sharing one by comparing their text. Malformed records are added after.
     """
-    quoted = [f'"{column}"' for column in profile.header]
+    quoted = [quote_identifier(column) for column in profile.header]
     return f"""
 SELECT
     {", ".join(quoted)},
     {sql_string(profile.path.name)} AS _source_file,
-    {line_numbers} AS {BRONZE_LINE_COLUMN},
+    CAST(NULL AS BIGINT) AS {BRONZE_LINE_COLUMN},
     hash({", ".join(quoted)}) AS _row_hash,
-    {key_hash_sql(profile.raw_file)} AS _key_hash
+    {key_hash_sql(profile.raw_file)} AS _key_hash,
+    CAST(NULL AS VARCHAR) AS _malformed,
+    CAST(NULL AS VARCHAR) AS _malformed_reason,
+    CAST(NULL AS VARCHAR) AS _raw_record
 FROM {source or read_csv_sql(profile)}"""
+
+
+def _malformed_verdict(error_type: str, message: str, record: str, expected: int) -> tuple:
+    """The quarantine rule and reason for a record DuckDB's strict reader set aside."""
+    if error_type in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
+        fields = len(next(csv.reader(io.StringIO(record, newline="")), [""]))
+        hint = (
+            "an unquoted comma (as in 1,234.50) splits a value and shifts every column after "
+            "it: quote the value or drop the separator"
+            if fields > expected
+            else "a value is missing or the line was cut short"
+        )
+        return "wrong_field_count", f"{fields} fields where the header has {expected} ({hint})"
+    if error_type == "LINE SIZE OVER MAXIMUM":
+        return (
+            "malformed_record",
+            f"the record is {len(record.encode()):,} bytes, over the {MAX_RECORD_BYTES:,} a "
+            "record may have: check the export",
+        )
+    if error_type == "UNQUOTED VALUE":
+        return (
+            "malformed_record",
+            "a quote inside a value that is not quoted as a whole, or text after a closing "
+            "quote: quote the whole value and double the quotes inside it",
+        )
+    return "malformed_record", f"the CSV reader could not split it: {message}"
+
+
+def stage_records(
+    connection, staging: str, profile: RawFileProfile, source: Path, layout: RecordLayout,
+    header: bool, line_base: int, records: int,
+) -> int:
+    """`staging` created with every record of `source` (the file, or an appended part of it):
+    clean ones split into columns, malformed ones as their raw text with rule and reason, each
+    numbered with its physical line (`line_base` lines come before `source`). Returns the rows.
+
+    Rows are numbered from row ids, which follow the order of the CSV read once the rows are
+    committed, as long as DuckDB preserves insertion order (set here: without it the numbers
+    are wrong). Numbering in the query would force the whole read onto one thread.
+    """
+    connection.execute("SET preserve_insertion_order = true")
+    for name in (REJECTS_TABLE, REJECTS_SCAN):
+        connection.execute(f"DROP TABLE IF EXISTS {name}")
+    try:
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {staging} AS\n"
+            f"{bronze_sql(profile, read_csv_sql(profile, source, header))}"
+        )
+    except duckdb.Error as error:
+        reason = str(error).strip().splitlines()[0]
+        raise RawFileError(
+            f"{profile.path}: could not be read as CSV ({reason}). Mixed line endings or a "
+            "carriage return inside a line are the usual causes: re-save it as UTF-8 CSV with "
+            "one kind of line ending."
+        ) from None
+    rejected = connection.execute(
+        f"SELECT line, first(error_type ORDER BY column_idx NULLS LAST), "
+        f"first(error_message ORDER BY column_idx NULLS LAST), first(csv_line) "
+        f"FROM {REJECTS_TABLE} GROUP BY line ORDER BY line"
+    ).fetchall()
+    for name in (REJECTS_TABLE, REJECTS_SCAN):
+        connection.execute(f"DROP TABLE IF EXISTS {name}")
+    clean_rows = row_count(connection, staging)
+    if clean_rows + len(rejected) != records:
+        connection.execute(f"DROP TABLE {staging}")
+        raise RawFileError(
+            f"{profile.path}: {records} records in the file, but DuckDB's CSV reader split it "
+            f"into {clean_rows + len(rejected)}: nothing was loaded. Re-save it as UTF-8 CSV "
+            "with one kind of line ending and no line breaks in the header."
+        )
+    rejected_records = [layout.record_at_reader_line(line) for line, *_ in rejected]
+    if not rejected and len(layout.runs) == 1:
+        connection.execute(
+            f"UPDATE {staging} SET {BRONZE_LINE_COLUMN} = rowid + {line_base + layout.runs[0][1]}"
+        )
+    else:
+        _number_around(connection, staging, layout, rejected_records, line_base)
+    if rejected:
+        expected = len(profile.header)
+        connection.executemany(
+            f"INSERT INTO {staging} (_source_file, {BRONZE_LINE_COLUMN}, _malformed, "
+            "_malformed_reason, _raw_record, _row_hash, _key_hash) "
+            "SELECT $file, $line, $rule, $reason, $text, hash($text), hash($file, $line)",
+            [
+                {
+                    "file": profile.path.name,
+                    "line": line_base + layout.physical_line(record),
+                    "rule": rule,
+                    "reason": reason,
+                    "text": text,
+                }
+                for record, (_, error_type, message, raw) in zip(
+                    rejected_records, rejected, strict=True
+                )
+                for text in [
+                    _record_text(source, layout, record)
+                    if error_type == "LINE SIZE OVER MAXIMUM"
+                    else raw.lstrip("\r\n")
+                ]
+                for rule, reason in [_malformed_verdict(error_type, message, text, expected)]
+            ],
+        )
+    return row_count(connection, staging)
+
+
+def _record_text(source: Path, layout: RecordLayout, record: int) -> str:
+    """A record's text read from the file itself: DuckDB keeps only the start of a record over
+    its line size."""
+    first, end = layout.physical_line(record), layout.physical_line(record + 1)
+    lines = []
+    with source.open("rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            if number >= end:
+                break
+            if number >= first:
+                lines.append(line)
+    return b"".join(lines).decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+
+
+def _number_around(connection, staging: str, layout: RecordLayout, rejected: list[int],
+                   line_base: int) -> None:
+    """Physical lines for the clean rows when some records were set aside or span lines: clean
+    row r is record r + (records set aside before it), on that record's line."""
+    connection.execute("CREATE OR REPLACE TEMP TABLE _set_aside (first_row BIGINT, shift BIGINT)")
+    if rejected:
+        connection.executemany(
+            "INSERT INTO _set_aside VALUES (?, ?)",
+            [[record - rank, rank + 1] for rank, record in enumerate(rejected)],
+        )
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE _line_runs (first_record BIGINT, physical_offset BIGINT)"
+    )
+    connection.executemany(
+        "INSERT INTO _line_runs VALUES (?, ?)", [[first, offset] for first, offset, _ in layout.runs]
+    )
+    connection.execute(
+        f"""UPDATE {staging} SET {BRONZE_LINE_COLUMN} = placed.line
+FROM (
+    SELECT shifted.row_id, shifted.record + _line_runs.physical_offset + {line_base} AS line
+    FROM (
+        SELECT numbered.row_id, numbered.row_id + coalesce(_set_aside.shift, 0) AS record
+        FROM (SELECT rowid AS row_id FROM {staging}) AS numbered
+        ASOF LEFT JOIN _set_aside ON numbered.row_id >= _set_aside.first_row
+    ) AS shifted
+    ASOF JOIN _line_runs ON shifted.record >= _line_runs.first_record
+) AS placed
+WHERE {staging}.rowid = placed.row_id"""
+    )
+    connection.execute("DROP TABLE _set_aside")
+    connection.execute("DROP TABLE _line_runs")
 
 
 def bronze_query_id(profile: RawFileProfile) -> str:
@@ -214,6 +589,8 @@ def bronze_state(profile: RawFileProfile, versions: list[list]) -> dict:
             "sha256": profile.sha256,
             "size_bytes": profile.size_bytes,
             "data_rows": profile.data_rows,
+            "lines": profile.lines,
+            "blank_lines": profile.blank_lines,
             "header": list(profile.header),
             "extra_columns": list(profile.extra_columns),
         },
@@ -223,7 +600,7 @@ def bronze_state(profile: RawFileProfile, versions: list[list]) -> dict:
 
 
 def stored_profile(state: dict | None, path: Path, raw_file: RawFile) -> RawFileProfile | None:
-    if not state:
+    if not state or "lines" not in state["file"]:
         return None
     file = state["file"]
     return RawFileProfile(
@@ -234,24 +611,21 @@ def stored_profile(state: dict | None, path: Path, raw_file: RawFile) -> RawFile
         data_rows=file["data_rows"],
         header=tuple(file["header"]),
         extra_columns=tuple(file["extra_columns"]),
+        lines=file["lines"],
+        blank_lines=file["blank_lines"],
     )
 
 
 def load_bronze_table(connection, schema: str, table: str, profile: RawFileProfile) -> int:
     """`schema.table` replaced by the file's bronze rows, numbered; returns the row count.
 
-    The table is built under a staging name and numbered with row ids, which follow the order of
-    the CSV read once the rows are committed (inside the creating transaction they are not yet
-    final) as long as DuckDB preserves insertion order: the default, set here anyway because
-    without it the numbers are wrong. Numbering in the query (`row_number() OVER ()`) would
-    force the whole read onto one thread: three times slower. The old table is dropped and the
-    staged one renamed in one transaction, so a failure leaves the previous version in place.
+    The table is built under a staging name; the old table is dropped and the staged one
+    renamed in one transaction, so a failure leaves the previous version in place.
     """
-    staging = f'{schema}."_staging_{table}"'
-    connection.execute("SET preserve_insertion_order = true")
-    connection.execute(f"CREATE OR REPLACE TABLE {staging} AS\n{bronze_sql(profile)}")
-    connection.execute(f"UPDATE {staging} SET {BRONZE_LINE_COLUMN} = rowid + 2")
-    rows = row_count(connection, staging)
+    staging = f"{schema}.{quote_identifier('_staging_' + table)}"
+    rows = stage_records(
+        connection, staging, profile, profile.path, profile.layout, True, 0, profile.data_rows
+    )
     with transaction(connection):
         connection.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
         connection.execute(f"ALTER TABLE {staging} RENAME TO {table}")
@@ -263,26 +637,26 @@ def load_bronze_table(connection, schema: str, table: str, profile: RawFileProfi
 def append_bronze_rows(
     connection, schema: str, table: str, profile: RawFileProfile, state: dict
 ) -> int:
-    """Add the rows past `profile.extends` (the version in the table) and record the new version,
-    in one transaction; returns the number of rows added. The rows are few (a day), so numbering
-    them in the query costs nothing; they continue the table's numbering exactly as a full load
-    of the whole file would number them."""
+    """Add the records past `profile.extends` (the version in the table) and record the new
+    version, in one transaction; returns the number of rows added. They are numbered exactly as
+    a full load of the whole file would number them."""
     rows_before = state["versions"][-1][1]
+    staging = f"{schema}.{quote_identifier('_staging_' + table)}"
     with tempfile.TemporaryDirectory(prefix="marketing-ml-append-") as folder:
         appended_part = Path(folder) / profile.path.name
         with profile.path.open("rb") as source, appended_part.open("wb") as target:
             source.seek(profile.extends.size_bytes)
             shutil.copyfileobj(source, target, CHUNK_BYTES)
-        query = bronze_sql(
-            profile,
-            source=read_csv_sql(profile, appended_part, header=False),
-            line_numbers=f"{rows_before + 1} + row_number() OVER ()",
+        stage_records(
+            connection, staging, profile, appended_part, profile.appended, False,
+            profile.extends.lines, profile.data_rows - profile.extends.data_rows,
         )
-        with transaction(connection):
-            connection.execute(f"INSERT INTO {schema}.{table} BY NAME {query}")
-            rows = row_count(connection, f"{schema}.{table}")
-            versions = [*state["versions"], [bronze_version(profile), rows]]
-            set_table_state(connection, schema, table, bronze_state(profile, versions))
+    with transaction(connection):
+        connection.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM {staging}")
+        connection.execute(f"DROP TABLE {staging}")
+        rows = row_count(connection, f"{schema}.{table}")
+        versions = [*state["versions"], [bronze_version(profile), rows]]
+        set_table_state(connection, schema, table, bronze_state(profile, versions))
     return rows - rows_before
 
 
@@ -312,6 +686,7 @@ def refresh_bronze_table(
         "source_sha256": profile.sha256,
         "source_size_bytes": profile.size_bytes,
         "source_rows": profile.data_rows,
+        "source_blank_lines": profile.blank_lines,
         "extra_columns": ", ".join(profile.extra_columns) or "none",
         "load": load,
     }

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from marketing_ml.cleaning import classified_rows_sql, sql_string
+from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import (
     AUDIENCE_SEGMENTS,
     BUDGET_PACING,
@@ -13,6 +13,7 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
+from marketing_ml.sql import sql_string
 from marketing_ml.storage import (
     Sql,
     Table,

@@ -137,4 +137,4 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "weekly_retrain",
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
-    assert check_count == 47  # 31 data-quality checks + 16 model and score checks
+    assert check_count == 55  # 39 data-quality checks + 16 model and score checks
