@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from marketing_ml.run_lock import resource_run_lock
+
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_LAKEHOUSE_DB = "data/lakehouse.duckdb"
 DEFAULT_SERVING_DB = "data/serving.duckdb"
@@ -36,7 +38,8 @@ class LakehouseResource(dg.ConfigurableResource):
     """Short-lived connections to the working lakehouse, for checks and the publish step.
 
     Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb); empty
-    `memory_limit` means DuckDB's own default.
+    `memory_limit` means DuckDB's own default. In a run it holds the lakehouse's run lock
+    (marketing_ml/run_lock.py) from start to end, shared with the IO manager of the same run.
     """
 
     database: str = ""
@@ -45,6 +48,12 @@ class LakehouseResource(dg.ConfigurableResource):
     @property
     def path(self) -> Path:
         return Path(self.database) if self.database else lakehouse_db_path()
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext):
+        with resource_run_lock(context, self.path):
+            with super().yield_for_execution(context) as resource:
+                yield resource
 
     @contextmanager
     def connect(self, read_only: bool = False):

@@ -23,6 +23,7 @@ from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
 
 from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, duckdb_config, lakehouse_db_path
+from marketing_ml.sql import sql_string
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,8 @@ def set_table_state(
     connection: duckdb.DuckDBPyConnection, schema: str, table: str, state: dict
 ) -> None:
     """Record `state` on the table; inside the transaction that writes the rows it describes."""
-    text = json.dumps(state, sort_keys=True).replace("'", "''")
-    connection.execute(f"COMMENT ON TABLE {schema}.{table} IS '{text}'")
+    text = sql_string(json.dumps(state, sort_keys=True))
+    connection.execute(f"COMMENT ON TABLE {schema}.{table} IS {text}")
 
 
 @dataclass(frozen=True)
@@ -363,6 +364,16 @@ class LakehouseIOManager(DuckDBIOManager):
     @staticmethod
     def default_load_type() -> type:
         return Table
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext):
+        """Holds the lakehouse's run lock for the whole run (shared with `lakehouse`)."""
+        from marketing_ml.run_lock import resource_run_lock
+
+        database = Path(self.database) if self.database else lakehouse_db_path()
+        with resource_run_lock(context, database):
+            with super().yield_for_execution(context) as io_manager:
+                yield io_manager
 
     def create_io_manager(self, context) -> DbIOManager:
         return LakehouseDbIOManager(
