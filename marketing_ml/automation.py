@@ -75,6 +75,16 @@ def raw_folder_fingerprint(raw_files: RawFilesResource) -> dict[str, list[int]]:
     }
 
 
+def model_trained(event: dg.EventLogRecord | None) -> bool:
+    """Whether a model's latest materialization holds a trained model. A model stored while
+    there was too little history says `trained: false` in its metadata: it counts as not trained
+    (materializations from before that key were all trained ones)."""
+    if event is None or event.asset_materialization is None:
+        return False
+    trained = event.asset_materialization.metadata.get("trained")
+    return trained is None or bool(trained.value)
+
+
 def build_raw_files_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name="raw_files_changed",
@@ -82,7 +92,8 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus(automation_status().value),
         description="Starts the daily refresh when a CSV in the raw folder is new, resized or "
-        "rewritten (the full refresh while no model has been trained yet). The cursor holds the "
+        "rewritten (the full refresh while a model has not been trained yet: never materialized, or "
+        "stored as not trained for lack of history). The cursor holds the "
         "folder's fingerprint, so the same files never trigger twice; files older than the last "
         "publish (a first start after a build) set the cursor without a run.",
     )
@@ -99,7 +110,8 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
             context.update_cursor(cursor)
             return dg.SkipReason("The last publish already read these files (first look).")
         models_trained = all(
-            context.instance.get_latest_materialization_event(key) is not None for key in MODEL_KEYS
+            model_trained(context.instance.get_latest_materialization_event(key))
+            for key in MODEL_KEYS
         )
         job = daily_refresh if models_trained else full_refresh
         context.update_cursor(cursor)

@@ -66,8 +66,10 @@ def test_ml_graph_materializes_scores_every_key_and_passes_its_gates(ml_lakehous
         "roas_target",
         "model_version",
         "trained_through",
+        "model_status",
     ]
     assert (conversions["roas_target"] == 4.0).all()
+    assert (conversions["model_status"] == "trained").all()
     model = stored(ml_lakehouse, "SELECT * EXCLUDE (booster) FROM models.pacing_risk_model")
     assert len(model) == 1 and model["model_version"].iloc[0] == scored["model_version"].iloc[0]
 

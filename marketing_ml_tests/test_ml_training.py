@@ -123,10 +123,12 @@ def test_an_ad_set_with_a_single_day_is_scored_from_its_static_features(tmp_path
     assert 0 <= model.predict_proba(lone_row)[0] <= 1
 
 
-def test_data_without_any_observed_label_fails_with_a_clear_message(tmp_path):
+def test_data_without_any_observed_label_gives_a_model_marked_not_trained(tmp_path):
     frame = training_frame(tmp_path, daily=daily_metrics(3, 1))
-    with pytest.raises(ValueError, match="no row has label_under_pacing_next.*load more days"):
-        train_model(frame, PACING_RISK, FAST)
+    model = train_model(frame, PACING_RISK, FAST)
+    assert model.card.status == "not trained: 1 day of history, needs at least 4"
+    assert not model.trained and model.version is None and model.card.training_rows == 0
+    assert np.isnan(model.predict_proba(frame)).all()
 
 
 def test_a_missing_category_is_missing_in_training_as_in_scoring():

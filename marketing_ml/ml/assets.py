@@ -3,6 +3,7 @@
 from functools import partial
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
@@ -128,19 +129,23 @@ conversion_model = build_model_asset(CONVERSION)
 def score(
     model: CalibratedModel, features: Table, lakehouse: LakehouseResource, column: str
 ) -> pd.DataFrame:
-    """One probability per (ad_set_id, date) of the scored window, with the model version and its
-    last training day."""
+    """One probability per (ad_set_id, date) of the scored window, with the model version, its
+    last training day and its status. A model not trained yet (too little history) scores every
+    key NULL, with NULL version and training day, and its status says why: every key is still
+    there, so the dashboard and the checks read one shape whatever the history."""
     with lakehouse.connect(read_only=True) as connection:
         ordered = fetch_frame(
             connection, f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}"
         )
+    rows = len(ordered)
     return pd.DataFrame(
         {
             "ad_set_id": ordered["ad_set_id"].astype(str),
             "date": pd.to_datetime(ordered["date"]).dt.date,
-            column: model.predict_proba(ordered),
-            "model_version": model.version,
-            "trained_through": model.card.training_end,
+            column: model.predict_proba(ordered).astype(np.float64),
+            "model_version": pd.Series([model.version] * rows, dtype="string"),
+            "trained_through": pd.Series([model.card.training_end] * rows, dtype="date32[pyarrow]"),
+            "model_status": pd.Series([model.card.status] * rows, dtype="string"),
         }
     )
 
@@ -177,7 +182,8 @@ def scored_conversions(
     model: CalibratedModel, features: Table, lakehouse: LakehouseResource
 ) -> pd.DataFrame:
     scored = score(model, features, lakehouse, "roas_on_target_prob")
-    scored.insert(3, "roas_target", model.card.roas_target)
+    target = model.card.roas_target
+    scored.insert(3, "roas_target", np.float64(np.nan if target is None else target))
     return scored[
         [
             "ad_set_id",
@@ -186,6 +192,7 @@ def scored_conversions(
             "roas_target",
             "model_version",
             "trained_through",
+            "model_status",
         ]
     ]
 

@@ -2,6 +2,10 @@
 
 Every check opens the lakehouse itself and reads what was stored, so it judges the tables and
 model rows the dashboard will see, not the objects that were meant to be written.
+
+A model not trained yet (fewer days of history than its label window and validation need) is a
+state, not a failure: its warning checks fail at WARN with the reason, its blocking checks verify
+that the row and its scores are empty as it says, and the descriptive tables still publish.
 """
 
 import hashlib
@@ -13,6 +17,7 @@ import numpy as np
 
 from marketing_ml.ml.assets import DAILY, FEATURES, LABELS, SCORED_DAYS, scored_window_sql
 from marketing_ml.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS, feature_sql
+from marketing_ml.ml.store import DATE_COLUMNS, TRAINED
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
 from marketing_ml.resources import LakehouseResource
 
@@ -33,12 +38,34 @@ def _columns(connection, table: str) -> list[str]:
 
 
 def _model_row(connection, spec: ModelSpec) -> dict:
-    cursor = connection.execute(f"SELECT * EXCLUDE (booster) FROM models.{spec.name}")
+    cursor = connection.execute(
+        f"SELECT * EXCLUDE (booster), booster IS NULL AS booster_is_null FROM models.{spec.name}"
+    )
     names = [column[0] for column in cursor.description]
     rows = cursor.fetchall()
     if len(rows) != 1:
         raise dg.Failure(f"models.{spec.name} holds {len(rows)} rows, expected one model")
     return dict(zip(names, rows[0], strict=True))
+
+
+def model_status(row: dict) -> str:
+    """TRAINED, or the row's "not trained: …" status (rows from before the column: trained)."""
+    return row.get("status") or TRAINED
+
+
+def model_not_trained(row: dict, connection) -> dg.AssetCheckResult:
+    """A warning check's verdict on a model not trained yet: not passed, with the reason. Never a
+    metric, and never blocking: the descriptive tables still publish."""
+    history = json.loads(row["metrics"]).get("history") or {}
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=WARN,
+        metadata={
+            "status": model_status(row),
+            "days_of_history": history.get("days_of_history"),
+            "days_needed": history.get("days_needed"),
+        },
+    )
 
 
 @dg.asset_check(
@@ -139,7 +166,30 @@ def features_point_in_time(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     )
 
 
+def untrained_row_is_empty(row: dict) -> dg.AssetCheckResult:
+    """A row that says "not trained" holds no booster, no training rows and no window: nothing
+    was fit, so nothing can have leaked, and nothing can be scored from it."""
+    filled = [name for name in DATE_COLUMNS if name != "trained_at_data_date" and row[name]]
+    problems = [f"{name} is set" for name in filled]
+    if not row["booster_is_null"]:
+        problems.append("it stores a booster")
+    if row["training_rows"]:
+        problems.append(f"it counts {row['training_rows']} training rows")
+    if row["model_version"] is not None:
+        problems.append("it has a model version")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=ERROR,
+        metadata={
+            "status": model_status(row),
+            "problems": [f"marked not trained but {problem}" for problem in problems],
+        },
+    )
+
+
 def split_invariants(row: dict, connection) -> dg.AssetCheckResult:
+    if model_status(row) != TRAINED:
+        return untrained_row_is_empty(row)
     horizon = np.timedelta64(int(row["horizon_days"]), "D")
 
     def day(name):
@@ -256,7 +306,8 @@ MODEL_CHECKS = (
         (),
         "Fit, calibration and validation are ordered in time, each earlier part purged by the "
         "label horizon: fit end + horizon < calibration start, training end + horizon <= T < "
-        "validation start.",
+        "validation start. A model not trained yet (too little history) has no split: its row "
+        "must hold no booster, no window and no training rows.",
     ),
     (
         model_features_exclude_labels,
@@ -302,6 +353,9 @@ def build_model_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
     costs about 0.1 s of overhead each)."""
     model_key = dg.AssetKey(["models", spec.name])
     judges = {dg.AssetCheckKey(model_key, judge.__name__): judge for judge, _, _, _ in MODEL_CHECKS}
+    blocks_publish = {
+        dg.AssetCheckKey(model_key, judge.__name__): blocks for judge, blocks, _, _ in MODEL_CHECKS
+    }
 
     @dg.multi_asset_check(
         name=f"{spec.name}_checks",
@@ -322,7 +376,13 @@ def build_model_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
         selected = [key for key in judges if key in context.selected_asset_check_keys]
         with lakehouse.connect(read_only=True) as connection:
             row = _model_row(connection, spec)
-            judged = {key: judges[key](row, connection) for key in selected}
+            untrained = model_status(row) != TRAINED
+            judged = {
+                key: (model_not_trained if untrained and not blocks_publish[key] else judges[key])(
+                    row, connection
+                )
+                for key in selected
+            }
         for key, result in judged.items():
             yield dg.AssetCheckResult(
                 asset_key=model_key,
@@ -345,29 +405,47 @@ def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
         name="scores_are_probabilities_one_per_key",
         blocking=True,
         additional_deps=[DAILY],
-        description=f"{column} is within [0, 1] for every row, and the table has exactly one row "
-        f"per (ad_set_id, date) of gold.daily_adset_metrics in its latest {SCORED_DAYS} days.",
+        description=f"The table has exactly one row per (ad_set_id, date) of "
+        f"gold.daily_adset_metrics in its latest {SCORED_DAYS} days, each with a model_status; "
+        f"{column} is within [0, 1] on every row scored by a trained model, and NULL (with no "
+        "model version) on every row of a model not trained yet.",
     )
     def scores_valid(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         scored_window = scored_window_sql("gold.daily_adset_metrics")
         with lakehouse.connect(read_only=True) as connection:
-            outside, duplicates, missing, extra = connection.execute(
-                f"""
+            outside, not_trained, scored_untrained, no_status, duplicates, missing, extra = (
+                connection.execute(
+                    f"""
                 SELECT
-                    (SELECT count(*) FROM gold.{table}
-                     WHERE {column} IS NULL OR {column} < 0 OR {column} > 1),
+                    (SELECT count(*) FROM gold.{table} WHERE model_status = '{TRAINED}'
+                     AND ({column} IS NULL OR {column} < 0 OR {column} > 1)),
+                    (SELECT count(*) FROM gold.{table} WHERE model_status <> '{TRAINED}'),
+                    (SELECT count(*) FROM gold.{table} WHERE model_status <> '{TRAINED}'
+                     AND ({column} IS NOT NULL OR model_version IS NOT NULL)),
+                    (SELECT count(*) FROM gold.{table} WHERE model_status IS NULL),
                     (SELECT count(*) - count(DISTINCT (ad_set_id, date)) FROM gold.{table}),
                     (SELECT count(*) FROM (SELECT ad_set_id, date FROM ({scored_window})
                                            EXCEPT SELECT ad_set_id, date FROM gold.{table})),
                     (SELECT count(*) FROM (SELECT ad_set_id, date FROM gold.{table}
                                            EXCEPT SELECT ad_set_id, date FROM ({scored_window})))
                 """
-            ).fetchone()
+                ).fetchone()
+            )
+            statuses = [
+                status
+                for (status,) in connection.execute(
+                    f"SELECT DISTINCT model_status FROM gold.{table} ORDER BY ALL"
+                ).fetchall()
+            ]
         return dg.AssetCheckResult(
-            passed=outside == duplicates == missing == extra == 0,
+            passed=outside == scored_untrained == no_status == duplicates == missing == extra == 0,
             severity=ERROR,
             metadata={
                 "outside_0_1_or_null": outside,
+                "rows_of_a_model_not_trained": not_trained,
+                "scored_by_a_model_not_trained": scored_untrained,
+                "rows_without_model_status": no_status,
+                "model_status": ", ".join(str(status) for status in statuses),
                 "duplicate_keys": duplicates,
                 "keys_missing": missing,
                 "keys_not_in_gold": extra,

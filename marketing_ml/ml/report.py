@@ -48,7 +48,24 @@ def scores_table(report: dict) -> str:
     )
 
 
+def not_trained_metadata(model: CalibratedModel) -> dict:
+    card = model.card
+    history = card.metrics.get("history") or {}
+    return {
+        "trained": dg.MetadataValue.bool(False),
+        "status": dg.MetadataValue.text(card.status),
+        "predicts": dg.MetadataValue.text(card.predicts),
+        "days_of_history": dg.MetadataValue.int(history.get("days_of_history", 0)),
+        "days_needed": dg.MetadataValue.int(history.get("days_needed", 0)),
+        "why": dg.MetadataValue.text(history.get("why", "")),
+    }
+
+
 def model_metadata(model: CalibratedModel) -> dict:
+    """`trained` and `status` on every model materialization (the raw-folder sensor reads them);
+    the scores, windows and tables of a trained model."""
+    if not model.trained:
+        return not_trained_metadata(model)
     card = model.card
     validation = card.metrics["validation"]
     folds = [
@@ -73,6 +90,8 @@ def model_metadata(model: CalibratedModel) -> dict:
         for row in card.psi
     ]
     return {
+        "trained": dg.MetadataValue.bool(True),
+        "status": dg.MetadataValue.text(card.status),
         "model_version": dg.MetadataValue.text(model.version),
         "predicts": dg.MetadataValue.text(card.predicts),
         "heuristic": dg.MetadataValue.text(card.metrics["heuristic"]),

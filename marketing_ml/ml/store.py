@@ -17,6 +17,11 @@ from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from marketing_ml.ml.evaluation import apply_isotonic
 from marketing_ml.storage import qualified_name, transaction
 
+TRAINED = "trained"
+"""The status of a model that was fit. Any other status starts with "not trained: " and says
+why (too little history for its label window): such a row has no booster, no version and no
+windows, and scores as NULL."""
+
 ROWS_PER_THREAD = 10_000
 """Below this many rows per thread, OpenMP start-up costs more than it saves, so small data runs
 on one thread. Measured on 2 cores: a model on 73,000 rows trains in 3.0 s on one thread and
@@ -84,6 +89,8 @@ class ModelCard:
     reliability: list = field(default_factory=list)
     importances: list = field(default_factory=list)
     psi: list = field(default_factory=list)
+    status: str = TRAINED
+    """TRAINED, or "not trained: <days> days of history, needs at least <n>"."""
 
 
 JSON_FIELDS = ("metrics", "backtest", "reliability", "importances", "psi")
@@ -100,9 +107,17 @@ class CalibratedModel:
     calibration_y: tuple[float, ...]
     card: ModelCard | None = None
 
+    @property
+    def trained(self) -> bool:
+        """False for the stand-in stored while there is too little history to train."""
+        return self.card is None or self.card.status == TRAINED
+
     @cached_property
-    def version(self) -> str:
-        """Changes whenever the booster, the calibration or the feature contract changes."""
+    def version(self) -> str | None:
+        """Changes whenever the booster, the calibration or the feature contract changes; None
+        when the model is not trained (there is nothing to version)."""
+        if not self.trained:
+            return None
         digest = hashlib.sha256(self.booster)
         digest.update(_json([self.calibration_x, self.calibration_y]).encode())
         digest.update(_json([list(self.features), self.categories]).encode())
@@ -124,23 +139,34 @@ class CalibratedModel:
         return self._booster.predict(matrix).astype(np.float64)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of the label for each row of `frame` (which has the features)."""
+        """Calibrated probability of the label for each row of `frame` (which has the features);
+        NaN for every row when the model is not trained."""
+        if not self.trained:
+            return np.full(len(frame), np.nan)
         return apply_isotonic(self.raw_scores(frame), self.calibration_x, self.calibration_y)
 
     def to_row(self) -> pd.DataFrame:
         card = asdict(self.card)
-        row = {"model_name": card.pop("model_name"), "model_version": self.version}
+        row = {
+            "model_name": card.pop("model_name"),
+            "model_version": self.version,
+            "status": card.pop("status"),
+        }
         row.update({k: _json(v) if k in JSON_FIELDS else v for k, v in card.items()})
         row["features"] = _json(list(self.features))
         row["categories"] = _json(self.categories)
         row["calibration"] = _json({"x": self.calibration_x, "y": self.calibration_y})
-        row["booster"] = self.booster
+        row["booster"] = self.booster if self.trained else None
         return pd.DataFrame([row])
 
     @classmethod
     def from_row(cls, row: Mapping) -> "CalibratedModel":
         card = {}
         for item in fields(ModelCard):
+            if item.name == "status":  # rows stored before the status column were all trained
+                status = row.get("status")
+                card["status"] = TRAINED if _missing(status) else str(status)
+                continue
             value = row[item.name]
             if item.name in JSON_FIELDS:
                 value = json.loads(value)
@@ -151,14 +177,15 @@ class CalibratedModel:
             card[item.name] = value
         calibration = json.loads(row["calibration"])
         model = cls(
-            booster=bytes(row["booster"]),
+            booster=b"" if _missing(row["booster"]) else bytes(row["booster"]),
             features=tuple(json.loads(row["features"])),
             categories={k: tuple(v) for k, v in json.loads(row["categories"]).items()},
             calibration_x=tuple(calibration["x"]),
             calibration_y=tuple(calibration["y"]),
             card=ModelCard(**card),
         )
-        if model.version != row["model_version"]:
+        stored_version = None if _missing(row["model_version"]) else row["model_version"]
+        if model.version != stored_version:
             raise ValueError(
                 f"model {card['model_name']}: stored version {row['model_version']} does not "
                 f"match its contents ({model.version}); the row was altered, retrain the model"
@@ -181,6 +208,7 @@ DATE_COLUMNS = (
 ROW_SCHEMA = (
     ("model_name", "VARCHAR"),
     ("model_version", "VARCHAR"),
+    ("status", "VARCHAR"),
     ("predicts", "VARCHAR"),
     ("label", "VARCHAR"),
     ("horizon_days", "INTEGER"),
@@ -210,6 +238,10 @@ def store_model(connection, name: str, model: CalibratedModel) -> None:
         connection.unregister("_model_row")
 
 
+def _missing(value) -> bool:
+    return value is None or (not isinstance(value, bytes | bytearray | str) and pd.isna(value))
+
+
 def _json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -221,7 +253,7 @@ class ModelTypeHandler(DbTypeHandler[CalibratedModel]):
         name = qualified_name(table_slice)
         store_model(connection, name, obj)
         return {
-            "model_version": dg.MetadataValue.text(obj.version),
+            "model_version": dg.MetadataValue.text(obj.version or obj.card.status),
             "dagster/row_count": dg.MetadataValue.int(1),
         }
 

@@ -6,6 +6,7 @@ and is calibrated on the last slice of its own training dates, which it never fi
 """
 
 import hashlib
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from marketing_ml.ml.evaluation import (
 )
 from marketing_ml.ml.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL_HORIZON_DAYS
 from marketing_ml.ml.store import (
+    TRAINED,
     CalibratedModel,
     ModelCard,
     design_matrix,
@@ -413,25 +415,120 @@ def walk_forward(
     return {"pooled": pooled, "folds": reports}
 
 
+def final_split(
+    labelled_dates: np.ndarray, horizon_days: int, params: TrainingParameters
+) -> Split | None:
+    """The final model's split: validation after T, training purged at T. None without labels."""
+    if len(labelled_dates) == 0:
+        return None
+    cutoff = validation_cutoff(labelled_dates, params.validation_fraction)
+    return make_split(labelled_dates, cutoff, horizon_days, None)
+
+
+def trainable(split: Split | None) -> bool:
+    """Training needs a labelled day whose window ends by T (the calibration slice; the booster
+    fits on the days before it when any survive the purge, else it is the calibrated base rate)
+    and a day after T to judge it on."""
+    return split is not None and split.calibration is not None and split.evaluation is not None
+
+
+MAX_HISTORY_DAYS = 100 * 366
+
+
+def days_needed(horizon_days: int, params: TrainingParameters) -> int:
+    """The fewest days of history from which a model with this label window trains.
+
+    Derived by running the final split itself on D consecutive days, for D = 1, 2, …: a day has
+    a label once its whole window is in the data, so the last `horizon_days` days have none; the
+    last `validation_fraction` of the labelled days (at least one) are held out after the cutoff
+    T; a training day's window must end by T; training needs one such day. With the defaults
+    (20% validation): 4 days for the 1-day pacing label, 17 for the 7-day ROAS label.
+    """
+    first = np.datetime64("2000-01-03", "D")
+    for days in itertools.count(horizon_days + 1):
+        if days > MAX_HISTORY_DAYS:
+            raise ValueError(
+                f"no history up to {MAX_HISTORY_DAYS} days trains a {horizon_days}-day label "
+                f"with validation_fraction={params.validation_fraction}"
+            )
+        labelled = first + np.arange(days - horizon_days)
+        if trainable(final_split(labelled, horizon_days, params)):
+            return days
+    raise AssertionError("unreachable")
+
+
+def not_trained(
+    frame: pd.DataFrame,
+    spec: ModelSpec,
+    params: TrainingParameters,
+    labelled_dates: np.ndarray,
+    roas_target: float | None,
+) -> CalibratedModel:
+    """The stand-in stored while there is too little history: no booster, no windows, a status
+    that says how many days there are and how many a model needs."""
+    days = int(frame["date"].nunique())
+    needed = days_needed(spec.horizon_days, params)
+    labelled_days = len(np.unique(labelled_dates))
+    status = (
+        f"not trained: {days} day{'' if days == 1 else 's'} of history, needs at least {needed}"
+    )
+    if days >= needed:  # enough days, but gaps or days without spend leave their labels NULL
+        status += (
+            f" consecutive days with spend ({labelled_days} have their {spec.horizon_days}-day "
+            "label window in the data)"
+        )
+    history = {
+        "days_of_history": days,
+        "days_needed": needed,
+        "labelled_days": labelled_days,
+        "horizon_days": spec.horizon_days,
+        "validation_fraction": params.validation_fraction,
+        "why": f"the last {spec.horizon_days} day(s) have no label yet; the last "
+        f"{params.validation_fraction:.0%} of the labelled days (at least one) are validation; "
+        f"a training day's {spec.horizon_days}-day window must end by the validation cutoff, "
+        "and training needs at least one such day",
+    }
+    last_day = as_days(frame["date"]).max() if len(frame) else None
+    card = ModelCard(
+        model_name=spec.name,
+        predicts=spec.predicts,
+        label=spec.label,
+        horizon_days=spec.horizon_days,
+        roas_target=roas_target,
+        training_start=None,
+        training_end=None,
+        fit_end=None,
+        calibration_start=None,
+        calibration_end=None,
+        validation_cutoff=None,
+        validation_start=None,
+        validation_end=None,
+        trained_at_data_date=_day(last_day),
+        training_rows=0,
+        training_fingerprint=None,
+        metrics={
+            "validation": {"status": status, "rows": 0, "positives": 0, "event_rate": None},
+            "heuristic": spec.heuristic_description,
+            "split_violations": [],
+            "history": history,
+        },
+        status=status,
+    )
+    return CalibratedModel(b"", FEATURE_COLUMNS, {}, (), (), card)
+
+
 def train_model(
     frame: pd.DataFrame, spec: ModelSpec, params: TrainingParameters
 ) -> CalibratedModel:
-    """The final model (trained <= T, judged after T) with its walk-forward backtest in its card."""
+    """The final model (trained <= T, judged after T) with its walk-forward backtest in its card;
+    with too little history for that split, a not-trained stand-in whose status says so."""
     labelled_dates = as_days(frame.loc[frame[spec.label].notna(), "date"])
-    if len(labelled_dates) == 0:
-        raise ValueError(
-            f"{spec.name}: no row has {spec.label} (its {spec.horizon_days}-day window is never "
-            f"fully observed in {len(frame)} rows over {frame['date'].nunique()} dates); "
-            f"load more days of data"
-        )
-    cutoff = validation_cutoff(labelled_dates, params.validation_fraction)
-    split = make_split(labelled_dates, cutoff, spec.horizon_days, None)
-    if split.calibration is None:
-        raise ValueError(
-            f"{spec.name}: no labelled row ends its {spec.horizon_days}-day label window by the "
-            f"validation cutoff {cutoff} ({len(np.unique(labelled_dates))} labelled dates); "
-            f"load more days of data"
-        )
+    roas_targets = frame["roas_target"].dropna() if "roas_target" in frame else pd.Series([])
+    roas_target = float(roas_targets.iloc[0]) if spec is CONVERSION and len(roas_targets) else None
+    split = final_split(labelled_dates, spec.horizon_days, params)
+    if not trainable(split):
+        return not_trained(frame, spec, params, labelled_dates, roas_target)
+    cutoff = split.cutoff
     rows = LabelledRows.of(frame, spec)
     final = train_fold(rows, split, params)
     validation = _fold_report(final, params)
@@ -441,15 +538,12 @@ def train_model(
 
     backtest = walk_forward(rows, spec, labelled_dates, cutoff, params)
     training_window = split.fit or split.calibration
-    roas_targets = frame["roas_target"].dropna() if "roas_target" in frame else pd.Series([])
     card = ModelCard(
         model_name=spec.name,
         predicts=spec.predicts,
         label=spec.label,
         horizon_days=spec.horizon_days,
-        roas_target=float(roas_targets.iloc[0])
-        if spec is CONVERSION and len(roas_targets)
-        else None,
+        roas_target=roas_target,
         training_start=_day(training_window[0] if training_window else None),
         training_end=_day(split.calibration[1] if split.calibration else None),
         fit_end=_day(split.fit[1] if split.fit else None),
@@ -474,6 +568,7 @@ def train_model(
             rows.matrix(drift_reference(final.training_index), final.model.categories),
             frame,
         ),
+        status=TRAINED,
     )
     return CalibratedModel(
         final.model.booster,
