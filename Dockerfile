@@ -27,6 +27,8 @@ RUN mkdir marketing_ml app \
     && rm -rf marketing_ml app README.md build *.egg-info
 
 COPY README.md workspace.yaml ./
+# Streamlit's settings (no usage statistics, viewer toolbar): read from the working directory.
+COPY .streamlit ./.streamlit
 COPY marketing_ml ./marketing_ml
 COPY app ./app
 COPY deploy ./deploy

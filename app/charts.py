@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from app.text import plain_label
+
 SPEND = "#4C78A8"
 REVENUE = "#2E9E5B"
 TARGET = "#D62728"
@@ -77,14 +79,15 @@ one number per bar, where a colour string per bar cost plotly ~20 µs each to va
 
 def roas_by_ad_set(by_ad_set: pd.DataFrame, target: float, band: float) -> go.Figure:
     """Horizontal bars, best at the top; red below the band, amber inside it under the target,
-    green at or above the target."""
+    green at or above the target. Ad-set names are the categories, tick text and hover text:
+    plotly renders tags in those, so they go in as plain labels."""
     spent = by_ad_set[by_ad_set["spend"] > 0].sort_values("roas", na_position="first")
     roas = spent["roas"].fillna(0).to_numpy()
     bands = np.select([roas < target - band, roas < target], [0, 1], 2)
     figure = go.Figure(
         go.Bar(
             x=spent["roas"],
-            y=spent["ad_set_name"],
+            y=[plain_label(name) for name in spent["ad_set_name"]],
             orientation="h",
             marker={"color": bands, "colorscale": BAND_COLOURS, "cmin": 0, "cmax": 2},
             customdata=spent[["spend", "revenue"]],

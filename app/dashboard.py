@@ -23,6 +23,7 @@ from app.overview import (
     load_overview,
 )
 from app.report import DEFAULT_DAYS, FOOTER, build_report
+from app.text import markdown_code, markdown_text
 
 NOT_AVAILABLE = "Not available yet: run `make run` to build it."
 PLOTLY_CONFIG = {"displaylogo": False}
@@ -81,8 +82,8 @@ def cached_next_steps(facts: str, settings: next_steps.LMSettings) -> next_steps
 def not_built_page(path: Path) -> None:
     st.title("The lakehouse has not been built yet")
     st.markdown(
-        f"This dashboard reads **`{path}`**, which the `publish` step writes at the end of a "
-        "successful pipeline run. Build it from the repository root with:"
+        f"This dashboard reads **{markdown_code(path)}**, which the `publish` step writes at the "
+        "end of a successful pipeline run. Build it from the repository root with:"
     )
     st.code("make run", language="bash")
     st.caption(
@@ -222,7 +223,8 @@ def kpi_row(overview: Overview) -> None:
 
 
 def so_what(text: str) -> None:
-    st.info(text, icon=":material/lightbulb:")
+    """A sentence computed from the data: it quotes ad-set names, so it is shown as text."""
+    st.info(markdown_text(text), icon=":material/lightbulb:")
 
 
 def overview_charts(overview: Overview) -> None:
@@ -272,21 +274,52 @@ SCORE_LABELS = {
 }
 
 
+# The model behind each scored table, and the score column it writes.
+SCORING_MODELS = {
+    "gold.scored_adsets": ("models.pacing_risk_model", "under_pacing_risk"),
+    "gold.scored_conversions": ("models.conversion_model", "roas_on_target_prob"),
+}
+
+
+def untrained_models(fetch, available: frozenset[str]) -> dict[str, str]:
+    """Scored table → its model's "not trained: …" status, for models too young to train."""
+    statuses = {}
+    for table, (model_table, _) in SCORING_MODELS.items():
+        status = (
+            fetch("model_card", model_table).get("status") if model_table in available else None
+        )
+        if isinstance(status, str) and status.startswith("not trained"):
+            statuses[table] = status
+    return statuses
+
+
 def forecasts_tab(
     every_forecast: pd.DataFrame | None, fetch, available: frozenset[str], filters: Filters
 ) -> None:
     if every_forecast is None:
         st.warning(f"Forecasts: {NOT_AVAILABLE}")
         return
+    untrained = untrained_models(fetch, available)
+    for table, status in untrained.items():
+        st.info(
+            f"{SCORE_LABELS[table]} model {markdown_text(status)}. Its forecasts appear after the weekly "
+            "retrain once there is that much history.",
+            icon=":material/hourglass_empty:",
+        )
+    scored = [table for table in SCORE_LABELS if table in available and table not in untrained]
+    if not scored:
+        return
     forecasts = every_forecast[every_forecast["ad_set_id"].isin(filters.ad_set_ids)]
-    model_target = forecasts["roas_target"].dropna()
+    model_target = (
+        forecasts["roas_target"].dropna() if "gold.scored_conversions" in scored else pd.Series()
+    )
     target = float(model_target.iloc[0]) if len(model_target) else None
     so_what(narrative.forecast_so_what(forecasts, target))
-    for table, label in SCORE_LABELS.items():
-        if table in available and (provenance := fetch("score_provenance", table)):
+    for table in scored:
+        if provenance := fetch("score_provenance", table):
             st.caption(
-                f"{label}: model `{provenance['model_version']}`, trained on data through "
-                f"{pd.Timestamp(provenance['trained_through']):%d %b %Y}; scores for "
+                f"{SCORE_LABELS[table]}: model {markdown_code(provenance['model_version'])}, "
+                f"trained on data through {pd.Timestamp(provenance['trained_through']):%d %b %Y}; scores for "
                 f"{pd.Timestamp(provenance['scored_date']):%d %b %Y}."
             )
     if target is not None and abs(target - filters.roas_target) > 1e-9:
@@ -294,12 +327,13 @@ def forecasts_tab(
             f"The conversion model was trained for a {narrative.ratio(target)} target; the "
             f"sidebar target ({narrative.ratio(filters.roas_target)}) does not change its scores."
         )
+    hidden = [SCORING_MODELS[table][1] for table in untrained]
     shown = forecasts[["ad_set_name", "under_pacing_risk", "roas_on_target_prob", "action"]]
     st.dataframe(
         shown.assign(  # whole percents: calibrated steps do not carry two decimals of meaning
             under_pacing_risk=(100 * shown["under_pacing_risk"]).round(),
             roas_on_target_prob=(100 * shown["roas_on_target_prob"]).round(),
-        ),
+        ).drop(columns=hidden),
         hide_index=True,
         width="stretch",
         column_config={
@@ -348,8 +382,9 @@ def models_tab(fetch, available: frozenset[str]) -> None:
             continue
         card = fetch("model_card", table)
         st.markdown(
-            f"{card.get('predicts') or ''}  \nVersion `{card.get('model_version')}` · "
-            f"label `{card.get('label')}` · {card.get('training_rows') or 0:,} training rows"
+            f"{markdown_text(card.get('predicts') or '')}  \nVersion "
+            f"{markdown_code(card.get('model_version'))} · label {markdown_code(card.get('label'))}"
+            f" · {card.get('training_rows') or 0:,} training rows"
         )
         so_what(narrative.model_so_what(card))
         left, right = st.columns(2)
@@ -359,7 +394,9 @@ def models_tab(fetch, available: frozenset[str]) -> None:
         right.dataframe(evidence.scores_table(evidence.validation(card)), hide_index=True)
         heuristic = (card.get("metrics") or {}).get("heuristic")
         if heuristic:
-            right.caption(f"Heuristic: {heuristic}. Base rate: the training share of positives.")
+            right.caption(
+                f"Heuristic: {markdown_text(heuristic)}. Base rate: the training share of positives."
+            )
         left, right = st.columns(2)
         if card.get("reliability"):
             left.plotly_chart(charts.reliability(card["reliability"]), config=PLOTLY_CONFIG)
@@ -464,10 +501,10 @@ def next_steps_panel(container, overview: Overview) -> next_steps.NextSteps:
     status = next_steps.status_line(result, settings)
     container.subheader("Next steps")
     (container.success if status.kind == "success" else container.warning)(status.label)
-    for bullet in result.bullets:
+    for bullet in result.bullets:  # the model's words and ad-set names: shown as text
         marker = "" if bullet.source == "lm" else " *(rule-based)*"
-        container.markdown(f"- {bullet.text}{marker}")
-    container.caption(status.caption)
+        container.markdown(f"- {markdown_text(bullet.text)}{marker}")
+    container.caption(markdown_text(status.caption))
     return result
 
 
@@ -490,7 +527,7 @@ def title(overview: Overview) -> None:
     st.markdown(
         f"**{filters.start:%d %b %Y} – {filters.end:%d %b %Y}** · "
         f"{narrative.plural(len(filters.ad_set_ids), 'ad set')} · ROAS target "
-        f"{narrative.ratio(filters.roas_target)}  \n{overview.headline}"
+        f"{narrative.ratio(filters.roas_target)}  \n{markdown_text(overview.headline)}"
     )
 
 

@@ -4,6 +4,13 @@ The facts go to the model as JSON data (ad set names are data, never instruction
 kept only when it cites at least one figure and every number in it matches a fact within the
 rounding it was written with; anything else is replaced by a rule-based action from the same
 facts. Offline, slow, failing or unparseable replies give three rule-based actions, labelled so.
+
+A reply is untrusted text: Markdown images and links, HTML tags and URLs are stripped from each
+bullet before it is grounded (what is left must still cite the facts), a bullet longer than
+`MAX_BULLET_CHARS` is not "one line" and is replaced, a reply longer than `MAX_REPLY_CHARS` is
+not read at all, and any failure of the exchange (HTTP errors, a body that is not JSON or not a
+chat completion, a timeout) falls back to the rule-based actions. The dashboard escapes what is
+left (`app.text.markdown_text`).
 """
 
 import json
@@ -24,6 +31,12 @@ DEFAULT_API_KEY = "lm-studio"
 DEFAULT_TIMEOUT = 3.0
 RETRY_BACKOFF = 0.5
 """The openai client waits up to this long before its one retry."""
+MAX_REPLY_CHARS = 16_000
+"""Ten times what `max_tokens=400` lets a model write: anything longer is not a reply to us."""
+MAX_BULLET_CHARS = 300
+"""A bullet is one sentence: a model's longer one is replaced; a rule-based one (a long ad-set
+name) is cut at a word boundary."""
+MAX_MODEL_CHARS = 80
 
 SYSTEM_PROMPT = (
     "You are a performance-marketing analyst. The user message holds JSON facts about ad "
@@ -220,16 +233,44 @@ def is_grounded(text: str, facts: dict) -> bool:
 
 
 BULLET = re.compile(r"^\s*(?:[-*•–]|\d{1,2}[.)])\s+(.+?)\s*$")
+STRIPPED = (
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)?"), " "),  # ![alt](url): the image goes entirely
+    (re.compile(r"!\[[^\]]*\]\[[^\]]*\]"), " "),  # ![alt][ref]
+    (re.compile(r"\[([^\]]*)\]\([^)]*\)?"), r"\1"),  # [text](url): the text stays
+    (re.compile(r"\[([^\]]*)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
+    (re.compile(r"^\s*\[[^\]]*\]:\s*\S+.*$"), " "),  # [ref]: url
+    (re.compile(r"<[a-z][a-z0-9+.-]*:[^>\s]*>", re.IGNORECASE), " "),  # <http://…> autolinks
+    (re.compile(r"<[^>]*>?"), " "),  # any HTML tag, closed or not
+    (re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*", re.IGNORECASE), " "),  # bare URLs
+)
+
+
+def strip_links(text: str) -> str:
+    """A model's bullet without images, links (their text stays), HTML tags or URLs, on one line:
+    only what is left is grounded and shown."""
+    for pattern, replacement in STRIPPED:
+        text = pattern.sub(replacement, text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def shorten(text: str, limit: int = MAX_BULLET_CHARS) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.-–") + "…"
 
 
 def parse_bullets(reply: str | None) -> list[str] | None:
-    """The first three bullet lines of the reply (a reasoning model's <think> block removed);
-    None when there are fewer than three."""
-    if not reply:
+    """The first three bullet lines of the reply (a reasoning model's <think> block removed),
+    bold markers, images, links, tags and URLs stripped; None when there are fewer than three or
+    the reply is not text of a reply's size."""
+    if not reply or not isinstance(reply, str) or len(reply) > MAX_REPLY_CHARS:
         return None
     reply = re.sub(r"<think>.*?</think>", "", reply, flags=re.DOTALL | re.IGNORECASE)
     bullets = [match.group(1) for line in reply.splitlines() if (match := BULLET.match(line))]
-    bullets = [re.sub(r"\*\*(.+?)\*\*", r"\1", bullet) for bullet in bullets]
+    bullets = [strip_links(re.sub(r"\*\*(.+?)\*\*", r"\1", bullet)) for bullet in bullets]
     return bullets[:3] if len(bullets) >= 3 else None
 
 
@@ -308,10 +349,10 @@ def ground(proposed: list[str], facts: dict) -> tuple[tuple[Bullet, ...], int]:
     rules = iter(action for action in rule_based_actions(facts) if action not in proposed)
     bullets, replaced = [], 0
     for text in proposed:
-        if is_grounded(text, facts):
+        if len(text) <= MAX_BULLET_CHARS and is_grounded(text, facts):
             bullets.append(Bullet(text, "lm"))
         else:
-            bullets.append(Bullet(next(rules), "rules"))
+            bullets.append(Bullet(shorten(next(rules)), "rules"))
             replaced += 1
     return tuple(bullets), replaced
 
@@ -319,7 +360,7 @@ def ground(proposed: list[str], facts: dict) -> tuple[tuple[Bullet, ...], int]:
 def fallback(facts: dict, status: str, detail: str, started: float, model=None) -> NextSteps:
     actions = rule_based_actions(facts)[:3]
     return NextSteps(
-        bullets=tuple(Bullet(action, "rules") for action in actions),
+        bullets=tuple(Bullet(shorten(action), "rules") for action in actions),
         status=status,
         detail=detail,
         model=model,
@@ -350,8 +391,25 @@ def refused(base_url: str, timeout: float) -> bool:
 def ask(facts: dict, settings: LMSettings) -> NextSteps:
     """One exchange with LM Studio, retries included, within about `settings.timeout` seconds.
     With LM Studio not running, this returns at once: no retry, no import of the openai client
-    (about half a second on the dashboard's first render)."""
+    (about half a second on the dashboard's first render). It never raises: whatever goes wrong
+    gives the rule-based actions, labelled with what happened."""
     started = time.monotonic()
+    try:
+        return _ask(facts, settings, started)
+    except json.JSONDecodeError:
+        return fallback(facts, "unparseable", "reply was not valid JSON", started, settings.model)
+    except Exception as error:  # noqa: BLE001 - a reply from outside must never break the page
+        return fallback(facts, "error", type(error).__name__, started, settings.model)
+
+
+def _model_name(value) -> str | None:
+    """The listed model's id on one line, of a sensible length; None when it is not text."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return shorten(" ".join(value.split()), MAX_MODEL_CHARS)
+
+
+def _ask(facts: dict, settings: LMSettings, started: float) -> NextSteps:
     deadline = started + settings.timeout
     if refused(settings.base_url, _per_attempt(deadline)):
         return fallback(facts, "offline", "not reachable", started)
@@ -365,7 +423,9 @@ def ask(facts: dict, settings: LMSettings) -> NextSteps:
             models = listed.models.list().data
             if not models:
                 return fallback(facts, "error", "LM Studio lists no model", started)
-            model = models[0].id
+            model = _model_name(getattr(models[0], "id", None))
+            if model is None:
+                return fallback(facts, "error", "LM Studio lists no usable model id", started)
         chat = client.with_options(timeout=_per_attempt(deadline), max_retries=1)
         reply = chat.chat.completions.create(
             model=model, messages=messages(facts), temperature=0.2, max_tokens=400
@@ -381,9 +441,13 @@ def ask(facts: dict, settings: LMSettings) -> NextSteps:
     except openai.OpenAIError as error:
         return fallback(facts, "error", type(error).__name__, started, model)
     try:
-        proposed = parse_bullets(reply.choices[0].message.content)
-    except (AttributeError, IndexError, TypeError):
-        proposed = None
+        content = reply.choices[0].message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        content = None
+    if isinstance(content, str) and len(content) > MAX_REPLY_CHARS:
+        detail = f"reply of {len(content):,} characters is too long to be three bullets"
+        return fallback(facts, "unparseable", detail, started, model)
+    proposed = parse_bullets(content)
     if proposed is None:
         return fallback(facts, "unparseable", "reply did not hold three bullets", started, model)
     bullets, replaced = ground(proposed, facts)
@@ -411,8 +475,8 @@ def status_line(result: NextSteps, settings: LMSettings) -> StatusLine:
         caption = f"AI summary generated locally · {result.model} · {settings.base_url}"
         if result.replaced:
             caption += (
-                f" · {result.replaced} of 3 bullets were not grounded in the figures and were "
-                "replaced by rule-based actions"
+                f" · {result.replaced} of 3 bullets were not grounded in the figures (or not one "
+                "sentence) and were replaced by rule-based actions"
             )
         return StatusLine("LM Studio: online", caption, "success")
     labels = {

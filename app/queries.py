@@ -269,7 +269,8 @@ def quarantine_counts(source: Source) -> pd.DataFrame:
 def row_accounting(source: Source) -> pd.DataFrame:
     return query(
         source,
-        "SELECT source_file, bronze_rows, silver_rows, duplicates_dropped, quarantined_rows, "
+        "SELECT source_file, file_records, bronze_rows, silver_rows, duplicates_dropped, "
+        "quarantined_rows, "
         "balanced FROM gold.row_accounting ORDER BY source_file",
     )
 
@@ -277,6 +278,7 @@ def row_accounting(source: Source) -> pd.DataFrame:
 MODEL_COLUMNS = (
     "model_name",
     "model_version",
+    "status",
     "predicts",
     "label",
     "horizon_days",

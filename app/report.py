@@ -68,7 +68,7 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _tiles(tiles: list[dict]) -> str:
     cells = "".join(
-        f'<div class="tile"><div class="label">{tile["label"]}</div>'
+        f'<div class="tile"><div class="label">{html.escape(tile["label"])}</div>'
         f'<div class="value">{html.escape(tile["value"])}</div>'
         f'<div class="delta">{html.escape(tile["delta"] or "no earlier period")}'
         f"{' vs previous period' if tile['delta'] else ''}</div></div>"

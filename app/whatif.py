@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from app.text import csv_text
+
 
 @dataclass(frozen=True)
 class Reallocation:
@@ -96,5 +98,6 @@ def reallocate(
 
 
 def plan_csv(reallocation: Reallocation) -> str:
-    """The plan as a CSV a media buyer can load into a spreadsheet, money rounded to pence."""
-    return reallocation.plan.round(2).to_csv(index=False)
+    """The plan as a CSV a media buyer can load into a spreadsheet, money rounded to pence; a
+    name a spreadsheet would run as a formula is written as text (`app.text.csv_text`)."""
+    return csv_text(reallocation.plan.round(2))

@@ -2,7 +2,9 @@
 
 It answers GET /v1/models and POST /v1/chat/completions, and its `mode` scripts the reply:
 grounded bullets quoting the facts it was sent, invented numbers, an injection attempt, an HTTP
-500, malformed output, or a stall past the client's timeout. Every request is recorded.
+500, malformed output, a body that is not JSON or not a chat completion, 100 KB of text, bullets
+far longer than a sentence, grounded bullets carrying Markdown images and links (to
+`link_base`), or a stall past the client's timeout. Every request is recorded.
 """
 
 import json
@@ -11,7 +13,21 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL_ID = "local-test-model"
-MODES = ("grounded", "invented", "injection", "error", "malformed", "not_json", "stall")
+MODES = (
+    "grounded",
+    "invented",
+    "injection",
+    "error",
+    "malformed",
+    "not_json",
+    "bad_json",
+    "wrong_shape",
+    "huge",
+    "long_bullets",
+    "markdown",
+    "stall",
+)
+HUGE_REPLY_CHARS = 100_000
 
 
 def grounded_bullets(facts: dict) -> list[str]:
@@ -27,8 +43,26 @@ def grounded_bullets(facts: dict) -> list[str]:
     ]
 
 
-def reply_for(mode: str, facts: dict) -> str:
+def markdown_bullets(facts: dict, link_base: str) -> list[str]:
+    """The grounded bullets, each carrying an image, a link or raw HTML that points at
+    `link_base`: every figure in them is still a fact, so only stripping stops them."""
     grounded = grounded_bullets(facts)
+    return [
+        f"{grounded[0]} ![chart]({link_base}/lm-image.png)",
+        f"{grounded[1]} See [the details]({link_base}/lm-link) <img src={link_base}/lm-tag.png>",
+        f"{grounded[2]} <a href={link_base}/lm-anchor>open</a> {link_base}/lm-bare",
+    ]
+
+
+def reply_for(mode: str, facts: dict, link_base: str = "http://127.0.0.1:9") -> str:
+    grounded = grounded_bullets(facts)
+    if mode == "markdown":
+        return "\n".join(f"- {bullet}" for bullet in markdown_bullets(facts, link_base))
+    if mode == "huge":
+        line = f"- {grounded[0]}\n"
+        return (line * (HUGE_REPLY_CHARS // len(line) + 1))[:HUGE_REPLY_CHARS]
+    if mode == "long_bullets":
+        return "\n".join(f"- {(bullet + ' ') * 8}".rstrip() for bullet in grounded)
     if mode == "grounded":
         return "Here are your next steps:\n" + "\n".join(f"- {bullet}" for bullet in grounded)
     if mode == "invented":
@@ -55,8 +89,16 @@ def reply_for(mode: str, facts: dict) -> str:
 class FakeLMStudio:
     """Start with `with FakeLMStudio() as server:`; `server.base_url` is its /v1 endpoint."""
 
-    def __init__(self, mode: str = "grounded", stall_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        mode: str = "grounded",
+        stall_seconds: float = 10.0,
+        model_id: str = MODEL_ID,
+        link_base: str = "http://127.0.0.1:9",
+    ) -> None:
         self.mode = mode
+        self.model_id = model_id
+        self.link_base = link_base
         self.stall_seconds = stall_seconds
         self.requests: list[tuple[str, str, dict | None]] = []
         self.release = threading.Event()
@@ -98,11 +140,18 @@ class FakeLMStudio:
 
             def do_GET(self) -> None:
                 server.requests.append(("GET", self.path, None))
-                if self.path.rstrip("/") == "/v1/models":
+                if self.path.rstrip("/") == "/v1/models" and server.mode == "wrong_shape":
+                    # JSON, but a model is a bare string, not an object with an id
+                    self._send(200, b'{"object": "list", "data": ["model-without-fields"]}')
+                elif self.path.rstrip("/") == "/v1/models":
                     listing = {
                         "object": "list",
                         "data": [
-                            {"id": MODEL_ID, "object": "model", "owned_by": "organization_owner"}
+                            {
+                                "id": server.model_id,
+                                "object": "model",
+                                "owned_by": "organization_owner",
+                            }
                         ],
                     }
                     self._send(200, json.dumps(listing).encode())
@@ -126,6 +175,13 @@ class FakeLMStudio:
                 if mode == "not_json":
                     self._send(200, b"<html>not an API</html>", "text/html")
                     return
+                if mode == "bad_json":
+                    self._send(200, b'{"choices": [{"message": {"content": "- cut off')
+                    return
+                if mode == "wrong_shape":
+                    shape = {"choices": [{"message": {"content": {"bullets": ["a", "b", "c"]}}}]}
+                    self._send(200, json.dumps(shape).encode())
+                    return
                 facts = facts_from(body)
                 completion = {
                     "id": "chatcmpl-test",
@@ -136,7 +192,10 @@ class FakeLMStudio:
                         {
                             "index": 0,
                             "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": reply_for(mode, facts)},
+                            "message": {
+                                "role": "assistant",
+                                "content": reply_for(mode, facts, server.link_base),
+                            },
                         }
                     ],
                 }

@@ -2,13 +2,22 @@
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 import streamlit as st
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
+from websockets.sync.client import connect
 
 from marketing_ml.report import report, report_path
 from marketing_ml.sample_data import write_sample_data
@@ -265,3 +274,93 @@ def test_report_asset_writes_a_self_contained_html_next_to_the_serving_file(serv
         assert label in html
     assert "<script src=" not in html, "the report must not load scripts from the network"
     assert "Plotly.newPlot" in html and len(html) > 1_000_000, "plotly.js is not embedded"
+
+
+# --- deployment defaults: .streamlit/config.toml --------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_streamlit_config_is_offline_on_loopback_with_a_viewer_toolbar():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["toolbarMode"] == "viewer"
+    assert config["client"]["disableDataExport"] is True, "dataframe CSVs skip app.text.csv_text"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` (Linux /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        path = Path("/proc/net") / table
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+def new_session_config(port: int):
+    """The settings the server sends a browser when a page opens (Streamlit's NewSession)."""
+    back = BackMsg()
+    back.rerun_script.SetInParent()
+    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"]) as stream:
+        stream.send(back.SerializeToString())
+        for _ in range(50):
+            message = ForwardMsg()
+            message.ParseFromString(stream.recv(timeout=30))
+            if message.WhichOneof("type") == "new_session":
+                return message.new_session.config
+    raise AssertionError("no NewSession message")
+
+
+def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(tmp_path):
+    """`streamlit run app/dashboard.py` from the repository root, no address flag: the committed
+    config puts it on 127.0.0.1 only and tells the page not to gather usage statistics."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MARKETING_ML_SERVING_DB": str(tmp_path / "none" / "serving.duckdb")}
+    for name in list(env):
+        if name.startswith("STREAMLIT_"):
+            del env[name]
+    log = tmp_path / "streamlit.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/dashboard.py"]
+        + ["--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not listening_addresses(port):
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert listening_addresses(port) == {"127.0.0.1"}
+        with pytest.raises(ConnectionRefusedError):  # any other loopback address: refused
+            socket.create_connection(("127.0.0.2", port), timeout=2).close()
+        config = new_session_config(port)
+        assert config.gather_usage_stats is False
+        assert config.toolbar_mode == config.ToolbarMode.VIEWER
+        assert config.disable_data_export is True
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

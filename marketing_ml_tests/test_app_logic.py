@@ -175,3 +175,28 @@ def test_roas_bars_are_red_below_the_band_amber_under_the_target_green_from_it()
         "Set 3": charts.ON_PACE,
         "Set 4": charts.ON_PACE,
     }
+
+
+def test_images_links_tags_and_urls_are_stripped_from_bullets_before_grounding():
+    reply = "\n".join(
+        [
+            "- Spend was £37.8k ![x](http://evil.invalid/p.png) for £337.6k revenue.",
+            "- ROAS of 8.92× [see why](http://evil.invalid/why) <img src=http://evil.invalid/t>",
+            "- CPA £157.70 <a href='http://evil.invalid'>here</a> http://evil.invalid/bare www.evil.invalid",
+        ]
+    )
+    bullets = next_steps.parse_bullets(reply)
+    assert bullets == [
+        "Spend was £37.8k for £337.6k revenue.",
+        "ROAS of 8.92× see why",
+        "CPA £157.70 here",
+    ]
+    assert all(next_steps.is_grounded(bullet, FACTS) for bullet in bullets)
+
+
+def test_a_long_bullet_is_cut_at_a_word_boundary_with_an_ellipsis():
+    text = "Shift budget from " + "Very_Long_Name " * 40 + "to the best ad set."
+    cut = next_steps.shorten(text)
+    assert len(cut) <= next_steps.MAX_BULLET_CHARS and cut.endswith("…")
+    assert text.startswith(cut[:-1]) and text[len(cut) - 1] == " "
+    assert next_steps.shorten("Short enough.") == "Short enough."

@@ -131,6 +131,11 @@ def dashboard_url(tmp_path_factory, tmp_path):
 @pytest.fixture
 def devtools(tmp_path):
     """A fresh headless Chromium; yields a function that sends DevTools commands to its page."""
+    yield from chromium_page(tmp_path)
+
+
+def chromium_page(tmp_path):
+    """The `devtools` fixture's body, for other test modules' fixtures."""
     profile = tmp_path / "chromium-profile"
     browser = started(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],

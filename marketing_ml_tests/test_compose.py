@@ -124,6 +124,35 @@ def test_all_three_share_the_data_and_dagster_home_volumes(compose, services):
         assert len({mounts[name][target] for name in SERVICES}) == 1, target
 
 
+def mount_modes(service: dict) -> dict[str, str]:
+    """Mount target -> "ro" or "rw"."""
+    modes = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            modes[volume["target"]] = "ro" if volume.get("read_only") else "rw"
+        else:
+            parts = volume.split(":")
+            options = parts[2].split(",") if len(parts) > 2 else []
+            modes[parts[1]] = "ro" if "ro" in options else "rw"
+    return modes
+
+
+def test_dashboard_mounts_the_data_volume_read_only(services):
+    """The dashboard only reads the serving file; the pipeline's services write the volume."""
+    assert mount_modes(services["dashboard"])[DATA_DIR] == "ro"
+    for name in ("webserver", "daemon"):
+        assert mount_modes(services[name])[DATA_DIR] == "rw", name
+    # a fresh volume is populated (with the app user's ownership) by a read-write mount first
+    assert "webserver" in services["dashboard"].get("depends_on", {})
+
+
+def test_image_carries_the_streamlit_settings():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY \.streamlit \./\.streamlit$", dockerfile, re.M)
+    assert "!.streamlit/" in (ROOT / ".dockerignore").read_text().split()
+    assert (ROOT / ".streamlit" / "config.toml").is_file()
+
+
 def test_paths_point_into_the_volumes(services):
     """What resources.py / app/queries.py read, set the same way in every service."""
     for name in SERVICES:

@@ -9,8 +9,10 @@ from streamlit.testing.v1 import AppTest
 from app import next_steps, queries
 from app.overview import load_overview
 from app.report import default_filters
+from app.text import unescape_markdown
 from marketing_ml_tests.lm_server import MODEL_ID, FakeLMStudio, facts_from
-from marketing_ml_tests.test_app import DASHBOARD, served_lakehouse
+from marketing_ml_tests.test_app import DASHBOARD, FOOTER, served_lakehouse
+from marketing_ml_tests.test_hostile_text import RAW_TAG, rendered, rendered_text
 
 TIMEOUT = 1.5
 
@@ -149,8 +151,9 @@ def dashboard(monkeypatch, served):
 
 
 def sidebar_text(app: AppTest) -> str:
+    """What the sidebar reads (the app escapes the text it did not write as Markdown)."""
     return "\n".join(
-        str(element.value)
+        unescape_markdown(str(element.value))
         for kind in ("markdown", "caption", "success", "warning")
         for element in app.sidebar.get(kind)
     )
@@ -181,6 +184,66 @@ def test_sidebar_shows_the_status_and_three_bullets_for_each_reply(
     assert len(bullets) == 3
     assert sum(bullet.endswith("*(rule-based)*") for bullet in bullets) == rule_based
     assert server.base_url in text
+    assert FOOTER in [caption.value for caption in app.caption]
+
+
+@pytest.mark.parametrize(
+    ("mode", "label", "note"),
+    [
+        ("bad_json", "LM Studio: unreadable reply", "reply was not valid JSON"),
+        ("wrong_shape", "LM Studio: error", "no usable model id"),
+        ("huge", "LM Studio: unreadable reply", "100,000 characters is too long"),
+        ("long_bullets", "LM Studio: online", "3 of 3 bullets were not grounded"),
+    ],
+)
+def test_any_unusable_reply_gives_labelled_rule_based_steps_and_the_page_renders(
+    dashboard, mode, label, note
+):
+    """Not JSON, JSON of the wrong shape, 100 KB of text, bullets far longer than a sentence:
+    the page still renders with Next steps (all rule-based, labelled so) and the footer."""
+    app, server = dashboard(mode)
+    assert not app.exception
+    assert "Next steps" in [header.value for header in app.sidebar.subheader]
+    text = sidebar_text(app)
+    assert label in text and note in text
+    bullets = next_step_bullets(app)
+    assert len(bullets) == 3 and all(bullet.endswith("*(rule-based)*") for bullet in bullets)
+    assert all(len(bullet) <= next_steps.MAX_BULLET_CHARS + 20 for bullet in bullets)
+    assert FOOTER in [caption.value for caption in app.caption]
+    assert server.chat_requests() or mode == "wrong_shape"
+
+
+def test_links_images_and_tags_are_stripped_from_lm_bullets_before_grounding(facts):
+    """Grounded bullets that carry a Markdown image, a link, raw HTML and a bare URL: kept as
+    the model's, without any of those (the link's text stays)."""
+    with FakeLMStudio("markdown", link_base="http://lm-links.invalid") as server:
+        result = next_steps.ask(facts, settings_for(server))
+    assert sources(result) == ["lm", "lm", "lm"]
+    for bullet in result.bullets:
+        assert "lm-links" not in bullet.text and "](" not in bullet.text, bullet.text
+        assert "<" not in bullet.text and ">" not in bullet.text, bullet.text
+    assert "See the details" in result.bullets[1].text
+    assert next_steps.is_grounded(result.bullets[1].text, facts)
+
+
+def test_a_hostile_model_id_is_shown_as_text(monkeypatch, served):
+    """The model listing is the server's text too: its id reaches the sidebar caption."""
+    hostile = "qwen ![m](http://lm-links.invalid/m.png) <img src=http://lm-links.invalid/t.png>"
+    with FakeLMStudio("grounded", model_id=hostile) as server:
+        monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(served.serving))
+        monkeypatch.setenv("LM_ENDPOINT", server.base_url)
+        monkeypatch.setenv("LM_TIMEOUT", str(TIMEOUT))
+        monkeypatch.delenv("LM_MODEL", raising=False)
+        st.cache_data.clear()
+        app = AppTest.from_file(DASHBOARD, default_timeout=30)
+        app.run()
+        st.cache_data.clear()
+    assert not app.exception
+    captions = [caption.value for caption in app.sidebar.caption]
+    shown = [caption for caption in captions if "AI summary generated locally" in caption]
+    assert len(shown) == 1
+    assert not RAW_TAG.search(rendered(shown[0])), rendered(shown[0])
+    assert hostile in rendered_text(shown[0])
 
 
 def test_one_lm_call_per_distinct_filter_state(dashboard):

@@ -19,6 +19,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app.text import unescape_markdown
 from marketing_ml.automation import build_raw_files_sensor
 from marketing_ml.ml.features import LABEL_HORIZON_DAYS
 from marketing_ml.ml.store import CalibratedModel, store_model
@@ -199,7 +200,8 @@ def test_ten_days_forecasts_tab_says_the_model_is_not_trained(short, monkeypatch
     forecasts = app.tabs[1]
     assert forecasts.label == "Forecasts"
     status = not_trained_status(SHORT_DAYS, 7)
-    assert [info.value for info in forecasts.info if status in info.value] == [
+    shown = [unescape_markdown(info.value) for info in forecasts.info]
+    assert [text for text in shown if status in text] == [
         f"ROAS on target model {status}. Its forecasts appear after the weekly retrain once "
         "there is that much history."
     ]

@@ -1,0 +1,220 @@
+"""Ad-set names and other data text built to be hostile: Markdown images and links, raw HTML,
+Streamlit directives, spreadsheet formulas. The dashboard (AppTest), the HTML report and the
+what-if CSV must show them as text. The browser half is in test_hostile_text_browser.py."""
+
+import csv
+import html
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+import streamlit as st
+from markdown_it import MarkdownIt
+from streamlit.testing.v1 import AppTest
+
+from app import queries, whatif
+from app.overview import load_overview
+from app.report import build_report, default_filters
+from app.text import WORD_JOINER, csv_cell, markdown_text, unescape_markdown
+from marketing_ml_tests.conftest import Lakehouse
+from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, FOOTER, served_lakehouse
+
+FORMULA_PREFIXES = ('=HYPERLINK("{base}/csv","x")', "+1", "-1+1", "@SUM(1+1)")
+OTHER_PREFIXES = (
+    "Plain",
+    "Bold **b** __u__ `c`",
+    ":red[x] $x$ ~~s~~ # h |",
+    "www.example.invalid",
+    "{base}/bare",
+    "Set",
+)
+PAYLOAD = (
+    "![p]({base}/img{i}.png) <img src={base}/tag{i}.png> [click]({base}/link{i}) "
+    '<a href="{base}/a{i}">a</a> <b>bold</b>'
+)
+
+
+def hostile_names(base: str, count: int) -> list[str]:
+    """One name per ad set: a formula or Markdown prefix, then an image, a raw <img>, a link, a
+    raw <a href> and <b> pointing at `base` (every name carries them all, so whichever name a
+    sentence quotes, it quotes them)."""
+    prefixes = [*FORMULA_PREFIXES, *OTHER_PREFIXES]
+    return [
+        f"{prefixes[i % len(prefixes)]} {PAYLOAD} #{i}".format(base=base, i=i) for i in range(count)
+    ]
+
+
+def hostile_serving_file(served: Lakehouse, target: Path, base: str) -> dict[str, str]:
+    """A copy of the served file whose ad sets carry hostile names and whose model cards and
+    scores carry hostile text; returns ad_set_id -> name."""
+    shutil.copy(served.serving, target)
+    with duckdb.connect(str(target)) as connection:
+        ids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT DISTINCT ad_set_id FROM gold.daily_adset_metrics ORDER BY ad_set_id"
+            ).fetchall()
+        ]
+        names = dict(zip(ids, hostile_names(base, len(ids)), strict=True))
+        for ad_set_id, name in names.items():
+            connection.execute(
+                "UPDATE gold.daily_adset_metrics SET ad_set_name = ? WHERE ad_set_id = ?",
+                [name, ad_set_id],
+            )
+        text = f"v1 ![m]({base}/model.png) <img src={base}/model-tag.png>"
+        for table in ("models.pacing_risk_model", "models.conversion_model"):
+            connection.execute(f"UPDATE {table} SET predicts = ?, model_version = ?", [text, text])
+        for table in ("gold.scored_adsets", "gold.scored_conversions"):
+            connection.execute(f"UPDATE {table} SET model_version = ?", [text])
+    return names
+
+
+BASE = "http://127.0.0.1:9"
+"""The URL the hostile names point at (nothing listens: AppTest fetches nothing anyway)."""
+MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+RAW_TAG = re.compile(r"<(img|a|b|s|del|table|h\d)\b", re.IGNORECASE)
+"""Tags only data could make: the app itself writes bold, italics and code, never these."""
+MARKDOWN_KINDS = (
+    "title",
+    "header",
+    "subheader",
+    "markdown",
+    "caption",
+    "info",
+    "warning",
+    "success",
+    "error",
+)
+
+
+@pytest.fixture
+def hostile_app(monkeypatch, tmp_path_factory, tmp_path):
+    served = served_lakehouse(tmp_path_factory)
+    serving = tmp_path / "serving.duckdb"
+    names = hostile_serving_file(served, serving, BASE)
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(serving))
+    monkeypatch.setenv("LM_ENDPOINT", CLOSED_PORT_ENDPOINT)
+    monkeypatch.delenv("LM_MODEL", raising=False)
+    st.cache_data.clear()
+    yield serving, names
+    st.cache_data.clear()
+
+
+def rendered(markdown: str) -> str:
+    """The HTML a CommonMark renderer (raw HTML allowed, as a browser would meet it) makes."""
+    return MARKDOWN.render(markdown)
+
+
+def rendered_text(markdown: str) -> str:
+    """The text a reader sees (app.text's invisible word joiners left out)."""
+    text = html.unescape(re.sub(r"<[^>]+>", "", rendered(markdown)))
+    return text.replace(WORD_JOINER, "")
+
+
+def markdown_elements(app: AppTest) -> list[str]:
+    return [
+        str(element.value)
+        for root in (app.main, app.sidebar)
+        for kind in MARKDOWN_KINDS
+        for element in root.get(kind)
+    ]
+
+
+def assert_shown_as_text(app: AppTest) -> str:
+    """No element renders an image, a link or a tag from the data (the app's own bold, italics
+    and code are fine); the payload reads literally. Returns the visible text."""
+    assert not app.exception, [exception.message for exception in app.exception]
+    elements = markdown_elements(app)
+    for markdown in elements:
+        output = rendered(markdown)
+        assert not RAW_TAG.search(output), f"{markdown!r} renders as {output!r}"
+        tags = re.findall(r"<[^>]*>", output)
+        assert not [tag for tag in tags if BASE in tag], f"{markdown!r} renders as {output!r}"
+    visible = "\n".join(rendered_text(markdown) for markdown in elements)
+    assert f"![p]({BASE}/img" in visible and f"<img src={BASE}/tag" in visible
+    assert f"[click]({BASE}/link" in visible and f'<a href="{BASE}/a' in visible
+    assert "<b>bold</b>" in visible
+    return visible
+
+
+def test_hostile_names_and_model_text_render_as_text_in_every_tab(hostile_app):
+    app = AppTest.from_file(DASHBOARD, default_timeout=30)
+    app.run()
+    visible = assert_shown_as_text(app)
+    assert FOOTER in visible
+    assert f"![m]({BASE}/model.png)" in visible, "the model card's text is shown as text"
+
+
+def test_hostile_names_render_as_text_in_presenter_mode(hostile_app):
+    app = AppTest.from_file(DASHBOARD, default_timeout=30)
+    app.run()
+    app.toggle(key="presenter").set_value(True).run()
+    visible = assert_shown_as_text(app)
+    assert "Next steps" in visible and FOOTER in visible
+
+
+def test_roas_chart_labels_are_escaped_for_plotly(hostile_app):
+    """Plotly renders <a href>, <b> and <br> in category, tick and hover text: each name goes in
+    with its tags as entities, which plotly shows as the characters."""
+    serving, names = hostile_app
+    app = AppTest.from_file(DASHBOARD, default_timeout=30)
+    app.run()
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    roas = next(f for f in figures if f["layout"]["title"]["text"] == "ROAS by ad set")
+    labels = roas["data"][0]["y"]
+    assert sorted(labels) == sorted(html.escape(name, quote=False) for name in names.values())
+    assert not [label for label in labels if "<" in label]
+
+
+def test_report_shows_hostile_names_escaped(hostile_app):
+    serving, names = hostile_app
+    report = build_report(serving)
+    assert f"<img src={BASE}" not in report and f'<a href="{BASE}' not in report
+    assert "<b>bold</b>" not in report
+    assert "&lt;img src=" in report and "&lt;a href=" in report
+    # the charts' JSON (plotly writes < as \u003c there): labels carry entities, not tags
+    assert "\\u003ca href" not in report and "\\u003cb\\u003e" not in report
+    assert "\\u003cimg" not in report
+
+
+def test_whatif_csv_neutralises_formulas_and_keeps_numbers(hostile_app):
+    serving, names = hostile_app
+    overview = load_overview(queries.fetcher(serving), default_filters(serving))
+    plan = whatif.reallocate(overview.by_ad_set, 0.3, (0.5, 0.8))
+    exported = whatif.plan_csv(plan)
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    by_id = {row["ad_set_id"]: row for row in rows}
+    for ad_set_id, name in names.items():
+        if ad_set_id not in by_id:
+            continue
+        cell = by_id[ad_set_id]["ad_set_name"]
+        if name.startswith(("=", "+", "-", "@")):
+            assert cell == "'" + name, cell
+        else:
+            assert cell == name, cell
+    neutralised = [row for row in rows if row["ad_set_name"].startswith("'")]
+    assert len(neutralised) == 4, [row["ad_set_name"] for row in rows]
+    changes = [float(row["spend_change"]) for row in rows]
+    assert min(changes) < 0, "donors' negative changes are written as numbers"
+    frame = plan.plan.round(2)
+    assert [row["spend_change"] for row in rows] == [
+        str(value) for value in frame["spend_change"]
+    ], "numeric columns, negative values included, are unchanged"
+
+
+def test_csv_cell_rule_covers_tab_and_carriage_return_and_nothing_else():
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
+        assert csv_cell(text) == "'" + text
+    for value in ("Plain name", "1-1", "a=b", -1.5, 0, None, ""):
+        assert csv_cell(value) == value
+
+
+def test_markdown_text_reads_back_as_the_string():
+    for name in hostile_names(BASE, 10):
+        assert rendered_text(markdown_text(name)).strip() == name
+        assert unescape_markdown(markdown_text(name)) == name
+        assert not RAW_TAG.search(rendered(markdown_text(name)).replace("<p>", ""))
