@@ -28,7 +28,7 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
         path = raw_dir / raw_file.file_name
         try:
             profile = profile_raw_file(path, raw_file)
-            rows = load_bronze_table(connection, "main", "bronze_rows", profile)
+            rows, profile = load_bronze_table(connection, "main", "bronze_rows", profile)
         except (RawFileError, ValueError) as error:
             file_problems += 1
             report.append(f"ERROR {error}")

@@ -420,3 +420,53 @@ def test_a_record_lost_before_bronze_fails_the_file_count_and_blocks_publish(lak
         event.asset_key for event in result.get_asset_materialization_events()
     }
     assert lakehouse.serving_query("SELECT count(*) FROM silver.quarantine") == served
+
+
+def test_blank_lines_in_a_file_without_quotes_are_counted_and_skipped(tmp_path):
+    """Lines are presumed to be records until DuckDB's count says otherwise: then the file is
+    parsed, so every line number and the record count are still right."""
+    lines = [
+        ",".join(CONVERSION_EVENTS.columns),
+        "CV_1,01/08/2024,AS_001,hotel_inquiry,0,7_day_click,a",
+        "",
+        "",
+        "CV_2,01/08/2024,AS_001,hotel_inquiry,0,7_day_click,a,extra",
+        "CV_3,01/08/2024,AS_001,hotel_inquiry,0,7_day_click,a",
+        "",
+    ]
+    path = tmp_path / "conversion_events.csv"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    connection = duckdb.connect()
+    rows, profile = load_bronze_table(
+        connection, "main", "bronze_rows", profile_raw_file(path, CONVERSION_EVENTS)
+    )
+    assert (rows, profile.data_rows, profile.blank_lines) == (3, 3, 3)
+    assert {line: rule for line, (rule, _) in verdicts(connection, CONVERSION_EVENTS).items()} == {
+        2: None, 5: "wrong_field_count", 6: None,
+    }
+
+
+def test_a_day_appended_after_blank_lines_is_numbered_as_a_full_load_numbers_it(tmp_path):
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    path = raw_dir / "conversion_events.csv"
+    lakehouse = Lakehouse(raw_dir, tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb")
+    assert lakehouse.materialize().success
+    path.write_bytes(
+        path.read_bytes() + b"\r\nCV_NEW1,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a\r\n"
+        b"CV_NEW2,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a,extra\r\n"
+    )
+    assert lakehouse.materialize().success
+    appended = lakehouse.query(
+        "SELECT _source_line, conversion_id, _malformed FROM bronze.conversion_events "
+        "WHERE _source_line > 127 ORDER BY _source_line"
+    )
+    fresh = duckdb.connect()
+    load_bronze_table(fresh, "main", "bronze_rows", profile_raw_file(path, CONVERSION_EVENTS))
+    assert appended == fresh.execute(
+        "SELECT _source_line, conversion_id, _malformed FROM bronze_rows "
+        "WHERE _source_line > 127 ORDER BY _source_line"
+    ).fetchall() == [(129, "CV_NEW1", None), (130, None, "wrong_field_count")]
+    assert lakehouse.query(
+        "SELECT file_records, bronze_rows, balanced FROM gold.row_accounting "
+        "WHERE source_file = 'conversion_events.csv'"
+    ) == [(128, 128, True)]
