@@ -81,6 +81,12 @@ class RawFileProfile:
     """Physical lines, the header's included."""
     blank_lines: int = 0
     layout: RecordLayout = RecordLayout(((0, 2, 2),))
+    odd_records: tuple[tuple[int, int], ...] = ()
+    """(record, fields) of the records to load next whose field count differs from the header's
+    (known when the layout was parsed; DuckDB's strict reader lets a trailing empty field pass)."""
+    data_commas: int = 0
+    """Commas in the data lines to load next, when the layout is presumed: with no quote in the
+    file they are the field separators, so they prove every record's field count."""
     presumed: bool = False
     """The layout to load next (the whole file's, or the appended part's) is presumed from lines
     (no quote in the file), not parsed: `stage_records` parses it only if DuckDB's count differs
@@ -108,6 +114,7 @@ class _Scan:
         self.last_byte = b"\n" if offset else b""
         self.quotes = False
         self.carriage_returns = 0
+        self.commas = 0
 
     def feed(self, chunk: bytes) -> None:
         self.digest.update(chunk)
@@ -123,6 +130,7 @@ class _Scan:
         if not self.first_line and self.offset == 0:
             self.first_line = chunk.split(b"\n", 1)[0]
         self.quotes = self.quotes or b'"' in chunk
+        self.commas += chunk.count(b",")
         if b"\r" in chunk:
             self.carriage_returns += chunk.count(b"\r")
         self.newlines += chunk.count(b"\n")
@@ -182,12 +190,20 @@ def _first_line_with(path: Path, predicate) -> int:
     return 0
 
 
-def _parse_layout(
-    path: Path, offset: int, header: bool
-) -> tuple[tuple[str, ...] | None, int, int, RecordLayout]:
-    """Records, blank lines and layout of the file from byte `offset`, with Python's strict CSV
-    parser: the slow path, for files whose records may span lines or skip blank ones. Returns
-    the header's fields (when `header`), the record count, blank lines and the layout."""
+@dataclass(frozen=True)
+class _Parsed:
+    header: tuple[str, ...] | None
+    records: int
+    blank_lines: int
+    layout: RecordLayout
+    odd_records: tuple[tuple[int, int], ...]
+    """(record, fields) of every record whose field count differs from the header's."""
+
+
+def _parse_layout(path: Path, offset: int, header: bool, fields_expected: int = 0) -> _Parsed:
+    """Records, blank lines, layout and field counts of the file from byte `offset`, with
+    Python's strict CSV parser: the slow path, for files whose records may span lines or skip
+    blank ones (with `header`, the header's field count is the one expected)."""
     csv.field_size_limit(2**31 - 1)
     with path.open("rb") as binary:
         binary.seek(offset)
@@ -197,6 +213,7 @@ def _parse_layout(
         records = blank_lines = 0
         reader_line = 1
         runs: list[tuple[int, int, int]] = []
+        odd_records: list[tuple[int, int]] = []
         while True:
             lines_before = reader.line_num
             try:
@@ -219,14 +236,18 @@ def _parse_layout(
                 continue
             if header and header_fields is None:
                 header_fields = tuple(fields or ())
+                fields_expected = len(header_fields)
                 reader_line += 1
                 continue
+            if fields is not None and len(fields) != fields_expected:
+                odd_records.append((records, len(fields)))
             offsets = (lines_before + 1 - records, reader_line - records)
             if not runs or runs[-1][1:] != offsets:
                 runs.append((records, *offsets))
             records += 1
             reader_line += 1
-    return header_fields, records, blank_lines, RecordLayout(tuple(runs) or ((0, 1, 1),))
+    layout = RecordLayout(tuple(runs) or ((0, 1, 1),))
+    return _Parsed(header_fields, records, blank_lines, layout, tuple(odd_records))
 
 
 def _line_base(path: Path, offset: int) -> int:
@@ -345,12 +366,15 @@ def profile_raw_file(
                 scan = _scan(path, stream, _Scan(path, digest, previous.size_bytes, previous.lines))
                 presumed = scan.one_line_per_record
                 if presumed:
-                    records, blank_lines = scan.lines, 0
+                    records, blank_lines, odd_records = scan.lines, 0, ()
                     appended = RecordLayout(((0, 1, 1),))
                 else:
-                    _, records, blank_lines, appended = _parse_layout(
-                        path, previous.size_bytes, header=False
+                    parsed = _parse_layout(
+                        path, previous.size_bytes, header=False,
+                        fields_expected=len(previous.header),
                     )
+                    records, blank_lines = parsed.records, parsed.blank_lines
+                    appended, odd_records = parsed.layout, parsed.odd_records
                 return replace(
                     previous,
                     path=path,
@@ -362,15 +386,20 @@ def profile_raw_file(
                     extends=previous,
                     appended=appended,
                     presumed=presumed,
+                    odd_records=odd_records,
+                    data_commas=scan.commas,
                 )
     with path.open("rb") as stream:
         scan = _scan(path, stream, _Scan(path, hashlib.sha256()))
+    odd_records = ()
     if scan.one_line_per_record:
         header_text = scan.first_line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
         fields = tuple(next(csv.reader([header_text]), ()))
         data_rows, blank_lines, layout = max(scan.lines - 1, 0), 0, RecordLayout(((0, 2, 2),))
     else:
-        fields, data_rows, blank_lines, layout = _parse_layout(path, 0, header=True)
+        parsed = _parse_layout(path, 0, header=True)
+        fields, data_rows, blank_lines = parsed.header, parsed.records, parsed.blank_lines
+        layout, odd_records = parsed.layout, parsed.odd_records
     header = _checked_header(path, raw_file, fields or ())
     return RawFileProfile(
         path=path,
@@ -384,6 +413,8 @@ def profile_raw_file(
         blank_lines=blank_lines,
         layout=layout,
         presumed=scan.one_line_per_record,
+        odd_records=odd_records,
+        data_commas=scan.commas - (len(fields or ()) - 1),
     )
 
 
@@ -501,8 +532,17 @@ def stage_records(
     for name in (REJECTS_TABLE, REJECTS_SCAN):
         connection.execute(f"DROP TABLE IF EXISTS {name}")
     clean_rows = row_count(connection, staging)
-    if clean_rows + len(rejected) != records and profile.presumed:
-        _, records, blank_lines, layout = _parse_layout(source, 0, header)
+    expected = len(profile.header)
+    odd_records = profile.odd_records
+    if profile.presumed and (
+        clean_rows + len(rejected) != records
+        or profile.data_commas
+        != clean_rows * (expected - 1) + sum(raw.count(",") for *_, raw in rejected)
+        or any(error_type == "LINE SIZE OVER MAXIMUM" for _, error_type, *_ in rejected)
+    ):
+        parsed = _parse_layout(source, 0, header, expected)
+        records, blank_lines = parsed.records, parsed.blank_lines
+        layout, odd_records = parsed.layout, parsed.odd_records
     if clean_rows + len(rejected) != records:
         connection.execute(f"DROP TABLE {staging}")
         raise RawFileError(
@@ -517,8 +557,11 @@ def stage_records(
         )
     else:
         _number_around(connection, staging, layout, rejected_records, line_base)
+    _set_aside_accepted(
+        connection, staging, profile, source, layout, line_base,
+        [record for record, _ in odd_records if record not in set(rejected_records)],
+    )
     if rejected:
-        expected = len(profile.header)
         connection.executemany(
             f"INSERT INTO {staging} (_source_file, {BRONZE_LINE_COLUMN}, _malformed, "
             "_malformed_reason, _raw_record, _row_hash, _key_hash) "
@@ -543,6 +586,29 @@ def stage_records(
             ],
         )
     return Staged(row_count(connection, staging), records, blank_lines, layout)
+
+
+def _set_aside_accepted(
+    connection, staging: str, profile: RawFileProfile, source: Path, layout: RecordLayout,
+    line_base: int, records: list[int],
+) -> None:
+    """Turn clean rows back into malformed ones where the record has more fields than the
+    header although DuckDB's strict reader accepted it: it lets trailing empty fields pass
+    (`a,b,c,` or `...,1,234.50,1.2,`), which shifts the values before them."""
+    if not records:
+        return
+    blanks = ", ".join(f"{quote_identifier(column)} = NULL" for column in profile.header)
+    for record in records:
+        line = line_base + layout.physical_line(record)
+        text = _record_text(source, layout, record)
+        rule, reason = _malformed_verdict("TOO MANY COLUMNS", "", text, len(profile.header))
+        connection.execute(
+            f"UPDATE {staging} SET {blanks}, _malformed = $rule, _malformed_reason = $reason, "
+            "_raw_record = $text, _row_hash = hash($text), _key_hash = hash($file, $line) "
+            f"WHERE {BRONZE_LINE_COLUMN} = $line",
+            {"rule": rule, "reason": reason, "text": text, "file": profile.path.name,
+             "line": line},
+        )
 
 
 def _record_text(source: Path, layout: RecordLayout, record: int) -> str:

@@ -454,6 +454,7 @@ def test_a_day_appended_after_blank_lines_is_numbered_as_a_full_load_numbers_it(
     path.write_bytes(
         path.read_bytes() + b"\r\nCV_NEW1,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a\r\n"
         b"CV_NEW2,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a,extra\r\n"
+        b"CV_NEW3,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a,\r\n"
     )
     assert lakehouse.materialize().success
     appended = lakehouse.query(
@@ -465,8 +466,38 @@ def test_a_day_appended_after_blank_lines_is_numbered_as_a_full_load_numbers_it(
     assert appended == fresh.execute(
         "SELECT _source_line, conversion_id, _malformed FROM bronze_rows "
         "WHERE _source_line > 127 ORDER BY _source_line"
-    ).fetchall() == [(129, "CV_NEW1", None), (130, None, "wrong_field_count")]
+    ).fetchall() == [
+        (129, "CV_NEW1", None), (130, None, "wrong_field_count"), (131, None, "wrong_field_count")
+    ]
     assert lakehouse.query(
         "SELECT file_records, bronze_rows, balanced FROM gold.row_accounting "
         "WHERE source_file = 'conversion_events.csv'"
-    ) == [(128, 128, True)]
+    ) == [(129, 129, True)]
+
+
+@pytest.mark.parametrize("quoted_name", [False, True])
+@pytest.mark.parametrize("extra", [",", ',""', ",,"])
+def test_trailing_empty_fields_duckdb_accepts_are_still_wrong_field_count(
+    tmp_path, extra, quoted_name
+):
+    """DuckDB's strict reader lets trailing empty fields pass; with a thousands separator before
+    them the values shift silently. The file's own field count catches it, quoted or not."""
+    rows = clean_performance_rows(2)
+    rows[1][5] = "1,234.50"
+    rows[1][8] = rows[1][8] + ""
+    rows[1] = rows[1][:8]
+    rows[1][-1] += extra
+    rows[3][-1] += extra
+    if quoted_name:
+        rows[4][2] = csv_field("name, with a comma")
+    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
+                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    connection = load(path, META_CAMPAIGN_PERFORMANCE)
+    classified = verdicts(connection, META_CAMPAIGN_PERFORMANCE)
+    assert {line: rule for line, (rule, _) in classified.items() if rule} == {
+        3: "wrong_field_count", 5: "wrong_field_count",
+    }
+    assert classified[5][1].startswith(f"{9 + extra.count(',')} fields where the header has 9")
+    assert connection.execute(
+        "SELECT _raw_record, spend, ctr FROM bronze_rows WHERE _source_line = 3"
+    ).fetchone() == (",".join(rows[1]), None, None)
