@@ -165,10 +165,14 @@ def test_the_stack_lists_assets_runs_the_graph_and_reacts_to_new_raw_files(local
         "the webserver",
     )
 
-    nodes = graphql(
-        """{ assetNodes { assetKey { path }
-             assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
-    )["assetNodes"]
+    nodes = wait_for(
+        lambda: graphql(
+            """{ assetNodes { assetKey { path }
+                 assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
+        )["assetNodes"],
+        120,
+        "the code location to load (the webserver answers before it has)",
+    )
     definitions = build_definitions()
     expected_assets = {key.to_user_string() for a in definitions.assets for key in a.keys}
     assert {"/".join(node["assetKey"]["path"]) for node in nodes} == expected_assets
