@@ -2,10 +2,19 @@
 
 The four CSVs follow the raw contract byte for byte (BOM, CRLF, DD/MM/YYYY, the vendor's
 vocabularies) and carry the seed's kinds of dirt at low rates. Behind them is a small model with
-enough structure for the two classifiers to learn: a latent quality per ad set (CTR, CVR, booking
+enough structure for the two classifiers to learn: a latent quality per ad set (CTR, ROAS, booking
 value), weekly seasonality, AR(1) budget utilization (today's pacing predicts tomorrow's) and an
-AR(1) CVR drift (trailing weeks predict next week's ROAS). Days are generated and written one at a
-time, vectorised across ad sets, so memory stays flat however many days are asked for.
+AR(1) conversion drift (trailing weeks predict next week's ROAS). Days are generated and written one
+at a time, vectorised across ad sets, so memory stays flat however many days are asked for.
+
+Planted response curves: each ad set's expected booking revenue on a day is a Hill function of that
+day's actual spend, `vmax * s**shape / (half_saturation**shape + s**shape)`, with parameters drawn
+per ad set and returned by `planted_curves`. Spend moves enough for the curves to be identified:
+planned budgets change in steps every few weeks and utilization swings day to day; a few "steady"
+ad sets keep a nearly constant spend (a fitter has to pool them). Revenue realises the curve through
+the number of booking_completed events (Poisson) and their values (lognormal), so that the expected
+revenue of a day given its spend is exactly the curve, times a mean-one drift that is independent of
+spend; blank booking values and duplicated events (the dirt) come on top.
 """
 
 import argparse
@@ -17,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+import pandas as pd
 
 from marketing_ml.contract import (
     ATTRIBUTION_WINDOWS,
@@ -45,9 +55,14 @@ ATTRIBUTION_SHARES = {"7_day_click": 0.5, "1_day_click": 0.3, "1_day_view": 0.2}
 SECONDARY_SEGMENT_SHARE = 0.3
 
 BOOKINGS_PER_DAY = 7.8
-"""Before quality and seasonality lift it: ~15 events per ad set per day, 11M rows at 2000 x 365."""
-ROAS_CENTRE = 3.9
-"""Weekly seasonality lifts it ~8%, to a median just above the 4.0 target: both labels common."""
+"""At reference spend, before quality moves it (ROAS_CENTRE over BUDGET_ROAS adds 4%): ~15 events
+per ad set per day, 11M rows at 2000 x 365."""
+BUDGET_ROAS = 3.9
+"""The ROAS a base budget is sized for: about £2k a day, and BOOKINGS_PER_DAY at ROAS_CENTRE."""
+ROAS_CENTRE = 4.05
+"""Average ROAS at an ad set's reference spend (its base budget x mean utilization); with budget
+steps on concave curves and 2% of booking values blank, a 7-day window's median ROAS is about the
+4.0 target: both labels common."""
 ROAS_QUALITY_SPREAD = 0.3
 ROAS_IDIOSYNCRATIC_SPREAD = 0.15
 BOOKING_VALUE_SIGMA = 0.55
@@ -62,17 +77,33 @@ PACING_NOISE = 0.03
 """The vendor's status uses its own intraday measure: near a threshold it can disagree with ours."""
 PLANNED_SPEND_NOISE = 0.02
 
-CVR_PERSISTENCE = 0.97
-CVR_DRIFT_SPREAD = 0.25
+CVR_PERSISTENCE = 0.95
+CVR_DRIFT_SPREAD = 0.15
+"""The conversion drift multiplies a day's expected bookings by exp(drift - spread**2 / 2): mean one
+and independent of spend, so the curve stays the expectation given spend."""
+
+CURVE_SHAPE_RANGE = (0.6, 1.0)
+"""Hill exponent, uniform: below 1 the curve is concave from the first pound (no S-shape)."""
+CURVE_SATURATION_RANGE = (0.15, 3.0)
+"""Reference spend / half_saturation, log-uniform: from room to grow (marginal ROAS up to ~0.85x
+the average at reference spend) to saturated (down to ~0.2x)."""
+BUDGET_CHANGE_EVERY_DAYS = 21
+"""Mean days between a marketer's budget changes (a daily chance of 1 in 21)."""
+BUDGET_LEVEL_RANGE = (0.6, 1.6)
+"""A new planned budget, as a multiple of the ad set's base daily budget, log-uniform."""
+STEADY_SHARE = 0.08
+"""Ad sets whose budget never changes and whose delivery barely swings: nearly constant spend."""
+STEADY_UTILIZATION_SCALE = 0.15
 FREQUENCY_PERSISTENCE = 0.9
 FREQUENCY_DAILY_SPREAD = 0.25
 FREQUENCY_RANGE = (1.2, 3.5)
 
-WEEKDAY_CVR = (1.0, 0.97, 0.97, 1.0, 1.03, 1.12, 1.15)
 WEEKDAY_CTR = (1.0, 1.0, 1.0, 1.0, 1.02, 1.06, 1.06)
 WEEKDAY_CPM = (1.02, 1.0, 1.0, 1.0, 1.02, 0.92, 0.9)
 WEEKDAY_UTILIZATION_SHIFT = (0.0, 0.0, 0.0, 0.0, 0.0, -0.06, -0.06)
-"""Monday first: leisure travellers browse and book at weekends, when Meta also under-delivers."""
+"""Monday first: leisure travellers browse at weekends, when Meta also under-delivers. No weekday
+lift on bookings: with weekend spend lower it would tie revenue per pound to spend, and the
+expected revenue given spend would no longer be the planted curve."""
 
 DUPLICATE_ROW_RATE = 0.003
 NEGATIVE_SPEND_COPY_RATE = 0.001
@@ -219,8 +250,9 @@ class AdSets:
     utilization_mean: np.ndarray
     cpm: np.ndarray
     ctr: np.ndarray
-    cvr: np.ndarray
+    roas: np.ndarray
     booking_value_median: np.ndarray
+    booking_value_mean: np.ndarray
     frequency_mean: np.ndarray
     segment_codes: np.ndarray
 
@@ -236,6 +268,23 @@ class DailyState:
     utilization: np.ndarray
     cvr: np.ndarray
     frequency: np.ndarray
+    budget_level: np.ndarray
+    """Today's planned budget as a multiple of the base daily budget (steps, not AR(1))."""
+
+
+@dataclass(frozen=True)
+class Curves:
+    """The planted response curve of every ad set, and whether its spend is kept steady."""
+
+    vmax: np.ndarray
+    half_saturation: np.ndarray
+    shape: np.ndarray
+    steady: np.ndarray
+
+    def expected_revenue(self, spend: np.ndarray) -> np.ndarray:
+        """The Hill function at each ad set's spend: expected booking revenue of the day."""
+        scaled = spend**self.shape
+        return self.vmax * scaled / (self.half_saturation**self.shape + scaled)
 
 
 def money(value: float) -> str:
@@ -271,14 +320,13 @@ def make_ad_sets(rng: np.random.Generator, count: int) -> AdSets:
     roas = ROAS_CENTRE * np.exp(
         ROAS_QUALITY_SPREAD * quality + ROAS_IDIOSYNCRATIC_SPREAD * rng.standard_normal(count)
     )
-    cvr = roas * cpm / (1000.0 * ctr * value_mean)
     persona_value_mean = (value_low + value_high) / 2 * np.exp(BOOKING_VALUE_SIGMA**2 / 2)
     daily_budget = np.maximum(
         50.0,
         np.round(
             BOOKINGS_PER_DAY
             * persona_value_mean
-            / ROAS_CENTRE
+            / BUDGET_ROAS
             * np.exp(0.25 * rng.standard_normal(count))
             / 10.0
         )
@@ -318,25 +366,97 @@ def make_ad_sets(rng: np.random.Generator, count: int) -> AdSets:
         utilization_mean=utilization_mean,
         cpm=cpm,
         ctr=ctr,
-        cvr=cvr,
+        roas=roas,
         booking_value_median=value_median,
+        booking_value_mean=value_mean,
         frequency_mean=frequency_mean,
         segment_codes=segment_codes,
     )
 
 
-def initial_state(rng: np.random.Generator, count: int) -> DailyState:
+def reference_spend(ad_sets: AdSets) -> np.ndarray:
+    """Typical daily spend: the base budget at the ad set's mean utilization."""
+    return ad_sets.daily_budget * np.clip(ad_sets.utilization_mean, *UTILIZATION_RANGE)
+
+
+def make_curves(rng: np.random.Generator, ad_sets: AdSets) -> Curves:
+    """Draw shape and saturation; vmax puts the average ROAS at reference spend at the ad set's ROAS.
+
+    With x = reference spend / half_saturation, hill(reference) = vmax * x**shape / (1 + x**shape)
+    and the marginal ROAS there is the average times shape / (1 + x**shape).
+    """
+    count = ad_sets.count
+    shape = rng.uniform(*CURVE_SHAPE_RANGE, size=count)
+    low, high = np.log(CURVE_SATURATION_RANGE)
+    saturation = np.exp(rng.uniform(low, high, size=count))
+    steady = np.zeros(count, dtype=bool)
+    steady[rng.choice(count, size=int(round(STEADY_SHARE * count)), replace=False)] = True
+    reference = reference_spend(ad_sets)
+    scaled = saturation**shape
+    return Curves(
+        vmax=ad_sets.roas * reference * (1.0 + scaled) / scaled,
+        half_saturation=reference / saturation,
+        shape=shape,
+        steady=steady,
+    )
+
+
+Generators = tuple[np.random.Generator, np.random.Generator, np.random.Generator]
+
+
+def make_population(seed: int, ad_sets: int) -> tuple[AdSets, Curves, Generators]:
+    """The ad sets and their curves for a seed, and the generators (profile, daily, dirt) the
+    rest draws from. The curves have a stream of their own: the audience file is as before."""
+    profile_rng, daily_rng, dirt_rng, curve_rng = np.random.default_rng(seed).spawn(4)
+    population = make_ad_sets(profile_rng, ad_sets)
+    curves = make_curves(curve_rng, population)
+    return population, curves, (profile_rng, daily_rng, dirt_rng)
+
+
+def planted_curves(ad_sets: int, seed: int) -> pd.DataFrame:
+    """The response curve each ad set was generated with, for `write_sample_data(ad_sets, seed)`.
+
+    Columns ad_set_id, vmax, half_saturation, shape: the expected booking revenue of a day given
+    that day's realised spend s (the file's spend) is exactly
+    `vmax * s**shape / (half_saturation**shape + s**shape)`, before noise (Poisson bookings,
+    lognormal values, a mean-one drift independent of spend) and before dirt (about 2% of booking
+    values blank, exact duplicate events). Independent of the number of days and the start date.
+    """
+    if ad_sets < 1:
+        raise ValueError(f"need at least one ad set, got {ad_sets}")
+    population, curves, _ = make_population(seed, ad_sets)
+    return pd.DataFrame(
+        {
+            "ad_set_id": population.ids,
+            "vmax": curves.vmax,
+            "half_saturation": curves.half_saturation,
+            "shape": curves.shape,
+        }
+    )
+
+
+def budget_levels(rng: np.random.Generator, count: int) -> np.ndarray:
+    low, high = np.log(BUDGET_LEVEL_RANGE)
+    return np.exp(rng.uniform(low, high, size=count))
+
+
+def initial_state(rng: np.random.Generator, curves: Curves) -> DailyState:
     """Start each AR(1) in its stationary distribution, so day one looks like any other day."""
+    count = len(curves.shape)
     return DailyState(
         utilization=UTILIZATION_DAILY_SPREAD * rng.standard_normal(count),
         cvr=CVR_DRIFT_SPREAD * rng.standard_normal(count),
         frequency=FREQUENCY_DAILY_SPREAD * rng.standard_normal(count),
+        budget_level=np.where(curves.steady, 1.0, budget_levels(rng, count)),
     )
 
 
-def advance(rng: np.random.Generator, state: DailyState) -> None:
-    """Move every AR(1) one day on: persistence keeps yesterday's level, a shock adds news."""
+def advance(rng: np.random.Generator, state: DailyState, curves: Curves) -> None:
+    """Move every AR(1) one day on (persistence keeps yesterday's level, a shock adds news), and
+    let the marketer change some budgets: a new level, drawn afresh, for a few non-steady ad sets."""
     count = len(state.utilization)
+    changed = (rng.random(count) < 1.0 / BUDGET_CHANGE_EVERY_DAYS) & ~curves.steady
+    state.budget_level = np.where(changed, budget_levels(rng, count), state.budget_level)
     for name, persistence, spread in (
         ("utilization", UTILIZATION_PERSISTENCE, UTILIZATION_DAILY_SPREAD),
         ("cvr", CVR_PERSISTENCE, CVR_DRIFT_SPREAD),
@@ -383,23 +503,29 @@ class DayBlock:
 def simulate_day(
     rng: np.random.Generator,
     ad_sets: AdSets,
+    curves: Curves,
     state: DailyState,
     day: date,
     dirt: np.ndarray,
     first_conversion_number: int,
     conversion_id_width: int,
 ) -> DayBlock:
-    """Spend from budget x utilization, then impressions, clicks, and the conversions they drive."""
+    """Spend from budget x utilization, then impressions, clicks, and the conversions the
+    planted curve gives that spend."""
     count = ad_sets.count
     weekday = day.weekday()
     day_text = uk_date(day)
 
+    swing = np.where(curves.steady, STEADY_UTILIZATION_SCALE, 1.0) * state.utilization
     utilization = np.clip(
-        ad_sets.utilization_mean + WEEKDAY_UTILIZATION_SHIFT[weekday] + state.utilization,
+        ad_sets.utilization_mean + WEEKDAY_UTILIZATION_SHIFT[weekday] + swing,
         *UTILIZATION_RANGE,
     )
     planned = np.round(
-        ad_sets.daily_budget * (1.0 + PLANNED_SPEND_NOISE * rng.standard_normal(count)), 2
+        ad_sets.daily_budget
+        * state.budget_level
+        * (1.0 + PLANNED_SPEND_NOISE * rng.standard_normal(count)),
+        2,
     )
     spend = np.round(planned * utilization, 2)
     reported_utilization = np.round(spend / planned, 2)
@@ -438,10 +564,10 @@ def simulate_day(
         )
     ]
 
-    booking_rate = clicks * ad_sets.cvr * np.exp(state.cvr) * WEEKDAY_CVR[weekday]
+    baseline_bookings = curves.expected_revenue(spend) / ad_sets.booking_value_mean
+    drift = np.exp(state.cvr - CVR_DRIFT_SPREAD**2 / 2.0)
     rates = np.zeros((count, len(CONVERSION_TYPES)))
-    rates[:, BOOKING] = booking_rate
-    baseline_bookings = clicks * ad_sets.cvr
+    rates[:, BOOKING] = baseline_bookings * drift
     for name, per_booking in OTHER_EVENTS_PER_BOOKING.items():
         rates[:, CONVERSION_TYPES.index(name)] = baseline_bookings * per_booking
     counts = rng.poisson(rates).ravel()
@@ -518,9 +644,8 @@ def write_sample_data(
     if ad_sets < 1 or days < 1:
         raise ValueError(f"need at least one ad set and one day, got {ad_sets} x {days}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    profile_rng, daily_rng, dirt_rng = np.random.default_rng(seed).spawn(3)
-    population = make_ad_sets(profile_rng, ad_sets)
-    state = initial_state(profile_rng, ad_sets)
+    population, curves, (profile_rng, daily_rng, dirt_rng) = make_population(seed, ad_sets)
+    state = initial_state(profile_rng, curves)
     dirt = meta_dirt_plan(dirt_rng, ad_sets, days)
     conversion_id_width = max(6, len(str(ad_sets * days * MAX_EVENTS_PER_AD_SET_DAY)))
 
@@ -542,10 +667,11 @@ def write_sample_data(
     ):
         for day_number, day in enumerate(days_from(start_date, days)):
             if day_number:
-                advance(daily_rng, state)
+                advance(daily_rng, state, curves)
             block = simulate_day(
                 daily_rng,
                 population,
+                curves,
                 state,
                 day,
                 dirt[day_number],

@@ -5,6 +5,7 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,7 +20,7 @@ from marketing_ml.contract import (
     PACING_STATUSES,
     RAW_FILES,
 )
-from marketing_ml.sample_data import write_sample_data
+from marketing_ml.sample_data import planted_curves, write_sample_data
 
 SEED_USER_SEGMENTS = {
     "premium_leisure",
@@ -59,6 +60,151 @@ def label_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("labels")
     write_sample_data(directory, ad_sets=40, days=120, seed=5)
     return directory
+
+
+@pytest.fixture(scope="module")
+def curve_days(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """A year of 40 ad sets, one row per ad set and day: spend, planned spend, booking revenue
+    (exact duplicate events dropped, blank values as 0) and the planted curve at that spend."""
+    directory = tmp_path_factory.mktemp("curves")
+    write_sample_data(directory, ad_sets=40, days=365, seed=8)
+    performance = valid_performance(read_raw(directory, META_CAMPAIGN_PERFORMANCE.file_name))
+    pacing = read_raw(directory, BUDGET_PACING.file_name)
+    conversions = read_raw(directory, CONVERSION_EVENTS.file_name).drop_duplicates()
+    bookings = conversions[conversions.conversion_type == "booking_completed"]
+    revenue = (
+        pd.to_numeric(bookings.value, errors="coerce")
+        .fillna(0.0)
+        .groupby([bookings.ad_set_id, bookings.date])
+        .sum()
+        .rename("revenue")
+    )
+    daily = (
+        performance.merge(pacing, on=["date", "ad_set_id"], validate="one_to_one")
+        .astype({"spend": float, "planned_spend": float})
+        .set_index(["ad_set_id", "date"])[["spend", "planned_spend"]]
+        .join(revenue)
+        .fillna({"revenue": 0.0})
+        .reset_index()
+    )
+    daily["day"] = pd.to_datetime(daily.date, format="%d/%m/%Y")
+    curves = planted_curves(40, 8).set_index("ad_set_id")
+    daily = daily.join(curves, on="ad_set_id").sort_values(["ad_set_id", "day"])
+    daily["hill"] = hill(daily.spend, daily.vmax, daily.half_saturation, daily["shape"])
+    return daily.reset_index(drop=True)
+
+
+def hill(spend, vmax, half_saturation, shape):
+    return vmax * spend**shape / (half_saturation**shape + spend**shape)
+
+
+def spend_variation(daily: pd.DataFrame) -> pd.Series:
+    by_ad_set = daily.groupby("ad_set_id").spend
+    return by_ad_set.std() / by_ad_set.mean()
+
+
+REALISED_SHARE = 1.0 - sample_data.BLANK_BOOKING_VALUE_RATE
+"""Blank booking values (dirt) leave out about 2% of the planted revenue."""
+
+
+def test_planted_curves_are_deterministic_concave_and_name_every_ad_set(tmp_path: Path) -> None:
+    curves = planted_curves(30, 4)
+    assert list(curves.columns) == ["ad_set_id", "vmax", "half_saturation", "shape"]
+    write_sample_data(tmp_path, ad_sets=30, days=2, seed=4)
+    assert list(curves.ad_set_id) == list(read_raw(tmp_path, AUDIENCE_SEGMENTS.file_name).ad_set_id)
+    pd.testing.assert_frame_equal(curves, planted_curves(30, 4))
+    assert not np.allclose(curves.vmax, planted_curves(30, 5).vmax)
+    low, high = sample_data.CURVE_SHAPE_RANGE
+    assert curves["shape"].between(low, high).all() and high <= 1.0
+    assert (curves.vmax > 0).all() and (curves.half_saturation > 0).all()
+    with pytest.raises(ValueError):
+        planted_curves(0, 4)
+
+
+def test_planted_curves_are_exactly_the_curves_the_generator_draws_bookings_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used = []
+    original = sample_data.Curves.expected_revenue
+
+    def recording(curves: sample_data.Curves, spend: np.ndarray) -> np.ndarray:
+        used.append(curves)
+        return original(curves, spend)
+
+    monkeypatch.setattr(sample_data.Curves, "expected_revenue", recording)
+    write_sample_data(tmp_path, ad_sets=9, days=3, seed=6)
+    assert len(used) == 3 and all(curves is used[0] for curves in used)
+    truth = planted_curves(9, 6)
+    for column in ("vmax", "half_saturation", "shape"):
+        assert np.array_equal(truth[column].to_numpy(), getattr(used[0], column)), column
+
+
+def test_expected_revenue_given_spend_is_the_planted_curve(curve_days: pd.DataFrame) -> None:
+    """Honest planting: revenue / curve is flat across spend (a linear truth would rise with it);
+    each ad set's daily revenue regressed on its curve has slope ~1, and its spend-bucket means
+    lie on the curve."""
+    overall = curve_days.revenue.sum() / curve_days.hill.sum()
+    assert abs(overall - REALISED_SHARE) < 0.02
+
+    relative = curve_days.spend / curve_days.groupby("ad_set_id").spend.transform("median")
+    bucket = pd.cut(relative, [0, 0.7, 0.9, 1.1, 1.3, np.inf])
+    by_bucket = curve_days.groupby(bucket, observed=True)[["revenue", "hill", "spend"]].sum()
+    ratio = by_bucket.revenue / by_bucket.hill
+    assert len(by_bucket) == 5
+    assert (ratio - REALISED_SHARE).abs().max() < 0.04, ratio
+    roas = by_bucket.revenue / by_bucket.spend
+    assert roas.is_monotonic_decreasing and roas.iloc[0] > 1.3 * roas.iloc[-1], roas
+
+    def fit(days: pd.DataFrame) -> pd.Series:
+        slope = (days.revenue * days.hill).sum() / (days.hill**2).sum()
+        deciles = days.groupby(pd.qcut(days.spend, 10, labels=False))[["revenue", "hill"]].mean()
+        bucket_slope = (deciles.revenue * deciles.hill).sum() / (deciles.hill**2).sum()
+        residual = deciles.revenue - bucket_slope * deciles.hill
+        spread = deciles.revenue - deciles.revenue.mean()
+        return pd.Series({"slope": slope, "r2": 1 - (residual**2).sum() / (spread**2).sum()})
+
+    fits = curve_days.groupby("ad_set_id")[["spend", "revenue", "hill"]].apply(fit)
+    assert abs(fits.slope.median() - REALISED_SHARE) < 0.03
+    assert fits.slope.between(0.85, 1.15).mean() >= 0.9
+    varied = spend_variation(curve_days) > 0.15
+    assert fits.r2[varied].median() > 0.5
+
+
+def test_marginal_roas_differs_between_ad_sets_and_average_roas_stays_near_4(
+    curve_days: pd.DataFrame,
+) -> None:
+    """At each ad set's typical spend some curves are saturated (marginal well below average) and
+    some have room to grow; the ad sets' median ROAS is about the design's 4."""
+    typical = curve_days.groupby("ad_set_id").agg(
+        spend=("spend", "median"),
+        vmax=("vmax", "first"),
+        half_saturation=("half_saturation", "first"),
+        shape=("shape", "first"),
+    )
+    average = hill(typical.spend, typical.vmax, typical.half_saturation, typical["shape"])
+    average /= typical.spend
+    scaled = (typical.spend / typical.half_saturation) ** typical["shape"]
+    marginal_share = typical["shape"] / (1.0 + scaled)  # marginal ROAS / average ROAS
+    assert (marginal_share < 0.35).sum() >= 5 and (marginal_share > 0.6).sum() >= 5
+    marginal = average * marginal_share
+    assert marginal.max() > 3 * marginal.min()
+    realised = curve_days.groupby("ad_set_id")[["revenue", "spend"]].sum()
+    assert 3.5 < (realised.revenue / realised.spend).median() < 4.5
+    assert 1500 < typical.spend.median() < 2500  # about £2k a day
+
+
+def test_spend_moves_with_budget_steps_and_pacing_swings_but_a_few_ad_sets_stay_steady(
+    curve_days: pd.DataFrame,
+) -> None:
+    variation = spend_variation(curve_days)
+    steady = variation < 0.08
+    assert 1 <= steady.sum() <= 0.15 * len(variation)
+    assert (variation > 0.15).mean() >= 0.8
+    step = np.log(curve_days.planned_spend).groupby(curve_days.ad_set_id).diff().abs() > 0.15
+    budget_changes = step.groupby(curve_days.ad_set_id).sum()
+    assert (budget_changes[~steady] >= 5).mean() >= 0.9  # every few weeks over a year
+    assert (budget_changes[steady] <= 1).all()
+    assert (budget_changes[~steady] <= 40).all()
 
 
 def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
