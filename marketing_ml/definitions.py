@@ -12,6 +12,7 @@ from marketing_ml.automation import (
 from marketing_ml.bronze import bronze_assets
 from marketing_ml.gold import daily_adset_metrics
 from marketing_ml.ml import ml_asset_checks, ml_assets
+from marketing_ml.plan import PLAN_ASSETS, PLAN_CHECKS
 from marketing_ml.publish import SERVED_TABLES, build_publish_asset
 from marketing_ml.quality import (
     data_quality_report,
@@ -41,10 +42,11 @@ def build_definitions(
             row_accounting,
             data_quality_report,
             *ml_assets,
+            *PLAN_ASSETS,
             publish,
             report,
         ],
-        asset_checks=[*quality_checks, fact_files_fresh, *ml_asset_checks],
+        asset_checks=[*quality_checks, fact_files_fresh, *ml_asset_checks, *PLAN_CHECKS],
         jobs=[daily_refresh, weekly_retrain, full_refresh],
         schedules=build_schedules(),
         sensors=[build_raw_files_sensor()],

@@ -25,6 +25,9 @@ SERVED_TABLES = (
     "silver.quarantine",
     "gold.scored_adsets",
     "gold.scored_conversions",
+    "gold.response_curves",
+    "gold.budget_plan",
+    "gold.budget_plan_summary",
     "models.pacing_risk_model",
     "models.conversion_model",
 )

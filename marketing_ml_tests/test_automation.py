@@ -18,6 +18,7 @@ def job_keys(job_name: str) -> set[str]:
 def test_daily_refresh_rescores_and_publishes_without_retraining():
     keys = job_keys("daily_refresh")
     assert {"bronze/conversion_events", "gold/features", "gold/scored_adsets", "publish"} <= keys
+    assert {"gold/response_curves", "gold/budget_plan", "gold/budget_plan_summary"} <= keys
     training_only = {"gold/labels", "gold/training_dataset"}
     assert not {"models/pacing_risk_model", "models/conversion_model", *training_only} & keys
 
@@ -30,7 +31,9 @@ def test_weekly_retrain_trains_both_models_and_republishes():
         "gold/scored_conversions",
     } <= keys
     assert {"gold/labels", "gold/training_dataset", "publish", "report"} <= keys
-    assert not {"bronze/conversion_events", "gold/features"} & keys
+    # new pacing risks re-plan tomorrow's budget on the stored curves
+    assert {"gold/budget_plan", "gold/budget_plan_summary"} <= keys
+    assert not {"bronze/conversion_events", "gold/features", "gold/response_curves"} & keys
 
 
 def test_full_refresh_covers_every_asset():
@@ -112,10 +115,13 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "bronze/budget_pacing",
         "bronze/conversion_events",
         "bronze/meta_campaign_performance",
+        "gold/budget_plan",
+        "gold/budget_plan_summary",
         "gold/daily_adset_metrics",
         "gold/data_quality_report",
         "gold/features",
         "gold/labels",
+        "gold/response_curves",
         "gold/row_accounting",
         "gold/scored_adsets",
         "gold/scored_conversions",
@@ -137,4 +143,4 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "weekly_retrain",
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
-    assert check_count == 55  # 39 data-quality checks + 16 model and score checks
+    assert check_count == 58  # 39 data-quality, 16 model and score, 3 budget-plan checks

@@ -54,6 +54,8 @@ TARGETS = {
     "medium": {"full_graph_s": 15.0},
     "large": {
         "full_graph_s": 60.0,
+        "curves_and_plan_s": 10.0,
+        "replan_s": 0.3,
         "peak_mib": 2048.0,
         "daily_refresh_s": 20.0,
         "bronze_to_gold_over_scan": 10.0,
@@ -464,6 +466,49 @@ def dashboard(serving: Path) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------------- the plan
+REPLAN_PROBE = r"""
+import json, statistics, sys, time
+import duckdb
+from planning import PlanSettings, build_plan
+
+with duckdb.connect(sys.argv[1], read_only=True) as connection:
+    curves = connection.execute("SELECT * FROM gold.response_curves ORDER BY ad_set_id").df()
+    capacity = connection.execute(
+        "SELECT ad_set_id, under_pacing_risk FROM gold.budget_plan ORDER BY ad_set_id"
+    ).df()
+scenarios = ["same_budget", "target_roas", "same_revenue"]
+times = []
+for i in range(10):
+    settings = PlanSettings(scenario=scenarios[i % 3], upper_factor=1.5 + 0.05 * i)
+    started = time.perf_counter()
+    build_plan(curves, capacity, settings)
+    times.append(time.perf_counter() - started)
+print(json.dumps({"ad_sets": len(curves), "replan_median_s": round(statistics.median(times), 3),
+                  "replan_max_s": round(max(times), 3)}))
+"""
+
+
+def replan(serving: Path) -> dict:
+    """The optimizer alone re-planning every ad set of the serving file (curves and bootstrap
+    draws already read), 10 scenario and bound changes: what the dashboard pays per change."""
+    result = subprocess.run(
+        [sys.executable, "-c", REPLAN_PROBE, str(serving)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        return {"error": (result.stderr or result.stdout).strip().splitlines()[-1:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def plan_seconds(steps: dict[str, float]) -> dict[str, float]:
+    found = {step: steps.get(step) for step in PLAN_STEPS}
+    found["total"] = round(sum(seconds or 0.0 for seconds in found.values()), 3)
+    return found
+
+
 # ---------------------------------------------------------------------------------- one scale
 def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
     print(f"{scale.name}: {scale.ad_sets} ad sets × {scale.days} days", flush=True)
@@ -523,7 +568,11 @@ def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
         bronze_to_gold_s=bronze_to_gold,
         bronze_to_gold_over_scan=round(bronze_to_gold / max(result["bare_scan_s"], 1e-3), 1),
     )
+    result["plan_steps"] = plan_seconds(full["steps"])
+    print(f"  curves and plan {result['plan_steps']}", flush=True)
     if full["returncode"] == 0:
+        result["replan"] = replan(serving)
+        print(f"  re-plan {result['replan']}", flush=True)
         result["dashboard"] = dashboard(serving)
         print(f"  dashboard {result['dashboard']}", flush=True)
     if scale.name != "small" and full["returncode"] == 0:
@@ -550,6 +599,8 @@ def targets(result: dict) -> list[tuple[str, object, float]]:
         "first_render_s": board.get("first_render_s"),
         "filter_change_s": board.get("filter_change_median_s"),
         "app_mib": board.get("app_peak_mib"),
+        "curves_and_plan_s": result.get("plan_steps", {}).get("total"),
+        "replan_s": result.get("replan", {}).get("replan_median_s"),
     }
     return [(name, measured[name], limit) for name, limit in limits.items()]
 
@@ -579,7 +630,11 @@ GOLD_ASSETS = (
     "training_dataset",
     "scored_adsets",
     "scored_conversions",
+    "response_curves",
+    "budget_plan",
 )
+PLAN_STEPS = ("gold__response_curves", "gold__budget_plan")
+"""The budget plan's two steps: curve fits, then the plan (target: together <= 10 s at large)."""
 NOTES = "\n## Notes"
 """A hand-written section of BENCHMARKS.md that a new run keeps."""
 
@@ -647,6 +702,19 @@ def markdown(results: list[dict], info: dict) -> str:
                 f"| dashboard process peak memory | {board['app_peak_mib']} MiB |",
                 f"| serving file | {board['serving_mib']} MiB |",
             ]
+        plan_steps = result.get("plan_steps")
+        if plan_steps:
+            lines.append(
+                f"| curve fits + budget plan (gold__response_curves + gold__budget_plan) | "
+                f"{plan_steps['total']} s ({plan_steps.get('gold__response_curves')} s + "
+                f"{plan_steps.get('gold__budget_plan')} s) |"
+            )
+        replanned = result.get("replan", {})
+        if "replan_median_s" in replanned:
+            lines.append(
+                f"| optimizer alone, re-plan {replanned['ad_sets']:,} ad sets, median of 10 (max) | "
+                f"{replanned['replan_median_s']} s ({replanned['replan_max_s']} s) |"
+            )
         scaling = result.get("feature_scaling_2x_days")
         if scaling:
             lines.append(

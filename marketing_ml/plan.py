@@ -1,0 +1,299 @@
+"""The budget plan: response curves per ad set, tomorrow's plan for a scenario, and its checks.
+
+Thin assets over `planning` (pure functions the dashboard imports too): they read gold, call it,
+and store what the dashboard and the report read. The plan's checks read what was stored.
+"""
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from marketing_ml.resources import LakehouseResource
+from marketing_ml.storage import Table, fetch_frame
+from planning import PLAN_COLUMNS, SCENARIOS, PlanSettings, build_plan, fit_response_curves
+from planning.curves import BOOTSTRAP_DRAWS, WINDOW_DAYS
+from planning.optimizer import PENNY
+
+DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
+RESPONSE_CURVES = dg.AssetKey(["gold", "response_curves"])
+BUDGET_PLAN = dg.AssetKey(["gold", "budget_plan"])
+BUDGET_PLAN_SUMMARY = dg.AssetKey(["gold", "budget_plan_summary"])
+SCORED_ADSETS = dg.AssetKey(["gold", "scored_adsets"])
+ERROR = dg.AssetCheckSeverity.ERROR
+
+
+def curve_window_sql(daily: str, window_days: int = WINDOW_DAYS) -> str:
+    return f"""
+WITH window_days AS (
+    SELECT max(date) - INTERVAL {int(window_days) - 1} DAY AS first_day FROM {daily}
+)
+SELECT date, ad_set_id, ad_set_name, lookalike_source, target_age, daily_budget, spend, revenue
+FROM {daily}
+WHERE date >= (SELECT first_day FROM window_days)
+ORDER BY ad_set_id, date"""
+
+
+class ResponseCurvesConfig(dg.Config):
+    window_days: int = WINDOW_DAYS
+    """Trailing days each curve is fitted on (see planning.curves.WINDOW_DAYS for why 180)."""
+
+
+@dg.asset(
+    key=RESPONSE_CURVES,
+    ins={"daily": dg.AssetIn(key=DAILY)},
+    group_name="gold",
+    kinds={"duckdb", "scipy"},
+    description="One saturating response curve per ad set: daily booking revenue = vmax × "
+    "spend^shape / (half_saturation^shape + spend^shape), fitted by bounded least squares on the "
+    f"last {WINDOW_DAYS} days (run config window_days); pooled from its audience group when its own spend varied too "
+    "little (fit = 'pooled'), none when nothing could identify one (fit = 'none'). R² on the "
+    "window, marginal ROAS at current spend (mean of the last 7 days) with a 90% bootstrap "
+    f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band).",
+)
+def response_curves(
+    config: ResponseCurvesConfig, daily: Table, lakehouse: LakehouseResource
+) -> dg.Output[pd.DataFrame]:
+    if config.window_days < 7:
+        raise dg.Failure(f"window_days {config.window_days}: a curve needs at least 7 days")
+    with lakehouse.connect(read_only=True) as connection:
+        window = fetch_frame(connection, curve_window_sql(str(daily), config.window_days))
+    fits = fit_response_curves(window, window_days=config.window_days)
+    curves = fits.curves.copy()
+    for name, matrix in fits.draws.items():
+        curves[f"draws_{name}"] = [
+            None if np.isnan(row).all() else [round(float(v), 6) for v in row] for row in matrix
+        ]
+    curves["days"] = curves["days"].astype("int64")
+    counts = curves["fit"].value_counts().to_dict()
+    return dg.Output(
+        curves,
+        metadata={
+            "ad_sets": len(curves),
+            "own_fits": int(counts.get("own", 0)),
+            "pooled_fits": int(counts.get("pooled", 0)),
+            "without_curve": int(counts.get("none", 0)),
+            "median_r_squared": float(curves["r_squared"].median())
+            if curves["r_squared"].notna().any()
+            else None,
+        },
+    )
+
+
+class BudgetPlanConfig(dg.Config):
+    scenario: str = "same_budget"
+    """same_budget (most revenue for the same total), target_roas (the most spend whose marginal
+    ROAS stays at or above target_marginal_roas), same_revenue (today's revenue for less)."""
+    target_marginal_roas: float = 4.0
+    lower_factor: float = 0.5
+    upper_factor: float = 1.5
+    locked_ad_sets: list[str] = []
+    fixed_total: float | None = None
+    """same_budget: plan this total instead of the current one."""
+
+    def settings(self) -> PlanSettings:
+        if self.scenario not in SCENARIOS:
+            raise dg.Failure(
+                f"Budget plan scenario {self.scenario!r} is not one of {', '.join(SCENARIOS)}: "
+                "set ops.gold__budget_plan.config.scenario to one of them."
+            )
+        return PlanSettings(
+            scenario=self.scenario,
+            target_marginal_roas=self.target_marginal_roas,
+            lower_factor=self.lower_factor,
+            upper_factor=self.upper_factor,
+            locked=tuple(sorted(self.locked_ad_sets)),
+            total=self.fixed_total,
+        )
+
+
+@dg.multi_asset(
+    name="gold__budget_plan",
+    outs={
+        "budget_plan": dg.AssetOut(
+            key=BUDGET_PLAN,
+            group_name="gold",
+            kinds={"duckdb"},
+            description="Tomorrow's budget per ad set for the run's scenario: current and "
+            "recommended spend, bounds (0.5×–1.5× current by default, within the daily budget, "
+            "its delivery history and its under-pacing risk), expected revenue and marginal ROAS "
+            "at both with 90% bootstrap intervals, role and the reason in words.",
+        ),
+        "budget_plan_summary": dg.AssetOut(
+            key=BUDGET_PLAN_SUMMARY,
+            group_name="gold",
+            kinds={"duckdb"},
+            description="The plan in one row: scenario, totals, unplaced budget, expected "
+            "revenue uplift with its 90% interval, the equalised marginal ROAS and the headline.",
+        ),
+    },
+    ins={
+        "curves": dg.AssetIn(key=RESPONSE_CURVES),
+        "scored": dg.AssetIn(key=SCORED_ADSETS),
+    },
+)
+def budget_plan(config: BudgetPlanConfig, curves: pd.DataFrame, scored: pd.DataFrame):
+    settings = config.settings()
+    risk = latest_risk(scored)
+    plan = build_plan(curves, risk, settings)
+    window_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
+    plan_date = (window_end + pd.Timedelta(days=1)).date() if pd.notna(window_end) else None
+    table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
+    table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
+    table.insert(1, "scenario", settings.scenario)
+    table["capacity_reason"] = table["capacity_reason"].astype("string")
+    summary = {
+        "plan_date": plan_date,
+        **plan.summary,
+        "settings": json.dumps(
+            {
+                "scenario": settings.scenario,
+                "target_marginal_roas": settings.target_marginal_roas,
+                "lower_factor": settings.lower_factor,
+                "upper_factor": settings.upper_factor,
+                "locked": list(settings.locked),
+                "fixed_total": settings.total,
+            }
+        ),
+        "risk_date": risk.attrs.get("date"),
+        "risk_model_status": risk.attrs.get("status"),
+    }
+    yield dg.Output(
+        table,
+        output_name="budget_plan",
+        metadata={
+            "scenario": settings.scenario,
+            "headline": plan.summary["headline"],
+            "uplift": plan.summary["uplift"],
+            "unplaced_budget": plan.summary["unplaced_budget"],
+        },
+    )
+    yield dg.Output(pd.DataFrame([summary]), output_name="budget_plan_summary")
+
+
+def latest_risk(scored: pd.DataFrame) -> pd.DataFrame:
+    """under_pacing_risk per ad set on the latest scored date; NaN (unknown) while the pacing model
+    is not trained. The date and the model's status ride along in attrs."""
+    if scored.empty:
+        frame = pd.DataFrame({"ad_set_id": [], "under_pacing_risk": []})
+        frame.attrs.update(date=None, status="no scores")
+        return frame
+    dates = pd.to_datetime(scored["date"])
+    latest = scored[dates == dates.max()]
+    frame = pd.DataFrame(
+        {
+            "ad_set_id": latest["ad_set_id"].astype(str),
+            "under_pacing_risk": pd.to_numeric(latest["under_pacing_risk"]).astype(float),
+        }
+    )
+    statuses = sorted(set(latest.get("model_status", pd.Series(dtype=str)).dropna().astype(str)))
+    frame.attrs.update(date=dates.max().date(), status=", ".join(statuses) or None)
+    return frame
+
+
+# ---------------------------------------------------------------------------------- the checks
+def _plan_rows(lakehouse: LakehouseResource) -> tuple[pd.DataFrame, dict]:
+    with lakehouse.connect(read_only=True) as connection:
+        plan = fetch_frame(connection, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
+        summary = fetch_frame(connection, "SELECT * FROM gold.budget_plan_summary")
+    if len(summary) != 1:
+        raise dg.Failure(f"gold.budget_plan_summary holds {len(summary)} rows, expected one")
+    return plan, summary.iloc[0].to_dict()
+
+
+@dg.asset_check(
+    asset=BUDGET_PLAN,
+    blocking=True,
+    description="Every recommended spend lies within its ad set's bounds (to the penny), lower "
+    "bound <= upper bound, and a locked ad set keeps its current spend.",
+)
+def budget_plan_within_bounds(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    plan, _ = _plan_rows(lakehouse)
+    below = plan["recommended_spend"] < plan["lower_bound"] - PENNY
+    above = plan["recommended_spend"] > plan["upper_bound"] + PENNY
+    inverted = plan["lower_bound"] > plan["upper_bound"] + PENNY
+    moved_lock = plan["locked"].astype(bool) & (
+        (plan["recommended_spend"] - plan["current_spend"]).abs() > PENNY
+    )
+    broken = plan[below | above | inverted | moved_lock]
+    return dg.AssetCheckResult(
+        passed=broken.empty,
+        severity=ERROR,
+        metadata={
+            "ad_sets": len(plan),
+            "below_lower_bound": int(below.sum()),
+            "above_upper_bound": int(above.sum()),
+            "lower_above_upper": int(inverted.sum()),
+            "locked_but_moved": int(moved_lock.sum()),
+            "examples": sorted(broken["ad_set_id"].head(5).tolist()),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=BUDGET_PLAN,
+    blocking=True,
+    description="Scenario same_budget conserves the budget: total recommended + unplaced budget "
+    "= the total asked for (the current total unless fixed), to the penny.",
+)
+def budget_plan_conserves_budget(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    plan, summary = _plan_rows(lakehouse)
+    if summary["scenario"] != "same_budget":
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=ERROR,
+            metadata={"scenario": summary["scenario"], "applies": False},
+        )
+    recommended = float(plan["recommended_spend"].sum())
+    goal = float(summary["total_goal"])
+    forced = float(summary["forced_spend"])
+    gap = recommended + float(summary["unplaced_budget"]) - forced - goal
+    return dg.AssetCheckResult(
+        passed=abs(gap) <= PENNY,
+        severity=ERROR,
+        metadata={
+            "total_asked": goal,
+            "total_recommended": recommended,
+            "unplaced_budget": float(summary["unplaced_budget"]),
+            "forced_by_lower_bounds": forced,
+            "gap": gap,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=BUDGET_PLAN,
+    blocking=True,
+    description="Budget the bounds cannot take is reported: unplaced budget is never negative, "
+    "and (same_budget) it is non-zero exactly when the total exceeds the sum of upper bounds, "
+    "and equals the difference; other scenarios place no total, so it is zero.",
+)
+def budget_plan_reports_unplaced_budget(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    plan, summary = _plan_rows(lakehouse)
+    unplaced = float(summary["unplaced_budget"])
+    room = float(plan["upper_bound"].sum())
+    if summary["scenario"] == "same_budget":
+        excess = max(float(summary["total_goal"]) - room, 0.0)
+        passed = unplaced >= 0 and abs(unplaced - excess) <= PENNY
+    else:
+        excess = 0.0
+        passed = unplaced == 0
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=ERROR,
+        metadata={
+            "scenario": summary["scenario"],
+            "unplaced_budget": unplaced,
+            "sum_of_upper_bounds": room,
+            "total_beyond_upper_bounds": excess,
+        },
+    )
+
+
+PLAN_ASSETS = [response_curves, budget_plan]
+PLAN_CHECKS = [
+    budget_plan_within_bounds,
+    budget_plan_conserves_budget,
+    budget_plan_reports_unplaced_budget,
+]

@@ -1,0 +1,312 @@
+"""The planning package on its own: curve fits, bounds, and the optimizer against brute force."""
+
+import itertools
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from planning import PlanSettings, allocate, build_plan, fit_response_curves, plan_bounds
+from planning.curves import hill_marginal, hill_revenue
+
+GRID = 121
+
+
+def brute_force(vmax, half, shape, lower, upper, scenario, total=None, target=None, goal=None):
+    """Best allocation on a grid of every ad set's range (the last ad set takes the remainder
+    when the total is fixed, so the budget is met exactly)."""
+    n = len(vmax)
+    grids = [np.linspace(lower[i], upper[i], GRID) for i in range(n)]
+    best, best_value = None, -np.inf
+    if scenario == "target_roas":
+        # maximise revenue - target × spend: separable, one ad set at a time
+        spend = []
+        for i in range(n):
+            g = np.linspace(lower[i], upper[i], 20001)
+            spend.append(g[np.argmax(hill_revenue(g, vmax[i], half[i], shape[i]) - target * g)])
+        return np.array(spend)
+    for combo in itertools.product(*grids[:-1]):
+        head = np.array(combo)
+        if scenario == "same_budget":
+            last = total - head.sum()
+            if not lower[-1] - 1e-9 <= last <= upper[-1] + 1e-9:
+                continue
+            spend = np.append(head, last)
+            value = hill_revenue(spend, vmax, half, shape).sum()
+        else:  # same_revenue: least spend reaching goal; last ad set solves its revenue
+            need = goal - hill_revenue(head, vmax[:-1], half[:-1], shape[:-1]).sum()
+            g = np.linspace(lower[-1], upper[-1], 4001)
+            reach = hill_revenue(g, vmax[-1], half[-1], shape[-1]) >= need
+            if not reach.any():
+                continue
+            spend = np.append(head, g[np.argmax(reach)])
+            value = -spend.sum()
+        if value > best_value:
+            best, best_value = spend, value
+    return best
+
+
+def random_case(seed: int, n: int, concave: bool):
+    rng = np.random.default_rng(seed)
+    current = rng.uniform(200, 2000, n)
+    shape = rng.uniform(0.5, 1.0, n) if concave else rng.uniform(0.5, 2.5, n)
+    half = current * rng.uniform(0.4, 3.0, n)
+    vmax = rng.uniform(2, 8, n) * current / hill_revenue(current, 1.0, half, shape)
+    return vmax, half, shape, current
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n", [2, 3])
+def test_same_budget_matches_brute_force(seed, n):
+    vmax, half, shape, current = random_case(seed, n, concave=True)
+    lower, upper = 0.5 * current, 1.5 * current
+    plan = allocate(vmax, half, shape, lower, upper, "same_budget", total=current.sum())
+    grid = brute_force(vmax, half, shape, lower, upper, "same_budget", total=current.sum())
+    ours = hill_revenue(plan.spend, vmax, half, shape).sum()
+    theirs = hill_revenue(grid, vmax, half, shape).sum()
+    assert abs(plan.spend.sum() - current.sum()) < 0.005
+    assert ours >= theirs - 1e-6 * theirs
+    assert np.all(plan.spend >= lower - 1e-9) and np.all(plan.spend <= upper + 1e-9)
+    free = (plan.spend > lower + 1) & (plan.spend < upper - 1)
+    marginals = hill_marginal(plan.spend[free], vmax[free], half[free], shape[free])
+    assert np.allclose(marginals, plan.marginal_value, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_same_budget_on_s_shaped_curves_is_as_good_as_brute_force(seed):
+    vmax, half, shape, current = random_case(100 + seed, 3, concave=False)
+    lower, upper = 0.5 * current, 1.5 * current
+    plan = allocate(vmax, half, shape, lower, upper, "same_budget", total=current.sum())
+    grid = brute_force(vmax, half, shape, lower, upper, "same_budget", total=current.sum())
+    ours = hill_revenue(plan.spend, vmax, half, shape).sum()
+    theirs = hill_revenue(grid, vmax, half, shape).sum()
+    assert abs(plan.spend.sum() - current.sum()) < 0.005
+    # exact on the concave envelope; the real curve may lose a little on one ad set's straight part
+    assert ours >= theirs * 0.995
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_target_roas_matches_brute_force(seed):
+    vmax, half, shape, current = random_case(200 + seed, 4, concave=True)
+    lower, upper = 0.5 * current, 1.5 * current
+    plan = allocate(vmax, half, shape, lower, upper, "target_roas", target=2.5)
+    grid = brute_force(vmax, half, shape, lower, upper, "target_roas", target=2.5)
+    assert np.allclose(plan.spend, grid, atol=(upper - lower).max() / 20000 * 2)
+    assert plan.unplaced == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_same_revenue_matches_brute_force(seed):
+    vmax, half, shape, current = random_case(300 + seed, 3, concave=True)
+    lower, upper = 0.5 * current, 1.5 * current
+    goal = hill_revenue(current, vmax, half, shape).sum()
+    plan = allocate(vmax, half, shape, lower, upper, "same_revenue", revenue_goal=goal)
+    grid = brute_force(vmax, half, shape, lower, upper, "same_revenue", goal=goal)
+    assert hill_revenue(plan.spend, vmax, half, shape).sum() >= goal - 1e-6 * goal
+    assert plan.spend.sum() <= grid.sum() + 1e-6 * grid.sum()
+    assert plan.spend.sum() <= current.sum()
+
+
+def test_budget_the_upper_bounds_cannot_take_is_reported():
+    vmax, half, shape, current = random_case(7, 3, concave=True)
+    lower, upper = 0.5 * current, current * np.array([1.0, 1.1, 1.0])
+    total = current.sum() + 1000
+    plan = allocate(vmax, half, shape, lower, upper, "same_budget", total=total)
+    assert np.allclose(plan.spend, upper)
+    assert plan.unplaced == pytest.approx(total - upper.sum())
+    within = allocate(vmax, half, shape, lower, upper, "same_budget", total=current.sum())
+    assert within.unplaced == 0
+
+
+def curves_frame(vmax, half, shape, current, **extra):
+    n = len(vmax)
+    return pd.DataFrame(
+        {
+            "ad_set_id": [f"AS_{i:03d}" for i in range(n)],
+            "ad_set_name": [f"Ad set {i}" for i in range(n)],
+            "fit": "own",
+            "vmax": vmax,
+            "half_saturation": half,
+            "shape": shape,
+            "current_spend": current,
+            "daily_budget": extra.get("daily_budget", np.full(n, np.nan)),
+            "max_spend": extra.get("max_spend", np.full(n, np.nan)),
+        }
+    )
+
+
+def test_locked_risky_capped_and_budget_capped_ad_sets_keep_their_bounds():
+    vmax, half, shape, current = random_case(11, 6, concave=True)
+    daily_budget = np.array([np.nan, current[1] * 1.1, np.nan, np.nan, np.nan, np.nan])
+    max_spend = np.array([np.nan, np.nan, current[2] * 1.2, np.nan, np.nan, np.nan])
+    curves = curves_frame(
+        vmax, half, shape, current, daily_budget=daily_budget, max_spend=max_spend
+    )
+    capacity = pd.DataFrame(
+        {"ad_set_id": curves["ad_set_id"], "under_pacing_risk": [0.1, 0.2, 0.3, 0.9, np.nan, 0.0]}
+    )
+    settings = PlanSettings(locked=("AS_000",))
+    plan = build_plan(curves, capacity, settings).ad_sets.set_index("ad_set_id")
+    assert plan.loc["AS_000", "recommended_spend"] == pytest.approx(current[0])
+    assert plan.loc["AS_000", "role"] == "locked"
+    assert plan.loc["AS_001", "upper_bound"] == pytest.approx(current[1] * 1.1)
+    assert plan.loc["AS_002", "upper_bound"] == pytest.approx(current[2] * 1.2)
+    assert plan.loc["AS_003", "upper_bound"] == pytest.approx(current[3])
+    assert "under-pacing risk 90%" in plan.loc["AS_003", "capacity_reason"]
+    assert (
+        "Pacing risk unknown" in plan.loc["AS_004", "reason"]
+        or plan.loc["AS_004", "role"] == "donor"
+    )
+    assert (plan["recommended_spend"] >= plan["lower_bound"] - 0.005).all()
+    assert (plan["recommended_spend"] <= plan["upper_bound"] + 0.005).all()
+
+
+def test_an_unknown_risk_is_not_a_block():
+    lower, upper, reasons = plan_bounds(
+        np.array([100.0, 100.0]),
+        np.array([np.nan, np.nan]),
+        np.array([np.nan, np.nan]),
+        np.array([np.nan, 0.7]),
+        np.array([False, False]),
+        np.array([True, True]),
+        PlanSettings(),
+    )
+    assert upper[0] == pytest.approx(150.0) and reasons[0] is None
+    assert upper[1] == pytest.approx(100.0) and "70%" in reasons[1]
+
+
+def test_same_budget_plan_conserves_the_total_and_names_donors_and_recipients():
+    vmax, half, shape, current = random_case(5, 8, concave=True)
+    plan = build_plan(curves_frame(vmax, half, shape, current))
+    summary = plan.summary
+    assert summary["total_recommended"] + summary["unplaced_budget"] == pytest.approx(
+        summary["total_current"], abs=0.005
+    )
+    assert summary["uplift"] > 0
+    donors = plan.ad_sets[plan.ad_sets["role"] == "donor"]
+    assert summary["headline"].startswith("Move £")
+    assert str(donors.sort_values("change")["ad_set_name"].iloc[0]) in summary["headline"]
+    donor_reason = donors["reason"].iloc[0]
+    assert "below the" in donor_reason and "move £" in donor_reason
+
+
+def test_an_ad_set_without_a_curve_keeps_its_spend():
+    vmax, half, shape, current = random_case(9, 3, concave=True)
+    vmax[1] = np.nan
+    plan = build_plan(curves_frame(vmax, half, shape, current)).ad_sets
+    assert plan.loc[1, "recommended_spend"] == pytest.approx(current[1])
+    assert plan.loc[1, "role"] == "locked"
+    assert "No response curve" in plan.loc[1, "reason"]
+
+
+def test_a_plan_with_no_curve_at_all_places_the_whole_budget_where_it_was():
+    vmax, half, shape, current = random_case(10, 3, concave=True)
+    summary = build_plan(curves_frame(vmax * np.nan, half, shape, current)).summary
+    assert summary["total_recommended"] == pytest.approx(current.sum())
+    assert summary["unplaced_budget"] == 0 and summary["forced_spend"] == 0
+    for scenario in ("target_roas", "same_revenue"):
+        other = build_plan(
+            curves_frame(vmax * np.nan, half, shape, current), settings=PlanSettings(scenario)
+        ).summary
+        assert other["total_recommended"] == pytest.approx(current.sum())
+        assert other["revenue_shortfall"] == 0
+
+
+def test_same_revenue_ignores_ad_sets_without_a_curve():
+    vmax, half, shape, current = random_case(12, 4, concave=True)
+    vmax[0] = np.nan
+    plan = build_plan(
+        curves_frame(vmax, half, shape, current), settings=PlanSettings("same_revenue")
+    )
+    assert plan.summary["revenue_recommended"] >= plan.summary["revenue_current"] - 0.01
+    assert plan.summary["total_recommended"] < plan.summary["total_current"]
+    assert plan.ad_sets.loc[0, "recommended_spend"] == pytest.approx(current[0])
+
+
+def synthetic_daily(seed: int, ad_sets: int, days: int, varied: bool = True):
+    rng = np.random.default_rng(seed)
+    budget = rng.uniform(300, 3000, ad_sets)
+    shape = rng.uniform(0.6, 1.0, ad_sets)
+    half = budget * rng.uniform(0.8, 2.5, ad_sets)
+    vmax = rng.uniform(3, 6, ad_sets) * budget / hill_revenue(budget, 1.0, half, shape)
+    frames, level = [], np.ones(ad_sets)
+    for day in range(days):
+        if varied and day % 14 == 0:
+            level = np.exp(0.3 * rng.standard_normal(ad_sets))
+        spend = budget * level * np.exp((0.1 if varied else 0.01) * rng.standard_normal(ad_sets))
+        revenue = hill_revenue(spend, vmax, half, shape) * np.exp(
+            0.2 * rng.standard_normal(ad_sets) - 0.02
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "date": pd.Timestamp("2024-01-01") + pd.Timedelta(days=day),
+                    "ad_set_id": [f"AS_{i:03d}" for i in range(ad_sets)],
+                    "spend": spend,
+                    "revenue": revenue,
+                    "lookalike_source": ["group_a" if i % 2 else "group_b" for i in range(ad_sets)],
+                }
+            )
+        )
+    truth = pd.DataFrame({"vmax": vmax, "half_saturation": half, "shape": shape})
+    return pd.concat(frames, ignore_index=True), truth
+
+
+def test_fitted_curves_find_the_planted_marginal_roas():
+    daily, truth = synthetic_daily(3, 40, 120)
+    fits = fit_response_curves(daily)
+    curves = fits.curves
+    assert (curves["fit"] == "own").all()
+    true_marginal = hill_marginal(curves["current_spend"], *truth.to_numpy().T)
+    error = np.abs(curves["marginal_roas"] / true_marginal - 1)
+    assert np.median(error) < 0.15
+    inside = (curves["marginal_roas_low"] <= true_marginal) & (
+        true_marginal <= curves["marginal_roas_high"]
+    )
+    assert inside.mean() >= 0.6
+    assert (curves["marginal_roas_low"] <= curves["marginal_roas_high"]).all()
+    assert fits.draws["vmax"].shape == (40, 200)
+
+
+def test_ad_sets_whose_spend_barely_moved_are_pooled_and_say_so():
+    varied, _ = synthetic_daily(4, 10, 100)
+    flat, _ = synthetic_daily(5, 4, 100, varied=False)
+    flat["ad_set_id"] = flat["ad_set_id"].str.replace("AS_", "FLAT_")
+    curves = fit_response_curves(pd.concat([varied, flat])).curves.set_index("ad_set_id")
+    assert (curves.loc[curves.index.str.startswith("FLAT_"), "fit"] == "pooled").all()
+    assert (curves.loc[curves.index.str.startswith("AS_"), "fit"] == "own").all()
+    assert curves.loc["FLAT_001", "pooled_from"] == "group_a"
+    assert np.isfinite(curves.loc["FLAT_001", "vmax"])
+
+
+def test_nothing_to_pool_gives_no_curve_rather_than_a_made_up_one():
+    flat, _ = synthetic_daily(6, 3, 30, varied=False)
+    curves = fit_response_curves(flat).curves
+    assert (curves["fit"] == "none").all()
+    assert curves["vmax"].isna().all()
+
+
+def test_fits_are_deterministic():
+    daily, _ = synthetic_daily(8, 6, 60)
+    first, second = fit_response_curves(daily), fit_response_curves(daily)
+    pd.testing.assert_frame_equal(first.curves, second.curves)
+    assert np.array_equal(first.draws["shape"], second.draws["shape"], equal_nan=True)
+
+
+def test_replanning_two_thousand_ad_sets_is_quick_enough_for_the_dashboard():
+    """Generous bound (the bench measures it): a plan that took seconds would fail here."""
+    rng = np.random.default_rng(1)
+    n = 2000
+    vmax, half, shape, current = random_case(1, n, concave=True)
+    curves = curves_frame(vmax, half, shape, current)
+    draws = {
+        "vmax": vmax[:, None] * np.exp(0.05 * rng.standard_normal((n, 200))),
+        "half_saturation": np.repeat(half[:, None], 200, axis=1),
+        "shape": np.repeat(shape[:, None], 200, axis=1),
+    }
+    started = time.perf_counter()
+    plan = build_plan(curves, None, PlanSettings(), draws=draws)
+    assert time.perf_counter() - started < 3.0
+    assert plan.summary["total_recommended"] == pytest.approx(current.sum(), abs=0.005)
+    assert np.isfinite(plan.summary["uplift_low"])

@@ -1,0 +1,587 @@
+"""The budget plan: equal marginal ROAS under per-ad-set bounds (water-filling), three scenarios.
+
+For concave curves, spending where every ad set's marginal ROAS is the same value λ (or sits at a
+bound) is exactly optimal (the KKT conditions of a separable concave problem). λ is found by
+bisection; for each λ every ad set's spend is found at once (a safeguarded Newton solve in log
+spend, vectorised in numpy). An S-shaped curve (shape > 1) is planned on its concave envelope
+over its bounds (the tangent from its lower bound): exact for the envelope, and at most the ad sets
+whose envelope slope equals λ sit on its straight part.
+
+Bounds per ad set: [lower_factor, upper_factor] × current spend; an increase never goes above its
+daily budget (where known) nor above the most it delivered in one day of the window (delivery
+capacity: it has shown it can spend that much in a day); an ad set whose under_pacing_risk is
+>= 0.5 is not a recipient (upper bound = current spend). Caps limit increases only: an ad set
+already above a cap keeps current spend as its upper bound, so today's allocation is always
+feasible. A locked ad set, or one without a curve, keeps its spend.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval
+
+SCENARIOS = ("same_budget", "target_roas", "same_revenue")
+RISK_LIMIT = 0.5
+PENNY = 0.005
+BISECTION_STEPS = 80
+NEWTON_STEPS = 40
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """What the planner is asked; the dashboard changes these and calls `build_plan` again."""
+
+    scenario: str = "same_budget"
+    target_marginal_roas: float = 4.0
+    """Scenario target_roas: spend while the last pound still returns at least this. Default the
+    ROAS target: read as the break-even ROAS (1 / margin), spending past a marginal ROAS below it
+    loses money on the last pound."""
+    lower_factor: float = 0.5
+    upper_factor: float = 1.5
+    locked: tuple[str, ...] = ()
+    total: float | None = None
+    """A fixed total for same_budget (default: the current total)."""
+    risk_limit: float = RISK_LIMIT
+
+    def __post_init__(self):
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
+        if not 0 <= self.lower_factor <= 1 <= self.upper_factor:
+            raise ValueError(
+                f"bound factors {self.lower_factor}–{self.upper_factor}: need 0 <= lower <= 1 <= upper"
+            )
+        if self.target_marginal_roas <= 0:
+            raise ValueError(f"target marginal ROAS {self.target_marginal_roas}: must be > 0")
+        if self.total is not None and self.total < 0:
+            raise ValueError(f"total {self.total}: must be >= 0")
+
+
+# ------------------------------------------------------------------------------ the allocation
+@dataclass(frozen=True)
+class Allocation:
+    spend: np.ndarray
+    marginal_value: float
+    """λ: the marginal ROAS the plan equalises at (the target in target_roas)."""
+    unplaced: float = 0.0
+    """Budget (same_budget) the upper bounds cannot take."""
+    forced: float = 0.0
+    """Spend the lower bounds force above the total asked for."""
+    revenue_shortfall: float = 0.0
+    """same_revenue: expected revenue the upper bounds cannot reach."""
+
+
+def envelope(vmax, half, shape, lower, upper):
+    """The knee of each curve's concave envelope on [lower, upper] and the envelope's slope from
+    lower to it. Concave over the range: knee = lower, slope = marginal at lower."""
+    knee = lower.copy()
+    inflection = half * np.power(np.clip((shape - 1) / (shape + 1), 0, None), 1 / shape)
+    convex = (lower < inflection) & (upper > lower)
+    if convex.any():
+        v, h, k, lo = vmax[convex], half[convex], shape[convex], lower[convex]
+        hi = upper[convex]
+        base = hill_revenue(lo, v, h, k)
+
+        def gap(t):  # > 0 left of the tangent point
+            return hill_marginal(t, v, h, k) * (t - lo) - (hill_revenue(t, v, h, k) - base)
+
+        left, right = np.maximum(inflection[convex], lo), np.maximum(hi, lo)
+        chord = gap(right) >= 0
+        for _ in range(60):
+            middle = (left + right) / 2
+            positive = gap(middle) > 0
+            left = np.where(positive, middle, left)
+            right = np.where(positive, right, middle)
+        knee[convex] = np.where(chord, hi, (left + right) / 2)
+    slope = hill_marginal(np.maximum(lower, 1e-12), vmax, half, shape)
+    stretched = knee > lower
+    slope[stretched] = (
+        hill_revenue(knee[stretched], vmax[stretched], half[stretched], shape[stretched])
+        - hill_revenue(lower[stretched], vmax[stretched], half[stretched], shape[stretched])
+    ) / (knee[stretched] - lower[stretched])
+    return knee, slope
+
+
+class Planner:
+    """The curves and bounds of one plan, with the envelope precomputed: `spend_at(λ)` is then
+    a few vectorised Newton steps."""
+
+    def __init__(self, vmax, half, shape, lower, upper):
+        self.vmax, self.half, self.shape = (np.asarray(a, dtype=float) for a in (vmax, half, shape))
+        self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        self.free = self.upper > self.lower + 1e-9
+        self.knee, self.slope = envelope(self.vmax, self.half, self.shape, self.lower, self.upper)
+        self.top = hill_marginal(np.maximum(self.upper, 1e-12), self.vmax, self.half, self.shape)
+        with np.errstate(divide="ignore"):  # a zero curve (fixed ad set) has log scale -inf
+            self.log_scale = np.log(self.vmax * self.shape) + self.shape * np.log(self.half)
+
+    def revenue(self, spend):
+        return hill_revenue(spend, self.vmax, self.half, self.shape)
+
+    def spend_at(self, marginal_value: float) -> np.ndarray:
+        """Each ad set's spend where its (envelope) marginal ROAS equals `marginal_value`,
+        clipped to its bounds."""
+        spend = np.where(marginal_value >= self.slope, self.lower, self.upper)
+        inside = self.free & (marginal_value < self.slope) & (marginal_value > self.top)
+        if inside.any():
+            k = self.shape[inside]
+            log_half_k = k * np.log(self.half[inside])
+            scale = self.log_scale[inside]
+            target = np.log(marginal_value)
+            left = np.log(np.maximum(self.knee[inside], 1e-12))
+            right = np.log(self.upper[inside])
+            t = left
+            for _ in range(NEWTON_STEPS):
+                log_m = scale + (k - 1) * t - 2 * np.logaddexp(log_half_k, k * t)
+                q = np.exp(k * t - np.logaddexp(log_half_k, k * t))
+                slope = (k - 1) - 2 * k * q
+                new_t = np.clip(t - (log_m - target) / np.minimum(slope, -1e-12), left, right)
+                done = np.max(np.abs(new_t - t)) < 1e-13
+                t = new_t
+                if done:
+                    break
+            spend[inside] = np.exp(t)
+        return np.where(self.free, spend, self.lower)
+
+    def _bracket(self):
+        free = self.free
+        high = float(np.max(self.slope[free])) * 1.000001
+        low = float(np.min(self.top[free])) * 0.999999
+        return np.log(max(low, 1e-12)), np.log(max(high, 1e-12))
+
+    def solve(self, measure, goal: float) -> tuple[np.ndarray, float]:
+        """The allocation whose `measure` (non-increasing in λ: spend or revenue) equals `goal`,
+        between λ's bracket ends; interpolated between the last two allocations so the goal is
+        met to float precision (on an envelope's straight part, any point is as good)."""
+        log_low, log_high = self._bracket()
+        low_spend, high_spend = self.spend_at(np.exp(log_low)), self.spend_at(np.exp(log_high))
+        for _ in range(BISECTION_STEPS):
+            middle = (log_low + log_high) / 2
+            spend = self.spend_at(np.exp(middle))
+            if measure(spend) >= goal:
+                log_low, low_spend = middle, spend
+            else:
+                log_high, high_spend = middle, spend
+        above, below = measure(low_spend), measure(high_spend)
+        share = 0.0 if above == below else (goal - below) / (above - below)
+        return high_spend + share * (low_spend - high_spend), float(np.exp(log_high))
+
+
+def allocate(
+    vmax,
+    half,
+    shape,
+    lower,
+    upper,
+    scenario: str,
+    total: float | None = None,
+    target: float | None = None,
+    revenue_goal: float | None = None,
+) -> Allocation:
+    """The optimal spend per ad set for a scenario (arrays in one order; lower == upper fixes an
+    ad set). same_budget needs `total`, target_roas `target`, same_revenue `revenue_goal`."""
+    planner = Planner(vmax, half, shape, lower, upper)
+    lower, upper = planner.lower, planner.upper
+    if not planner.free.any():
+        fixed = lower.copy()
+        if scenario == "same_budget":
+            return Allocation(
+                fixed, float("nan"), max(total - fixed.sum(), 0.0), max(fixed.sum() - total, 0.0)
+            )
+        value = target if scenario == "target_roas" else float("nan")
+        shortfall = (
+            max(revenue_goal - planner.revenue(fixed).sum(), 0.0)
+            if scenario == "same_revenue"
+            else 0.0
+        )
+        return Allocation(fixed, value, revenue_shortfall=shortfall)
+    if scenario == "target_roas":
+        return Allocation(planner.spend_at(target), float(target))
+    if scenario == "same_budget":
+        if total >= upper.sum():
+            return Allocation(upper.copy(), float("nan"), unplaced=total - upper.sum())
+        if total <= lower.sum():
+            return Allocation(lower.copy(), float("nan"), forced=lower.sum() - total)
+        spend, value = planner.solve(np.sum, total)
+        spend = np.clip(spend, lower, upper)
+        return Allocation(spend, value)
+    if scenario == "same_revenue":
+
+        def revenue(spend):
+            return float(planner.revenue(spend).sum())
+
+        if revenue(upper) <= revenue_goal:
+            return Allocation(
+                upper.copy(), float("nan"), revenue_shortfall=revenue_goal - revenue(upper)
+            )
+        if revenue(lower) >= revenue_goal:
+            return Allocation(lower.copy(), float("nan"))
+        spend, value = planner.solve(revenue, revenue_goal)
+        return Allocation(np.clip(spend, lower, upper), value)
+    raise ValueError(f"scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
+
+
+# ---------------------------------------------------------------------------------- the bounds
+def plan_bounds(
+    current, daily_budget, delivery_cap, risk, locked, has_curve, settings: PlanSettings
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Lower and upper bound per ad set, and why the upper one is below upper_factor × current."""
+    current = np.asarray(current, dtype=float)
+    upper = settings.upper_factor * current
+    reasons: list = [None] * len(current)
+    for i in range(len(current)):
+        candidates = [(upper[i], None)]
+        if np.isfinite(daily_budget[i]):
+            candidates.append((daily_budget[i], f"daily budget £{daily_budget[i]:,.0f}"))
+        if np.isfinite(delivery_cap[i]):
+            candidates.append(
+                (
+                    delivery_cap[i],
+                    f"delivery history: at most £{delivery_cap[i]:,.0f} in a day in the window",
+                )
+            )
+        if np.isfinite(risk[i]) and risk[i] >= settings.risk_limit:
+            candidates.append(
+                (current[i], f"under-pacing risk {risk[i]:.0%} ≥ {settings.risk_limit:.0%}")
+            )
+        value, reason = min(candidates, key=lambda item: item[0])
+        if value < current[i]:
+            # Caps limit increases: an ad set already spending above its daily budget is not a
+            # recipient, but the plan does not force a cut on it either (today's spend stays a
+            # feasible plan, so "keep everything" is always on the table).
+            value = current[i]
+            reason = f"{reason} is below its current spend" if reason else None
+        upper[i] = value
+        if value < settings.upper_factor * current[i] - PENNY:
+            reasons[i] = reason
+    lower = np.minimum(settings.lower_factor * current, upper)
+    fixed = np.asarray(locked, dtype=bool) | ~np.asarray(has_curve, dtype=bool) | (current <= 0)
+    lower = np.where(fixed, current, lower)
+    upper = np.where(fixed, current, upper)
+    return lower, upper, reasons
+
+
+# ------------------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Plan:
+    ad_sets: pd.DataFrame
+    """One row per ad set: see PLAN_COLUMNS."""
+    summary: dict = field(default_factory=dict)
+    """Plan-level figures: see SUMMARY_COLUMNS."""
+
+
+def money(value: float) -> str:
+    return f"£{abs(value):,.0f}"
+
+
+def signed_money(value: float) -> str:
+    return f"{'-' if value < 0 else '+'}£{abs(value):,.0f}"
+
+
+def names(frame: pd.DataFrame, count: int = 2) -> str:
+    listed = [str(name) for name in frame["ad_set_name"].head(count)]
+    more = len(frame) - len(listed)
+    text = ", ".join(listed)
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def _draw_matrix(curves: pd.DataFrame, column: str, draws: dict | None) -> np.ndarray | None:
+    if draws is not None:
+        return np.asarray(draws[column], dtype=float)
+    name = f"draws_{column}"
+    if name not in curves:
+        return None
+    width = max((len(v) for v in curves[name] if v is not None and len(v)), default=0)
+    matrix = np.full((len(curves), width), np.nan)
+    for i, values in enumerate(curves[name]):
+        if values is not None and len(values):
+            matrix[i, : len(values)] = np.asarray(values, dtype=float)
+    return matrix
+
+
+def build_plan(
+    curves: pd.DataFrame,
+    capacity: pd.DataFrame | None = None,
+    settings: PlanSettings | None = None,
+    draws: dict | None = None,
+) -> Plan:
+    """The plan for `settings` from fitted curves (rows of gold.response_curves; bootstrap draws
+    from its `draws_*` list columns or from `draws`, arrays in the curves' order) and per ad set
+    capacity (ad_set_id, under_pacing_risk; NaN = unknown). Ad sets in `curves` order."""
+    settings = settings or PlanSettings()
+    frame = curves.reset_index(drop=True).copy()
+    n = len(frame)
+    if capacity is not None and "under_pacing_risk" in capacity:
+        risk_by_id = capacity.drop_duplicates("ad_set_id").set_index("ad_set_id")[
+            "under_pacing_risk"
+        ]
+        risk = frame["ad_set_id"].map(risk_by_id).astype(float).to_numpy()
+    else:
+        risk = np.full(n, np.nan)
+    current = frame["current_spend"].astype(float).fillna(0.0).to_numpy()
+    vmax, half, shape = (
+        frame[c].astype(float).to_numpy() for c in ("vmax", "half_saturation", "shape")
+    )
+    has_curve = np.isfinite(vmax) & np.isfinite(half) & np.isfinite(shape)
+    locked = frame["ad_set_id"].isin(set(settings.locked)).to_numpy()
+    daily_budget = frame.get("daily_budget", pd.Series(np.nan, index=frame.index)).astype(float)
+    delivery_cap = frame.get("max_spend", pd.Series(np.nan, index=frame.index)).astype(float)
+    lower, upper, capacity_reasons = plan_bounds(
+        current,
+        daily_budget.to_numpy(),
+        delivery_cap.to_numpy(),
+        risk,
+        locked,
+        has_curve,
+        settings,
+    )
+    # An ad set without a curve is fixed at its spend (lower == upper) with a zero curve, so it
+    # adds nothing to the revenue the optimizer weighs.
+    v = np.where(has_curve, vmax, 0.0)
+    h = np.where(has_curve, half, 1.0)
+    k = np.where(has_curve, shape, 1.0)
+    revenue_now = np.where(has_curve, hill_revenue(current, v, h, k), np.nan)
+    total_current = float(current.sum())
+    goal_total = settings.total if settings.total is not None else total_current
+    result = allocate(
+        v,
+        h,
+        k,
+        lower,
+        upper,
+        settings.scenario,
+        total=goal_total,
+        target=settings.target_marginal_roas,
+        revenue_goal=float(np.nansum(revenue_now)),
+    )
+    # Ad sets without a curve have lower == upper == current, so they are already fixed.
+    recommended = np.where(has_curve, result.spend, current)
+    revenue_new = np.where(has_curve, hill_revenue(recommended, v, h, k), np.nan)
+    marginal_now = np.where(has_curve & (current > 0), hill_marginal(current, v, h, k), np.nan)
+    marginal_new = np.where(
+        has_curve & (recommended > 0), hill_marginal(recommended, v, h, k), np.nan
+    )
+
+    draw_v, draw_h, draw_k = (
+        _draw_matrix(frame, c, draws) for c in ("vmax", "half_saturation", "shape")
+    )
+    nan_pair = (np.full(n, np.nan), np.full(n, np.nan))
+    revenue_now_ci = revenue_new_ci = marginal_new_ci = nan_pair
+    uplift_low = uplift_high = float("nan")
+    if draw_v is not None and draw_v.size:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            drawn_now = hill_revenue(current[:, None], draw_v, draw_h, draw_k)
+            drawn_new = hill_revenue(recommended[:, None], draw_v, draw_h, draw_k)
+            drawn_marginal = hill_marginal(
+                np.maximum(recommended, 1e-12)[:, None], draw_v, draw_h, draw_k
+            )
+        usable = has_curve & np.isfinite(drawn_now).all(axis=1)
+        if usable.any():
+            revenue_now_ci = _rows_interval(drawn_now, usable)
+            revenue_new_ci = _rows_interval(drawn_new, usable)
+            marginal_new_ci = _rows_interval(drawn_marginal, usable & (recommended > 0))
+            uplift_draws = (drawn_new[usable] - drawn_now[usable]).sum(axis=0)
+            uplift_low, uplift_high = interval(uplift_draws)
+
+    change = recommended - current
+    value = (
+        settings.target_marginal_roas
+        if settings.scenario == "target_roas"
+        else result.marginal_value
+    )
+    role = np.full(n, "unchanged", dtype=object)
+    role[change > PENNY] = "recipient"
+    role[change < -PENNY] = "donor"
+    capped = (
+        (role == "unchanged")
+        & np.array([r is not None for r in capacity_reasons])
+        & (np.nan_to_num(marginal_now) > (value if np.isfinite(value) else np.inf))
+    )
+    role[capped] = "capped"
+    fixed = locked | ~has_curve | (current <= 0)
+    role[fixed] = "locked"
+
+    plan = pd.DataFrame(
+        {
+            "ad_set_id": frame["ad_set_id"].astype(str),
+            "ad_set_name": frame.get("ad_set_name", frame["ad_set_id"]).astype(str),
+            "fit": frame.get("fit", pd.Series("own", index=frame.index)),
+            "current_spend": current,
+            "recommended_spend": recommended,
+            "change": change,
+            "lower_bound": lower,
+            "upper_bound": upper,
+            "locked": locked,
+            "capacity_reason": pd.Series(capacity_reasons, dtype=object),
+            "under_pacing_risk": risk,
+            "daily_budget": daily_budget.to_numpy(),
+            "delivery_cap": delivery_cap.to_numpy(),
+            "expected_revenue_current": revenue_now,
+            "expected_revenue_current_low": revenue_now_ci[0],
+            "expected_revenue_current_high": revenue_now_ci[1],
+            "expected_revenue_recommended": revenue_new,
+            "expected_revenue_recommended_low": revenue_new_ci[0],
+            "expected_revenue_recommended_high": revenue_new_ci[1],
+            "marginal_roas_current": marginal_now,
+            "marginal_roas_recommended": marginal_new,
+            "marginal_roas_recommended_low": marginal_new_ci[0],
+            "marginal_roas_recommended_high": marginal_new_ci[1],
+            "role": role,
+        }
+    )
+    plan["reason"] = [
+        reason_text(row, settings, value, has)
+        for row, has in zip(plan.itertuples(), has_curve, strict=True)
+    ]
+    uplift = float(np.nansum(revenue_new) - np.nansum(revenue_now))
+    summary = {
+        "scenario": settings.scenario,
+        "total_current": total_current,
+        "total_recommended": float(recommended.sum()),
+        "total_goal": float(goal_total) if settings.scenario == "same_budget" else None,
+        "unplaced_budget": float(result.unplaced),
+        "forced_spend": float(result.forced),
+        "revenue_shortfall": float(result.revenue_shortfall),
+        "revenue_current": float(np.nansum(revenue_now)),
+        "revenue_recommended": float(np.nansum(revenue_new)),
+        "uplift": uplift,
+        "uplift_low": uplift_low,
+        "uplift_high": uplift_high,
+        "interval": INTERVAL,
+        "marginal_roas": float(value) if np.isfinite(value) else None,
+        "target_marginal_roas": settings.target_marginal_roas,
+        "lower_factor": settings.lower_factor,
+        "upper_factor": settings.upper_factor,
+        "locked_ad_sets": len(settings.locked),
+        "ad_sets": n,
+        "ad_sets_without_curve": int((~has_curve).sum()),
+        "donors": int((role == "donor").sum()),
+        "recipients": int((role == "recipient").sum()),
+        "moved": float(change[change > 0].sum()),
+        "cut": float(-change[change < 0].sum()),
+    }
+    summary["headline"] = headline(plan, summary)
+    return Plan(plan, summary)
+
+
+def _rows_interval(draws: np.ndarray, rows: np.ndarray):
+    low, high = np.full(len(draws), np.nan), np.full(len(draws), np.nan)
+    if rows.any():
+        low[rows], high[rows] = interval(draws[rows], axis=1)
+    return low, high
+
+
+def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> str:
+    """Why this ad set moves (or not), in words built from its numbers."""
+    spend = row.current_spend
+    if row.role == "locked":
+        if row.locked:
+            return f"Locked by you: keeps {money(spend)}/day."
+        if spend <= 0:
+            return "No spend in the last 7 days: nothing to plan."
+        return (
+            f"No response curve (its spend barely varied and no audience group could be pooled): "
+            f"keeps {money(spend)}/day."
+        )
+    level = (
+        f"the {settings.target_marginal_roas:.1f}× target"
+        if settings.scenario == "target_roas"
+        else f"the {value:.1f}× the plan equalises at"
+        if np.isfinite(value)
+        else "the other ad sets"
+    )
+    marginal = f"Marginal ROAS {row.marginal_roas_current:.1f}× at {money(spend)}/day"
+    pooled = " (curve pooled from its audience group)" if row.fit == "pooled" else ""
+    risk = (
+        ""
+        if np.isfinite(row.under_pacing_risk)
+        else " Pacing risk unknown (no trained model): capacity from its delivery history only."
+    )
+    if row.role == "donor":
+        bound = " (its lower bound)" if row.recommended_spend <= row.lower_bound + PENNY else ""
+        return (
+            f"{marginal}{pooled}, below {level}: move {money(-row.change)} to better ad sets, "
+            f"to {money(row.recommended_spend)}/day{bound}."
+        )
+    if row.role == "recipient":
+        limit = ""
+        if row.recommended_spend >= row.upper_bound - PENNY:
+            limit = f" (its upper bound{': ' + row.capacity_reason if row.capacity_reason else ''})"
+        return (
+            f"{marginal}{pooled}, above {level}: add {money(row.change)}, to "
+            f"{money(row.recommended_spend)}/day{limit}.{risk}"
+        )
+    if row.role == "capped":
+        return (
+            f"{marginal}{pooled}, above {level}, but {row.capacity_reason}: keeps "
+            f"{money(spend)}/day."
+        )
+    return f"{marginal}{pooled}, at {level}: keeps {money(spend)}/day.{risk}"
+
+
+def headline(plan: pd.DataFrame, summary: dict) -> str:
+    donors = plan[plan["role"] == "donor"].sort_values(["change", "ad_set_id"])
+    recipients = plan[plan["role"] == "recipient"].sort_values(
+        ["change", "ad_set_id"], ascending=[False, True]
+    )
+    uplift = summary["uplift"]
+    rng = (
+        f" (range {signed_money(summary['uplift_low'])} to {signed_money(summary['uplift_high'])})"
+        if np.isfinite(summary["uplift_low"])
+        else ""
+    )
+    tail = ""
+    if summary["unplaced_budget"] > PENNY:
+        tail = f"; {money(summary['unplaced_budget'])} cannot be placed under the bounds"
+    if donors.empty and recipients.empty:
+        return "Keep the current budgets: no move within the bounds is expected to earn more" + (
+            tail + "."
+        )
+    if summary["scenario"] == "same_budget" or (not donors.empty and not recipients.empty):
+        moved = summary["cut"] if not donors.empty else summary["moved"]
+        source = f" from {names(donors)}" if not donors.empty else ""
+        target = f" to {names(recipients)}" if not recipients.empty else ""
+        verb = (
+            "Move"
+            if not donors.empty and not recipients.empty
+            else ("Cut" if not donors.empty else "Add")
+        )
+        text = f"{verb} {money(moved)}{source}{target}: {signed_money(uplift)} expected revenue a day{rng}"
+    elif not donors.empty:
+        text = f"Cut {money(summary['cut'])} from {names(donors)}: {signed_money(uplift)} expected revenue a day{rng}"
+    else:
+        text = f"Add {money(summary['moved'])} to {names(recipients)}: {signed_money(uplift)} expected revenue a day{rng}"
+    if summary["scenario"] != "same_budget":
+        saved = summary["total_recommended"] - summary["total_current"]
+        text += f", total spend {signed_money(saved)} a day"
+    return text + tail + "."
+
+
+PLAN_COLUMNS = (
+    "ad_set_id",
+    "ad_set_name",
+    "fit",
+    "current_spend",
+    "recommended_spend",
+    "change",
+    "lower_bound",
+    "upper_bound",
+    "locked",
+    "capacity_reason",
+    "under_pacing_risk",
+    "daily_budget",
+    "delivery_cap",
+    "expected_revenue_current",
+    "expected_revenue_current_low",
+    "expected_revenue_current_high",
+    "expected_revenue_recommended",
+    "expected_revenue_recommended_low",
+    "expected_revenue_recommended_high",
+    "marginal_roas_current",
+    "marginal_roas_recommended",
+    "marginal_roas_recommended_low",
+    "marginal_roas_recommended_high",
+    "role",
+    "reason",
+)
