@@ -13,6 +13,7 @@ import streamlit as st
 
 from app import charts, evidence, narrative, next_steps, queries, whatif
 from app.overview import (
+    KPI_TILES,
     OVER_PACING,
     ROAS_BAND,
     ROAS_TARGET,
@@ -73,10 +74,19 @@ def all_forecasts(
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
-def cached_next_steps(facts: str, settings: next_steps.LMSettings) -> next_steps.NextSteps:
-    """One LM call per distinct filter state: the facts JSON is the cache key."""
-    return next_steps.ask(json.loads(facts), settings)
+@st.cache_resource(show_spinner=False)
+def lm_requests() -> next_steps.Requests:
+    """LM Studio's answers for the whole process: one question per serving file and filter
+    state, asked in a background thread (futures and small results, never a connection)."""
+    return next_steps.Requests()
+
+
+# How long a render waits for LM Studio before showing the rule-based actions: enough for
+# "offline" (a refused connection answers at once), never a model's answer. (Comments, not
+# docstrings: Streamlit prints a bare string literal on the page.)
+LM_GRACE_SECONDS = 0.25
+# While a question is pending, the Next steps panel reruns on its own this often.
+LM_POLL_SECONDS = 2.0
 
 
 def not_built_page(path: Path) -> None:
@@ -207,16 +217,31 @@ def current_filters(first: date, last: date) -> Filters:
     )
 
 
+def kpi_deltas(overview: Overview) -> list[str | None]:
+    """Each tile's change on the previous period, None when there is none or it rounds to zero
+    (st.metric then shows no arrow rather than "↓ -0.0%")."""
+    return [
+        narrative.percent_change(
+            narrative.change(overview.kpis.get(name), overview.previous.get(name))
+        )
+        for _, name, _, _ in KPI_TILES
+    ]
+
+
 def kpi_row(overview: Overview) -> None:
-    for column, tile in zip(st.columns(len(kpi_tiles(overview))), kpi_tiles(overview), strict=True):
+    tiles = kpi_tiles(overview)
+    formatters = [formatter for _, _, formatter, _ in KPI_TILES]
+    for column, tile, delta, formatter in zip(
+        st.columns(len(tiles)), tiles, kpi_deltas(overview), formatters, strict=True
+    ):
         previous = tile["previous"]
         column.metric(
             tile["label"],
             tile["value"],
-            tile["delta"],
+            delta,
             delta_color=tile["delta_color"],
             border=True,
-            help=f"Previous {overview.days} days: {previous:,.2f}"
+            help=f"Previous {overview.days} days: {formatter(previous)}"
             if previous
             else "No data in the previous period of equal length.",
         )
@@ -338,14 +363,56 @@ def forecasts_tab(
         width="stretch",
         column_config={
             "ad_set_name": st.column_config.TextColumn("Ad set"),
+            # red for bad news: a high risk of under-pacing is bad, a high chance of reaching
+            # the ROAS target is good (green)
             "under_pacing_risk": st.column_config.ProgressColumn(
-                "Under-pacing risk, tomorrow", format="%d%%", min_value=0, max_value=100
+                "Under-pacing risk, tomorrow",
+                format="%d%%",
+                min_value=0,
+                max_value=100,
+                color="auto-inverse",
             ),
             "roas_on_target_prob": st.column_config.ProgressColumn(
-                "P(ROAS ≥ target), next 7 days", format="%d%%", min_value=0, max_value=100
+                "P(ROAS ≥ target), next 7 days",
+                format="%d%%",
+                min_value=0,
+                max_value=100,
+                color="auto",
             ),
             "action": st.column_config.TextColumn("Suggested action", width="large"),
         },
+    )
+
+
+# Streamlit's printf formats for the kinds of figure in app.narrative.FORMATS.
+NUMBER_FORMATS = {
+    "money": "£%,.0f",
+    "ratio": "%.2f×",
+    "count": "%,d",
+    "number": "%,.3f",
+    "percent": "percent",
+}
+
+
+def people_columns(columns: dict[str, tuple[str, str]]) -> dict:
+    """A st.dataframe column_config from (header, kind) per column: headers in words, numbers
+    with thousands separators, £ and × (the numbers stay numbers, so columns still sort)."""
+    config = {}
+    for name, (header, kind) in columns.items():
+        if kind in NUMBER_FORMATS:
+            config[name] = st.column_config.NumberColumn(header, format=NUMBER_FORMATS[kind])
+        elif kind == "yes/no":
+            config[name] = st.column_config.CheckboxColumn(header)
+        else:
+            config[name] = st.column_config.TextColumn(header)
+    return config
+
+
+def people_table(container, frame: pd.DataFrame, columns: dict[str, tuple[str, str]]) -> None:
+    container.dataframe(
+        frame[[name for name in columns if name in frame]],
+        hide_index=True,
+        column_config=people_columns(columns),
     )
 
 
@@ -366,12 +433,26 @@ def quality_tab(fetch, available: frozenset[str]) -> None:
     )
     so_what(narrative.quality_so_what(rules, quarantine, accounting))
     st.subheader("Rules")
-    st.dataframe(rules, hide_index=True)
+    people_table(st, rules, evidence.RULE_COLUMNS)
     left, right = st.columns(2)
     left.subheader("Quarantined rows by reason and file")
-    left.dataframe(quarantine, hide_index=True)
+    people_table(left, quarantine, evidence.QUARANTINE_COLUMNS)
     right.subheader("Row accounting per file")
-    right.dataframe(accounting, hide_index=True)
+    people_table(right, accounting, evidence.ACCOUNTING_COLUMNS)
+
+
+def drift_verdict(container, card: dict) -> None:
+    """The drift verdict beside the scores: a sentence, what is left out and why, the features
+    with the highest PSI."""
+    drift = evidence.drift(card)
+    container.markdown("**Feature drift**")
+    (container.success if drift["passed"] else container.warning)(
+        markdown_text(drift["verdict"]),
+        icon=":material/check_circle:" if drift["passed"] else ":material/warning:",
+    )
+    container.caption(markdown_text(drift["note"]))
+    if len(drift["table"]):
+        people_table(container, drift["table"].head(5), evidence.DRIFT_COLUMNS)
 
 
 def models_tab(fetch, available: frozenset[str]) -> None:
@@ -387,16 +468,17 @@ def models_tab(fetch, available: frozenset[str]) -> None:
             f" · {card.get('training_rows') or 0:,} training rows"
         )
         so_what(narrative.model_so_what(card))
-        left, right = st.columns(2)
+        left, middle, right = st.columns([2, 3, 3])
         left.markdown("**Windows**")
         left.dataframe(evidence.windows(card), hide_index=True)
-        right.markdown("**Validation scores beside the baselines**")
-        right.dataframe(evidence.scores_table(evidence.validation(card)), hide_index=True)
+        middle.markdown("**Validation scores beside the baselines**")
+        middle.dataframe(evidence.scores_table(evidence.validation(card)), hide_index=True)
         heuristic = (card.get("metrics") or {}).get("heuristic")
         if heuristic:
-            right.caption(
+            middle.caption(
                 f"Heuristic: {markdown_text(heuristic)}. Base rate: the training share of positives."
             )
+        drift_verdict(right, card)
         left, right = st.columns(2)
         if card.get("reliability"):
             left.plotly_chart(charts.reliability(card["reliability"]), config=PLOTLY_CONFIG)
@@ -404,11 +486,9 @@ def models_tab(fetch, available: frozenset[str]) -> None:
             right.plotly_chart(charts.importances(card["importances"]), config=PLOTLY_CONFIG)
         st.markdown("**Walk-forward backtest**")
         st.dataframe(evidence.backtest_table(card), hide_index=True)
-        if card.get("psi"):
-            with st.expander("Feature drift (PSI, training vs latest 28 days)"):
-                st.dataframe(
-                    pd.DataFrame(card["psi"]).sort_values("psi", ascending=False), hide_index=True
-                )
+        if len(evidence.drift(card)["table"]) > 5:
+            with st.expander("Every feature's drift (PSI, training vs latest 28 days)"):
+                people_table(st, evidence.drift(card)["table"], evidence.DRIFT_COLUMNS)
         st.divider()
 
 
@@ -470,15 +550,15 @@ def whatif_tab(overview: Overview) -> None:
         charts.whatif_revenue(plan.revenue_before, plan.revenue_low, plan.revenue_high),
         config=PLOTLY_CONFIG,
     )
-    st.dataframe(
-        plan.plan,
+    st.dataframe(  # a signed change reads +£5,417 / −£5,417 (a printf format gives £+5,417)
+        plan.plan.assign(spend_change=plan.plan["spend_change"].map(narrative.signed_money)),
         hide_index=True,
         column_config={
             "ad_set_id": None,
             **AD_SET_COLUMNS,
             "group": st.column_config.TextColumn("Plan"),
             "new_spend": st.column_config.NumberColumn("New spend", format="£%,.0f"),
-            "spend_change": st.column_config.NumberColumn("Change", format="£%+,.0f"),
+            "spend_change": st.column_config.TextColumn("Change"),
             "revenue_low": st.column_config.NumberColumn("Revenue, low", format="£%,.0f"),
             "revenue_high": st.column_config.NumberColumn("Revenue, high", format="£%,.0f"),
         },
@@ -494,17 +574,47 @@ def whatif_tab(overview: Overview) -> None:
     )
 
 
+def next_steps_answer(
+    facts: str, settings: next_steps.LMSettings, wait: float = 0.0
+) -> next_steps.NextSteps:
+    """The model's answer for these facts on this serving file, or the labelled rule-based
+    actions while it is on its way (the question is asked once, in the background)."""
+    key = next_steps.request_key(queries.file_stamp(queries.serving_path()), facts, settings)
+    decoded = json.loads(facts)
+    answer = lm_requests().answer(key, decoded, settings, wait=wait)
+    return answer or next_steps.pending(decoded, settings)
+
+
+def show_next_steps(result: next_steps.NextSteps, settings: next_steps.LMSettings) -> None:
+    status = next_steps.status_line(result, settings)
+    st.subheader("Next steps")
+    show = {"success": st.success, "info": st.info}.get(status.kind, st.warning)
+    show(status.label)
+    for bullet in result.bullets:  # the model's words and ad-set names: shown as text
+        marker = "" if bullet.source == "lm" else " *(rule-based)*"
+        st.markdown(f"- {markdown_text(bullet.text)}{marker}")
+    st.caption(markdown_text(status.caption))
+
+
+@st.fragment(run_every=LM_POLL_SECONDS)
+def pending_next_steps(facts: str, settings: next_steps.LMSettings) -> None:
+    """Next steps while LM Studio thinks: this panel alone reruns every LM_POLL_SECONDS; once the
+    answer is there, the whole page reruns, which shows it without this polling fragment."""
+    result = next_steps_answer(facts, settings)
+    if result.status != "pending":
+        st.rerun(scope="app")
+    show_next_steps(result, settings)
+
+
 def next_steps_panel(container, overview: Overview) -> next_steps.NextSteps:
     settings = next_steps.LMSettings.from_env()
     facts = next_steps.facts_json(next_steps.build_facts(overview))
-    result = cached_next_steps(facts, settings)
-    status = next_steps.status_line(result, settings)
-    container.subheader("Next steps")
-    (container.success if status.kind == "success" else container.warning)(status.label)
-    for bullet in result.bullets:  # the model's words and ad-set names: shown as text
-        marker = "" if bullet.source == "lm" else " *(rule-based)*"
-        container.markdown(f"- {markdown_text(bullet.text)}{marker}")
-    container.caption(markdown_text(status.caption))
+    result = next_steps_answer(facts, settings, wait=LM_GRACE_SECONDS)
+    with container:
+        if result.status == "pending":
+            pending_next_steps(facts, settings)
+        else:
+            show_next_steps(result, settings)
     return result
 
 

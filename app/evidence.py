@@ -64,3 +64,86 @@ def backtest_table(card: dict) -> pd.DataFrame:
             for fold in folds
         ]
     )
+
+
+DRIFT_LIMIT = 0.2
+"""PSI above this is drift: the same limit as the pipeline's feature_drift check."""
+CALENDAR_FEATURES = ("days_since_first_day",)
+"""Features that count days: the pipeline leaves them out of the models (they always drift)."""
+CALENDAR_NOTE = (
+    "Days since the first day is not a model feature: a count of days always drifts (the "
+    "latest 28 days lie past every training value), and leaving it out left validation AUC "
+    "unchanged. Day of week is cyclic and is judged like every other feature."
+)
+DRIFT_COLUMNS = {
+    "feature": ("Feature", "text"),
+    "psi": ("PSI", "number"),
+    "null_share_training": ("Empty share, training", "percent"),
+    "null_share_latest": ("Empty share, latest 28 days", "percent"),
+}
+
+
+def drift(card: dict) -> dict:
+    """The feature-drift verdict of a model card, as the pipeline's check judges it: `passed`,
+    `verdict` (a sentence), `note` (what is left out and why) and `table` (highest PSI first)."""
+    rows = [row for row in card.get("psi") or [] if isinstance(row, dict)]
+    calendar = [row["feature"] for row in rows if row.get("feature") in CALENDAR_FEATURES]
+    judged = [row for row in rows if row.get("feature") not in CALENDAR_FEATURES]
+    judged.sort(key=lambda row: -(row.get("psi") or 0.0))
+    drifted = [row["feature"] for row in judged if (row.get("psi") or 0.0) > DRIFT_LIMIT]
+    if not judged:
+        verdict = "No drift figures stored for this model."
+    elif drifted:
+        verdict = (
+            f"Feature drift: {len(drifted)} of {len(judged)} features have a PSI above "
+            f"{DRIFT_LIMIT} (training rows against the latest 28 days): "
+            f"{', '.join(drifted[:5])}{'…' if len(drifted) > 5 else ''}. Recent scores may be "
+            "less reliable."
+        )
+    else:
+        top = judged[0]
+        verdict = (
+            f"No feature drift: all {len(judged)} features have a PSI of at most {DRIFT_LIMIT} "
+            f"(training rows against the latest 28 days); highest {top['feature']} at "
+            f"{(top.get('psi') or 0.0):.2f}."
+        )
+    note = CALENDAR_NOTE
+    if calendar:
+        note = (
+            f"{', '.join(calendar)} counts days and always drifts: this model (stored before it "
+            "was dropped) is judged without it."
+        )
+    frame = pd.DataFrame(judged, columns=list(DRIFT_COLUMNS))
+    return {
+        "passed": bool(judged) and not drifted,
+        "drifted": drifted,
+        "verdict": verdict,
+        "note": note,
+        "table": frame,
+    }
+
+
+RULE_COLUMNS = {
+    "rule": ("Rule", "text"),
+    "table_name": ("Table", "text"),
+    "action": ("Action", "text"),
+    "rows_affected": ("Rows affected", "count"),
+    "status": ("Status", "text"),
+    "description": ("What it checks", "text"),
+}
+QUARANTINE_COLUMNS = {
+    "reason": ("Reason", "text"),
+    "source_file": ("File", "text"),
+    "rows": ("Rows", "count"),
+}
+ACCOUNTING_COLUMNS = {
+    "source_file": ("File", "text"),
+    "file_records": ("Records in the file", "count"),
+    "bronze_rows": ("Loaded", "count"),
+    "silver_rows": ("Kept after cleaning", "count"),
+    "duplicates_dropped": ("Duplicates dropped", "count"),
+    "quarantined_rows": ("Quarantined", "count"),
+    "balanced": ("All accounted for", "yes/no"),
+}
+"""The data-quality tables' columns: header in words and kind of figure (app.narrative.FORMATS),
+shared by the dashboard and the report."""

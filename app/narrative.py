@@ -32,6 +32,61 @@ def count(value: int) -> str:
     return f"{int(value):,}"
 
 
+MINUS = "\u2212"
+"""The minus sign of a signed figure in text: `−£5,417` (a hyphen is too short to read)."""
+
+
+def signed_money(value: float | None) -> str:
+    """A change in pounds with its sign before the £: `+£5,417`, `−£5,417`, never `£+5,417`;
+    `£0` when it rounds to nothing."""
+    if value is None or pd.isna(value):
+        return "n/a"
+    shown = money(abs(value))
+    if shown in ("£0", "£0.00"):
+        return "£0"
+    return ("+" if value > 0 else MINUS) + shown
+
+
+def percent_change(change_: float | None, digits: int = 1) -> str | None:
+    """A relative change (0.052 → `+5.2%`, −0.052 → `-5.2%`) for a metric's delta; None when
+    there is nothing to compare with or it rounds to zero at `digits` (no "↓ -0.0%"). The sign
+    is ASCII: st.metric reads a leading "-" as a fall."""
+    if change_ is None or pd.isna(change_):
+        return None
+    text = f"{abs(change_) * 100:.{digits}f}"
+    if float(text) == 0:
+        return None
+    return ("+" if change_ > 0 else "-") + text + "%"
+
+
+FORMATS = {
+    "money": lambda value: money(value),
+    "signed_money": lambda value: signed_money(value),
+    "ratio": lambda value: ratio(value),
+    "percent": lambda value: percent(value),
+    "count": lambda value: "n/a" if value is None or pd.isna(value) else count(value),
+    "number": lambda value: "n/a" if value is None or pd.isna(value) else f"{value:,.3f}",
+    "yes/no": lambda value: "n/a" if value is None or pd.isna(value) else "yes" if value else "no",
+    "text": lambda value: (
+        "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+    ),
+}
+"""Every kind of figure the product shows, formatted one way for the dashboard, the presenter
+view and the report alike."""
+
+
+def for_people(frame: pd.DataFrame, columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """`frame`'s `columns` (name → (header, kind of figure)) as text for people: headers in
+    words, £ and × and thousands separators as the dashboard shows them."""
+    return pd.DataFrame(
+        {
+            header: [FORMATS[kind](value) for value in frame[name]]
+            for name, (header, kind) in columns.items()
+            if name in frame
+        }
+    )
+
+
 def change(current: float | None, previous: float | None) -> float | None:
     """Relative change from `previous`; None when there is nothing to compare with."""
     if current is None or previous is None or pd.isna(current) or pd.isna(previous):
@@ -56,6 +111,8 @@ def headline(kpis: dict, previous: dict, days: int) -> str:
     roas_change = change(kpis.get("roas"), previous.get("roas"))
     if roas_change is None:
         return text + " (no earlier period of equal length to compare with)."
+    if percent_change(roas_change) is None:
+        return text + f", level with the previous {days} days ({ratio(previous['roas'])})."
     direction = "up" if roas_change >= 0 else "down"
     return (
         text + f", {direction} {percent(abs(roas_change), 1)} on the previous {days} days "

@@ -4,6 +4,11 @@ The facts go to the model as JSON data (ad set names are data, never instruction
 kept only when it cites at least one figure and every number in it matches a fact within the
 rounding it was written with; anything else is replaced by a rule-based action from the same
 facts. Offline, slow, failing or unparseable replies give three rule-based actions, labelled so.
+No two bullets shown ask for the same action (the same words, or the same kind of action on the
+same ad sets).
+
+The dashboard asks in the background (`Requests`): once per serving file, facts and settings for
+the whole process, the rule-based actions shown (labelled) until the answer arrives.
 
 A reply is untrusted text: Markdown images and links, HTML tags and URLs are stripped from each
 bullet before it is grounded (what is left must still cite the facts), a bullet longer than
@@ -13,24 +18,43 @@ chat completion, a timeout) falls back to the rule-based actions. The dashboard 
 left (`app.text.markdown_text`).
 """
 
+import hashlib
 import json
 import math
 import os
+import queue
 import re
 import socket
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import date
 from urllib.parse import urlsplit
 
-from app.narrative import below_target, change, money, ratio, top_and_bottom
+from app.narrative import (
+    MINUS,
+    below_target,
+    change,
+    money,
+    percent_change,
+    ratio,
+    top_and_bottom,
+)
 
 DEFAULT_ENDPOINT = "http://localhost:1234/v1"
 DEFAULT_API_KEY = "lm-studio"
 """The openai client refuses an empty key; LM Studio ignores it."""
-DEFAULT_TIMEOUT = 3.0
+DEFAULT_TIMEOUT = 60.0
+"""Seconds for one whole exchange, retry included: a local 7–8B model writes three bullets in
+10–30 s. The dashboard asks in the background, so this never holds a page up."""
 RETRY_BACKOFF = 0.5
-"""The openai client waits up to this long before its one retry."""
+"""The pause before the one retry of a connection error, a 408/409/429 or a 5xx."""
+LIST_TIMEOUT = 10.0
+"""The model listing answers at once when LM Studio is up."""
 MAX_REPLY_CHARS = 16_000
 """Ten times what `max_tokens=400` lets a model write: anything longer is not a reply to us."""
 MAX_BULLET_CHARS = 300
@@ -85,7 +109,7 @@ class Bullet:
 class NextSteps:
     bullets: tuple[Bullet, ...]
     status: str
-    """online | offline | timeout | error | unparseable"""
+    """online | offline | timeout | error | unparseable | pending (asked, not answered yet)"""
     detail: str
     model: str | None = None
     replaced: int = 0
@@ -172,10 +196,25 @@ def facts_json(facts: dict) -> str:
 # --- grounding -------------------------------------------------------------------------------
 
 NUMBER = re.compile(
-    r"(?<![\w.])[-+−]?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s?(k|m|bn|thousand|million)?(?![a-z])",
+    r"(?<![\w.])[-+−]?(?>(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?)"
+    r"(?:\s?(k|m|bn|thousand|million|billion)(?![a-z]))?"
+    r"(\s?(?:%|per\s?cent\b|percent\b|pct\b|pp\b|percentage points?\b))?",
     re.IGNORECASE,
 )
-MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9}
+"""A figure as people write it: `5,417`, `5417.5`, `£5.4k`, `£0.34m`, `1.68x`, `1.68×`, `42%`,
+`−3.2 per cent`. The digits are read atomically, so `1.68x` is 1.68 (never 1.6 followed by a
+letter); k/m/bn multiply, and a percent sign says it may be a share written ×100."""
+MULTIPLIERS = {
+    "k": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "million": 1e6,
+    "bn": 1e9,
+    "billion": 1e9,
+}
+ROUND_THOUSANDS_FROM = 1_000
+"""A whole number of at least this size written with trailing zeros (`£5,400`) is taken as
+rounded to them; smaller ones (`100 days`) are exact."""
 
 
 def _leaves(value) -> Iterator:
@@ -183,6 +222,7 @@ def _leaves(value) -> Iterator:
         for item in value.values():
             yield from _leaves(item)
     elif isinstance(value, list):
+        yield len(value)  # "the 3 weakest ad sets": a list's length is a figure of the facts
         for item in value:
             yield from _leaves(item)
     else:
@@ -190,46 +230,145 @@ def _leaves(value) -> Iterator:
 
 
 def fact_numbers(facts: dict) -> list[float]:
-    """Every number in the facts, as given and as a percentage of a share."""
-    numbers = []
-    for leaf in _leaves(facts):
-        if isinstance(leaf, bool) or not isinstance(leaf, int | float):
-            continue
-        numbers.extend((abs(float(leaf)), abs(float(leaf)) * 100))
-    return numbers
+    """Every number in the facts (whatever its key: totals, forecasts, a plan's figures), and the
+    length of every list, as magnitudes: a sign is written as "fell" or "−" alike."""
+    return sorted(
+        {
+            abs(float(leaf))
+            for leaf in _leaves(facts)
+            if not isinstance(leaf, bool)
+            and isinstance(leaf, int | float)
+            and math.isfinite(float(leaf))
+        }
+    )
+
+
+def _date_forms(text: str) -> set[str]:
+    """An ISO date in the facts as people write it: `14 Mar 2024`, `14 March`, `14/03/2024`…"""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return set()
+    forms = set()
+    for number in {f"{day.day}", f"{day.day:02d}"}:
+        for month in (f"{day:%b}", f"{day:%B}"):
+            forms |= {f"{number} {month} {day.year}", f"{number} {month}", f"{month} {number}"}
+        forms |= {f"{number}/{day.month:02d}/{day.year}", f"{number}/{day.month}/{day.year}"}
+    return forms
 
 
 def fact_strings(facts: dict) -> list[str]:
-    """Names, ids and dates: removed from a bullet before its numbers are read (an ad set
-    called `Travelers_25-45` cites no figure)."""
+    """Names, ids and dates (also as people write dates): removed from a bullet before its
+    numbers are read (an ad set called `Travelers_25-45` cites no figure)."""
     strings = {leaf for leaf in _leaves(facts) if isinstance(leaf, str) and len(leaf) >= 3}
     strings |= {text.replace("_", " ") for text in strings}
+    strings |= {form for text in list(strings) for form in _date_forms(text)}
     return sorted(strings, key=len, reverse=True)
 
 
-def cited_numbers(text: str, strings: list[str]) -> list[tuple[float, float]]:
-    """Each number in `text` as (value, tolerance): the tolerance is half a unit of the last
-    digit it was written with, times its k/m multiplier."""
+@dataclass(frozen=True)
+class Cited:
+    """A figure in a bullet: its value, how far it may be from a fact given the precision it was
+    written with, and whether it was written as a percentage."""
+
+    value: float
+    tolerance: float
+    percent: bool
+
+
+def cited_numbers(text: str, strings: list[str]) -> list[Cited]:
+    """Each number in `text`: the tolerance is half a unit of the last digit it was written with
+    (of the last non-zero digit for a whole number from a thousand up), times its multiplier."""
     for string in strings:
         text = re.sub(re.escape(string), " ", text, flags=re.IGNORECASE)
     cited = []
     for match in NUMBER.finditer(text):
-        whole, decimals, suffix = match.groups()
+        whole, decimals, suffix, percent = match.groups()
         multiplier = MULTIPLIERS[suffix.lower()] if suffix else 1.0
-        value = float(whole.replace(",", "") + (decimals or "")) * multiplier
-        step = 10 ** -(len(decimals) - 1) if decimals else 1.0
-        cited.append((value, step * multiplier / 2))
+        digits = whole.replace(",", "")
+        value = float(digits + (decimals or "")) * multiplier
+        if decimals:
+            step = 10.0 ** -(len(decimals) - 1)
+        elif not suffix and float(digits) >= ROUND_THOUSANDS_FROM:
+            step = 10.0 ** (len(digits) - len(digits.rstrip("0")))
+        else:
+            step = 1.0
+        cited.append(Cited(value, step * multiplier / 2, bool(percent)))
     return cited
+
+
+def _forms(number: float, percent: bool) -> tuple[float, ...]:
+    """What a fact may be written as: itself; a share (0.42) as a percentage (42%); a percentage
+    (42.0) as a share (0.42)."""
+    return (number, number * 100) if percent else (number, number / 100)
+
+
+def matches_a_fact(cited: Cited, numbers: list[float]) -> bool:
+    slack = cited.tolerance + 1e-9 + abs(cited.value) * 1e-9
+    return any(
+        abs(cited.value - form) <= slack
+        for number in numbers
+        for form in _forms(number, cited.percent)
+    )
 
 
 def is_grounded(text: str, facts: dict) -> bool:
     """At least one figure, and every figure equal to a fact within its written rounding."""
     numbers = fact_numbers(facts)
     cited = cited_numbers(text, fact_strings(facts))
-    return bool(cited) and all(
-        any(abs(value - number) <= tolerance + 1e-9 for number in numbers)
-        for value, tolerance in cited
+    return bool(cited) and all(matches_a_fact(figure, numbers) for figure in cited)
+
+
+# --- one action once -------------------------------------------------------------------------
+
+ACTION_KINDS = (
+    ("less budget", r"\b(shift|move|reallocat\w*|cut|reduc\w*|lower|pause|trim|pull)\b"),
+    ("more budget", r"\b(rais\w*|increas\w*|scale|boost|higher|add)\b.*\bbudget\b"),
+    ("delivery", r"\b(deliver\w*|pacing|under-?pac\w*|unspent)\b"),
+    ("bids and creative", r"\b(bids?|creatives?)\b"),
+    ("hold", r"\b(keep|hold|maintain|protect)\b"),
+    ("cpa", r"\bcpa\b"),
+    ("target", r"\bto target\b|\bbelow\b.*\btarget\b"),
+)
+"""What a bullet asks for, first match wins: two bullets asking for the same kind of action on
+the same ad sets (or both on none) are one action."""
+
+
+def normalised(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def action_key(text: str, facts: dict) -> tuple[str, frozenset[str]]:
+    """(kind of action, ad sets named) of a bullet."""
+    lowered = text.lower()
+    names = set()
+    for name in _ad_set_names(facts):
+        for form in {name, name.replace("_", " ")}:
+            if form.lower() in lowered:
+                names.add(name)
+    kind = next(
+        (label for label, pattern in ACTION_KINDS if re.search(pattern, lowered)), normalised(text)
     )
+    return kind, frozenset(names)
+
+
+def _ad_set_names(facts) -> set[str]:
+    if isinstance(facts, dict):
+        found = {facts["ad_set"]} if isinstance(facts.get("ad_set"), str) else set()
+        for value in facts.values():
+            found |= _ad_set_names(value)
+        return found
+    if isinstance(facts, list):
+        return set().union(*(_ad_set_names(item) for item in facts)) if facts else set()
+    return set()
+
+
+def same_action(first: str, second: str, facts: dict) -> bool:
+    """The same words, or the same kind of action on overlapping ad sets (or both on none)."""
+    if normalised(first) == normalised(second):
+        return True
+    (kind, names), (other_kind, other_names) = action_key(first, facts), action_key(second, facts)
+    return kind == other_kind and (names & other_names or not (names or other_names))
 
 
 BULLET = re.compile(r"^\s*(?:[-*•–]|\d{1,2}[.)])\s+(.+?)\s*$")
@@ -301,15 +440,22 @@ def rule_based_actions(facts: dict) -> list[str]:
         )
     roas_change = facts["change_percent"]["roas"]
     if roas_change is not None and previous["roas"]:
-        if roas_change < 0:
+        shown = percent_change(roas_change / 100)
+        if shown is None:
+            actions.append(
+                f"Keep the current mix: ROAS held at {ratio(totals['roas'])}, level with the "
+                "previous period."
+            )
+        elif roas_change < 0:
             actions.append(
                 f"Review bids and creative: ROAS fell to {ratio(totals['roas'])} from "
-                f"{ratio(previous['roas'])} ({roas_change:.1f}%) against the previous period."
+                f"{ratio(previous['roas'])} ({shown.replace('-', MINUS)}) against the previous "
+                "period."
             )
         else:
             actions.append(
                 f"Keep the current mix: ROAS rose to {ratio(totals['roas'])} from "
-                f"{ratio(previous['roas'])} (+{roas_change:.1f}%) against the previous period."
+                f"{ratio(previous['roas'])} ({shown}) against the previous period."
             )
     if highest:
         high = highest[0]
@@ -345,20 +491,43 @@ def messages(facts: dict) -> list[dict]:
 
 
 def ground(proposed: list[str], facts: dict) -> tuple[tuple[Bullet, ...], int]:
-    """Keep grounded bullets; replace each other one with the next unused rule-based action."""
-    rules = iter(action for action in rule_based_actions(facts) if action not in proposed)
-    bullets, replaced = [], 0
+    """Keep grounded bullets that ask for an action not already asked for; replace each other one
+    with the next rule-based action that repeats none of the bullets shown."""
+    kept: list[str | None] = []
     for text in proposed:
-        if len(text) <= MAX_BULLET_CHARS and is_grounded(text, facts):
+        fine = len(text) <= MAX_BULLET_CHARS and is_grounded(text, facts)
+        repeated = any(other and same_action(text, other, facts) for other in kept)
+        kept.append(text if fine and not repeated else None)
+    shown = [text for text in kept if text]
+    rules = iter(rule_based_actions(facts))
+    bullets, replaced = [], 0
+    for text in kept:
+        if text is not None:
             bullets.append(Bullet(text, "lm"))
-        else:
-            bullets.append(Bullet(shorten(next(rules)), "rules"))
-            replaced += 1
+            continue
+        replaced += 1
+        action = next(
+            (rule for rule in rules if not any(same_action(rule, s, facts) for s in shown)), None
+        )
+        if action is not None:
+            shown.append(action)
+            bullets.append(Bullet(shorten(action), "rules"))
     return tuple(bullets), replaced
 
 
+def distinct(actions: list[str], facts: dict, size: int = 3) -> list[str]:
+    """The first `size` actions, each asking for something none before it asked for."""
+    chosen: list[str] = []
+    for action in actions:
+        if not any(same_action(action, other, facts) for other in chosen):
+            chosen.append(action)
+        if len(chosen) == size:
+            break
+    return chosen
+
+
 def fallback(facts: dict, status: str, detail: str, started: float, model=None) -> NextSteps:
-    actions = rule_based_actions(facts)[:3]
+    actions = distinct(rule_based_actions(facts), facts)
     return NextSteps(
         bullets=tuple(Bullet(shorten(action), "rules") for action in actions),
         status=status,
@@ -369,9 +538,8 @@ def fallback(facts: dict, status: str, detail: str, started: float, model=None) 
     )
 
 
-def _per_attempt(deadline: float) -> float:
-    """Split what is left of the budget over the attempt and its one retry."""
-    return max(0.1, (deadline - time.monotonic() - RETRY_BACKOFF) / 2)
+def _remaining(deadline: float) -> float:
+    return max(0.1, deadline - time.monotonic())
 
 
 def refused(base_url: str, timeout: float) -> bool:
@@ -409,9 +577,37 @@ def _model_name(value) -> str | None:
     return shorten(" ".join(value.split()), MAX_MODEL_CHARS)
 
 
+def _retryable(error: Exception) -> bool:
+    import openai
+
+    if isinstance(error, openai.APITimeoutError):
+        return False  # a slow model is not helped by asking it again
+    if isinstance(error, openai.APIConnectionError):
+        return True
+    status = getattr(error, "status_code", 0) or 0
+    return status in (408, 409, 429) or status >= 500
+
+
+def _complete(client, model: str, facts: dict, deadline: float):
+    """The chat completion with the whole remaining budget for one attempt (a slow model needs
+    it), and one retry after a connection error or a retryable status when time is left."""
+    for attempt in (1, 2):
+        chat = client.with_options(timeout=_remaining(deadline), max_retries=0)
+        try:
+            return chat.chat.completions.create(
+                model=model, messages=messages(facts), temperature=0.2, max_tokens=400
+            )
+        except Exception as error:
+            left = deadline - time.monotonic()
+            if attempt == 2 or not _retryable(error) or left < RETRY_BACKOFF + 0.1:
+                raise
+            time.sleep(RETRY_BACKOFF)
+    raise AssertionError("unreachable")
+
+
 def _ask(facts: dict, settings: LMSettings, started: float) -> NextSteps:
     deadline = started + settings.timeout
-    if refused(settings.base_url, _per_attempt(deadline)):
+    if refused(settings.base_url, min(LIST_TIMEOUT, _remaining(deadline))):
         return fallback(facts, "offline", "not reachable", started)
     import openai
 
@@ -419,17 +615,16 @@ def _ask(facts: dict, settings: LMSettings, started: float) -> NextSteps:
     model = settings.model
     try:
         if model is None:
-            listed = client.with_options(timeout=_per_attempt(deadline), max_retries=1)
+            listed = client.with_options(
+                timeout=min(LIST_TIMEOUT, _remaining(deadline)), max_retries=1
+            )
             models = listed.models.list().data
             if not models:
                 return fallback(facts, "error", "LM Studio lists no model", started)
             model = _model_name(getattr(models[0], "id", None))
             if model is None:
                 return fallback(facts, "error", "LM Studio lists no usable model id", started)
-        chat = client.with_options(timeout=_per_attempt(deadline), max_retries=1)
-        reply = chat.chat.completions.create(
-            model=model, messages=messages(facts), temperature=0.2, max_tokens=400
-        )
+        reply = _complete(client, model, facts, deadline)
     except openai.APITimeoutError:
         detail = f"no answer within {settings.timeout:g} s"
         return fallback(facts, "timeout", detail, started, model)
@@ -461,6 +656,90 @@ def _ask(facts: dict, settings: LMSettings, started: float) -> NextSteps:
     )
 
 
+# --- in the background -----------------------------------------------------------------------
+
+OFFLINE_RETRY_SECONDS = 30.0
+"""An "offline" answer (nothing listening: no request reached a model) is asked again after
+this long, so starting LM Studio shows in the dashboard without a restart. Every other answer
+stands for as long as its key: the same facts are never sent twice."""
+
+
+def pending(facts: dict, settings: LMSettings) -> NextSteps:
+    """What shows while the model thinks: the rule-based actions, labelled as such."""
+    result = fallback(facts, "pending", f"asking the model (up to {settings.timeout:g} s)", 0.0)
+    return NextSteps(result.bullets, "pending", result.detail)
+
+
+def request_key(stamp, facts: str, settings: LMSettings) -> tuple:
+    """One question per published serving file (`stamp`), facts and LM settings."""
+    return stamp, hashlib.sha256(facts.encode("utf-8")).hexdigest(), settings
+
+
+class Requests:
+    """LM Studio answers asked in a background thread, kept per key for the whole process.
+
+    `answer(key, …)` asks at most once per key and returns the answer when it is there, None
+    while it is not. One request runs at a time (a local server answers one at a time anyway);
+    a question still queued when another is asked is dropped, and asked again only if its key is
+    asked for again. Holds futures and small results, never a connection.
+    """
+
+    def __init__(self, ask=ask, keep: int = 128) -> None:
+        self._ask = ask
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple, tuple[Future, float]] = OrderedDict()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # a daemon thread, unlike a ThreadPoolExecutor's: stopping Streamlit never waits for a
+        # model that is still thinking
+        threading.Thread(target=self._work, name="lm-studio", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            future, facts, settings = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # dropped while queued
+            try:
+                future.set_result(self._ask(facts, settings))
+            except BaseException as error:  # noqa: BLE001 - handed to whoever waits on it
+                future.set_exception(error)
+
+    def _stale(self, future: Future, asked: float) -> bool:
+        if future.cancelled():
+            return True
+        if not future.done() or future.exception() is not None:
+            return future.done()
+        result = future.result()
+        return result.status == "offline" and time.monotonic() - asked > OFFLINE_RETRY_SECONDS
+
+    def future(self, key: tuple, facts: dict, settings: LMSettings) -> Future:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self._stale(*entry):
+                for other, _ in self._entries.values():
+                    other.cancel()  # only succeeds for questions not started yet
+                entry = (Future(), time.monotonic())
+                self._queue.put((entry[0], facts, settings))
+                self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._keep:
+                self._entries.popitem(last=False)
+            return entry[0]
+
+    def answer(
+        self, key: tuple, facts: dict, settings: LMSettings, wait: float = 0.0
+    ) -> NextSteps | None:
+        """The answer for `key`, asked now if it never was; None while it is on its way (after
+        waiting up to `wait` seconds: an offline LM Studio answers within that)."""
+        future = self.future(key, facts, settings)
+        try:
+            return future.result(timeout=wait)
+        except FutureTimeout:
+            return None
+        except CancelledError:
+            return None
+
+
 @dataclass(frozen=True)
 class StatusLine:
     """What the sidebar says about LM Studio for one result."""
@@ -479,6 +758,13 @@ def status_line(result: NextSteps, settings: LMSettings) -> StatusLine:
                 "sentence) and were replaced by rule-based actions"
             )
         return StatusLine("LM Studio: online", caption, "success")
+    if result.status == "pending":
+        return StatusLine(
+            "Asking LM Studio…",
+            f"{result.detail} at {settings.base_url}: rule-based actions from the same figures "
+            "until the answer arrives",
+            "info",
+        )
     labels = {
         "offline": "LM Studio: offline",
         "timeout": "LM Studio: too slow",

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from app import charts, evidence, narrative, queries
 from app.next_steps import build_facts, rule_based_actions
-from app.overview import Filters, kpi_tiles, load_overview
+from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
 
 DEFAULT_DAYS = 28
 """The default period: four full weeks, compared with the four weeks before."""
@@ -66,13 +66,32 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, na_rep="n/a", float_format=lambda v: f"{v:,.3f}")
 
 
-def _tiles(tiles: list[dict]) -> str:
+AD_SET_TABLE = {
+    "ad_set_name": ("Ad set", "text"),
+    "roas": ("ROAS", "ratio"),
+    "spend": ("Spend", "money"),
+    "revenue": ("Revenue", "money"),
+}
+
+
+def _delta(overview: Overview, name: str) -> str:
+    """A tile's change on the previous period in words: `+5.2% vs previous period`, `unchanged
+    on the previous period` when it rounds to zero, `no earlier period` when there is none."""
+    change = narrative.change(overview.kpis.get(name), overview.previous.get(name))
+    if change is None:
+        return "no earlier period"
+    shown = narrative.percent_change(change)
+    if shown is None:
+        return "unchanged on the previous period"
+    return shown.replace("-", narrative.MINUS) + " vs previous period"
+
+
+def _tiles(overview: Overview) -> str:
     cells = "".join(
         f'<div class="tile"><div class="label">{html.escape(tile["label"])}</div>'
         f'<div class="value">{html.escape(tile["value"])}</div>'
-        f'<div class="delta">{html.escape(tile["delta"] or "no earlier period")}'
-        f"{' vs previous period' if tile['delta'] else ''}</div></div>"
-        for tile in tiles
+        f'<div class="delta">{html.escape(_delta(overview, name))}</div></div>'
+        for tile, (_, name, _, _) in zip(kpi_tiles(overview), KPI_TILES, strict=True)
     )
     return f'<div class="tiles">{cells}</div>'
 
@@ -89,7 +108,6 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
     available = queries.tables(source)
     figure = _Figures()
     top, bottom = narrative.top_and_bottom(overview.by_ad_set)
-    columns = {"ad_set_name": "ad set", "roas": "ROAS", "spend": "spend", "revenue": "revenue"}
     parts = [
         "<h1>Marketing performance</h1>",
         _p(
@@ -99,7 +117,7 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
             "sub",
         ),
         _p(overview.headline, "headline"),
-        _tiles(kpi_tiles(overview)),
+        _tiles(overview),
         "<h2>Spend and revenue</h2>",
         figure(charts.spend_revenue(overview.daily)),
         _p(overview.spend_revenue_so_what, "sowhat"),
@@ -107,9 +125,9 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
         figure(charts.roas_by_ad_set(overview.by_ad_set, filters.roas_target, filters.roas_band)),
         _p(overview.roas_so_what, "sowhat"),
         "<h3>Top 5</h3>",
-        _table(top[list(columns)].rename(columns=columns)),
+        _table(narrative.for_people(top, AD_SET_TABLE)),
         "<h3>Bottom 5</h3>",
-        _table(bottom[list(columns)].rename(columns=columns)),
+        _table(narrative.for_people(bottom, AD_SET_TABLE)),
         "<h2>Pacing</h2>",
         figure(charts.pacing_mix(overview.pacing, filters.under, filters.over)),
         _p(overview.pacing_so_what, "sowhat"),
@@ -145,12 +163,15 @@ def _quality(source: queries.Source, available: frozenset[str]) -> list[str]:
         else pd.DataFrame(columns=["reason", "source_file", "rows"])
     )
     accounting = queries.row_accounting(source)
-    flagged = rules[rules["status"] != "pass"][["rule", "action", "rows_affected", "status"]]
+    flagged = rules[rules["status"] != "pass"]
+    flagged_columns = {
+        name: evidence.RULE_COLUMNS[name] for name in ("rule", "action", "rows_affected", "status")
+    }
     return [
         "<h2>Data quality</h2>",
         _p(narrative.quality_so_what(rules, quarantine, accounting), "sowhat"),
-        _table(flagged) if len(flagged) else "",
-        _table(accounting),
+        _table(narrative.for_people(flagged, flagged_columns)) if len(flagged) else "",
+        _table(narrative.for_people(accounting, evidence.ACCOUNTING_COLUMNS)),
     ]
 
 
@@ -167,6 +188,8 @@ def _models(source: queries.Source, available: frozenset[str], figure: _Figures)
             _table(evidence.windows(card)),
             _p(narrative.model_so_what(card), "sowhat"),
             _table(evidence.scores_table(evidence.validation(card))),
+            _p(evidence.drift(card)["verdict"], "sowhat"),
+            _p(evidence.drift(card)["note"], "sub"),
         ]
         if card.get("reliability"):
             parts.append(figure(charts.reliability(card["reliability"])))

@@ -72,7 +72,7 @@ def test_endpoint_accepts_the_base_and_the_full_chat_completions_form(endpoint, 
 def test_settings_default_to_local_lm_studio_with_a_non_empty_key():
     settings = next_steps.LMSettings.from_env({})
     assert settings.base_url == "http://localhost:1234/v1"
-    assert settings.api_key and settings.model is None and settings.timeout == 3.0
+    assert settings.api_key and settings.model is None and settings.timeout == 60.0
 
 
 def test_only_a_refused_connection_counts_as_offline_before_asking():

@@ -142,7 +142,7 @@ def dashboard(monkeypatch, served):
         app = AppTest.from_file(DASHBOARD, default_timeout=30)
         app.run()
         assert not app.exception, [exception.message for exception in app.exception]
-        return app, server
+        return answered(app), server
 
     yield start
     for server in servers:
@@ -154,9 +154,24 @@ def sidebar_text(app: AppTest) -> str:
     """What the sidebar reads (the app escapes the text it did not write as Markdown)."""
     return "\n".join(
         unescape_markdown(str(element.value))
-        for kind in ("markdown", "caption", "success", "warning")
+        for kind in ("markdown", "caption", "success", "info", "warning")
         for element in app.sidebar.get(kind)
     )
+
+
+ASKING = "Asking LM Studio…"
+
+
+def answered(app: AppTest, within: float = 15.0) -> AppTest:
+    """Rerun the page until LM Studio's answer (or its failure) has arrived: the question is
+    asked in the background, and the first render shows the rule-based actions meanwhile."""
+    deadline = time.monotonic() + within
+    while ASKING in sidebar_text(app) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        app.run()
+        assert not app.exception, [exception.message for exception in app.exception]
+    assert ASKING not in sidebar_text(app), "LM Studio's answer never arrived"
+    return app
 
 
 def next_step_bullets(app: AppTest) -> list[str]:
@@ -237,6 +252,7 @@ def test_a_hostile_model_id_is_shown_as_text(monkeypatch, served):
         st.cache_data.clear()
         app = AppTest.from_file(DASHBOARD, default_timeout=30)
         app.run()
+        answered(app)
         st.cache_data.clear()
     assert not app.exception
     captions = [caption.value for caption in app.sidebar.caption]
@@ -252,5 +268,6 @@ def test_one_lm_call_per_distinct_filter_state(dashboard):
     app.slider(key="whatif_share").set_value(0.4).run()
     assert len(server.chat_requests()) == 1, "reruns with the same filters call the LM again"
     app.multiselect(key="ad_sets").set_value(["AS_001", "AS_003"]).run()
+    answered(app)
     assert len(server.chat_requests()) == 2
     assert facts_from(server.chat_requests()[-1])["ad_sets"] == 2

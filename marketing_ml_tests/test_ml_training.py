@@ -9,6 +9,7 @@ import pytest
 
 from marketing_ml.ml.features import (
     FEATURE_COLUMNS,
+    MODEL_FEATURES,
     feature_sql,
     label_sql,
     training_dataset_sql,
@@ -144,5 +145,5 @@ def test_a_missing_category_is_missing_in_training_as_in_scoring():
     categories = rows.categories_of(every_row)
     assert categories == {"lookalike_source": ("past_bookers",)}
     np.testing.assert_array_equal(
-        rows.matrix(every_row, categories), feature_array(frame, FEATURE_COLUMNS, categories)
+        rows.matrix(every_row, categories), feature_array(frame, MODEL_FEATURES, categories)
     )

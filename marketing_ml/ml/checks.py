@@ -16,7 +16,13 @@ import dagster as dg
 import numpy as np
 
 from marketing_ml.ml.assets import DAILY, FEATURES, LABELS, SCORED_DAYS, scored_window_sql
-from marketing_ml.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS, feature_sql
+from marketing_ml.ml.features import (
+    CALENDAR_FEATURES,
+    FEATURE_COLUMNS,
+    KEY_COLUMNS,
+    LABEL_COLUMNS,
+    feature_sql,
+)
 from marketing_ml.ml.store import DATE_COLUMNS, TRAINED
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
 from marketing_ml.resources import LakehouseResource
@@ -285,17 +291,32 @@ def skill_over_heuristic(row: dict, connection) -> dg.AssetCheckResult:
     )
 
 
+CALENDAR_NOTE = (
+    "Calendar position: days_since_first_day is not a model feature (a count of days always "
+    "drifts, and dropping it left validation AUC unchanged); a model stored before that is "
+    "judged without it. day_of_week is cyclic and judged like every other feature."
+)
+
+
 def feature_drift(row: dict, connection) -> dg.AssetCheckResult:
     psi = json.loads(row["psi"])
-    drifted = [item["feature"] for item in psi if (item["psi"] or 0.0) > PSI_LIMIT]
+    judged = [item for item in psi if item["feature"] not in CALENDAR_FEATURES]
+    drifted = [item["feature"] for item in judged if (item["psi"] or 0.0) > PSI_LIMIT]
     table = "\n".join(
         ["| feature | PSI |", "|---|---|"]
-        + [f"| {item['feature']} | {_metric(item['psi'])} |" for item in psi]
+        + [f"| {item['feature']} | {_metric(item['psi'])} |" for item in judged]
     )
     return dg.AssetCheckResult(
         passed=not drifted,
         severity=WARN,
-        metadata={"drifted_features": drifted, "psi": dg.MetadataValue.md(table)},
+        metadata={
+            "drifted_features": drifted,
+            "psi": dg.MetadataValue.md(table),
+            "calendar_features": dg.MetadataValue.text(CALENDAR_NOTE),
+            "calendar_features_in_model": [
+                item["feature"] for item in psi if item["feature"] in CALENDAR_FEATURES
+            ],
+        },
     )
 
 
@@ -341,7 +362,8 @@ MODEL_CHECKS = (
         False,
         (),
         f"Population stability index of each feature, training rows against the latest 28 days, "
-        f"at most {PSI_LIMIT}.",
+        f"at most {PSI_LIMIT}. Calendar position (days since the first day) is not a model "
+        "feature: a count of days always drifts.",
     ),
 )
 """(judge, blocking, extra tables read, description) of every check on a model: each judges the

@@ -31,6 +31,14 @@ STATIC_FEATURES = (
     "target_age_upper",
     "lookalike_source",
 )
+CALENDAR_FEATURES = ("days_since_first_day",)
+"""Features that encode where a row sits in the calendar rather than how the ad set behaves. A
+count of days grows with every day, so the latest 28 days always lie past every training value
+(PSI 8.2–8.3 on each clean build of the sample) and a tree can only extrapolate it flat. At 200 ad
+sets x 365 days (seed 42) it carried 0.7% (pacing) and 0.45% (conversion) of the models' gain,
+and dropping it left validation AUC unchanged (0.9093 -> 0.9094, 0.8986 -> 0.8989) and Brier
+too: it is dropped from the models. It stays a column of gold.features, where it decides when a
+trailing window is NULL. `day_of_week` is cyclic (every value recurs every week) and stays."""
 CATEGORICAL_FEATURES = ("lookalike_source",)
 """Kept as text in gold.features; the model maps them to codes with the category list it stores."""
 
@@ -62,6 +70,9 @@ FEATURE_COLUMNS = tuple(
     + [lag_column(m) for m in MEASURES]
     + list(STATIC_FEATURES)
 )
+
+MODEL_FEATURES = tuple(column for column in FEATURE_COLUMNS if column not in CALENDAR_FEATURES)
+"""What the models are trained on: every feature but the calendar position."""
 
 LABEL_HORIZON_DAYS = {"label_under_pacing_next": 1, "label_roas_on_target_next7d": 7}
 LABEL_COLUMNS = tuple(LABEL_HORIZON_DAYS)

@@ -30,7 +30,7 @@ from marketing_ml.ml.evaluation import (
     scores,
     validation_cutoff,
 )
-from marketing_ml.ml.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL_HORIZON_DAYS
+from marketing_ml.ml.features import CATEGORICAL_FEATURES, LABEL_HORIZON_DAYS, MODEL_FEATURES
 from marketing_ml.ml.store import (
     TRAINED,
     CalibratedModel,
@@ -140,7 +140,7 @@ class LabelledRows:
         no_categories = {name: () for name in CATEGORICAL_FEATURES}
         return cls(
             keys=keys,
-            features=feature_array(frame, FEATURE_COLUMNS, no_categories)[labelled],
+            features=feature_array(frame, MODEL_FEATURES, no_categories)[labelled],
             labels=frame[spec.label].to_numpy(np.float64)[labelled],
             dates=as_days(keys["date"]),
             heuristic=spec.heuristic(frame).to_numpy(np.float64)[labelled],
@@ -171,7 +171,7 @@ class LabelledRows:
                 + [np.nan],
                 dtype=np.float32,
             )
-            matrix[:, FEATURE_COLUMNS.index(name)] = recode[codes[rows]]
+            matrix[:, MODEL_FEATURES.index(name)] = recode[codes[rows]]
         return matrix
 
 
@@ -198,11 +198,11 @@ def fit_booster(
         "seed": params.seed,
         "nthread": threads_for(len(fit)),
     }
-    train = design_matrix(fit, FEATURE_COLUMNS, categories)
+    train = design_matrix(fit, MODEL_FEATURES, categories)
     train.set_label(fit_labels)
     if len(fit) == 0:
         return bytes(xgb.train({**settings, "base_score": 0.5}, train, 0).save_raw("ubj"))
-    evaluation = design_matrix(stop, FEATURE_COLUMNS, categories)
+    evaluation = design_matrix(stop, MODEL_FEATURES, categories)
     evaluation.set_label(stop_labels)
     booster = xgb.train(
         settings,
@@ -250,12 +250,12 @@ def train_fold(
         categories,
         params,
     )
-    uncalibrated = CalibratedModel(booster, FEATURE_COLUMNS, categories, (0.0, 1.0), (0.0, 1.0))
+    uncalibrated = CalibratedModel(booster, MODEL_FEATURES, categories, (0.0, 1.0), (0.0, 1.0))
     calibration_labels = rows.labels[calibration]
     x, y = fit_isotonic(
         uncalibrated.raw_scores_of(rows.matrix(calibration, categories)), calibration_labels
     )
-    model = CalibratedModel(booster, FEATURE_COLUMNS, categories, tuple(x), tuple(y))
+    model = CalibratedModel(booster, MODEL_FEATURES, categories, tuple(x), tuple(y))
     heuristic_x, heuristic_y = fit_isotonic(rows.heuristic[calibration], calibration_labels)
     calibration_rate = float(calibration_labels.mean()) if len(calibration) else None
     return Fold(
@@ -514,7 +514,7 @@ def not_trained(
         },
         status=status,
     )
-    return CalibratedModel(b"", FEATURE_COLUMNS, {}, (), (), card)
+    return CalibratedModel(b"", MODEL_FEATURES, {}, (), (), card)
 
 
 def train_model(

@@ -1,0 +1,184 @@
+"""Figures written for people, in the dashboard (AppTest) and the HTML report: colours that mean
+good or bad news the right way round, headers in words, thousands separators, £ and ×, a signed
+change as +£5,417 / −£5,417, no "↓ -0.0%" for a change that rounds to nothing."""
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import duckdb
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from app import narrative
+from app.report import build_report
+from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, served_lakehouse
+
+SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
+THOUSANDS = re.compile(r"\d,\d{3}\b")
+
+
+@pytest.fixture
+def serving(tmp_path_factory, monkeypatch):
+    path = served_lakehouse(tmp_path_factory).serving
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(path))
+    monkeypatch.setenv("LM_ENDPOINT", CLOSED_PORT_ENDPOINT)
+    monkeypatch.delenv("LM_MODEL", raising=False)
+    st.cache_data.clear()
+    yield path
+    st.cache_data.clear()
+
+
+def render() -> AppTest:
+    app = AppTest.from_file(DASHBOARD, default_timeout=30)
+    app.run()
+    assert not app.exception, [exception.message for exception in app.exception]
+    return app
+
+
+def column_config(frame) -> dict:
+    return json.loads(frame.proto.columns or "{}")
+
+
+def shown_tables(tab) -> list[tuple[pd.DataFrame, dict]]:
+    return [(frame.value, column_config(frame)) for frame in tab.get("dataframe")]
+
+
+def header(config: dict, name: str) -> str:
+    return (config.get(name) or {}).get("label") or name
+
+
+def test_forecast_bars_are_green_for_good_news_and_red_for_bad(serving):
+    forecasts = render().tabs[1]
+    [config] = [
+        config for frame, config in shown_tables(forecasts) if "roas_on_target_prob" in frame
+    ]
+    assert config["roas_on_target_prob"]["type_config"]["color"] == "auto"
+    assert config["under_pacing_risk"]["type_config"]["color"] == "auto-inverse"
+
+
+def test_data_quality_headers_are_words_and_counts_have_thousands_separators(serving):
+    quality = render().tabs[2]
+    tables = shown_tables(quality)
+    assert len(tables) == 3
+    for frame, config in tables:
+        headers = [header(config, name) for name in frame.columns if config.get(name) != {}]
+        assert not [text for text in headers if SNAKE.search(text)], headers
+        for name in frame.columns:
+            if pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(
+                frame[name]
+            ):
+                assert "," in config[name]["type_config"]["format"], (name, config[name])
+    accounting = next(config for frame, config in tables if "file_records" in frame)
+    assert header(accounting, "file_records") == "Records in the file"
+
+
+def test_models_tab_shows_the_drift_verdict_beside_the_scores_not_in_an_expander(serving):
+    models = render().tabs[3]
+    verdicts = [
+        element.value
+        for kind in ("success", "warning")
+        for element in models.get(kind)
+        if "feature drift" in element.value.lower() or "Feature drift" in element.value
+    ]
+    assert len(verdicts) == 2, verdicts  # one per model
+    captions = [caption.value for caption in models.caption]
+    assert sum("not a model feature" in caption for caption in captions) == 2
+    for expander in models.get("expander"):
+        assert not any("drift" in element.value.lower() for element in expander.get("success"))
+        assert not any("drift" in element.value.lower() for element in expander.get("warning"))
+
+
+def test_whatif_changes_are_signed_before_the_pound(serving):
+    whatif = render().tabs[4]
+    [plan] = [frame for frame, _ in shown_tables(whatif) if "spend_change" in frame]
+    changes = [value for value in plan["spend_change"] if value != "£0"]
+    assert changes, plan
+    assert all(re.fullmatch(r"[+−]£[\d,.]+k?m?", value) for value in changes), changes
+    assert any(value.startswith("+£") for value in changes)
+    assert any(value.startswith("−£") for value in changes)
+
+
+def test_signed_money_puts_the_sign_before_the_pound():
+    assert narrative.signed_money(5417) == "+£5,417"
+    assert narrative.signed_money(-5417) == "−£5,417"
+    assert narrative.signed_money(0.001) == "£0"
+    assert narrative.percent_change(-0.0004) is None
+    assert narrative.percent_change(0.052) == "+5.2%"
+
+
+@pytest.fixture
+def flat_serving(serving, tmp_path, monkeypatch):
+    """The served lakehouse with every ad-set day alike, but for one cent more revenue on the
+    last day: every KPI's change on the previous period rounds to 0.0%."""
+    path = tmp_path / "serving.duckdb"
+    shutil.copy(serving, path)
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "UPDATE gold.daily_adset_metrics SET spend = 100, revenue = 400, bookings = 2, "
+            "roas = 4, cpa = 50"
+        )
+        connection.execute(
+            "UPDATE gold.daily_adset_metrics SET revenue = 400.01 "
+            "WHERE date = (SELECT max(date) FROM gold.daily_adset_metrics)"
+        )
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(path))
+    return path
+
+
+def test_a_change_that_rounds_to_zero_shows_no_delta(flat_serving):
+    app = render()
+    tiles = {metric.label: metric for metric in app.metric}
+    for label in ("Spend", "Revenue", "Bookings", "ROAS", "CPA"):
+        assert not tiles[label].delta, (label, tiles[label].delta)
+    report = build_report(flat_serving)
+    assert "0.0%" not in report
+    assert report.count("unchanged on the previous period") == 5
+
+
+class Tables(HTMLParser):
+    """Every <table> of an HTML page as a DataFrame of its cell texts (first row: headers)."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+    def frames(self) -> list[pd.DataFrame]:
+        return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in self.tables if rows]
+
+
+def test_report_tables_show_pounds_ratios_words_and_thousands(serving):
+    report = build_report(serving)
+    tables = Tables(report).frames()
+    top = tables[0]
+    assert list(top.columns) == ["Ad set", "ROAS", "Spend", "Revenue"]
+    assert top["ROAS"].str.endswith("×").all()
+    assert top["Spend"].str.startswith("£").all() and top["Revenue"].str.startswith("£").all()
+    accounting = next(table for table in tables if "File" in table.columns)
+    assert not [column for column in accounting.columns if SNAKE.search(str(column))]
+    assert "Records in the file" in accounting.columns
+    counts = accounting["Records in the file"].astype(str)
+    assert any(THOUSANDS.search(value) for value in counts), counts.tolist()
+    assert "£+" not in report and "£-" not in report
