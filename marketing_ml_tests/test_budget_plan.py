@@ -126,13 +126,17 @@ def test_plan_beats_the_naive_rule_measured_with_the_true_curves(built, seed):
 
 
 def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
-    """Issue 12 asks for 90% in the median and every seed; measured 88%, 71%, 89% (seeds 1-3,
-    180-day window): a slow conversion drift in the generated revenue lines up with budget
-    changes, which curves from observational data cannot tell apart. This pins what is reached,
-    so a regression shows; the gap is reported on the issue."""
-    captured = sorted(shares(lakehouse, seed)["plan_share"] for seed, (lakehouse, _) in built.items())
-    assert captured[len(captured) // 2] >= 0.85
-    assert captured[0] >= 0.65
+    """Issue 12 asks for 90% in the median and every seed. Reached 95%, 87%, 96% (seeds 1-3;
+    seeds 4-8: 93%, 98%, 87%, 77%, 87%): curves fitted under the slow conversion drift and
+    shrunk toward the population of curves. Before: 88%, 71%, 89%. The worst seed stays under
+    90%: even given the true population of curves as its prior the fitter reaches 88% on it,
+    so what is missing is information in 180 noisy days more than method. This pins what is
+    reached, so a regression shows; the gap is reported on the issue."""
+    captured = sorted(
+        shares(lakehouse, seed)["plan_share"] for seed, (lakehouse, _) in built.items()
+    )
+    assert captured[len(captured) // 2] >= 0.93
+    assert captured[0] >= 0.85
 
 
 @pytest.mark.parametrize("seed", SEEDS)
