@@ -215,3 +215,84 @@ def whatif_revenue(before: float, low: float, high: float) -> go.Figure:
             showlegend=False,
         ),
     )
+
+
+CURVE_COLOURS = ("#4C78A8", "#2E9E5B", "#F2A541", "#B279A2", "#E45756", "#72B7B2")
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def response_curves(drawn: list[dict]) -> go.Figure:
+    """Each ad set's response curve (expected daily revenue against daily spend) with the
+    5th–95th percentile band of its bootstrap curves, its current spend (circle) and the plan's
+    recommendation (diamond). Ad-set names go in as plain labels."""
+    traces = []
+    for number, curve in enumerate(drawn):
+        colour = CURVE_COLOURS[number % len(CURVE_COLOURS)]
+        name = plain_label(curve["name"])
+        group = curve["ad_set_id"]
+        if curve["band"] is not None:
+            low, high = curve["band"]
+            traces.append(
+                go.Scatter(
+                    x=np.concatenate([curve["grid"], curve["grid"][::-1]]),
+                    y=np.concatenate([high, low[::-1]]),
+                    fill="toself",
+                    fillcolor=_rgba(colour, 0.15),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    name=f"{name}: 90% band",
+                    legendgroup=group,
+                    showlegend=False,
+                )
+            )
+        traces.append(
+            go.Scatter(
+                x=curve["grid"],
+                y=curve["revenue"],
+                mode="lines",
+                line={"color": colour, "width": 2},
+                name=name,
+                legendgroup=group,
+                text=[name] * len(curve["grid"]),  # a name never goes into a template itself
+                hovertemplate="%{text}<br>spend £%{x:,.0f}: revenue £%{y:,.0f}<extra></extra>",
+            )
+        )
+        for label, key, symbol, marginal in (
+            ("current", "current", "circle", curve["marginal"][0]),
+            ("recommended", "recommended", "diamond", curve["marginal"][1]),
+        ):
+            spend, revenue = curve[key]
+            traces.append(
+                go.Scatter(
+                    x=[spend],
+                    y=[revenue],
+                    mode="markers",
+                    marker={
+                        "color": colour if key == "recommended" else "white",
+                        "size": 11,
+                        "symbol": symbol,
+                        "line": {"color": colour, "width": 2},
+                    },
+                    name=f"{name}: {label}",
+                    legendgroup=group,
+                    showlegend=False,
+                    text=[f"{name}, {label}"],
+                    hovertemplate="%{text}<br>spend £%{x:,.0f}, revenue £%{y:,.0f}"
+                    f"<br>marginal ROAS {marginal:.2f}×<extra></extra>",
+                )
+            )
+    return go.Figure(
+        traces,
+        _layout(
+            "Response curves: expected daily revenue against daily spend "
+            "(○ current, ◆ recommended, band: 90% of bootstrap curves)",
+            height=420,
+            xaxis={"title": "daily spend", "tickprefix": "£", "tickformat": "~s"},
+            yaxis={"title": "expected daily revenue", "tickprefix": "£", "tickformat": "~s"},
+            hovermode="closest",
+        ),
+    )

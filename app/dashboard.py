@@ -1,10 +1,13 @@
 """Marketing performance dashboard: `streamlit run app/dashboard.py` (or `make app`).
 
 A thin UI: numbers come from app.queries (SQL pushed down to the serving file, cached per file
-version), sentences from app.narrative, actions from app.next_steps, the plan from app.whatif.
+version), sentences from app.narrative, actions from app.next_steps, the budget plan from
+app.plan (re-planned with `planning`), the naive comparison from app.whatif.
 """
 
 import json
+import time
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,8 +26,25 @@ from app.overview import (
     kpi_tiles,
     load_overview,
 )
+from app.plan import (
+    ROLE_LABELS,
+    SCENARIO_LABELS,
+    Curves,
+    PublishedPlan,
+    Replan,
+    curve_points,
+    default_curves,
+    headline_text,
+    load_curves,
+    naive_value,
+    plan_csv,
+    plan_table,
+    replan,
+    unplaced_text,
+)
 from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
+from planning import PlanSettings
 
 NOT_AVAILABLE = "Not available yet: run `make run` to build it."
 PLOTLY_CONFIG = {"displaylogo": False}
@@ -41,16 +61,31 @@ def cached_overview(path: str, stamp: tuple[int, int], filters: Filters) -> Over
     """The Overview's queries for one filter state on one connection (opening one costs ~15 ms),
     cached under the filters' repr: Streamlit's own hashing takes ~10 ms over 2,000 ad set ids."""
     with queries.connected_fetcher(Path(path)) as fetch:
-        return load_overview(fetch, filters)
+        return load_overview(fetch, filters, with_plan=False)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def published_plan(path: str, stamp: tuple[int, int]) -> PublishedPlan | None:
+    """The plan the last run published, read once per serving-file version and shared as is
+    (not copied per rerun): the Overview's headline, the Forecasts' actions, Next steps and the
+    What-if's starting point all quote this one object."""
+    with queries.connected_fetcher(Path(path)) as fetch:
+        return PublishedPlan.from_tables(fetch("published_plan"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def all_forecasts(
-    path: str, stamp: tuple[int, int], available: frozenset[str], _ad_sets: pd.DataFrame
+    path: str,
+    stamp: tuple[int, int],
+    available: frozenset[str],
+    _ad_sets: pd.DataFrame,
+    _published: PublishedPlan | None,
 ) -> pd.DataFrame | None:
     """Every ad set's latest scores, name and suggested action, most urgent first; built once
     per publish, so a filter change only picks rows. None without scored tables. `_ad_sets`
-    (not hashed) is the sidebar's list, fixed by `stamp` like everything else here."""
+    (not hashed) is the sidebar's list and `_published` the published plan, both fixed by
+    `stamp` like everything else here. The action comes from the ad set's row of that plan and
+    its forecasts (`narrative.forecast_action`), so it tells the plan's story."""
     with queries.connected_fetcher(Path(path)) as fetch:
         frames = [fetch("latest_scores", table) for table in queries.SCORES if table in available]
     if not frames:
@@ -63,12 +98,18 @@ def all_forecasts(
         if column not in forecasts:
             forecasts[column] = None
     forecasts["ad_set_name"] = forecasts["ad_set_id"].map(names)
+    plan_rows = _published.rows_by_id() if _published is not None else {}
     forecasts["action"] = [
-        narrative.forecast_action(risk, probability)
-        for risk, probability in zip(
-            forecasts["under_pacing_risk"], forecasts["roas_on_target_prob"], strict=True
+        narrative.forecast_action(plan_rows.get(ad_set_id), risk, probability)
+        for ad_set_id, risk, probability in zip(
+            forecasts["ad_set_id"],
+            forecasts["under_pacing_risk"],
+            forecasts["roas_on_target_prob"],
+            strict=True,
         )
     ]
+    roles = {ad_set_id: row["role"] for ad_set_id, row in plan_rows.items()}
+    forecasts["plan_role"] = forecasts["ad_set_id"].map(roles).map(ROLE_LABELS)
     return forecasts.sort_values(
         ["under_pacing_risk", "roas_on_target_prob"], ascending=[False, True], na_position="last"
     )
@@ -340,6 +381,12 @@ def forecasts_tab(
     )
     target = float(model_target.iloc[0]) if len(model_target) else None
     so_what(narrative.forecast_so_what(forecasts, target))
+    if "plan_role" in forecasts and forecasts["plan_role"].notna().any():
+        st.caption(
+            "Suggested actions follow tomorrow's published budget plan (What-if tab) and these "
+            "forecasts: an ad set likely to under-pace is told to check delivery, never to get "
+            "more budget."
+        )
     for table in scored:
         if provenance := fetch("score_provenance", table):
             st.caption(
@@ -353,7 +400,9 @@ def forecasts_tab(
             f"sidebar target ({narrative.ratio(filters.roas_target)}) does not change its scores."
         )
     hidden = [SCORING_MODELS[table][1] for table in untrained]
-    shown = forecasts[["ad_set_name", "under_pacing_risk", "roas_on_target_prob", "action"]]
+    shown = forecasts[
+        ["ad_set_name", "plan_role", "under_pacing_risk", "roas_on_target_prob", "action"]
+    ]
     st.dataframe(
         shown.assign(  # whole percents: calibrated steps do not carry two decimals of meaning
             under_pacing_risk=(100 * shown["under_pacing_risk"]).round(),
@@ -363,6 +412,7 @@ def forecasts_tab(
         width="stretch",
         column_config={
             "ad_set_name": st.column_config.TextColumn("Ad set"),
+            "plan_role": st.column_config.TextColumn("Budget plan"),
             # red for bad news: a high risk of under-pacing is bad, a high chance of reaching
             # the ROAS target is good (green)
             "under_pacing_risk": st.column_config.ProgressColumn(
@@ -492,9 +542,255 @@ def models_tab(fetch, available: frozenset[str]) -> None:
         st.divider()
 
 
-@st.fragment
-def whatif_tab(overview: Overview) -> None:
-    """A fragment: its sliders rerun only this tab, not the queries and charts around it."""
+@st.cache_resource(show_spinner=False, max_entries=4)
+def served_curves(path: str, stamp: tuple[int, int]) -> Curves | None:
+    """The response curves, their bootstrap draws as matrices and the published plan's capacity
+    and settings, read once per serving-file version. Plain data, no connection: a resource, so
+    the 2,000 × 200 × 3 draws are not copied on every rerun as st.cache_data would."""
+    with queries.connected_fetcher(Path(path)) as fetch:
+        if queries.CURVES not in fetch("tables"):
+            return None
+        frame, draws = fetch("response_curve_draws")
+    return load_curves(frame, published_plan(path, stamp), draws)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs={PlanSettings: repr})
+def replanned(
+    path: str, stamp: tuple[int, int], settings: PlanSettings
+) -> tuple[Replan, pd.DataFrame]:
+    """The What-if's plan for `settings` and its table, kept for the last few settings: a rerun
+    that changes something else (a filter, the naive rule's sliders) does not re-plan."""
+    result = replan(served_curves(path, stamp), settings)
+    table = plan_table(result.ad_sets)
+    return result, table.assign(change=table["change"].map(narrative.signed_money))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs={PlanSettings: repr})
+def curves_figure(
+    path: str, stamp: tuple[int, int], settings: PlanSettings, chosen: tuple[str, ...]
+):
+    """The response-curves chart for a plan and a choice of ad sets (kept: a rerun that changes
+    something else redraws nothing)."""
+    result, _ = replanned(path, stamp, settings)
+    return charts.response_curves(curve_points(served_curves(path, stamp), result.ad_sets, chosen))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32, hash_funcs={Filters: repr})
+def naive_valued(
+    path: str, stamp: tuple[int, int], filters: Filters, share: float, _naive: pd.DataFrame
+):
+    """The naive rule's reallocation for the filters and share (`_naive`, fixed by them),
+    valued with the served curves."""
+    curves = served_curves(path, stamp)
+    return naive_value(curves, _naive) if curves is not None else None
+
+
+def plan_settings(curves: Curves) -> PlanSettings:
+    """The What-if's scenario, bounds, locks and total; they start at the published plan's."""
+    published = curves.settings
+    ids = list(curves.frame["ad_set_id"])
+    names = dict(zip(curves.frame["ad_set_id"], curves.frame["ad_set_name"], strict=True))
+    scenario = st.radio(
+        "Scenario",
+        list(SCENARIO_LABELS),
+        index=list(SCENARIO_LABELS).index(published.scenario),
+        format_func=SCENARIO_LABELS.get,
+        horizontal=True,
+        key="plan_scenario",
+    )
+    target, lower, upper, total = st.columns(4)
+    target_value = target.number_input(
+        "Target marginal ROAS (×)",
+        min_value=0.1,
+        max_value=50.0,
+        value=float(published.target_marginal_roas),
+        step=0.1,
+        format="%.2f",
+        key="plan_target",
+        disabled=scenario != "target_roas",
+        help="Spend while the last pound still returns at least this (break-even = 1 / margin).",
+    )
+    lower_value = lower.slider(
+        "Lower bound (× current spend)",
+        0.0,
+        1.0,
+        float(published.lower_factor),
+        0.05,
+        key="plan_lower",
+    )
+    upper_value = upper.slider(
+        "Upper bound (× current spend)",
+        1.0,
+        3.0,
+        float(published.upper_factor),
+        0.05,
+        key="plan_upper",
+        help="Also capped by each ad set's daily budget, its delivery history and its "
+        "under-pacing risk (50% or more: no increase).",
+    )
+    current_total = float(curves.frame["current_spend"].fillna(0).sum())
+    total_value = total.number_input(
+        "Fixed total (£ a day)",
+        min_value=0.0,
+        value=None if published.total is None else float(published.total),
+        step=100.0,
+        format="%.0f",
+        placeholder=f"today's {narrative.money(current_total)}",
+        key="plan_total",
+        disabled=scenario != "same_budget",
+        help="Same-budget scenario: plan this total instead of today's.",
+    )
+    locked = st.multiselect(
+        "Locked ad sets (keep today's spend)",
+        ids,
+        default=[ad_set for ad_set in published.locked if ad_set in names],
+        format_func=lambda ad_set: names.get(ad_set, ad_set),
+        placeholder="Type to search ad sets to lock",
+        key="plan_locked",
+    )
+    return PlanSettings(
+        scenario=scenario,
+        target_marginal_roas=float(target_value),
+        lower_factor=float(lower_value),
+        upper_factor=float(upper_value),
+        locked=tuple(sorted(locked)),
+        total=float(total_value) if scenario == "same_budget" and total_value is not None else None,
+    )
+
+
+def ascii_signed(value: float) -> str:
+    """A money change for st.metric's delta: its arrow reads an ASCII sign."""
+    return ("-" if value < 0 else "+") + narrative.money(abs(value))
+
+
+PLAN_TABLE_COLUMNS = {
+    "ad_set_id": None,
+    "ad_set_name": st.column_config.TextColumn("Ad set"),
+    "role": st.column_config.TextColumn("Plan"),
+    "current_spend": st.column_config.NumberColumn("Today (£/day)", format="£%,.0f"),
+    "recommended_spend": st.column_config.NumberColumn("Recommended", format="£%,.0f"),
+    "change": st.column_config.TextColumn("Change"),
+    "lower_bound": st.column_config.NumberColumn("Lower bound", format="£%,.0f"),
+    "upper_bound": st.column_config.NumberColumn("Upper bound", format="£%,.0f"),
+    "expected_revenue_recommended": st.column_config.NumberColumn(
+        "Expected revenue", format="£%,.0f"
+    ),
+    "expected_revenue_recommended_low": st.column_config.NumberColumn("low", format="£%,.0f"),
+    "expected_revenue_recommended_high": st.column_config.NumberColumn("high", format="£%,.0f"),
+    "marginal_roas_current": st.column_config.NumberColumn("Marginal ROAS now", format="%.2f×"),
+    "marginal_roas_recommended": st.column_config.NumberColumn(
+        "Marginal ROAS after", format="%.2f×"
+    ),
+    "under_pacing_risk": st.column_config.NumberColumn("Under-pacing risk", format="percent"),
+    "fit": st.column_config.TextColumn("Curve"),
+    "reason": st.column_config.TextColumn("Why", width="large"),
+}
+
+
+def plan_tiles(result: Replan, without: int) -> None:
+    """Expected revenue and ROAS tomorrow with their 90% intervals, and the spend."""
+    summary = result.summary
+    scope = (
+        f" Ad sets without a curve ({without}) are left out of expected revenue." if without else ""
+    )
+    tiles = st.columns(4)
+    tiles[0].metric(
+        "Expected revenue tomorrow",
+        narrative.money(summary["revenue_recommended"]),
+        f"{ascii_signed(summary['uplift'])} a day",
+        border=True,
+        help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
+        + scope,
+    )
+    tiles[1].metric(
+        "Range (90%)",
+        f"{narrative.money(result.revenue_low)}–{narrative.money(result.revenue_high)}",
+        f"uplift {narrative.signed_money(summary['uplift_low'])} to "
+        f"{narrative.signed_money(summary['uplift_high'])}",
+        delta_color="off",
+        border=True,
+    )
+    tiles[2].metric(
+        "ROAS, recommended",
+        narrative.ratio(result.roas),
+        f"range {narrative.ratio(result.roas_low)}–{narrative.ratio(result.roas_high)}",
+        delta_color="off",
+        border=True,
+    )
+    tiles[3].metric(
+        "Spend, recommended",
+        narrative.money(summary["total_recommended"]),
+        f"marginal ROAS {narrative.ratio(summary['marginal_roas'])}",
+        delta_color="off",
+        border=True,
+        help="The marginal ROAS every ad set that is not at a bound is brought to.",
+    )
+
+
+def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan:
+    """The plan for the settings above it: re-planned from the served curves on every change."""
+    settings = plan_settings(curves)
+    result, table = replanned(path, stamp, settings)
+    summary = result.summary
+    so_what(summary["headline"])
+    if settings == curves.settings:
+        st.caption(
+            "These are the published plan's settings: the Overview, Forecasts and Next steps "
+            "quote this plan."
+        )
+    else:
+        st.caption(
+            "Exploring other settings: the Overview, Forecasts and Next steps still quote the "
+            "published plan until a run publishes one with these settings."
+        )
+    if note := unplaced_text(summary):
+        st.warning(markdown_text(note), icon=":material/block:")
+    without = int(summary.get("ad_sets_without_curve") or 0)
+    if without >= len(result.ad_sets):
+        st.info(
+            "No ad set has a response curve yet (spend has barely varied): the plan keeps every "
+            "budget, and expected revenue needs a curve.",
+            icon=":material/hourglass_empty:",
+        )
+    else:
+        plan_tiles(result, without)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config=PLAN_TABLE_COLUMNS,
+    )
+    names = dict(zip(result.ad_sets["ad_set_id"], result.ad_sets["ad_set_name"], strict=True))
+    chosen = st.multiselect(
+        "Response curves of",
+        list(names),
+        default=default_curves(result.ad_sets),
+        format_func=lambda ad_set: names.get(ad_set, ad_set),
+        placeholder="Type to search ad sets",
+        key="plan_curves",
+        max_selections=6,
+    )
+    if chosen:
+        st.plotly_chart(curves_figure(path, stamp, settings, tuple(chosen)), config=PLOTLY_CONFIG)
+    st.download_button(
+        "Download this plan (CSV)",
+        lambda: plan_csv(result.ad_sets, settings),
+        file_name="budget_plan.csv",
+        mime="text/csv",
+        key="plan_csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    return result
+
+
+def naive_view(overview: Overview, path: str, stamp, planned: Replan | None) -> None:
+    """The old linear quartile rule, labelled naive, valued with the plan's curves."""
+    st.subheader("Naive rule, for comparison")
+    st.caption(
+        "Moves a share of the lowest-ROAS quarter's spend to the highest-ROAS quarter in the "
+        "selected period, as if every pound returned its ad set's average ROAS: no diminishing "
+        "returns, no bounds, no delivery capacity."
+    )
     left, right = st.columns(2)
     share = left.slider(
         "Share of bottom-quartile budget to move",
@@ -514,49 +810,76 @@ def whatif_tab(overview: Overview) -> None:
         key="whatif_elasticity",
         help="1.0 keeps each ad set's ROAS as it is; lower values mean diminishing returns.",
     )
-    plan = whatif.reallocate(overview.by_ad_set, share, elasticity)
-    donors = int((plan.plan["group"] == "gives budget").sum())
-    recipients = int((plan.plan["group"] == "receives budget").sum())
+    naive = whatif.reallocate(overview.by_ad_set, share, elasticity)
+    valued = naive_valued(path, stamp, overview.filters, share, naive.plan)
+    if planned is not None and valued is not None and valued.valued:
+        compare = st.columns(2)
+        summary = planned.summary
+        compare[0].metric(
+            "Plan: expected uplift",
+            f"{narrative.signed_money(summary['uplift'])} a day",
+            f"range {narrative.signed_money(summary['uplift_low'])} to "
+            f"{narrative.signed_money(summary['uplift_high'])}",
+            delta_color="off",
+            border=True,
+        )
+        compare[1].metric(
+            "Naive rule: expected uplift (same curves)",
+            f"{narrative.signed_money(valued.uplift)} a day",
+            f"range {narrative.signed_money(valued.low)} to {narrative.signed_money(valued.high)}",
+            delta_color="off",
+            border=True,
+            help=f"Tomorrow's spend moved as the naive rule moves the period's "
+            f"({narrative.money(valued.moved)} a day), valued with the fitted curves"
+            + (
+                f"; {narrative.plural(valued.unvalued, 'ad set')} without a curve left out"
+                if valued.unvalued
+                else ""
+            )
+            + ".",
+        )
+    donors = int((naive.plan["group"] == "gives budget").sum())
+    recipients = int((naive.plan["group"] == "receives budget").sum())
     so_what(
         narrative.whatif_so_what(
-            plan.moved,
+            naive.moved,
             share,
             donors,
             recipients,
-            plan.revenue_before,
-            plan.revenue_low,
-            plan.revenue_high,
-            plan.spend,
+            naive.revenue_before,
+            naive.revenue_low,
+            naive.revenue_high,
+            naive.spend,
             elasticity,
         )
     )
     columns = st.columns(3)
-    columns[0].metric("Budget moved", narrative.money(plan.moved), border=True)
+    columns[0].metric("Budget moved", narrative.money(naive.moved), border=True)
     columns[1].metric(
         "Revenue after",
-        f"{narrative.money(plan.revenue_low)}–{narrative.money(plan.revenue_high)}",
-        f"now {narrative.money(plan.revenue_before)}",
+        f"{narrative.money(naive.revenue_low)}–{narrative.money(naive.revenue_high)}",
+        f"now {narrative.money(naive.revenue_before)}",
         delta_color="off",
         border=True,
     )
     columns[2].metric(
         "ROAS after",
-        f"{narrative.ratio(plan.roas_low)}–{narrative.ratio(plan.roas_high)}",
-        f"now {narrative.ratio(plan.roas_before)}",
+        f"{narrative.ratio(naive.roas_low)}–{narrative.ratio(naive.roas_high)}",
+        f"now {narrative.ratio(naive.roas_before)}",
         delta_color="off",
         border=True,
     )
     st.plotly_chart(
-        charts.whatif_revenue(plan.revenue_before, plan.revenue_low, plan.revenue_high),
+        charts.whatif_revenue(naive.revenue_before, naive.revenue_low, naive.revenue_high),
         config=PLOTLY_CONFIG,
     )
     st.dataframe(  # a signed change reads +£5,417 / −£5,417 (a printf format gives £+5,417)
-        plan.plan.assign(spend_change=plan.plan["spend_change"].map(narrative.signed_money)),
+        naive.plan.assign(spend_change=naive.plan["spend_change"].map(narrative.signed_money)),
         hide_index=True,
         column_config={
             "ad_set_id": None,
             **AD_SET_COLUMNS,
-            "group": st.column_config.TextColumn("Plan"),
+            "group": st.column_config.TextColumn("Naive rule"),
             "new_spend": st.column_config.NumberColumn("New spend", format="£%,.0f"),
             "spend_change": st.column_config.TextColumn("Change"),
             "revenue_low": st.column_config.NumberColumn("Revenue, low", format="£%,.0f"),
@@ -564,14 +887,32 @@ def whatif_tab(overview: Overview) -> None:
         },
     )
     st.download_button(
-        "Download the plan (CSV)",
-        lambda: whatif.plan_csv(plan),
-        file_name="budget_reallocation.csv",
+        "Download the naive reallocation (CSV)",
+        lambda: whatif.plan_csv(naive),
+        file_name="naive_reallocation.csv",
         mime="text/csv",
         key="whatif_csv",
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+@st.fragment
+def whatif_tab(overview: Overview, path: str, stamp: tuple[int, int]) -> None:
+    """A fragment: a scenario, bound or slider change reruns only this tab (a re-plan of every ad
+    set from the cached curves), not the queries and charts around it. How long the tab took is
+    kept in session state (`whatif_seconds`) for the benchmark and its test."""
+    started = time.perf_counter()
+    curves = served_curves(path, stamp)
+    planned = None
+    if curves is None or not len(curves):
+        st.warning(f"Budget plan: {NOT_AVAILABLE}")
+    else:
+        st.subheader("Budget plan for tomorrow")
+        planned = plan_view(curves, path, stamp)
+        st.divider()
+    naive_view(overview, path, stamp, planned)
+    st.session_state["whatif_seconds"] = time.perf_counter() - started
 
 
 def next_steps_answer(
@@ -631,9 +972,20 @@ def presenter_view(overview: Overview) -> None:
     next_steps_panel(st.container(), overview)
 
 
+def plan_headline(overview: Overview) -> None:
+    """The answer before anything else: the published plan's headline, right under the title
+    (in a keyed container, `.st-key-plan_headline`, so a browser test can find it)."""
+    with st.container(key="plan_headline"):
+        if overview.plan is None or not overview.plan.headline:
+            st.caption(f"Budget plan: {NOT_AVAILABLE}")
+            return
+        st.success(markdown_text(headline_text(overview.plan)), icon=":material/currency_exchange:")
+
+
 def title(overview: Overview) -> None:
     filters = overview.filters
     st.title("Marketing performance")
+    plan_headline(overview)
     st.markdown(
         f"**{filters.start:%d %b %Y} – {filters.end:%d %b %Y}** · "
         f"{narrative.plural(len(filters.ad_set_ids), 'ad set')} · ROAS target "
@@ -666,7 +1018,8 @@ def main() -> None:
         footer()
         return
     steps_container = st.sidebar.container()
-    overview = cached_overview(str(path), stamp, filters)
+    published = published_plan(str(path), stamp)
+    overview = replace(cached_overview(str(path), stamp, filters), plan=published)
     if presenter:
         presenter_view(overview)
     else:
@@ -675,14 +1028,14 @@ def main() -> None:
         with tabs[0]:
             overview_tab(overview)
         with tabs[1]:
-            every_forecast = all_forecasts(str(path), stamp, available, ad_sets)
+            every_forecast = all_forecasts(str(path), stamp, available, ad_sets, published)
             forecasts_tab(every_forecast, fetch, available, filters)
         with tabs[2]:
             quality_tab(fetch, available)
         with tabs[3]:
             models_tab(fetch, available)
         with tabs[4]:
-            whatif_tab(overview)
+            whatif_tab(overview, str(path), stamp)
         st.sidebar.divider()
         st.sidebar.download_button(
             "Download the report (HTML)",

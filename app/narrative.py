@@ -204,16 +204,75 @@ RISK_ALERT = 0.5
 LIKELY = 0.5
 
 
-def forecast_action(risk: float | None, probability: float | None) -> str:
-    """What a forecast row suggests doing, in the marketer's words."""
-    if risk is not None and not pd.isna(risk) and risk >= RISK_ALERT:
-        return "Check delivery: raise bids or widen the audience before tomorrow"
-    if probability is not None and not pd.isna(probability):
-        if probability < 0.3:
+def _known(value) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+def forecast_action(plan: dict | None, risk: float | None, probability: float | None) -> str:
+    """What to do with an ad set tomorrow, from its row of the published budget plan and its
+    forecasts, so it never contradicts the plan: a donor is told how much to move away (and, if
+    it is likely to under-pace, that too, not to raise bids); a recipient how much to add; an ad
+    set likely to under-pace (risk >= 50%) to check delivery, never to get budget. Without a
+    plan row, the forecasts alone (no budget advice beyond "candidate")."""
+    at_risk = _known(risk) and risk >= RISK_ALERT
+    unlikely = _known(probability) and probability < 0.3
+    likely = _known(probability) and probability >= 0.7
+    if plan is None:
+        if at_risk:
+            return "Check delivery: raise bids or widen the audience before tomorrow"
+        if unlikely:
             return "Review creative and bids: unlikely to reach the target"
-        if probability >= 0.7:
+        if likely:
             return "Candidate for more budget: likely to beat the target"
-    return "Keep as is and monitor"
+        return "Keep as is and monitor"
+    role = plan.get("role")
+    spend = money(plan.get("current_spend"))
+    marginal = plan.get("marginal_roas_current")
+    margin = f"marginal ROAS {ratio(marginal)}" if _known(marginal) else "no marginal ROAS"
+    if role == "donor":
+        text = (
+            f"Move {money(-plan['change'])} a day away, to {money(plan['recommended_spend'])} "
+            f"({margin}: its next pound earns less than elsewhere)"
+        )
+        if at_risk:
+            text += (
+                f"; it is also likely to under-pace ({percent(risk)} risk): check delivery "
+                "on what it keeps"
+            )
+        elif unlikely:
+            text += "; unlikely to reach the target: review creative"
+        return text
+    if role == "recipient":
+        if at_risk:  # the plan and the forecast disagree on the date: delivery comes first
+            return (
+                f"Check delivery before adding budget: {percent(risk)} risk of under-pacing "
+                f"tomorrow; keep {spend} a day"
+            )
+        text = (
+            f"Add {money(plan['change'])} a day, to {money(plan['recommended_spend'])} "
+            f"({margin}: its next pound earns more than elsewhere)"
+        )
+        if likely:
+            text += "; likely to beat the target"
+        return text
+    if at_risk:
+        return (
+            f"Check delivery: {percent(risk)} risk of under-pacing tomorrow; raise bids or widen "
+            f"the audience before it gets more budget (keeps {spend} a day)"
+        )
+    if role == "capped":
+        reason = plan.get("capacity_reason")
+        why = f", but {reason}" if isinstance(reason, str) and reason else ""
+        return f"Keep {spend} a day: its next pound would earn more{why}"
+    if role == "locked":
+        text = f"Keep {spend} a day (fixed in the plan)"
+    else:
+        text = f"Keep {spend} a day ({margin}, level with the plan)"
+    if unlikely:
+        return text + "; review creative and bids: unlikely to reach the target"
+    if likely:
+        return text + "; likely to beat the target"
+    return text + " and monitor"
 
 
 def forecast_so_what(forecasts: pd.DataFrame, target: float | None) -> str:

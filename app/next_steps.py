@@ -40,8 +40,10 @@ from app.narrative import (
     below_target,
     change,
     money,
+    percent,
     percent_change,
     ratio,
+    signed_money,
     top_and_bottom,
 )
 
@@ -61,6 +63,8 @@ MAX_BULLET_CHARS = 300
 """A bullet is one sentence: a model's longer one is replaced; a rule-based one (a long ad-set
 name) is cut at a word boundary."""
 MAX_MODEL_CHARS = 80
+PLAN_NAMED = 5
+"""Donors, recipients and ad sets to check that the facts name (largest first)."""
 
 SYSTEM_PROMPT = (
     "You are a performance-marketing analyst. The user message holds JSON facts about ad "
@@ -136,8 +140,62 @@ def _ad_set(row, *fields_: str) -> dict:
     return facts
 
 
+def _plan_ad_set(row: dict) -> dict:
+    facts = {
+        "ad_set": str(row["ad_set_name"]),
+        "change": _round(row["change"]),
+        "current_spend": _round(row["current_spend"]),
+        "recommended_spend": _round(row["recommended_spend"]),
+        "marginal_roas": _round(row["marginal_roas_current"]),
+    }
+    risk = _round(row.get("under_pacing_risk"))
+    if risk is not None:
+        facts["under_pacing_risk"] = risk
+    return facts
+
+
+def plan_facts(plan) -> dict | None:
+    """The published budget plan's headline figures: who gives, who receives, how much, the
+    expected uplift and its range, and the ad sets whose delivery needs checking first (every
+    ad set, whatever the filters: the budget is planned across all of them)."""
+    if plan is None:
+        return None
+    return plan.memo("facts", lambda: _plan_facts(plan))
+
+
+def _plan_facts(plan) -> dict:
+    summary = plan.summary
+    donors, recipients, at_risk = plan.role("donor"), plan.role("recipient"), plan.at_risk
+    day = plan.plan_date
+    return {
+        "plan_date": day.isoformat() if day else None,
+        "scenario": str(summary.get("scenario")),
+        "ad_sets_planned": int(len(plan.ad_sets)),
+        "moved_per_day": _round(summary.get("cut") or summary.get("moved")),
+        "uplift_per_day": _round(summary.get("uplift")),
+        "uplift_low": _round(summary.get("uplift_low")),
+        "uplift_high": _round(summary.get("uplift_high")),
+        "interval_percent": _round((summary.get("interval") or 0.9) * 100, 0),
+        "revenue_current_per_day": _round(summary.get("revenue_current")),
+        "revenue_recommended_per_day": _round(summary.get("revenue_recommended")),
+        "spend_current_per_day": _round(summary.get("total_current")),
+        "spend_recommended_per_day": _round(summary.get("total_recommended")),
+        "marginal_roas": _round(summary.get("marginal_roas")),
+        "unplaced_budget": _round(summary.get("unplaced_budget")),
+        "donor_count": int(len(donors)),
+        "recipient_count": int(len(recipients)),
+        "donors": [_plan_ad_set(row) for row in donors.head(PLAN_NAMED).to_dict("records")],
+        "recipients": [_plan_ad_set(row) for row in recipients.head(PLAN_NAMED).to_dict("records")],
+        "check_delivery": [
+            {**_plan_ad_set(row), "role": str(row["role"])}
+            for row in at_risk.head(PLAN_NAMED).to_dict("records")
+        ],
+    }
+
+
 def build_facts(overview) -> dict:
-    """The figures on screen for the current filters, as plain JSON-ready data."""
+    """The figures on screen for the current filters, as plain JSON-ready data, and the
+    published budget plan's (`budget_plan`, when the serving file has one)."""
     kpis, previous, filters = overview.kpis, overview.previous, overview.filters
     spent = overview.by_ad_set[overview.by_ad_set["spend"] > 0]
     below = below_target(overview.by_ad_set, filters.roas_target)
@@ -149,7 +207,7 @@ def build_facts(overview) -> dict:
         else 0
     )
     worst_pacing = overview.pacing_cost[overview.pacing_cost["under_days"] > 0].head(3)
-    return {
+    facts = {
         "period": {
             "start": filters.start.isoformat(),
             "end": filters.end.isoformat(),
@@ -186,6 +244,10 @@ def build_facts(overview) -> dict:
             ],
         },
     }
+    budget = plan_facts(getattr(overview, "plan", None))
+    if budget is not None:
+        facts["budget_plan"] = budget
+    return facts
 
 
 def facts_json(facts: dict) -> str:
@@ -416,14 +478,121 @@ def parse_bullets(reply: str | None) -> list[str] | None:
 # --- rule-based actions ----------------------------------------------------------------------
 
 
+def _named(items: list[dict], count: int, most: int = 3) -> str:
+    """`A, B and C`, or `A, B, C and 4 more` when the plan has more than it names."""
+    listed = [str(item["ad_set"]) for item in items[:most]]
+    more = max(count, len(items)) - len(listed)
+    if more > 0:
+        return f"{', '.join(listed)} and {more} more"
+    return listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
+
+
+def _plan(facts: dict) -> dict | None:
+    """The budget plan's facts when they are complete enough to act on."""
+    plan = facts.get("budget_plan")
+    needed = ("donors", "recipients", "check_delivery", "uplift_per_day", "moved_per_day")
+    if isinstance(plan, dict) and all(key in plan for key in needed):
+        return plan
+    return None
+
+
+def plan_move_action(plan: dict) -> str:
+    """The plan's headline as an action: who gives, who receives (the largest moves, as many as
+    fit in one bullet, then "and N more"), what it is expected to buy."""
+    donors, recipients = plan["donors"], plan["recipients"]
+    uplift = signed_money(plan["uplift_per_day"])
+    low, high = plan.get("uplift_low"), plan.get("uplift_high")
+    spread = (
+        f" ({plan.get('interval_percent', 90):.0f}% range {signed_money(low)} to "
+        f"{signed_money(high)})"
+        if low is not None and high is not None
+        else ""
+    )
+    moved = money(plan["moved_per_day"] or 0)
+    if not donors and not recipients:
+        return (
+            f"Keep today's {money(plan.get('spend_current_per_day') or 0)} a day where it is: "
+            "the budget plan finds no move within the bounds that is expected to earn more."
+        )
+    text = ""
+    for most in (3, 2, 1):
+        source = _named(donors, plan.get("donor_count", len(donors)), most) if donors else ""
+        target = (
+            _named(recipients, plan.get("recipient_count", len(recipients)), most)
+            if recipients
+            else ""
+        )
+        if donors and recipients:
+            text = f"Move {moved} a day from {source} to {target}: {uplift} expected revenue a day"
+        elif donors:
+            text = f"Cut {moved} a day from {source}: {uplift} expected revenue a day"
+        else:
+            added = money(sum(item["change"] or 0 for item in recipients))
+            text = f"Add {added} a day of budget to {target}: {uplift} expected revenue a day"
+        text += f"{spread}."
+        if len(text) <= MAX_BULLET_CHARS:
+            break
+    return text
+
+
+def plan_delivery_action(plan: dict, facts: dict) -> str | None:
+    """Delivery first, in the plan's words: the riskiest ad set to under-pace tomorrow (a donor
+    is told both facts), else the worst past pacing that the plan does not give budget to."""
+    if plan["check_delivery"]:
+        item = plan["check_delivery"][0]
+        risk = percent(item.get("under_pacing_risk"))
+        if item.get("role") == "donor":
+            return (
+                f"Check delivery on {item['ad_set']}: {risk} risk of under-pacing tomorrow; "
+                f"the budget plan also takes {money(-(item['change'] or 0))} a day from it "
+                f"(marginal ROAS {ratio(item['marginal_roas'])})."
+            )
+        return (
+            f"Check delivery on {item['ad_set']} before it gets more budget: {risk} risk of "
+            f"under-pacing tomorrow, so the budget plan keeps it at "
+            f"{money(item['recommended_spend'])} a day."
+        )
+    recipients = {item["ad_set"] for item in plan["recipients"]}
+    for worst in facts["under_pacing"]["worst"]:
+        if worst["ad_set"] not in recipients:
+            return (
+                f"Fix delivery on {worst['ad_set']}: {int(worst['under_days'])} under-paced "
+                f"days left {money(worst['unspent'])} of budget unspent, about "
+                f"{money(worst['revenue_missed'])} of revenue at its ROAS."
+            )
+    return None
+
+
+def contradicts_plan(text: str, facts: dict) -> bool:
+    """A bullet that asks for more budget for a donor or an ad set likely to under-pace, or
+    for less on a recipient alone, tells another story than the plan."""
+    plan = _plan(facts)
+    if plan is None:
+        return False
+    kind, names = action_key(text, facts)
+    donors = {item["ad_set"] for item in plan["donors"]}
+    recipients = {item["ad_set"] for item in plan["recipients"]}
+    risky = {item["ad_set"] for item in plan["check_delivery"]}
+    if kind == "more budget" and names & (donors | risky):
+        return True
+    return kind == "less budget" and bool(names & recipients) and not names & donors
+
+
 def rule_based_actions(facts: dict) -> list[str]:
     """Actions computed from the facts alone, most valuable first; always at least three, each
-    quoting figures from the facts so it passes the same grounding test as the model's."""
+    quoting figures from the facts so it passes the same grounding test as the model's. With a
+    budget plan in the facts, budget moves and delivery come from the plan (and the forecasts
+    behind it), so they never contradict the What-if, the Forecasts or the Overview."""
     totals, previous = facts["totals"], facts["previous_period"]
     target = facts["roas_target"]
     actions = []
     lowest, highest = facts["lowest_roas"], facts["highest_roas"]
-    if facts["ad_sets_below_target"] and lowest and highest:
+    plan = _plan(facts)
+    if plan is not None:
+        actions.append(plan_move_action(plan))
+        if delivery := plan_delivery_action(plan, facts):
+            actions.append(delivery)
+    elif facts["ad_sets_below_target"] and lowest and highest:
         low, high = lowest[0], highest[0]
         actions.append(
             f"Shift budget from {low['ad_set']} (ROAS {ratio(low['roas'])} on "
@@ -431,7 +600,7 @@ def rule_based_actions(facts: dict) -> list[str]:
             f"{facts['ad_sets_below_target']} ad sets sit below the {ratio(target)} target."
         )
     pacing = facts["under_pacing"]
-    if pacing["worst"]:
+    if plan is None and pacing["worst"]:
         worst = pacing["worst"][0]
         actions.append(
             f"Fix delivery on {worst['ad_set']}: {int(worst['under_days'])} under-paced days "
@@ -457,7 +626,7 @@ def rule_based_actions(facts: dict) -> list[str]:
                 f"Keep the current mix: ROAS rose to {ratio(totals['roas'])} from "
                 f"{ratio(previous['roas'])} ({shown}) against the previous period."
             )
-    if highest:
+    if highest and plan is None:
         high = highest[0]
         actions.append(
             f"Test a higher daily budget on {high['ad_set']}: ROAS {ratio(high['roas'])} on "
@@ -473,10 +642,16 @@ def rule_based_actions(facts: dict) -> list[str]:
             f"Track CPA of {money(totals['cpa'])} per booking across "
             f"{int(totals['bookings'] or 0)} bookings against your margin per booking."
         )
-    actions.append(
-        f"Hold total spend near {money(totals['spend'] or 0)} until the next refresh: "
-        f"{facts['ad_sets']} ad sets in the selection."
-    )
+    if plan is not None:
+        actions.append(
+            f"Hold total spend at the plan's {money(plan['spend_recommended_per_day'] or 0)} a "
+            f"day until the next refresh: {plan['ad_sets_planned']} ad sets planned."
+        )
+    else:
+        actions.append(
+            f"Hold total spend near {money(totals['spend'] or 0)} until the next refresh: "
+            f"{facts['ad_sets']} ad sets in the selection."
+        )
     return actions
 
 
@@ -495,7 +670,11 @@ def ground(proposed: list[str], facts: dict) -> tuple[tuple[Bullet, ...], int]:
     with the next rule-based action that repeats none of the bullets shown."""
     kept: list[str | None] = []
     for text in proposed:
-        fine = len(text) <= MAX_BULLET_CHARS and is_grounded(text, facts)
+        fine = (
+            len(text) <= MAX_BULLET_CHARS
+            and is_grounded(text, facts)
+            and not contradicts_plan(text, facts)
+        )
         repeated = any(other and same_action(text, other, facts) for other in kept)
         kept.append(text if fine and not repeated else None)
     shown = [text for text in kept if text]

@@ -8,6 +8,7 @@ from datetime import date
 import pandas as pd
 
 from app import narrative
+from app.plan import PublishedPlan
 from app.queries import previous_period
 
 ROAS_TARGET = 4.0
@@ -42,6 +43,9 @@ class Overview:
     by_ad_set: pd.DataFrame
     pacing: pd.DataFrame
     pacing_cost: pd.DataFrame
+    plan: PublishedPlan | None = None
+    """Tomorrow's budget plan as the last run published it (every ad set, whatever the filters):
+    the one plan every view quotes. None when the serving file has none."""
 
     @property
     def days(self) -> int:
@@ -66,7 +70,9 @@ class Overview:
         )
 
 
-def load_overview(fetch: Fetch, filters: Filters) -> Overview:
+def load_overview(fetch: Fetch, filters: Filters, with_plan: bool = True) -> Overview:
+    """The Overview's figures; the published plan too unless `with_plan` is False (the dashboard
+    reads it once per serving file and attaches it)."""
     scope = (filters.ad_set_ids, filters.start, filters.end)
     return Overview(
         filters=filters,
@@ -76,6 +82,7 @@ def load_overview(fetch: Fetch, filters: Filters) -> Overview:
         by_ad_set=fetch("roas_by_ad_set", *scope),
         pacing=fetch("pacing_by_day", *scope, filters.under, filters.over),
         pacing_cost=fetch("under_pacing_cost", *scope, filters.under),
+        plan=PublishedPlan.from_tables(fetch("published_plan")) if with_plan else None,
     )
 
 

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from app import charts, evidence, narrative, queries
 from app.next_steps import build_facts, rule_based_actions
 from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
+from app.plan import ROLE_LABELS, SCENARIO_LABELS, headline_text, plan_table, unplaced_text
 
 DEFAULT_DAYS = 28
 """The default period: four full weeks, compared with the four weeks before."""
@@ -23,6 +24,7 @@ body { font-family: "Source Sans Pro", Helvetica, Arial, sans-serif; color: #1F2
 h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #E4E7EB; }
 .sub { color: #616E7C; margin-top: 0; }
 .headline { font-size: 1.2rem; margin: 1rem 0; }
+.plan { background: #EDF7EE; border-left: 4px solid #2E9E5B; padding: 0.6rem 0.9rem; }
 .tiles { display: flex; gap: 1rem; flex-wrap: wrap; }
 .tile { flex: 1; min-width: 150px; border: 1px solid #E4E7EB; border-radius: 8px;
         padding: 0.8rem 1rem; }
@@ -116,6 +118,7 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
             f"{narrative.ratio(filters.roas_target)}",
             "sub",
         ),
+        *_plan_headline(overview),
         _p(overview.headline, "headline"),
         _tiles(overview),
         "<h2>Spend and revenue</h2>",
@@ -131,6 +134,7 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
         "<h2>Pacing</h2>",
         figure(charts.pacing_mix(overview.pacing, filters.under, filters.over)),
         _p(overview.pacing_so_what, "sowhat"),
+        *_plan_section(overview),
         "<h2>Next steps</h2>",
         _p(
             "Rule-based actions from the figures above (the report does not call LM Studio).", "sub"
@@ -151,6 +155,67 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
         "<title>Marketing performance report</title>"
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
+
+
+PLAN_TABLE = {
+    "ad_set_name": ("Ad set", "text"),
+    "role": ("Plan", "text"),
+    "current_spend": ("Today (£/day)", "money"),
+    "recommended_spend": ("Recommended", "money"),
+    "change": ("Change", "signed_money"),
+    "lower_bound": ("Lower bound", "money"),
+    "upper_bound": ("Upper bound", "money"),
+    "expected_revenue_recommended": ("Expected revenue", "money"),
+    "marginal_roas_current": ("Marginal ROAS now", "ratio"),
+    "marginal_roas_recommended": ("Marginal ROAS after", "ratio"),
+    "under_pacing_risk": ("Under-pacing risk", "percent"),
+    "reason": ("Why", "text"),
+}
+"""The report's plan table: the dashboard's What-if columns, formatted by app.narrative."""
+
+
+def _plan_headline(overview: Overview) -> list[str]:
+    """The plan's answer first, as on the dashboard."""
+    if overview.plan is None or not overview.plan.headline:
+        return []
+    return [_p(headline_text(overview.plan), "headline plan")]
+
+
+def _plan_section(overview: Overview) -> list[str]:
+    """The published plan's ad sets that move (donors and recipients, biggest first), then how
+    many keep their budget and why."""
+    plan = overview.plan
+    if plan is None:
+        return ["<h2>Budget plan</h2>", _p("Not available yet: run make run.")]
+    summary = plan.summary
+    table = plan_table(plan.ad_sets)
+    moving = table[table["role"].isin([ROLE_LABELS["donor"], ROLE_LABELS["recipient"]])]
+    kept = len(table) - len(moving)
+    parts = [
+        "<h2>Budget plan for tomorrow</h2>",
+        _p(
+            f"Scenario {SCENARIO_LABELS.get(summary.get('scenario'), summary.get('scenario'))}: "
+            f"expected revenue {narrative.money(summary.get('revenue_recommended'))} a day "
+            f"against {narrative.money(summary.get('revenue_current'))} at today's spend "
+            f"(uplift {narrative.signed_money(summary.get('uplift'))}, 90% range "
+            f"{narrative.signed_money(summary.get('uplift_low'))} to "
+            f"{narrative.signed_money(summary.get('uplift_high'))}); every ad set not at a bound "
+            f"ends at a marginal ROAS of {narrative.ratio(summary.get('marginal_roas'))}.",
+            "sowhat",
+        ),
+    ]
+    if note := unplaced_text(summary):
+        parts.append(_p(note, "sowhat"))
+    if len(moving):
+        parts.append(_table(narrative.for_people(moving, PLAN_TABLE)))
+    parts.append(
+        _p(
+            f"{narrative.plural(kept, 'other ad set')} keep today's budget (capped by delivery, "
+            "fixed, or already at the plan's marginal ROAS).",
+            "sub",
+        )
+    )
+    return parts
 
 
 def _quality(source: queries.Source, available: frozenset[str]) -> list[str]:

@@ -205,3 +205,62 @@ def test_browser_renders_kpis_and_footer_and_takes_a_screenshot(dashboard_url, d
     screenshot = tmp_path / "dashboard.png"
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     assert screenshot.stat().st_size > 20_000
+
+
+LAPTOP = {"width": 1366, "height": 768}
+"""The screen the plan's headline must fit on without scrolling (issue 12)."""
+HEADLINE_BOX = """
+(() => {
+  const headline = document.querySelector('.st-key-plan_headline');
+  if (!headline || !headline.innerText.trim()) return null;
+  const box = headline.getBoundingClientRect();
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const blocks = [...main.querySelectorAll('[data-testid="stElementContainer"]')]
+    .filter((block) => !headline.contains(block) && block.getBoundingClientRect().height > 0
+      && block.innerText.trim());
+  return {
+    top: box.top,
+    bottom: box.bottom,
+    viewport: window.innerHeight,
+    scrolled: window.scrollY,
+    text: headline.innerText,
+    above: blocks.filter((block) => block.getBoundingClientRect().top < box.top)
+      .map((block) => block.innerText.trim()),
+  };
+})()
+"""
+
+
+def rendered(devtools, condition: str, what: str):
+    return wait_for(
+        lambda: evaluate(
+            devtools,
+            "!!document.querySelector('[data-test-script-state=\"notRunning\"]') && "
+            f"document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 5 && ({condition})",
+        ),
+        60,
+        what,
+    )
+
+
+@pytest.mark.parametrize("presenter", [False, True], ids=["dashboard", "presenter"])
+def test_the_plan_headline_is_the_first_block_and_visible_on_a_1366x768_screen(
+    dashboard_url, devtools, presenter
+):
+    devtools("Emulation.setDeviceMetricsOverride", **LAPTOP, deviceScaleFactor=1, mobile=False)
+    devtools("Page.navigate", url=dashboard_url)
+    rendered(devtools, "!!document.querySelector('.st-key-plan_headline')", "the headline")
+    if presenter:
+        evaluate(devtools, "document.querySelector('.st-key-presenter input').click()")
+        rendered(
+            devtools,
+            "!document.querySelector('[data-testid=\"stTabs\"]')",
+            "presenter mode (no tabs)",
+        )
+    evaluate(devtools, "window.scrollTo(0, 0)")
+    box = wait_for(lambda: evaluate(devtools, HEADLINE_BOX), 30, "the plan headline's box")
+    assert "Budget plan for " in box["text"], box  # after the icon's ligature name
+    assert " expected revenue a day" in box["text"], box
+    assert box["above"] == ["Marketing performance"], box
+    assert box["scrolled"] == 0 and 0 <= box["top"] < box["bottom"] <= box["viewport"], box
+    assert box["viewport"] == LAPTOP["height"]

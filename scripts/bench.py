@@ -435,9 +435,24 @@ for i in range(10):
     else:
         app.number_input(key="roas_target").set_value(3.0 + i / 10)
     changes.append(run(app))
+# the What-if's plan: 10 scenario and bound changes, each timed by the tab itself (in a browser
+# only its fragment reruns; AppTest reruns the whole page around it)
+plan_changes = []
+plan_widgets = [("plan_scenario", "target_roas"), ("plan_lower", 0.6), ("plan_scenario", "same_revenue"),
+                ("plan_upper", 1.8), ("plan_scenario", "same_budget"), ("plan_lower", 0.4),
+                ("plan_upper", 1.2), ("plan_scenario", "target_roas"), ("plan_upper", 2.0),
+                ("plan_scenario", "same_budget")]
+if any(radio.key == "plan_scenario" for radio in app.radio):
+    for key, value in plan_widgets:
+        (app.radio(key=key) if key == "plan_scenario" else app.slider(key=key)).set_value(value)
+        run(app)
+        plan_changes.append(app.session_state["whatif_seconds"])
 print(json.dumps({"first_render_s": round(first, 3),
                   "filter_change_median_s": round(statistics.median(changes), 3),
                   "filter_change_max_s": round(max(changes), 3),
+                  "whatif_change_median_s": round(statistics.median(plan_changes), 3)
+                  if plan_changes else None,
+                  "whatif_change_max_s": round(max(plan_changes), 3) if plan_changes else None,
                   "app_peak_mib": round(rss_mib(), 1)}))
 """
 
