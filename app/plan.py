@@ -16,7 +16,7 @@ import pandas as pd
 from app import narrative
 from app.text import csv_text
 from planning import SCENARIOS, PlanSettings, build_plan, hill_marginal, hill_revenue
-from planning.curves import interval
+from planning.curves import interval, interval_around
 from planning.optimizer import headline
 
 RISK_ALERT = 0.5
@@ -236,7 +236,7 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     with np.errstate(invalid="ignore", divide="ignore"):
         drawn_new = hill_revenue(recommended[moved, None], v, h, k)
     uplift = (drawn_new - curves.drawn_now[moved]).sum(axis=0)
-    summary["uplift_low"], summary["uplift_high"] = interval(uplift)
+    summary["uplift_low"], summary["uplift_high"] = interval_around(summary["uplift"], uplift)
     summary["headline"] = headline(ad_sets, summary)
     low_column = np.full(len(ad_sets), np.nan)
     high_column = np.full(len(ad_sets), np.nan)
@@ -301,7 +301,7 @@ def naive_value(curves: Curves, naive_plan: pd.DataFrame) -> NaiveValue | None:
         with np.errstate(invalid="ignore", divide="ignore"):
             after = hill_revenue(new[drawn, None], dv, dh, dk)
         uplift = (after - curves.drawn_now[at]).sum(axis=0) + gain[valued & ~drawn].sum()
-        low, high = interval(uplift)
+        low, high = interval_around(float(gain.sum()), uplift)
     groups = naive["group"].to_numpy()
     naive_ids = naive["ad_set_id"].to_numpy()
     return NaiveValue(

@@ -360,3 +360,17 @@ def test_replanning_two_thousand_ad_sets_is_quick_enough_for_the_dashboard():
     assert time.perf_counter() - started < 3.0
     assert plan.summary["total_recommended"] == pytest.approx(current.sum(), abs=0.005)
     assert np.isfinite(plan.summary["uplift_low"])
+
+
+def test_an_uplift_range_always_holds_its_own_point_estimate():
+    """Draws under a redrawn prior can sit away from the fitted curves: the range keeps their
+    spread but sits around the point estimate (a headline once read "+£495,812, range +£451,247
+    to +£483,029")."""
+    from planning.curves import interval, interval_around
+
+    draws = np.random.default_rng(3).normal(460_000, 10_000, 200)
+    low, high = interval_around(495_812.0, draws)
+    plain_low, plain_high = interval(draws)
+    assert plain_high < 495_812.0
+    assert low < 495_812.0 < high
+    assert high - low == pytest.approx(plain_high - plain_low)

@@ -674,6 +674,16 @@ def interval(draws: np.ndarray, axis: int = -1) -> tuple:
     return low, high
 
 
+def interval_around(point: float, draws: np.ndarray) -> tuple[float, float]:
+    """The INTERVAL of bootstrap draws moved to sit around `point`: the draws' spread on each
+    side of their median, from the point estimate. Draws under a redrawn prior are centred away
+    from the fitted curves, and a range that leaves out its own point estimate reads as nonsense
+    ("+£495,812, range +£451,247 to +£483,029")."""
+    low, high = interval(draws)
+    middle = float(np.nanmedian(np.asarray(draws, dtype=float)))
+    return point - (middle - low), point + (high - middle)
+
+
 def _empty_draws(n: int, draws: int) -> dict[str, np.ndarray]:
     return {name: np.full((n, draws), np.nan) for name in ("vmax", "half_saturation", "shape")}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval
+from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval, interval_around
 
 SCENARIOS = ("same_budget", "target_roas", "same_revenue")
 RISK_LIMIT = 0.5
@@ -382,7 +382,8 @@ def build_plan(
             revenue_new_ci = _rows_interval(drawn_new, usable)
             marginal_new_ci = _rows_interval(drawn_marginal, usable & (recommended > 0))
             uplift_draws = (drawn_new[usable] - drawn_now[usable]).sum(axis=0)
-            uplift_low, uplift_high = interval(uplift_draws)
+            uplift_point = float(np.nansum(revenue_new) - np.nansum(revenue_now))
+            uplift_low, uplift_high = interval_around(uplift_point, uplift_draws)
 
     change = recommended - current
     value = (
