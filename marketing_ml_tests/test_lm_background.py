@@ -21,8 +21,10 @@ from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, served_
 from marketing_ml_tests.test_grounding import ScriptedLMStudio
 from marketing_ml_tests.test_lm import ASKING, next_step_bullets, sidebar_text
 
-DELAY = 2.0
-FIRST_RENDER_LIMIT = 1.5
+DELAY = 5.0
+FIRST_RENDER_LIMIT = DELAY - 1.5
+"""A render returns well before the model could have answered: it did not wait for it (the
+generous margin keeps a loaded CI machine from failing it; the bench measures render times)."""
 
 
 def grounded(facts: dict) -> str:
@@ -65,7 +67,7 @@ def timed(app: AppTest | None = None) -> tuple[AppTest, float]:
     return app, time.monotonic() - started
 
 
-def wait_for_answer(app: AppTest, within: float = 10.0) -> AppTest:
+def wait_for_answer(app: AppTest, within: float = 20.0) -> AppTest:
     deadline = time.monotonic() + within
     while ASKING in sidebar_text(app) and time.monotonic() < deadline:
         time.sleep(0.25)
