@@ -195,8 +195,8 @@ def test_dashboard_and_presenter_fetch_nothing_named_in_data_or_lm_text(
     settled(
         devtools,
         "document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 5 && "
-        "document.body.innerText.includes('Next steps')",
-        "the dashboard with KPI tiles, charts and Next steps",
+        "document.body.innerText.includes('LM Studio: online')",
+        "the dashboard with KPI tiles, charts and LM Studio's Next steps (asked in the background)",
     )
     assert lm.chat_requests(), "the LM was asked for next steps"
     text = assert_nothing_fetched_and_names_literal(devtools, recorder)

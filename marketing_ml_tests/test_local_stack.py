@@ -216,7 +216,7 @@ def test_the_stack_lists_assets_runs_the_graph_and_reacts_to_new_raw_files(local
     pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
     wait_for(
         lambda: len(graphql.sensor_runs()) > runs_before_change,
-        120,
+        300,
         "a run requested by the sensor after the raw file changed",
     )
 
