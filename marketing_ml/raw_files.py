@@ -4,6 +4,7 @@ and every record in the file reaches bronze, clean or marked malformed with its 
 import bisect
 import codecs
 import csv
+import functools
 import hashlib
 import io
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from marketing_ml.cleaning import key_hash_sql
 from marketing_ml.contract import RAW_FILES, RawFile
@@ -53,17 +55,21 @@ class RecordLayout:
     runs: tuple[tuple[int, int, int], ...]
     """(first record, physical_offset, reader_offset), by first record."""
 
+    @functools.cached_property
+    def _first_records(self) -> list[int]:
+        return [first for first, _, _ in self.runs]
+
+    @functools.cached_property
+    def _first_reader_lines(self) -> list[int]:
+        return [first + reader_offset for first, _, reader_offset in self.runs]
+
     def physical_line(self, record: int) -> int:
-        run = self.runs[bisect.bisect_right([r[0] for r in self.runs], record) - 1]
+        run = self.runs[bisect.bisect_right(self._first_records, record) - 1]
         return record + run[1]
 
     def record_at_reader_line(self, line: int) -> int:
-        for index, (first, _, reader_offset) in enumerate(self.runs):
-            record = line - reader_offset
-            last = self.runs[index + 1][0] if index + 1 < len(self.runs) else None
-            if record >= first and (last is None or record < last):
-                return record
-        raise ValueError(f"no record on reader line {line}")
+        first, _, reader_offset = self.runs[bisect.bisect_right(self._first_reader_lines, line) - 1]
+        return line - reader_offset
 
 
 @dataclass(frozen=True)
@@ -557,9 +563,10 @@ def stage_records(
         )
     else:
         _number_around(connection, staging, layout, rejected_records, line_base)
+    set_aside_by_duckdb = set(rejected_records)
     _set_aside_accepted(
         connection, staging, profile, source, layout, line_base,
-        [record for record, _ in odd_records if record not in set(rejected_records)],
+        [record for record, _ in odd_records if record not in set_aside_by_duckdb],
     )
     if rejected:
         connection.executemany(
@@ -578,7 +585,7 @@ def stage_records(
                     rejected_records, rejected, strict=True
                 )
                 for text in [
-                    _record_text(source, layout, record)
+                    _records_text(source, layout, [record])[0]
                     if error_type == "LINE SIZE OVER MAXIMUM"
                     else raw.lstrip("\r\n")
                 ]
@@ -597,32 +604,47 @@ def _set_aside_accepted(
     (`a,b,c,` or `...,1,234.50,1.2,`), which shifts the values before them."""
     if not records:
         return
+    texts = _records_text(source, layout, records)
+    set_aside = pd.DataFrame(
+        {
+            "line": [line_base + layout.physical_line(record) for record in records],
+            "text": texts,
+            "reason": [
+                _malformed_verdict("TOO MANY COLUMNS", "", text, len(profile.header))[1]
+                for text in texts
+            ],
+        }
+    )
     blanks = ", ".join(f"{quote_identifier(column)} = NULL" for column in profile.header)
-    for record in records:
-        line = line_base + layout.physical_line(record)
-        text = _record_text(source, layout, record)
-        rule, reason = _malformed_verdict("TOO MANY COLUMNS", "", text, len(profile.header))
-        connection.execute(
-            f"UPDATE {staging} SET {blanks}, _malformed = $rule, _malformed_reason = $reason, "
-            "_raw_record = $text, _row_hash = hash($text), _key_hash = hash($file, $line) "
-            f"WHERE {BRONZE_LINE_COLUMN} = $line",
-            {"rule": rule, "reason": reason, "text": text, "file": profile.path.name,
-             "line": line},
-        )
+    connection.register("_set_aside_rows", set_aside)
+    connection.execute(
+        f"UPDATE {staging} SET {blanks}, _malformed = 'wrong_field_count', "
+        "_malformed_reason = _set_aside_rows.reason, _raw_record = _set_aside_rows.text, "
+        "_row_hash = hash(_set_aside_rows.text), "
+        f"_key_hash = hash({sql_string(profile.path.name)}, _set_aside_rows.line) "
+        f"FROM _set_aside_rows WHERE {staging}.{BRONZE_LINE_COLUMN} = _set_aside_rows.line"
+    )
+    connection.unregister("_set_aside_rows")
 
 
-def _record_text(source: Path, layout: RecordLayout, record: int) -> str:
-    """A record's text read from the file itself: DuckDB keeps only the start of a record over
-    its line size."""
-    first, end = layout.physical_line(record), layout.physical_line(record + 1)
-    lines = []
+def _records_text(source: Path, layout: RecordLayout, records: list[int]) -> list[str]:
+    """The text of `records` (ascending) read from the file itself, in one pass: DuckDB keeps
+    only the start of a record over its line size, and none of a record it accepted."""
+    spans = [(layout.physical_line(r), layout.physical_line(r + 1)) for r in records]
+    texts: list[list[bytes]] = [[] for _ in records]
+    at = 0
     with source.open("rb") as stream:
         for number, line in enumerate(stream, start=1):
-            if number >= end:
+            while at < len(spans) and number >= spans[at][1]:
+                at += 1
+            if at == len(spans):
                 break
-            if number >= first:
-                lines.append(line)
-    return b"".join(lines).decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+            if number >= spans[at][0]:
+                texts[at].append(line)
+    return [
+        b"".join(parts).decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+        for parts in texts
+    ]
 
 
 def _number_around(connection, staging: str, layout: RecordLayout, rejected: list[int],

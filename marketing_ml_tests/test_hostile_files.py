@@ -501,3 +501,21 @@ def test_trailing_empty_fields_duckdb_accepts_are_still_wrong_field_count(
     assert connection.execute(
         "SELECT _raw_record, spend, ctr FROM bronze_rows WHERE _source_line = 3"
     ).fetchone() == (",".join(rows[1]), None, None)
+
+
+def test_an_export_with_a_trailing_comma_on_every_line_is_set_aside_in_one_pass(tmp_path):
+    """Every record has one field more than the header: all are wrong_field_count, each with its
+    own text and line (one pass over the file and one UPDATE, not one per record)."""
+    rows = [[*row[:-1], row[-1] + ","] for row in clean_performance_rows(21)] * 40
+    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
+                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    connection = load(path, META_CAMPAIGN_PERFORMANCE)
+    assert connection.execute(
+        "SELECT count(*), count(DISTINCT _source_line), min(_source_line), max(_source_line), "
+        "count(*) FILTER (WHERE _malformed = 'wrong_field_count' AND spend IS NULL), "
+        "count(*) FILTER (WHERE ends_with(_raw_record, ',')) FROM bronze_rows"
+    ).fetchone() == (2520, 2520, 2, 2521, 2520, 2520)
+    lines = path.read_bytes().decode("utf-8-sig").split("\r\n")
+    assert connection.execute(
+        "SELECT _raw_record FROM bronze_rows WHERE _source_line = 1000"
+    ).fetchone()[0] == lines[999]
