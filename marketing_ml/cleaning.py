@@ -83,7 +83,9 @@ def plausible_dates_sql() -> tuple[str, str]:
             try:
                 date.fromisoformat(value)
             except ValueError:
-                raise ValueError(f"{name}={value!r} is not a date: write it as YYYY-MM-DD.") from None
+                raise ValueError(
+                    f"{name}={value!r} is not a date: write it as YYYY-MM-DD."
+                ) from None
     latest_sql = (
         f"DATE {sql_string(latest)}" if latest else "CAST(current_date + INTERVAL 1 YEAR AS DATE)"
     )

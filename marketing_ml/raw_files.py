@@ -376,7 +376,9 @@ def profile_raw_file(
                     appended = RecordLayout(((0, 1, 1),))
                 else:
                     parsed = _parse_layout(
-                        path, previous.size_bytes, header=False,
+                        path,
+                        previous.size_bytes,
+                        header=False,
                         fields_expected=len(previous.header),
                     )
                     records, blank_lines = parsed.records, parsed.blank_lines
@@ -504,8 +506,15 @@ class Staged:
 
 
 def stage_records(
-    connection, staging: str, profile: RawFileProfile, source: Path, layout: RecordLayout,
-    header: bool, line_base: int, records: int, blank_lines: int,
+    connection,
+    staging: str,
+    profile: RawFileProfile,
+    source: Path,
+    layout: RecordLayout,
+    header: bool,
+    line_base: int,
+    records: int,
+    blank_lines: int,
 ) -> Staged:
     """`staging` created with every record of `source` (the file, or an appended part of it):
     clean ones split into columns, malformed ones as their raw text with rule and reason, each
@@ -565,7 +574,12 @@ def stage_records(
         _number_around(connection, staging, layout, rejected_records, line_base)
     set_aside_by_duckdb = set(rejected_records)
     _set_aside_accepted(
-        connection, staging, profile, source, layout, line_base,
+        connection,
+        staging,
+        profile,
+        source,
+        layout,
+        line_base,
         [record for record, _ in odd_records if record not in set_aside_by_duckdb],
     )
     if rejected:
@@ -596,8 +610,13 @@ def stage_records(
 
 
 def _set_aside_accepted(
-    connection, staging: str, profile: RawFileProfile, source: Path, layout: RecordLayout,
-    line_base: int, records: list[int],
+    connection,
+    staging: str,
+    profile: RawFileProfile,
+    source: Path,
+    layout: RecordLayout,
+    line_base: int,
+    records: list[int],
 ) -> None:
     """Turn clean rows back into malformed ones where the record has more fields than the
     header although DuckDB's strict reader accepted it: it lets trailing empty fields pass
@@ -642,13 +661,13 @@ def _records_text(source: Path, layout: RecordLayout, records: list[int]) -> lis
             if number >= spans[at][0]:
                 texts[at].append(line)
     return [
-        b"".join(parts).decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
-        for parts in texts
+        b"".join(parts).decode("utf-8").removeprefix("\ufeff").rstrip("\r\n") for parts in texts
     ]
 
 
-def _number_around(connection, staging: str, layout: RecordLayout, rejected: list[int],
-                   line_base: int) -> None:
+def _number_around(
+    connection, staging: str, layout: RecordLayout, rejected: list[int], line_base: int
+) -> None:
     """Physical lines for the clean rows when some records were set aside or span lines: clean
     row r is record r + (records set aside before it), on that record's line."""
     connection.execute("CREATE OR REPLACE TEMP TABLE _set_aside (first_row BIGINT, shift BIGINT)")
@@ -661,7 +680,8 @@ def _number_around(connection, staging: str, layout: RecordLayout, rejected: lis
         "CREATE OR REPLACE TEMP TABLE _line_runs (first_record BIGINT, physical_offset BIGINT)"
     )
     connection.executemany(
-        "INSERT INTO _line_runs VALUES (?, ?)", [[first, offset] for first, offset, _ in layout.runs]
+        "INSERT INTO _line_runs VALUES (?, ?)",
+        [[first, offset] for first, offset, _ in layout.runs],
     )
     connection.execute(
         f"""UPDATE {staging} SET {BRONZE_LINE_COLUMN} = placed.line
@@ -738,7 +758,14 @@ def load_bronze_table(
     """
     staging = f"{schema}.{quote_identifier('_staging_' + table)}"
     staged = stage_records(
-        connection, staging, profile, profile.path, profile.layout, True, 0, profile.data_rows,
+        connection,
+        staging,
+        profile,
+        profile.path,
+        profile.layout,
+        True,
+        0,
+        profile.data_rows,
         profile.blank_lines,
     )
     rows = staged.rows
@@ -767,8 +794,14 @@ def append_bronze_rows(
             source.seek(profile.extends.size_bytes)
             shutil.copyfileobj(source, target, CHUNK_BYTES)
         staged = stage_records(
-            connection, staging, profile, appended_part, profile.appended, False,
-            profile.extends.lines, profile.data_rows - profile.extends.data_rows,
+            connection,
+            staging,
+            profile,
+            appended_part,
+            profile.appended,
+            False,
+            profile.extends.lines,
+            profile.data_rows - profile.extends.data_rows,
             profile.blank_lines - profile.extends.blank_lines,
         )
     profile = replace(

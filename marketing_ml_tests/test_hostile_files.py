@@ -52,7 +52,7 @@ def check_raw_lines(raw_dir: Path) -> tuple[list[str], int]:
 
 
 HOSTILE_HEADERS = [
-    'x") AS a FROM (SELECT 1); COPY (SELECT 42) TO \'{marker}\'; --',
+    "x\") AS a FROM (SELECT 1); COPY (SELECT 42) TO '{marker}'; --",
     "it's",
     "semi;colon",
     "dash -- dash",
@@ -71,13 +71,17 @@ def test_hostile_header_names_become_columns_with_exactly_that_name_and_run_noth
 
     connection = load(path, META_CAMPAIGN_PERFORMANCE)
 
-    columns = [name for (name,) in connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'bronze_rows' "
-        "ORDER BY ordinal_position"
-    ).fetchall()]
+    columns = [
+        name
+        for (name,) in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'bronze_rows' "
+            "ORDER BY ordinal_position"
+        ).fetchall()
+    ]
     assert columns[: len(header)] == [*META_CAMPAIGN_PERFORMANCE.columns, *extra]
     values = connection.execute(
-        "SELECT " + ", ".join('"' + name.replace('"', '""') + '"' for name in extra)
+        "SELECT "
+        + ", ".join('"' + name.replace('"', '""') + '"' for name in extra)
         + " FROM bronze_rows ORDER BY _source_line LIMIT 1"
     ).fetchone()
     assert values == tuple(str(i) for i in range(len(extra)))
@@ -91,10 +95,11 @@ def test_a_header_line_break_duckdb_cannot_split_fails_the_file_and_loads_nothin
     header = [*BUDGET_PACING.columns, csv_field("two\nlines")]
     path = write_raw_csv(tmp_path / "budget_pacing.csv", header, [["01/08/2024"] * 7])
     connection = duckdb.connect()
-    with pytest.raises(RawFileError, match="1 records in the file, but DuckDB's CSV reader "
-                       "split it into 0: nothing was loaded"):
-        load_bronze_table(connection, "main", "bronze_rows",
-                          profile_raw_file(path, BUDGET_PACING))
+    with pytest.raises(
+        RawFileError,
+        match="1 records in the file, but DuckDB's CSV reader split it into 0: nothing was loaded",
+    ):
+        load_bronze_table(connection, "main", "bronze_rows", profile_raw_file(path, BUDGET_PACING))
     assert connection.execute("SELECT count(*) FROM duckdb_tables()").fetchone()[0] == 0
 
 
@@ -128,18 +133,23 @@ def test_headers_duckdb_cannot_hold_are_refused_with_a_message(tmp_path, header,
 def test_unterminated_quote_fails_the_file_at_the_line_it_opens(tmp_path):
     rows = clean_performance_rows(3)
     rows[2][2] = '"Senior_Leisure'
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
-    with pytest.raises(RawFileError, match=r"meta_campaign_performance.csv:4: a quoted value "
-                       r"opens on this line and never closes, so the 6 line\(s\)"):
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
+    with pytest.raises(
+        RawFileError,
+        match=r"meta_campaign_performance.csv:4: a quoted value "
+        r"opens on this line and never closes, so the 6 line\(s\)",
+    ):
         profile_raw_file(path, META_CAMPAIGN_PERFORMANCE)
 
 
 def test_unquoted_thousands_separator_is_quarantined_with_its_field_count_not_shifted(tmp_path):
     rows = clean_performance_rows(2)
     rows[1][5] = "1,234.50"
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     connection = load(path, META_CAMPAIGN_PERFORMANCE)
     classified = verdicts(connection, META_CAMPAIGN_PERFORMANCE)
 
@@ -157,8 +167,9 @@ def test_unquoted_thousands_separator_is_quarantined_with_its_field_count_not_sh
 def test_short_row_is_quarantined_not_padded(tmp_path):
     rows = clean_performance_rows(2)
     rows[0] = rows[0][:7]
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     rule, reason = verdicts(load(path, META_CAMPAIGN_PERFORMANCE), META_CAMPAIGN_PERFORMANCE)[2]
     assert (rule, reason.split(" (")[0]) == ("wrong_field_count", "7 fields where the header has 9")
 
@@ -167,23 +178,27 @@ def test_quoted_newlines_load_with_names_whole_and_physical_line_numbers(tmp_pat
     """Valid RFC 4180: a newline inside a quoted name. The file is large enough for DuckDB to
     read it in parallel, which refused quoted newlines before."""
     rows = [
-        performance_row(f"{1 + i % 28:02d}/{1 + i // 28 % 12:02d}/2024", f"AS_{i:06d}", "100",
-                        "1", "2.00")
+        performance_row(
+            f"{1 + i % 28:02d}/{1 + i // 28 % 12:02d}/2024", f"AS_{i:06d}", "100", "1", "2.00"
+        )
         for i in range(60_000)
     ]
     rows[10][2] = csv_field("Summer\nsale, two lines")
     rows[40_000][2] = csv_field("three\r\nline\nname")
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     profile = profile_raw_file(path, META_CAMPAIGN_PERFORMANCE)
     connection = load(path, META_CAMPAIGN_PERFORMANCE)
 
     assert profile.data_rows == 60_000
     assert connection.execute("SELECT count(*) FROM bronze_rows").fetchone()[0] == 60_000
-    names = dict(connection.execute(
-        "SELECT ad_set_id, ad_set_name FROM bronze_rows WHERE ad_set_id IN "
-        "('AS_000010', 'AS_040000')"
-    ).fetchall())
+    names = dict(
+        connection.execute(
+            "SELECT ad_set_id, ad_set_name FROM bronze_rows WHERE ad_set_id IN "
+            "('AS_000010', 'AS_040000')"
+        ).fetchall()
+    )
     assert names == {"AS_000010": "Summer\nsale, two lines", "AS_040000": "three\r\nline\nname"}
     physical_lines = path.read_bytes().split(b"\n")
     for ad_set_id in ("AS_000009", "AS_000011", "AS_040001", "AS_059999"):
@@ -211,7 +226,11 @@ def test_rejected_records_and_blank_lines_keep_every_line_number_right(tmp_path)
     assert (profile.data_rows, profile.blank_lines) == (5, 1)
     classified = verdicts(connection, CONVERSION_EVENTS)
     assert {line: rule for line, (rule, _) in classified.items()} == {
-        2: None, 4: "wrong_field_count", 5: None, 7: "wrong_field_count", 8: None,
+        2: None,
+        4: "wrong_field_count",
+        5: None,
+        7: "wrong_field_count",
+        8: None,
     }
 
 
@@ -233,8 +252,9 @@ def test_rejected_records_and_blank_lines_keep_every_line_number_right(tmp_path)
 def test_non_finite_numbers_and_impossible_dates_are_quarantined(tmp_path, column, value, rule):
     rows = clean_performance_rows(2)
     rows[0][META_CAMPAIGN_PERFORMANCE.columns.index(column)] = value
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     connection = load(path, META_CAMPAIGN_PERFORMANCE)
     found_rule, reason = verdicts(connection, META_CAMPAIGN_PERFORMANCE)[2]
     assert (found_rule, value in reason) == (rule, True)
@@ -242,8 +262,9 @@ def test_non_finite_numbers_and_impossible_dates_are_quarantined(tmp_path, colum
 
 def test_the_plausible_date_window_is_configurable(tmp_path, monkeypatch):
     rows = clean_performance_rows(2)
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     monkeypatch.setenv("MARKETING_ML_EARLIEST_DATE", "2024-08-02")
     classified = verdicts(load(path, META_CAMPAIGN_PERFORMANCE), META_CAMPAIGN_PERFORMANCE)
     assert {rule for line, (rule, _) in classified.items() if line <= 4} == {"implausible_date"}
@@ -256,8 +277,9 @@ def test_check_raw_reports_the_new_rules_like_any_other(tmp_path):
     rows[0][5] = "NaN"
     rows[1][0] = "02/08/24"
     rows[2][5] = "1,234.50"
-    write_raw_csv(raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns,
-                  rows)
+    write_raw_csv(
+        raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     report, file_problems = check_raw_lines(raw_dir)
     assert file_problems == 0
     text = "\n".join(report)
@@ -303,8 +325,9 @@ def test_a_ten_megabyte_field_is_quarantined_and_the_rest_loads(tmp_path):
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     rows = clean_performance_rows()
     rows[4][2] = "x" * (10 * 1024 * 1024)
-    write_raw_csv(raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns,
-                  rows)
+    write_raw_csv(
+        raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     report, file_problems = check_raw_lines(raw_dir)
     assert file_problems == 0
     assert any(
@@ -337,7 +360,7 @@ def test_mixed_line_endings_are_one_message(tmp_path):
     path = raw_dir / "budget_pacing.csv"
     data = path.read_bytes()
     first_crlf = data.index(b"\r\n", data.index(b"\r\n") + 2)
-    path.write_bytes(data[:first_crlf] + b"\n" + data[first_crlf + 2:])
+    path.write_bytes(data[:first_crlf] + b"\n" + data[first_crlf + 2 :])
     assert "mixed line endings" in file_problem(raw_dir, "budget_pacing.csv")
 
 
@@ -362,21 +385,25 @@ def dirty_raw_dir(raw_dir: Path) -> Path:
     rows[7][5] = "NaN"
     rows[9][3] = "445229.7"
     rows[11] = rows[11][:6]
-    write_raw_csv(raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns,
-                  rows)
+    write_raw_csv(
+        raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     path = raw_dir / "meta_campaign_performance.csv"
     path.write_bytes(path.read_bytes() + b"\r\n")
     return raw_dir
 
 
 def test_a_dirty_file_publishes_with_every_record_accounted_from_the_file(tmp_path):
-    lakehouse = Lakehouse(dirty_raw_dir(tmp_path / "raw"), tmp_path / "lakehouse.duckdb",
-                          tmp_path / "serving.duckdb")
+    lakehouse = Lakehouse(
+        dirty_raw_dir(tmp_path / "raw"), tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb"
+    )
     result = lakehouse.materialize()
     assert result.success
     outcomes = check_outcomes(result)
-    assert all(outcomes[f"file_records_loaded_{f.name}"] for f in
-               (AUDIENCE_SEGMENTS, META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS))
+    assert all(
+        outcomes[f"file_records_loaded_{f.name}"]
+        for f in (AUDIENCE_SEGMENTS, META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+    )
     assert lakehouse.serving_query(
         "SELECT file_records, bronze_rows, silver_rows, quarantined_rows, balanced "
         "FROM gold.row_accounting WHERE source_file = 'meta_campaign_performance.csv'"
@@ -384,24 +411,38 @@ def test_a_dirty_file_publishes_with_every_record_accounted_from_the_file(tmp_pa
     assert lakehouse.serving_query(
         "SELECT source_line, rule FROM silver.quarantine "
         "WHERE source_file = 'meta_campaign_performance.csv' ORDER BY source_line"
-    ) == [(5, "wrong_field_count"), (10, "non_finite"), (12, "non_numeric"),
-          (14, "wrong_field_count")]
+    ) == [
+        (5, "wrong_field_count"),
+        (10, "non_finite"),
+        (12, "non_numeric"),
+        (14, "wrong_field_count"),
+    ]
     assert lakehouse.query(
         "SELECT ad_set_name, _source_line FROM silver.meta_campaign_performance "
         "WHERE date = DATE '2024-08-02' AND ad_set_id = 'AS_003'"
     ) == [("Senior\nLeisure, two lines", 7)]
-    report = dict(lakehouse.serving_query(
-        "SELECT rule, status FROM gold.data_quality_report WHERE rule LIKE 'file_records%'"
-    ))
-    assert report == {f"file_records_loaded_{f.name}": "pass" for f in
-                      (AUDIENCE_SEGMENTS, META_CAMPAIGN_PERFORMANCE, BUDGET_PACING,
-                       CONVERSION_EVENTS)}
+    report = dict(
+        lakehouse.serving_query(
+            "SELECT rule, status FROM gold.data_quality_report WHERE rule LIKE 'file_records%'"
+        )
+    )
+    assert report == {
+        f"file_records_loaded_{f.name}": "pass"
+        for f in (AUDIENCE_SEGMENTS, META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+    }
 
     listed = {
-        (line.split(":")[0].split("/")[-1].strip(), int(line.split(":")[1]), line.split(":")[2].strip())
-        for line in check_raw_lines(lakehouse.raw_dir)[0] if line.startswith("      /")
+        (
+            line.split(":")[0].split("/")[-1].strip(),
+            int(line.split(":")[1]),
+            line.split(":")[2].strip(),
+        )
+        for line in check_raw_lines(lakehouse.raw_dir)[0]
+        if line.startswith("      /")
     }
-    quarantined = set(lakehouse.query("SELECT source_file, source_line, rule FROM silver.quarantine"))
+    quarantined = set(
+        lakehouse.query("SELECT source_file, source_line, rule FROM silver.quarantine")
+    )
     assert listed == quarantined
 
 
@@ -442,7 +483,9 @@ def test_blank_lines_in_a_file_without_quotes_are_counted_and_skipped(tmp_path):
     )
     assert (rows, profile.data_rows, profile.blank_lines) == (3, 3, 3)
     assert {line: rule for line, (rule, _) in verdicts(connection, CONVERSION_EVENTS).items()} == {
-        2: None, 5: "wrong_field_count", 6: None,
+        2: None,
+        5: "wrong_field_count",
+        6: None,
     }
 
 
@@ -463,12 +506,18 @@ def test_a_day_appended_after_blank_lines_is_numbered_as_a_full_load_numbers_it(
     )
     fresh = duckdb.connect()
     load_bronze_table(fresh, "main", "bronze_rows", profile_raw_file(path, CONVERSION_EVENTS))
-    assert appended == fresh.execute(
-        "SELECT _source_line, conversion_id, _malformed FROM bronze_rows "
-        "WHERE _source_line > 127 ORDER BY _source_line"
-    ).fetchall() == [
-        (129, "CV_NEW1", None), (130, None, "wrong_field_count"), (131, None, "wrong_field_count")
-    ]
+    assert (
+        appended
+        == fresh.execute(
+            "SELECT _source_line, conversion_id, _malformed FROM bronze_rows "
+            "WHERE _source_line > 127 ORDER BY _source_line"
+        ).fetchall()
+        == [
+            (129, "CV_NEW1", None),
+            (130, None, "wrong_field_count"),
+            (131, None, "wrong_field_count"),
+        ]
+    )
     assert lakehouse.query(
         "SELECT file_records, bronze_rows, balanced FROM gold.row_accounting "
         "WHERE source_file = 'conversion_events.csv'"
@@ -490,12 +539,14 @@ def test_trailing_empty_fields_duckdb_accepts_are_still_wrong_field_count(
     rows[3][-1] += extra
     if quoted_name:
         rows[4][2] = csv_field("name, with a comma")
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     connection = load(path, META_CAMPAIGN_PERFORMANCE)
     classified = verdicts(connection, META_CAMPAIGN_PERFORMANCE)
     assert {line: rule for line, (rule, _) in classified.items() if rule} == {
-        3: "wrong_field_count", 5: "wrong_field_count",
+        3: "wrong_field_count",
+        5: "wrong_field_count",
     }
     assert classified[5][1].startswith(f"{9 + extra.count(',')} fields where the header has 9")
     assert connection.execute(
@@ -507,8 +558,9 @@ def test_an_export_with_a_trailing_comma_on_every_line_is_set_aside_in_one_pass(
     """Every record has one field more than the header: all are wrong_field_count, each with its
     own text and line (one pass over the file and one UPDATE, not one per record)."""
     rows = [[*row[:-1], row[-1] + ","] for row in clean_performance_rows(21)] * 40
-    path = write_raw_csv(tmp_path / "meta_campaign_performance.csv",
-                         META_CAMPAIGN_PERFORMANCE.columns, rows)
+    path = write_raw_csv(
+        tmp_path / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
     connection = load(path, META_CAMPAIGN_PERFORMANCE)
     assert connection.execute(
         "SELECT count(*), count(DISTINCT _source_line), min(_source_line), max(_source_line), "
@@ -516,6 +568,9 @@ def test_an_export_with_a_trailing_comma_on_every_line_is_set_aside_in_one_pass(
         "count(*) FILTER (WHERE ends_with(_raw_record, ',')) FROM bronze_rows"
     ).fetchone() == (2520, 2520, 2, 2521, 2520, 2520)
     lines = path.read_bytes().decode("utf-8-sig").split("\r\n")
-    assert connection.execute(
-        "SELECT _raw_record FROM bronze_rows WHERE _source_line = 1000"
-    ).fetchone()[0] == lines[999]
+    assert (
+        connection.execute(
+            "SELECT _raw_record FROM bronze_rows WHERE _source_line = 1000"
+        ).fetchone()[0]
+        == lines[999]
+    )
