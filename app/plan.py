@@ -15,7 +15,15 @@ import pandas as pd
 
 from app import narrative
 from app.text import csv_text
-from planning import SCENARIOS, PlanSettings, build_plan, hill_marginal, hill_revenue
+from planning import (
+    SCENARIOS,
+    STATE_COLUMNS,
+    PlanSettings,
+    build_plan,
+    hill_marginal,
+    hill_revenue,
+    on_current_state,
+)
 from planning.curves import interval, interval_around
 from planning.optimizer import headline
 
@@ -80,6 +88,13 @@ class PublishedPlan:
     @property
     def settings(self) -> PlanSettings:
         return settings_from(self.summary)
+
+    @property
+    def state(self) -> pd.DataFrame:
+        """Each ad set's current spend and caps as the plan was made on them (the curves are
+        fitted weekly, so their own spend figures can be days older)."""
+        state = self.ad_sets.rename(columns={"delivery_cap": "max_spend"})
+        return state[list(STATE_COLUMNS)]
 
     def role(self, role: str) -> pd.DataFrame:
         """Donors (largest cut first) or recipients (largest increase first)."""
@@ -172,6 +187,8 @@ def load_curves(
         columns=[f"draws_{name}" for name in DRAW_COLUMNS if f"draws_{name}" in frame]
     )
     if published is not None:
+        frame, position = on_current_state(published.state, frame)
+        draws = {name: rows_at(matrix, position) for name, matrix in draws.items()}
         capacity = published.ad_sets[["ad_set_id", "under_pacing_risk"]].copy()
         settings, plan_date = published.settings, published.plan_date
     else:
@@ -189,6 +206,13 @@ def load_curves(
     else:
         drawn_now, usable = np.zeros((len(frame), 0)), np.zeros(len(frame), dtype=bool)
     return Curves(frame, draws, capacity, settings, plan_date, usable, drawn_now)
+
+
+def rows_at(matrix: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """The matrix's rows at `position` (NaN rows where it is -1)."""
+    picked = matrix[np.maximum(position, 0)] if len(matrix) else np.full((len(position), 0), np.nan)
+    picked[position < 0] = np.nan
+    return picked
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,16 @@ import pandas as pd
 
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import Table, fetch_frame
-from planning import PLAN_COLUMNS, SCENARIOS, PlanSettings, build_plan, fit_response_curves
-from planning.curves import BOOTSTRAP_DRAWS, WINDOW_DAYS
-from planning.optimizer import PENNY
+from planning import (
+    PLAN_COLUMNS,
+    SCENARIOS,
+    PlanSettings,
+    build_plan,
+    fit_response_curves,
+    on_current_state,
+)
+from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
+from planning.optimizer import NEW_FIT, PENNY
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
 RESPONSE_CURVES = dg.AssetKey(["gold", "response_curves"])
@@ -33,6 +40,30 @@ SELECT date, ad_set_id, ad_set_name, lookalike_source, target_age, daily_budget,
 FROM {daily}
 WHERE date >= (SELECT first_day FROM window_days)
 ORDER BY ad_set_id, date"""
+
+
+def current_state_sql(daily: str, window_days: int = WINDOW_DAYS) -> str:
+    """Each ad set's figures the plan starts from, as the curve fit reads them (planning.curves):
+    current spend = the mean over its days with spend in the last 7 days of the window, the most
+    it spent in a day of the window, its latest daily budget; the plan is for the next day."""
+    return f"""
+WITH spent AS (
+    SELECT date, ad_set_id, ad_set_name, daily_budget, spend FROM {daily} WHERE spend IS NOT NULL
+),
+last_day AS (
+    SELECT max(date) AS day FROM spent
+)
+SELECT
+    ad_set_id,
+    arg_max(ad_set_name, date) AS ad_set_name,
+    coalesce(avg(spend) FILTER (WHERE date > day - INTERVAL {CURRENT_DAYS} DAY), 0) AS current_spend,
+    arg_max(daily_budget, date) AS daily_budget,
+    max(spend) AS max_spend,
+    any_value(day) + INTERVAL 1 DAY AS plan_date
+FROM spent, last_day
+WHERE date > day - INTERVAL {int(window_days)} DAY
+GROUP BY ad_set_id
+ORDER BY ad_set_id"""
 
 
 class ResponseCurvesConfig(dg.Config):
@@ -131,14 +162,27 @@ class BudgetPlanConfig(dg.Config):
     ins={
         "curves": dg.AssetIn(key=RESPONSE_CURVES),
         "scored": dg.AssetIn(key=SCORED_ADSETS),
+        "daily": dg.AssetIn(key=DAILY),
     },
 )
-def budget_plan(config: BudgetPlanConfig, curves: pd.DataFrame, scored: pd.DataFrame):
+def budget_plan(
+    config: BudgetPlanConfig,
+    curves: pd.DataFrame,
+    scored: pd.DataFrame,
+    daily: Table,
+    lakehouse: LakehouseResource,
+):
+    """Made every day on the day's spend; the curves it prices spend with are refitted weekly
+    (weekly_retrain, full_refresh): a refit is most of the plan's cost, and a week of days moves a
+    180-day fit little."""
     settings = config.settings()
     risk = latest_risk(scored)
-    plan = build_plan(curves, risk, settings)
-    window_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
-    plan_date = (window_end + pd.Timedelta(days=1)).date() if pd.notna(window_end) else None
+    with lakehouse.connect(read_only=True) as connection:
+        state = fetch_frame(connection, current_state_sql(str(daily), curve_window_days(curves)))
+    frame, _ = on_current_state(state, curves)
+    plan = build_plan(frame, risk, settings)
+    plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None
+    curves_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
     table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
     table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
     table.insert(1, "scenario", settings.scenario)
@@ -156,6 +200,7 @@ def budget_plan(config: BudgetPlanConfig, curves: pd.DataFrame, scored: pd.DataF
                 "fixed_total": settings.total,
             }
         ),
+        "curves_fitted_through": curves_end.date() if pd.notna(curves_end) else None,
         "risk_date": risk.attrs.get("date"),
         "risk_model_status": risk.attrs.get("status"),
     }
@@ -167,9 +212,21 @@ def budget_plan(config: BudgetPlanConfig, curves: pd.DataFrame, scored: pd.DataF
             "headline": plan.summary["headline"],
             "uplift": plan.summary["uplift"],
             "unplaced_budget": plan.summary["unplaced_budget"],
+            "new_ad_sets_without_curve": int((frame["fit"] == NEW_FIT).sum()),
         },
     )
     yield dg.Output(pd.DataFrame([summary]), output_name="budget_plan_summary")
+
+
+def curve_window_days(curves: pd.DataFrame) -> int:
+    """The days the curves were fitted on: the plan's delivery history covers the same span."""
+    if curves.empty:
+        return WINDOW_DAYS
+    start, end = (
+        pd.to_datetime(curves["window_start"]).min(),
+        pd.to_datetime(curves["window_end"]).max(),
+    )
+    return int((end - start).days) + 1
 
 
 def latest_risk(scored: pd.DataFrame) -> pd.DataFrame:

@@ -15,12 +15,12 @@ def job_keys(job_name: str) -> set[str]:
     return {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
 
 
-def test_daily_refresh_rescores_and_publishes_without_retraining():
+def test_daily_refresh_rescores_and_replans_without_retraining_or_refitting():
     keys = job_keys("daily_refresh")
     assert {"bronze/conversion_events", "gold/features", "gold/scored_adsets", "publish"} <= keys
-    assert {"gold/response_curves", "gold/budget_plan", "gold/budget_plan_summary"} <= keys
-    training_only = {"gold/labels", "gold/training_dataset"}
-    assert not {"models/pacing_risk_model", "models/conversion_model", *training_only} & keys
+    assert {"gold/budget_plan", "gold/budget_plan_summary"} <= keys
+    weekly_only = {"gold/labels", "gold/training_dataset", "gold/response_curves"}
+    assert not {"models/pacing_risk_model", "models/conversion_model", *weekly_only} & keys
 
 
 def test_weekly_retrain_trains_both_models_and_republishes():
@@ -31,9 +31,9 @@ def test_weekly_retrain_trains_both_models_and_republishes():
         "gold/scored_conversions",
     } <= keys
     assert {"gold/labels", "gold/training_dataset", "publish", "report"} <= keys
-    # new pacing risks re-plan tomorrow's budget on the stored curves
-    assert {"gold/budget_plan", "gold/budget_plan_summary"} <= keys
-    assert not {"bronze/conversion_events", "gold/features", "gold/response_curves"} & keys
+    # the curves are refitted and tomorrow's budget re-planned with them and the new risks
+    assert {"gold/response_curves", "gold/budget_plan", "gold/budget_plan_summary"} <= keys
+    assert not {"bronze/conversion_events", "gold/features"} & keys
 
 
 def test_full_refresh_covers_every_asset():
@@ -75,13 +75,19 @@ def test_sensor_fires_once_per_change_of_the_raw_files(tmp_path):
         assert isinstance(rewritten, dg.RunRequest)
 
 
-def test_sensor_asks_for_the_daily_refresh_once_models_exist(tmp_path):
+def test_sensor_asks_for_the_daily_refresh_once_models_and_curves_exist(tmp_path):
     sensor = build_raw_files_sensor()
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     with dg.instance_for_test() as instance:
         for name in ("pacing_risk_model", "conversion_model"):
             instance.report_runless_asset_event(dg.AssetMaterialization(["models", name]))
-        request, _ = evaluate(sensor, raw_dir, instance)
+        without_curves, cursor = evaluate(sensor, raw_dir, instance)
+        assert without_curves.job_name == "full_refresh"  # the daily plan needs fitted curves
+
+        instance.report_runless_asset_event(dg.AssetMaterialization(["gold", "response_curves"]))
+        pacing = raw_dir / "budget_pacing.csv"
+        pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
+        request, _ = evaluate(sensor, raw_dir, instance, cursor)
         assert request.job_name == "daily_refresh"
 
 

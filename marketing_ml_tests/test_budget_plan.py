@@ -16,7 +16,7 @@ import pytest
 from app.whatif import reallocate
 from marketing_ml.sample_data import planted_curves, write_sample_data
 from marketing_ml_tests.conftest import Lakehouse, check_outcomes
-from planning import PlanSettings, allocate, build_plan
+from planning import PlanSettings, allocate, build_plan, on_current_state
 from planning.curves import hill_revenue
 
 AD_SETS, DAYS = 30, 180
@@ -181,9 +181,10 @@ def test_the_dashboard_replans_from_the_served_tables(built):
     lakehouse, _ = built[SEEDS[0]]
     curves = frame(lakehouse, "SELECT * FROM gold.response_curves ORDER BY ad_set_id")
     stored = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
-    again = build_plan(curves, stored, PlanSettings()).ad_sets
+    state, _ = on_current_state(stored.rename(columns={"delivery_cap": "max_spend"}), curves)
+    again = build_plan(state, stored, PlanSettings()).ad_sets
     np.testing.assert_allclose(again["recommended_spend"], stored["recommended_spend"], atol=0.01)
-    cheaper = build_plan(curves, stored, PlanSettings(scenario="same_revenue")).summary
+    cheaper = build_plan(state, stored, PlanSettings(scenario="same_revenue")).summary
     assert cheaper["total_recommended"] < cheaper["total_current"]
     assert cheaper["revenue_recommended"] >= cheaper["revenue_current"] - 0.01
 
@@ -196,3 +197,60 @@ def test_the_summary_headline_names_the_biggest_moves(built):
     assert summary["headline"].startswith("Move £")
     assert biggest_donor["ad_set_name"] in summary["headline"]
     assert summary["uplift_low"] <= summary["uplift"] <= summary["uplift_high"]
+
+
+def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_path):
+    """The curves are refitted weekly; the daily refresh remakes the plan for the day after the
+    newest data, on each ad set's spend of the last 7 days, and the dashboard's What-if (curves
+    from the serving file, state from the plan) still reproduces the published plan."""
+    from app import queries
+    from app.plan import PublishedPlan, load_curves, replan
+
+    lakehouse = Lakehouse(
+        tmp_path / "raw", tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb"
+    )
+    write_sample_data(lakehouse.raw_dir, ad_sets=20, days=120, seed=4)
+    assert lakehouse.materialize().success
+    curves_before = frame(
+        lakehouse,
+        "SELECT * EXCLUDE (draws_vmax, draws_half_saturation, draws_shape) FROM gold.response_curves ORDER BY ad_set_id",
+    )
+
+    write_sample_data(lakehouse.raw_dir, ad_sets=20, days=127, seed=4)
+    with dg.instance_for_test() as instance:
+        job = lakehouse.definitions.resolve_job_def("daily_refresh")
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success
+    outcomes = check_outcomes(result)
+    assert {name: outcomes[name] for name in PLAN_CHECKS} == dict.fromkeys(PLAN_CHECKS, True)
+
+    curves_after = frame(
+        lakehouse,
+        "SELECT * EXCLUDE (draws_vmax, draws_half_saturation, draws_shape) FROM gold.response_curves ORDER BY ad_set_id",
+    )
+    pd.testing.assert_frame_equal(curves_after, curves_before)
+    summary = frame(lakehouse, "SELECT * FROM gold.budget_plan_summary").iloc[0]
+    last_day = frame(lakehouse, "SELECT max(date) AS day FROM gold.daily_adset_metrics")["day"][0]
+    assert pd.Timestamp(summary["plan_date"]) == pd.Timestamp(last_day) + pd.Timedelta(days=1)
+    assert pd.Timestamp(summary["curves_fitted_through"]) == pd.Timestamp(last_day) - pd.Timedelta(
+        days=7
+    )
+
+    plan = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
+    recent = frame(
+        lakehouse,
+        "SELECT ad_set_id, avg(spend) AS spend FROM gold.daily_adset_metrics "
+        "WHERE spend IS NOT NULL AND date > (SELECT max(date) FROM gold.daily_adset_metrics) - 7 "
+        "GROUP BY ad_set_id ORDER BY ad_set_id",
+    )
+    np.testing.assert_allclose(plan["current_spend"], recent["spend"], rtol=1e-9)
+    assert not np.allclose(plan["current_spend"], curves_before["current_spend"])
+
+    found = PublishedPlan.from_tables(queries.published_plan(lakehouse.serving))
+    served, draws = queries.response_curve_draws(lakehouse.serving)
+    curves = load_curves(served, found, draws)
+    again = replan(curves, curves.settings)
+    np.testing.assert_allclose(
+        again.ad_sets["recommended_spend"], plan["recommended_spend"], atol=0.01
+    )
+    assert again.summary["headline"] == summary["headline"]

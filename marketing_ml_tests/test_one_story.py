@@ -388,7 +388,7 @@ def test_the_plan_csv_neutralises_formulas_and_keeps_the_numbers(story):
     found = PublishedPlan.from_tables(queries.published_plan(story.serving))
     frame, draws = queries.response_curve_draws(story.serving)
     hostile = '=HYPERLINK("http://127.0.0.1:9/x")'
-    frame.loc[0, "ad_set_name"] = hostile
+    found.ad_sets.loc[0, "ad_set_name"] = hostile  # the plan names ad sets as of its day
     curves = load_curves(frame, found, draws)
     result = replan(curves, curves.settings)
     exported = pd.read_csv(io.StringIO(plan_csv(result.ad_sets, curves.settings)))

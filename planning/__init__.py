@@ -2,8 +2,9 @@
 
 Pure Python (numpy, pandas, scipy): the pipeline's assets and the dashboard both import it. To
 re-plan on a scenario or bound change, the dashboard calls
-`build_plan(curves, capacity, PlanSettings(...))` with the rows of gold.response_curves (curves and
-bootstrap draws) and of gold.budget_plan (ad_set_id, under_pacing_risk).
+`build_plan(on_current_state(state, curves)[0], capacity, PlanSettings(...))` with the rows of
+gold.response_curves (curves and bootstrap draws, fitted weekly) and of gold.budget_plan (each ad
+set's current spend and caps, under_pacing_risk: made daily).
 """
 
 from planning.curves import (
@@ -16,11 +17,13 @@ from planning.curves import (
 from planning.optimizer import (
     PLAN_COLUMNS,
     SCENARIOS,
+    STATE_COLUMNS,
     Allocation,
     Plan,
     PlanSettings,
     allocate,
     build_plan,
+    on_current_state,
     plan_bounds,
 )
 
@@ -28,6 +31,7 @@ __all__ = [
     "CURVE_COLUMNS",
     "PLAN_COLUMNS",
     "SCENARIOS",
+    "STATE_COLUMNS",
     "Allocation",
     "CurveFits",
     "Plan",
@@ -37,5 +41,6 @@ __all__ = [
     "fit_response_curves",
     "hill_marginal",
     "hill_revenue",
+    "on_current_state",
     "plan_bounds",
 ]

@@ -262,13 +262,40 @@ def plan_bounds(
     return lower, upper, reasons
 
 
+# --------------------------------------------------------------------------- the plan's inputs
+STATE_COLUMNS = ("ad_set_id", "ad_set_name", "current_spend", "daily_budget", "max_spend")
+"""What a plan needs of each ad set's recent days (gold.daily_adset_metrics, or the published plan
+in the dashboard): the curves are refitted weekly, the plan is made daily on today's spend."""
+NEW_FIT = "new"
+"""`fit` of an ad set that began spending after the curves were last fitted."""
+
+
+def on_current_state(state: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per ad set of `state` (STATE_COLUMNS, the ad sets to plan) with its curve from
+    `curves` (rows of gold.response_curves, draws_* list columns included when present), and the
+    position of each row's curve in `curves` (-1 for an ad set the curves do not know: fit =
+    NEW_FIT, no curve, so the plan keeps its spend). The curves' own spend figures and marginal
+    ROAS are as of their fit: the state's replace them."""
+    fitted = curves.drop(
+        columns=[c for c in curves.columns if c in STATE_COLUMNS[1:] or c.startswith("marginal_")]
+    ).reset_index(drop=True)
+    position = pd.Index(fitted["ad_set_id"]).get_indexer(state["ad_set_id"])
+    frame = state[list(STATE_COLUMNS)].merge(fitted, on="ad_set_id", how="left", validate="1:1")
+    for column in frame.columns:
+        if column.startswith("draws_"):
+            frame[column] = frame[column].where(position >= 0, None)
+    if "fit" in frame:
+        frame["fit"] = frame["fit"].where(position >= 0, NEW_FIT)
+    return frame, position
+
+
 # ------------------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class Plan:
     ad_sets: pd.DataFrame
     """One row per ad set: see PLAN_COLUMNS."""
     summary: dict = field(default_factory=dict)
-    """Plan-level figures: see SUMMARY_COLUMNS."""
+    """Plan-level figures: totals, unplaced budget, uplift and its interval, the headline."""
 
 
 def money(value: float) -> str:
@@ -481,6 +508,11 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> s
             return f"Locked by you: keeps {money(spend)}/day."
         if spend <= 0:
             return "No spend in the last 7 days: nothing to plan."
+        if row.fit == NEW_FIT:
+            return (
+                f"New since the response curves were last fitted (the weekly retrain fits its "
+                f"curve): keeps {money(spend)}/day."
+            )
         return (
             f"No response curve (its spend barely varied and no audience group could be pooled): "
             f"keeps {money(spend)}/day."
