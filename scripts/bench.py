@@ -61,6 +61,7 @@ TARGETS = {
         "bronze_to_gold_over_scan": 10.0,
         "first_render_s": 2.0,
         "filter_change_s": 0.3,
+        "whatif_change_s": 0.3,
         "app_mib": 500.0,
     },
 }
@@ -613,6 +614,7 @@ def targets(result: dict) -> list[tuple[str, object, float]]:
         "bronze_to_gold_over_scan": result["bronze_to_gold_over_scan"],
         "first_render_s": board.get("first_render_s"),
         "filter_change_s": board.get("filter_change_median_s"),
+        "whatif_change_s": board.get("whatif_change_median_s"),
         "app_mib": board.get("app_peak_mib"),
         "curves_and_plan_s": result.get("plan_steps", {}).get("total"),
         "replan_s": result.get("replan", {}).get("replan_median_s"),
