@@ -625,8 +625,9 @@ def plan_settings(curves: Curves) -> PlanSettings:
         float(published.upper_factor),
         0.05,
         key="plan_upper",
-        help="Also capped by each ad set's daily budget, its delivery history and its "
-        "under-pacing risk (50% or more: no increase).",
+        help="Also capped by each ad set's delivery history (the most it spent in a day), its "
+        "under-pacing risk (50% or more: no increase) and any daily budget cap the plan was "
+        "run with.",
     )
     current_total = float(curves.frame["current_spend"].fillna(0).sum())
     total_value = total.number_input(

@@ -60,8 +60,13 @@ def settings_from(summary: dict) -> PlanSettings:
             upper_factor=float(stored.get("upper_factor", 1.5)),
             locked=tuple(stored.get("locked") or ()),
             total=stored.get("fixed_total"),
+            budget_caps=tuple(
+                sorted(
+                    (str(k), float(v)) for k, v in (stored.get("daily_budget_caps") or {}).items()
+                )
+            ),
         )
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         return PlanSettings()
 
 

@@ -122,6 +122,8 @@ class BudgetPlanConfig(dg.Config):
     locked_ad_sets: list[str] = []
     fixed_total: float | None = None
     """same_budget: plan this total instead of the current one."""
+    daily_budget_caps: dict[str, float] = {}
+    """ad_set_id → the most it may spend a day (an account or platform limit on its budget)."""
 
     def settings(self) -> PlanSettings:
         if self.scenario not in SCENARIOS:
@@ -136,6 +138,7 @@ class BudgetPlanConfig(dg.Config):
             upper_factor=self.upper_factor,
             locked=tuple(sorted(self.locked_ad_sets)),
             total=self.fixed_total,
+            budget_caps=tuple(sorted(self.daily_budget_caps.items())),
         )
 
 
@@ -147,8 +150,8 @@ class BudgetPlanConfig(dg.Config):
             group_name="gold",
             kinds={"duckdb"},
             description="Tomorrow's budget per ad set for the run's scenario: current and "
-            "recommended spend, bounds (0.5×–1.5× current by default, within the daily budget, "
-            "its delivery history and its under-pacing risk), expected revenue and marginal ROAS "
+            "recommended spend, bounds (0.5×–1.5× current by default, within its delivery "
+            "history, its under-pacing risk and any daily budget cap in the run config), expected revenue and marginal ROAS "
             "at both with 90% bootstrap intervals, role and the reason in words.",
         ),
         "budget_plan_summary": dg.AssetOut(
@@ -198,6 +201,7 @@ def budget_plan(
                 "upper_factor": settings.upper_factor,
                 "locked": list(settings.locked),
                 "fixed_total": settings.total,
+                "daily_budget_caps": dict(settings.budget_caps),
             }
         ),
         "curves_fitted_through": curves_end.date() if pd.notna(curves_end) else None,

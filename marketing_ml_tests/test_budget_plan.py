@@ -126,17 +126,19 @@ def test_plan_beats_the_naive_rule_measured_with_the_true_curves(built, seed):
 
 
 def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
-    """Issue 12 asks for 90% in the median and every seed. Reached 95%, 87%, 96% (seeds 1-3;
-    seeds 4-8: 93%, 98%, 87%, 77%, 87%): curves fitted under the slow conversion drift and
-    shrunk toward the population of curves. Before: 88%, 71%, 89%. The worst seed stays under
-    90%: even given the true population of curves as its prior the fitter reaches 88% on it,
-    so what is missing is information in 180 noisy days more than method. This pins what is
-    reached, so a regression shows; the gap is reported on the issue."""
+    """Issue 12 asks for 90%. Reached on seeds 1-3: 88%, 79%, 85% of the optimum under the same
+    bounds (seeds 1-12: median 82%, worst 46%), with increases bounded by delivery history and
+    pacing risk, not by today's daily budget (the plan changes budgets). Capped at today's budget
+    the plan captured more of a much smaller optimum (95%, 87%, 96%) but less revenue on every
+    seed: on seeds 1-12 its true uplift is 6-200% higher now. With more room to move, errors in
+    the curves cost more, and 180 noisy days identify an ad set's curvature poorly (even the
+    true mean shape as the prior leaves the median at 83%). This pins what is reached, so a
+    regression shows; the gap is reported on the issue."""
     captured = sorted(
         shares(lakehouse, seed)["plan_share"] for seed, (lakehouse, _) in built.items()
     )
-    assert captured[len(captured) // 2] >= 0.93
-    assert captured[0] >= 0.85
+    assert captured[len(captured) // 2] >= 0.82
+    assert captured[0] >= 0.75
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -148,11 +150,11 @@ def test_every_recommendation_respects_its_bounds(built, seed):
     assert (plan["recommended_spend"] <= plan["upper_bound"] + 0.005).all()
     assert (plan["upper_bound"] <= 1.5 * plan["current_spend"] + 0.005).all()
     assert (plan["lower_bound"] >= 0.5 * plan["current_spend"] - 0.005).all()
-    # caps limit increases: never above the larger of today's spend and the cap
-    delivery = plan["ad_set_id"].map(curves["max_spend"])
+    # caps limit increases: never above the larger of today's spend and the most delivered in
+    # a day of the curves' window
+    delivery = plan["delivery_cap"]
+    assert (delivery <= plan["ad_set_id"].map(curves["max_spend"]) + 0.005).all()
     assert (plan["upper_bound"] <= np.maximum(delivery, plan["current_spend"]) + 0.005).all()
-    budget = plan["daily_budget"].fillna(np.inf)
-    assert (plan["upper_bound"] <= np.maximum(budget, plan["current_spend"]) + 0.005).all()
     assert (plan["lower_bound"] <= plan["current_spend"] + 0.005).all()
     assert (plan["current_spend"] <= plan["upper_bound"] + 0.005).all()
     risky = plan["under_pacing_risk"] >= 0.5

@@ -138,19 +138,17 @@ def curves_frame(vmax, half, shape, current, **extra):
 
 def test_locked_risky_capped_and_budget_capped_ad_sets_keep_their_bounds():
     vmax, half, shape, current = random_case(11, 6, concave=True)
-    daily_budget = np.array([np.nan, current[1] * 1.1, np.nan, np.nan, np.nan, np.nan])
     max_spend = np.array([np.nan, np.nan, current[2] * 1.2, np.nan, np.nan, np.nan])
-    curves = curves_frame(
-        vmax, half, shape, current, daily_budget=daily_budget, max_spend=max_spend
-    )
+    curves = curves_frame(vmax, half, shape, current, daily_budget=current, max_spend=max_spend)
     capacity = pd.DataFrame(
         {"ad_set_id": curves["ad_set_id"], "under_pacing_risk": [0.1, 0.2, 0.3, 0.9, np.nan, 0.0]}
     )
-    settings = PlanSettings(locked=("AS_000",))
+    settings = PlanSettings(locked=("AS_000",), budget_caps=(("AS_001", current[1] * 1.1),))
     plan = build_plan(curves, capacity, settings).ad_sets.set_index("ad_set_id")
     assert plan.loc["AS_000", "recommended_spend"] == pytest.approx(current[0])
     assert plan.loc["AS_000", "role"] == "locked"
     assert plan.loc["AS_001", "upper_bound"] == pytest.approx(current[1] * 1.1)
+    assert "daily budget cap" in plan.loc["AS_001", "capacity_reason"]
     assert plan.loc["AS_002", "upper_bound"] == pytest.approx(current[2] * 1.2)
     assert plan.loc["AS_003", "upper_bound"] == pytest.approx(current[3])
     assert "under-pacing risk 90%" in plan.loc["AS_003", "capacity_reason"]
@@ -374,3 +372,15 @@ def test_an_uplift_range_always_holds_its_own_point_estimate():
     assert plain_high < 495_812.0
     assert low < 495_812.0 < high
     assert high - low == pytest.approx(plain_high - plain_low)
+
+
+def test_todays_daily_budget_is_what_the_plan_changes_not_a_cap():
+    """Ad sets spend about all of their budget: capping increases at today's budget would leave
+    only under-spenders (the ad sets least able to absorb more) as recipients."""
+    vmax, half, shape, current = random_case(5, 8, concave=True)
+    plan = build_plan(curves_frame(vmax, half, shape, current, daily_budget=current)).ad_sets
+    np.testing.assert_allclose(plan["upper_bound"], 1.5 * current)
+    recipients = plan[plan["role"] == "recipient"]
+    assert len(recipients) > 0
+    assert (recipients["recommended_spend"] > recipients["daily_budget"]).all()
+    assert recipients["reason"].str.contains("raise it to at least").all()

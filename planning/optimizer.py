@@ -7,12 +7,15 @@ spend, vectorised in numpy). An S-shaped curve (shape > 1) is planned on its con
 over its bounds (the tangent from its lower bound): exact for the envelope, and at most the ad sets
 whose envelope slope equals λ sit on its straight part.
 
-Bounds per ad set: [lower_factor, upper_factor] × current spend; an increase never goes above its
-daily budget (where known) nor above the most it delivered in one day of the window (delivery
-capacity: it has shown it can spend that much in a day); an ad set whose under_pacing_risk is
->= 0.5 is not a recipient (upper bound = current spend). Caps limit increases only: an ad set
-already above a cap keeps current spend as its upper bound, so today's allocation is always
-feasible. A locked ad set, or one without a curve, keeps its spend.
+Bounds per ad set: [lower_factor, upper_factor] × current spend; an increase never goes above the
+most it delivered in one day of the window (delivery capacity: it has shown it can spend that much
+in a day) nor above a daily budget cap set for it (`PlanSettings.budget_caps`: an account or
+platform limit); an ad set whose under_pacing_risk is >= 0.5 is not a recipient (upper bound =
+current spend). Today's daily budget is not a cap: it is what the plan changes (an ad set spends
+about all of its budget, so capping there would leave only under-spenders to receive budget, the
+very ad sets that cannot absorb it). Caps limit increases only: an ad set already above a cap
+keeps current spend as its upper bound, so today's allocation is always feasible. A locked ad
+set, or one without a curve, keeps its spend.
 """
 
 from dataclasses import dataclass, field
@@ -43,6 +46,8 @@ class PlanSettings:
     locked: tuple[str, ...] = ()
     total: float | None = None
     """A fixed total for same_budget (default: the current total)."""
+    budget_caps: tuple[tuple[str, float], ...] = ()
+    """(ad_set_id, £ a day): the most an ad set may spend a day, whatever the plan finds."""
     risk_limit: float = RISK_LIMIT
 
     def __post_init__(self):
@@ -56,6 +61,9 @@ class PlanSettings:
             raise ValueError(f"target marginal ROAS {self.target_marginal_roas}: must be > 0")
         if self.total is not None and self.total < 0:
             raise ValueError(f"total {self.total}: must be >= 0")
+        for ad_set_id, cap in self.budget_caps:
+            if not cap >= 0:
+                raise ValueError(f"daily budget cap {cap} for {ad_set_id}: must be >= 0")
 
 
 # ------------------------------------------------------------------------------ the allocation
@@ -224,7 +232,7 @@ def allocate(
 
 # ---------------------------------------------------------------------------------- the bounds
 def plan_bounds(
-    current, daily_budget, delivery_cap, risk, locked, has_curve, settings: PlanSettings
+    current, budget_cap, delivery_cap, risk, locked, has_curve, settings: PlanSettings
 ) -> tuple[np.ndarray, np.ndarray, list]:
     """Lower and upper bound per ad set, and why the upper one is below upper_factor × current."""
     current = np.asarray(current, dtype=float)
@@ -232,8 +240,8 @@ def plan_bounds(
     reasons: list = [None] * len(current)
     for i in range(len(current)):
         candidates = [(upper[i], None)]
-        if np.isfinite(daily_budget[i]):
-            candidates.append((daily_budget[i], f"daily budget £{daily_budget[i]:,.0f}"))
+        if np.isfinite(budget_cap[i]):
+            candidates.append((budget_cap[i], f"daily budget cap £{budget_cap[i]:,.0f}"))
         if np.isfinite(delivery_cap[i]):
             candidates.append(
                 (
@@ -247,9 +255,9 @@ def plan_bounds(
             )
         value, reason = min(candidates, key=lambda item: item[0])
         if value < current[i]:
-            # Caps limit increases: an ad set already spending above its daily budget is not a
-            # recipient, but the plan does not force a cut on it either (today's spend stays a
-            # feasible plan, so "keep everything" is always on the table).
+            # Caps limit increases: an ad set already spending above a cap is not a recipient,
+            # but the plan does not force a cut on it either (today's spend stays a feasible
+            # plan, so "keep everything" is always on the table).
             value = current[i]
             reason = f"{reason} is below its current spend" if reason else None
         upper[i] = value
@@ -354,9 +362,10 @@ def build_plan(
     locked = frame["ad_set_id"].isin(set(settings.locked)).to_numpy()
     daily_budget = frame.get("daily_budget", pd.Series(np.nan, index=frame.index)).astype(float)
     delivery_cap = frame.get("max_spend", pd.Series(np.nan, index=frame.index)).astype(float)
+    budget_cap = frame["ad_set_id"].map(dict(settings.budget_caps)).astype(float)
     lower, upper, capacity_reasons = plan_bounds(
         current,
-        daily_budget.to_numpy(),
+        budget_cap.to_numpy(),
         delivery_cap.to_numpy(),
         risk,
         locked,
@@ -541,9 +550,15 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> s
         limit = ""
         if row.recommended_spend >= row.upper_bound - PENNY:
             limit = f" (its upper bound{': ' + row.capacity_reason if row.capacity_reason else ''})"
+        budget = ""
+        if np.isfinite(row.daily_budget) and row.recommended_spend > row.daily_budget + PENNY:
+            budget = (
+                f" Its daily budget is {money(row.daily_budget)} today: raise it to at least "
+                f"{money(row.recommended_spend)}."
+            )
         return (
             f"{marginal}{pooled}, above {level}: add {money(row.change)}, to "
-            f"{money(row.recommended_spend)}/day{limit}.{risk}"
+            f"{money(row.recommended_spend)}/day{limit}.{budget}{risk}"
         )
     if row.role == "capped":
         return (
