@@ -263,14 +263,7 @@ def _plan_rows(lakehouse: LakehouseResource) -> tuple[pd.DataFrame, dict]:
     return plan, summary.iloc[0].to_dict()
 
 
-@dg.asset_check(
-    asset=BUDGET_PLAN,
-    blocking=True,
-    description="Every recommended spend lies within its ad set's bounds (to the penny), lower "
-    "bound <= upper bound, and a locked ad set keeps its current spend.",
-)
-def budget_plan_within_bounds(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-    plan, _ = _plan_rows(lakehouse)
+def within_bounds(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckResult:
     below = plan["recommended_spend"] < plan["lower_bound"] - PENNY
     above = plan["recommended_spend"] > plan["upper_bound"] + PENNY
     inverted = plan["lower_bound"] > plan["upper_bound"] + PENNY
@@ -279,6 +272,7 @@ def budget_plan_within_bounds(lakehouse: LakehouseResource) -> dg.AssetCheckResu
     )
     broken = plan[below | above | inverted | moved_lock]
     return dg.AssetCheckResult(
+        check_name="budget_plan_within_bounds",
         passed=broken.empty,
         severity=ERROR,
         metadata={
@@ -292,16 +286,10 @@ def budget_plan_within_bounds(lakehouse: LakehouseResource) -> dg.AssetCheckResu
     )
 
 
-@dg.asset_check(
-    asset=BUDGET_PLAN,
-    blocking=True,
-    description="Scenario same_budget conserves the budget: total recommended + unplaced budget "
-    "= the total asked for (the current total unless fixed), to the penny.",
-)
-def budget_plan_conserves_budget(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-    plan, summary = _plan_rows(lakehouse)
+def conserves_budget(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckResult:
     if summary["scenario"] != "same_budget":
         return dg.AssetCheckResult(
+            check_name="budget_plan_conserves_budget",
             passed=True,
             severity=ERROR,
             metadata={"scenario": summary["scenario"], "applies": False},
@@ -311,6 +299,7 @@ def budget_plan_conserves_budget(lakehouse: LakehouseResource) -> dg.AssetCheckR
     forced = float(summary["forced_spend"])
     gap = recommended + float(summary["unplaced_budget"]) - forced - goal
     return dg.AssetCheckResult(
+        check_name="budget_plan_conserves_budget",
         passed=abs(gap) <= PENNY,
         severity=ERROR,
         metadata={
@@ -323,15 +312,7 @@ def budget_plan_conserves_budget(lakehouse: LakehouseResource) -> dg.AssetCheckR
     )
 
 
-@dg.asset_check(
-    asset=BUDGET_PLAN,
-    blocking=True,
-    description="Budget the bounds cannot take is reported: unplaced budget is never negative, "
-    "and (same_budget) it is non-zero exactly when the total exceeds the sum of upper bounds, "
-    "and equals the difference; other scenarios place no total, so it is zero.",
-)
-def budget_plan_reports_unplaced_budget(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-    plan, summary = _plan_rows(lakehouse)
+def reports_unplaced_budget(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckResult:
     unplaced = float(summary["unplaced_budget"])
     room = float(plan["upper_bound"].sum())
     if summary["scenario"] == "same_budget":
@@ -341,6 +322,7 @@ def budget_plan_reports_unplaced_budget(lakehouse: LakehouseResource) -> dg.Asse
         excess = 0.0
         passed = unplaced == 0
     return dg.AssetCheckResult(
+        check_name="budget_plan_reports_unplaced_budget",
         passed=passed,
         severity=ERROR,
         metadata={
@@ -352,9 +334,32 @@ def budget_plan_reports_unplaced_budget(lakehouse: LakehouseResource) -> dg.Asse
     )
 
 
+PLAN_CHECK_SPECS = {
+    within_bounds: "Every recommended spend lies within its ad set's bounds (to the penny), "
+    "lower bound <= upper bound, and a locked ad set keeps its current spend.",
+    conserves_budget: "Scenario same_budget conserves the budget: total recommended + unplaced "
+    "budget = the total asked for (the current total unless fixed), to the penny.",
+    reports_unplaced_budget: "Budget the bounds cannot take is reported: unplaced budget is never "
+    "negative, and (same_budget) it is non-zero exactly when the total exceeds the sum of upper "
+    "bounds, and equals the difference; other scenarios place no total, so it is zero.",
+}
+
+
+@dg.multi_asset_check(
+    name="budget_plan_checks",
+    specs=[
+        dg.AssetCheckSpec(
+            f"budget_plan_{check.__name__}", asset=BUDGET_PLAN, blocking=True, description=text
+        )
+        for check, text in PLAN_CHECK_SPECS.items()
+    ],
+    description="The plan's three blocking checks, one step reading the stored plan once.",
+)
+def budget_plan_checks(lakehouse: LakehouseResource):
+    plan, summary = _plan_rows(lakehouse)
+    for check in PLAN_CHECK_SPECS:
+        yield check(plan, summary)
+
+
 PLAN_ASSETS = [response_curves, budget_plan]
-PLAN_CHECKS = [
-    budget_plan_within_bounds,
-    budget_plan_conserves_budget,
-    budget_plan_reports_unplaced_budget,
-]
+PLAN_CHECKS = [budget_plan_checks]
