@@ -45,6 +45,15 @@ from app.plan import (
 from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
 from planning import PlanSettings
+from serving_contract import (
+    CONVERSION_MODEL,
+    DATA_QUALITY,
+    PACING_RISK_MODEL,
+    QUARANTINE,
+    ROW_ACCOUNTING,
+    SCORED_ADSETS,
+    SCORED_CONVERSIONS,
+)
 
 NOT_AVAILABLE = "Not available yet: run `make run` to build it."
 PLOTLY_CONFIG = {"displaylogo": False}
@@ -335,15 +344,15 @@ def overview_tab(overview: Overview) -> None:
 # Each scored table's caption names the model that wrote it: older models say so. (A comment:
 # Streamlit prints a bare string literal on the page.)
 SCORE_LABELS = {
-    "gold.scored_adsets": "Under-pacing risk",
-    "gold.scored_conversions": "ROAS on target",
+    SCORED_ADSETS: "Under-pacing risk",
+    SCORED_CONVERSIONS: "ROAS on target",
 }
 
 
 # The model behind each scored table, and the score column it writes.
 SCORING_MODELS = {
-    "gold.scored_adsets": ("models.pacing_risk_model", "under_pacing_risk"),
-    "gold.scored_conversions": ("models.conversion_model", "roas_on_target_prob"),
+    SCORED_ADSETS: (PACING_RISK_MODEL, "under_pacing_risk"),
+    SCORED_CONVERSIONS: (CONVERSION_MODEL, "roas_on_target_prob"),
 }
 
 
@@ -377,7 +386,7 @@ def forecasts_tab(
         return
     forecasts = every_forecast[every_forecast["ad_set_id"].isin(filters.ad_set_ids)]
     model_target = (
-        forecasts["roas_target"].dropna() if "gold.scored_conversions" in scored else pd.Series()
+        forecasts["roas_target"].dropna() if SCORED_CONVERSIONS in scored else pd.Series()
     )
     target = float(model_target.iloc[0]) if len(model_target) else None
     so_what(narrative.forecast_so_what(forecasts, target))
@@ -467,18 +476,18 @@ def people_table(container, frame: pd.DataFrame, columns: dict[str, tuple[str, s
 
 
 def quality_tab(fetch, available: frozenset[str]) -> None:
-    if "gold.data_quality_report" not in available:
+    if DATA_QUALITY not in available:
         st.warning(f"Data quality report: {NOT_AVAILABLE}")
         return
     rules = fetch("quality_rules")
     quarantine = (
         fetch("quarantine_counts")
-        if "silver.quarantine" in available
+        if QUARANTINE in available
         else (pd.DataFrame(columns=["reason", "source_file", "rows"]))
     )
     accounting = (
         fetch("row_accounting")
-        if "gold.row_accounting" in available
+        if ROW_ACCOUNTING in available
         else (pd.DataFrame(columns=["source_file", "balanced"]))
     )
     so_what(narrative.quality_so_what(rules, quarantine, accounting))

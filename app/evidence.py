@@ -3,9 +3,11 @@ the baselines, backtest folds. Pure functions over the decoded JSON."""
 
 import pandas as pd
 
+from serving_contract import CONVERSION_MODEL, PACING_RISK_MODEL
+
 MODEL_TABLES = {
-    "models.pacing_risk_model": "Under-pacing risk (tomorrow)",
-    "models.conversion_model": "ROAS on target (next 7 days)",
+    PACING_RISK_MODEL: "Under-pacing risk (tomorrow)",
+    CONVERSION_MODEL: "ROAS on target (next 7 days)",
 }
 METRICS = (
     ("auc", "AUC (higher is better)"),

@@ -18,8 +18,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from serving_contract import (
+    BUDGET_PLAN,
+    BUDGET_PLAN_SUMMARY,
+    DAILY_METRICS,
+    MODEL_JSON_COLUMNS,
+    RESPONSE_CURVES,
+    SCORED_ADSETS,
+    SCORED_CONVERSIONS,
+)
+
 DEFAULT_SERVING_DB = "data/serving.duckdb"
-FACT = "gold.daily_adset_metrics"
+FACT = DAILY_METRICS
 FILTER = "ad_set_id IN (SELECT unnest(?)) AND date BETWEEN ? AND ?"
 """The filter every fact query shares; its parameters come from `filter_parameters`. A semi-join:
 twice as fast as `list_contains` against 2,000 ad set ids."""
@@ -218,8 +228,8 @@ ORDER BY revenue_missed DESC, ad_set_id""",
 
 
 SCORES = {
-    "gold.scored_adsets": ("under_pacing_risk",),
-    "gold.scored_conversions": ("roas_on_target_prob", "roas_target"),
+    SCORED_ADSETS: ("under_pacing_risk",),
+    SCORED_CONVERSIONS: ("roas_on_target_prob", "roas_target"),
 }
 """The scored tables and the columns the Forecasts tab reads from each."""
 
@@ -295,7 +305,7 @@ MODEL_COLUMNS = (
     "importances",
     "psi",
 )
-JSON_COLUMNS = ("metrics", "backtest", "reliability", "importances", "psi")
+JSON_COLUMNS = MODEL_JSON_COLUMNS
 
 
 def model_card(source: Source, table: str) -> dict:
@@ -317,9 +327,9 @@ def model_card(source: Source, table: str) -> dict:
     return card
 
 
-PLAN = "gold.budget_plan"
-PLAN_SUMMARY = "gold.budget_plan_summary"
-CURVES = "gold.response_curves"
+PLAN = BUDGET_PLAN
+PLAN_SUMMARY = BUDGET_PLAN_SUMMARY
+CURVES = RESPONSE_CURVES
 
 
 def published_plan(source: Source) -> tuple[dict, pd.DataFrame] | None:

@@ -2,6 +2,7 @@
 data-quality summary and the model evidence. Plotly's JavaScript is embedded once, inline, so
 the file opens offline for people who will not run anything."""
 
+import argparse
 import html
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from app import charts, evidence, narrative, queries
 from app.next_steps import build_facts, rule_based_actions
 from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
 from app.plan import ROLE_LABELS, SCENARIO_LABELS, headline_text, plan_table, unplaced_text
+from serving_contract import DATA_QUALITY, QUARANTINE
 
 DEFAULT_DAYS = 28
 """The default period: four full weeks, compared with the four weeks before."""
@@ -219,12 +221,12 @@ def _plan_section(overview: Overview) -> list[str]:
 
 
 def _quality(source: queries.Source, available: frozenset[str]) -> list[str]:
-    if "gold.data_quality_report" not in available:
+    if DATA_QUALITY not in available:
         return ["<h2>Data quality</h2>", _p("Not available yet: run make run.")]
     rules = queries.quality_rules(source)
     quarantine = (
         queries.quarantine_counts(source)
-        if "silver.quarantine" in available
+        if QUARANTINE in available
         else pd.DataFrame(columns=["reason", "source_file", "rows"])
     )
     accounting = queries.row_accounting(source)
@@ -268,3 +270,17 @@ def write_report(serving: Path, target: Path) -> Path:
     staging.write_text(build_report(serving), encoding="utf-8")
     staging.replace(target)
     return target
+
+
+def main(arguments: list[str] | None = None) -> None:
+    """`python -m app.report SERVING TARGET`: how the pipeline's report asset runs it (in its
+    own process, so the pipeline never imports the dashboard package)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("serving", type=Path, help="the serving file to read")
+    parser.add_argument("target", type=Path, help="the HTML file to write")
+    options = parser.parse_args(arguments)
+    print(write_report(options.serving, options.target))
+
+
+if __name__ == "__main__":
+    main()

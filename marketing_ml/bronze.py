@@ -6,25 +6,26 @@ from pathlib import Path
 import dagster as dg
 
 from marketing_ml.contract import RAW_FILES, RawFile
-from marketing_ml.raw_files import RawFileError, refresh_bronze_table
+from marketing_ml.raw_files import RawFileError, plan_bronze_refresh
 from marketing_ml.resources import RawFilesResource
-from marketing_ml.storage import TableWriter, full_load_requested
+from marketing_ml.storage import IncrementalTable, Update, full_load_requested
 
 
 @dataclass(frozen=True)
-class RawExport(TableWriter):
+class RawExport(IncrementalTable):
     """A raw file to bring its bronze table up to date with: appended rows only, when the file
     extends the version loaded (a daily export grows at the end)."""
 
     raw_file: RawFile
     path: Path
-    full_load: bool = False
+
+    def plan(self, connection, name: str, built: dict) -> Update:
+        schema, table = name.split(".")
+        return plan_bronze_refresh(connection, schema, table, self.path, self.raw_file, built)
 
     def write(self, connection, schema: str, table: str) -> dict:
         try:
-            return refresh_bronze_table(
-                connection, schema, table, self.path, self.raw_file, self.full_load
-            )
+            return super().write(connection, schema, table)
         except RawFileError as error:
             raise dg.Failure(description=str(error)) from None
 
@@ -40,7 +41,7 @@ def build_bronze_asset(raw_file: RawFile) -> dg.AssetsDefinition:
     )
     def bronze_table(context: dg.AssetExecutionContext, raw_files: RawFilesResource) -> RawExport:
         return RawExport(
-            raw_file, raw_files.path / raw_file.file_name, full_load_requested(context)
+            raw_file, raw_files.path / raw_file.file_name, full_load=full_load_requested(context)
         )
 
     return bronze_table

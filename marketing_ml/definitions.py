@@ -13,7 +13,7 @@ from marketing_ml.bronze import bronze_assets
 from marketing_ml.gold import daily_adset_metrics
 from marketing_ml.ml import ml_asset_checks, ml_assets
 from marketing_ml.plan import PLAN_ASSETS, PLAN_CHECKS
-from marketing_ml.publish import SERVED_TABLES, build_publish_asset
+from marketing_ml.publish import build_publish_asset
 from marketing_ml.quality import (
     data_quality_report,
     fact_files_fresh,
@@ -23,7 +23,8 @@ from marketing_ml.quality import (
 from marketing_ml.report import report
 from marketing_ml.resources import LakehouseResource, RawFilesResource, ServingResource
 from marketing_ml.silver import quarantine, revenue_by_day, silver_tables
-from marketing_ml.storage import LakehouseIOManager
+from marketing_ml.storage.io_manager import LakehouseIOManager
+from serving_contract import SERVED_TABLES
 
 publish = build_publish_asset(SERVED_TABLES)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.resources import LakehouseResource
-from marketing_ml.storage import Table, fetch_frame
+from marketing_ml.storage import Table
 from planning import (
     PLAN_COLUMNS,
     SCENARIOS,
@@ -88,8 +88,7 @@ def response_curves(
 ) -> dg.Output[pd.DataFrame]:
     if config.window_days < 7:
         raise dg.Failure(f"window_days {config.window_days}: a curve needs at least 7 days")
-    with lakehouse.connect(read_only=True) as connection:
-        window = fetch_frame(connection, curve_window_sql(str(daily), config.window_days))
+    window = lakehouse.frame(curve_window_sql(str(daily), config.window_days))
     fits = fit_response_curves(window, window_days=config.window_days)
     curves = fits.curves.copy()
     for name, matrix in fits.draws.items():
@@ -180,8 +179,7 @@ def budget_plan(
     180-day fit little."""
     settings = config.settings()
     risk = latest_risk(scored)
-    with lakehouse.connect(read_only=True) as connection:
-        state = fetch_frame(connection, current_state_sql(str(daily), curve_window_days(curves)))
+    state = lakehouse.frame(current_state_sql(str(daily), curve_window_days(curves)))
     frame, _ = on_current_state(state, curves)
     plan = build_plan(frame, risk, settings)
     plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None
@@ -255,9 +253,8 @@ def latest_risk(scored: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------- the checks
 def _plan_rows(lakehouse: LakehouseResource) -> tuple[pd.DataFrame, dict]:
-    with lakehouse.connect(read_only=True) as connection:
-        plan = fetch_frame(connection, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
-        summary = fetch_frame(connection, "SELECT * FROM gold.budget_plan_summary")
+    plan = lakehouse.frame("SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
+    summary = lakehouse.frame("SELECT * FROM gold.budget_plan_summary")
     if len(summary) != 1:
         raise dg.Failure(f"gold.budget_plan_summary holds {len(summary)} rows, expected one")
     return plan, summary.iloc[0].to_dict()

@@ -17,22 +17,7 @@ import duckdb
 
 from marketing_ml.resources import LakehouseResource, ServingResource
 from marketing_ml.sql import quote_identifier, sql_string
-
-SERVED_TABLES = (
-    "gold.daily_adset_metrics",
-    "gold.data_quality_report",
-    "gold.row_accounting",
-    "silver.quarantine",
-    "gold.scored_adsets",
-    "gold.scored_conversions",
-    "gold.response_curves",
-    "gold.budget_plan",
-    "gold.budget_plan_summary",
-    "models.pacing_risk_model",
-    "models.conversion_model",
-)
-UNSERVED_COLUMNS = {"booster"}
-"""The dashboard shows model cards, not boosters: the serving file stays small."""
+from serving_contract import UNSERVED_COLUMNS
 
 
 def staging_path_for(serving_path: Path, pid: int) -> Path:

@@ -22,7 +22,7 @@ from marketing_ml.contract import (
 )
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sql import quote_identifier, sql_string
-from marketing_ml.storage import table_state
+from marketing_ml.storage.duckdb_tables import table_state
 
 UTILIZATION_SANE_MAX = 3.0
 """Spending over three times the plan is possible but almost always an export error."""

@@ -19,7 +19,8 @@ import pandas as pd
 from marketing_ml.cleaning import key_hash_sql
 from marketing_ml.contract import RAW_FILES, RawFile
 from marketing_ml.sql import quote_identifier, sql_string
-from marketing_ml.storage import query_id, row_count, set_table_state, table_state, transaction
+from marketing_ml.storage.duckdb_tables import row_count, set_table_state, transaction
+from marketing_ml.storage.outputs import Update, query_id
 
 BRONZE_LINE_COLUMN = "_source_line"
 LINEAGE_COLUMNS = (
@@ -747,16 +748,11 @@ def stored_profile(state: dict | None, path: Path, raw_file: RawFile) -> RawFile
     )
 
 
-def load_bronze_table(
-    connection, schema: str, table: str, profile: RawFileProfile
+def stage_bronze_load(
+    connection, staging: str, profile: RawFileProfile
 ) -> tuple[int, RawFileProfile]:
-    """`schema.table` replaced by the file's bronze rows, numbered; returns the row count and
-    the profile with its records as loaded (blank lines found while reading).
-
-    The table is built under a staging name; the old table is dropped and the staged one
-    renamed in one transaction, so a failure leaves the previous version in place.
-    """
-    staging = f"{schema}.{quote_identifier('_staging_' + table)}"
+    """`staging` created with every record of the file, numbered; returns the row count and the
+    profile with its records as loaded (blank lines found while reading)."""
     staged = stage_records(
         connection,
         staging,
@@ -768,26 +764,18 @@ def load_bronze_table(
         profile.data_rows,
         profile.blank_lines,
     )
-    rows = staged.rows
     profile = replace(
         profile, data_rows=staged.records, blank_lines=staged.blank_lines, layout=staged.layout
     )
-    with transaction(connection):
-        connection.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
-        connection.execute(f"ALTER TABLE {staging} RENAME TO {table}")
-        state = bronze_state(profile, [[bronze_version(profile), rows]])
-        set_table_state(connection, schema, table, state)
-    return rows, profile
+    return staged.rows, profile
 
 
-def append_bronze_rows(
-    connection, schema: str, table: str, profile: RawFileProfile, state: dict
+def stage_bronze_append(
+    connection, staging: str, profile: RawFileProfile
 ) -> tuple[int, RawFileProfile]:
-    """Add the records past `profile.extends` (the version in the table) and record the new
-    version, in one transaction; returns the number of rows added. They are numbered exactly as
-    a full load of the whole file would number them."""
-    rows_before = state["versions"][-1][1]
-    staging = f"{schema}.{quote_identifier('_staging_' + table)}"
+    """`staging` created with the records past `profile.extends` (the version in the table),
+    numbered exactly as a full load of the whole file would number them; returns the number of
+    rows and the profile with its records as loaded."""
     with tempfile.TemporaryDirectory(prefix="marketing-ml-append-") as folder:
         appended_part = Path(folder) / profile.path.name
         with profile.path.open("rb") as source, appended_part.open("wb") as target:
@@ -809,36 +797,72 @@ def append_bronze_rows(
         data_rows=profile.extends.data_rows + staged.records,
         blank_lines=profile.extends.blank_lines + staged.blank_lines,
     )
-    with transaction(connection):
-        connection.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM {staging}")
+    return staged.rows, profile
+
+
+def swap_in(staging: str):
+    """Replace the table with `staging` (drop the old one, rename the staged one): an
+    `Update.apply`, so inside the transaction that records the new state."""
+
+    def apply(connection, name: str) -> None:
+        connection.execute(f"DROP TABLE IF EXISTS {name}")
+        connection.execute(f"ALTER TABLE {staging} RENAME TO {name.rsplit('.', 1)[1]}")
+
+    return apply
+
+
+def append_from(staging: str):
+    """Add the staged rows to the table and drop the staging table: an `Update.apply`."""
+
+    def apply(connection, name: str) -> None:
+        connection.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {staging}")
         connection.execute(f"DROP TABLE {staging}")
-        rows = row_count(connection, f"{schema}.{table}")
-        versions = [*state["versions"], [bronze_version(profile), rows]]
-        set_table_state(connection, schema, table, bronze_state(profile, versions))
-    return rows - rows_before, profile
+
+    return apply
 
 
-def refresh_bronze_table(
-    connection, schema: str, table: str, path: Path, raw_file: RawFile, full_load: bool = False
-) -> dict:
-    """Bring `schema.table` up to date with the file at `path`: nothing to do when the file is
-    the version loaded, only the new rows when it extends it (a daily export), a full load
-    otherwise, when asked to, or when the table no longer holds the rows it recorded.
-    Returns the file's metadata and what was done."""
-    state = None if full_load else table_state(connection, schema, table)
-    profile = profile_raw_file(path, raw_file, stored_profile(state, path, raw_file))
-    if (
-        profile.extends is None
-        or state["query"] != bronze_query_id(profile)
-        or row_count(connection, f"{schema}.{table}") != state["versions"][-1][1]
-    ):
-        rows, profile = load_bronze_table(connection, schema, table, profile)
-        load = f"full load ({rows} rows)"
+def staging_name(schema: str, table: str) -> str:
+    return f"{schema}.{quote_identifier('_staging_' + table)}"
+
+
+def load_bronze_table(
+    connection, schema: str, table: str, profile: RawFileProfile
+) -> tuple[int, RawFileProfile]:
+    """`schema.table` replaced by the file's bronze rows, numbered; returns the row count and
+    the profile with its records as loaded. Staged first; the swap and the table's state
+    commit in one transaction, so a failure leaves the previous version in place."""
+    staging = staging_name(schema, table)
+    rows, profile = stage_bronze_load(connection, staging, profile)
+    with transaction(connection):
+        swap_in(staging)(connection, f"{schema}.{table}")
+        state = bronze_state(profile, [[bronze_version(profile), rows]])
+        set_table_state(connection, schema, table, {**state, "rows": rows})
+    return rows, profile
+
+
+def plan_bronze_refresh(
+    connection, schema: str, table: str, path: Path, raw_file: RawFile, built: dict
+) -> Update:
+    """Bring `schema.table` up to date with the file at `path`, from the state the table
+    recorded (`built`; {} for a full load): nothing to do when the file is the version loaded,
+    only the new rows when it extends it (a daily export), a full load otherwise. The rows are
+    staged here; the update swaps or appends them."""
+    profile = profile_raw_file(path, raw_file, stored_profile(built or None, path, raw_file))
+    staging = staging_name(schema, table)
+    if profile.extends is None or built.get("query") != bronze_query_id(profile):
+        rows, profile = stage_bronze_load(connection, staging, profile)
+        versions = [[bronze_version(profile), rows]]
+        load, apply = f"full load ({rows} rows)", swap_in(staging)
     elif profile.sha256 == profile.extends.sha256:
-        load = "unchanged since the last load"
+        return Update("unchanged since the last load", metadata=file_metadata(profile))
     else:
-        rows, profile = append_bronze_rows(connection, schema, table, profile, state)
-        load = f"appended {rows} rows"
+        rows, profile = stage_bronze_append(connection, staging, profile)
+        versions = [*built["versions"], [bronze_version(profile), built["rows"] + rows]]
+        load, apply = f"appended {rows} rows", append_from(staging)
+    return Update(load, apply, bronze_state(profile, versions), file_metadata(profile))
+
+
+def file_metadata(profile: RawFileProfile) -> dict:
     return {
         "source_path": dg.MetadataValue.path(str(profile.path.resolve())),
         "source_sha256": profile.sha256,
@@ -846,5 +870,4 @@ def refresh_bronze_table(
         "source_rows": profile.data_rows,
         "source_blank_lines": profile.blank_lines,
         "extra_columns": ", ".join(profile.extra_columns) or "none",
-        "load": load,
     }

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from marketing_ml.run_lock import resource_run_lock
+from marketing_ml.storage.duckdb_tables import fetch_frame
 
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_LAKEHOUSE_DB = "data/lakehouse.duckdb"
@@ -65,6 +67,11 @@ class LakehouseResource(dg.ConfigurableResource):
             yield connection
         finally:
             connection.close()
+
+    def frame(self, query: str) -> pd.DataFrame:
+        """The query's rows as a frame (read-only, through Arrow: see `fetch_frame`)."""
+        with self.connect(read_only=True) as connection:
+            return fetch_frame(connection, query)
 
 
 class RawFilesResource(dg.ConfigurableResource):

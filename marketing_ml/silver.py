@@ -15,16 +15,15 @@ from marketing_ml.contract import (
 )
 from marketing_ml.sql import sql_string
 from marketing_ml.storage import (
+    IncrementalTable,
     Sql,
     Table,
-    TableWriter,
+    Update,
     full_load_requested,
     query_id,
-    row_count,
-    set_table_state,
-    table_state,
-    transaction,
 )
+from marketing_ml.storage.duckdb_tables import table_state
+from marketing_ml.storage.outputs import full_build
 
 SILVER_COLUMNS = {
     AUDIENCE_SEGMENTS.name: list(AUDIENCE_SEGMENTS.columns),
@@ -82,7 +81,7 @@ WHERE _key_hash IN (SELECT _key_hash FROM {bronze_table} WHERE _source_line > {a
 
 
 @dataclass(frozen=True)
-class CleanedRows(TableWriter):
+class CleanedRows(IncrementalTable):
     """Silver from bronze, re-cleaning only the keys that rows new since the last build touch.
 
     A row's verdict depends only on the rows of its key, so after bronze grew by a day,
@@ -94,45 +93,32 @@ class CleanedRows(TableWriter):
 
     raw_file: RawFile
     bronze_table: str
-    full_load: bool = False
 
-    def write(self, connection, schema: str, table: str) -> dict:
-        name = f"{schema}.{table}"
+    def plan(self, connection, name: str, built: dict) -> Update:
         query = silver_table_sql(self.raw_file, self.bronze_table)
         versions = bronze_versions(connection, self.bronze_table)
         current = next(reversed(versions), None)
-        built = {} if self.full_load else table_state(connection, schema, table) or {}
         state = {"query": query_id(query), "bronze_version": current}
-        if (
-            not built
-            or built["query"] != state["query"]
-            or built["bronze_version"] not in versions
-            or built["rows"] != row_count(connection, name)
-        ):
-            with transaction(connection):
-                connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}")
-                if current:
-                    state["rows"] = row_count(connection, name)
-                    set_table_state(connection, schema, table, state)
-            return {"load": "full build"}
+        if not built or built["query"] != state["query"] or built["bronze_version"] not in versions:
+            return Update("full build", full_build(query), state if current else None)
         if built["bronze_version"] == current:
-            return {"load": "unchanged: bronze is the version cleaned last time"}
+            return Update("unchanged: bronze is the version cleaned last time")
         after_line = last_line_of(versions, built["bronze_version"])
         touched_rows = stage_touched_rows(connection, self.raw_file, self.bronze_table, after_line)
         keys = connection.execute(
             f"SELECT count(DISTINCT _key_hash) FROM {touched_rows}"
         ).fetchone()[0]
-        with transaction(connection):
+
+        def reclean(connection, name: str) -> None:
             connection.execute(
                 f"DELETE FROM {name} WHERE _source_line IN (SELECT _source_line FROM {touched_rows})"
             )
             connection.execute(
                 f"INSERT INTO {name} BY NAME {silver_table_sql(self.raw_file, touched_rows)}"
             )
-            state["rows"] = row_count(connection, name)
-            set_table_state(connection, schema, table, state)
-        connection.execute(f"DROP TABLE {touched_rows}")
-        return {"load": f"re-cleaned {keys} key(s) touched by new bronze rows"}
+            connection.execute(f"DROP TABLE {touched_rows}")
+
+        return Update(f"re-cleaned {keys} key(s) touched by new bronze rows", reclean, state)
 
 
 def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
@@ -153,7 +139,7 @@ def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
         description=description,
     )
     def silver_table(context: dg.AssetExecutionContext, bronze_table: Table) -> CleanedRows:
-        return CleanedRows(raw_file, bronze_table.name, full_load_requested(context))
+        return CleanedRows(raw_file, bronze_table.name, full_load=full_load_requested(context))
 
     return silver_table
 
@@ -223,7 +209,7 @@ SELECT * FROM (
 
 
 @dataclass(frozen=True)
-class QuarantinedRows(TableWriter):
+class QuarantinedRows(IncrementalTable):
     """silver.quarantine brought up to date the way silver is: for each file whose bronze grew,
     the rows of the keys its new rows touch are classified again and replace the file's
     quarantined rows on those keys' lines. Files whose bronze is the version seen last time are
@@ -231,10 +217,8 @@ class QuarantinedRows(TableWriter):
 
     sources: tuple[tuple[RawFile, str, str], ...]
     """(raw file, bronze table, silver table) for each file."""
-    full_load: bool = False
 
-    def write(self, connection, schema: str, table: str) -> dict:
-        name = f"{schema}.{table}"
+    def plan(self, connection, name: str, built: dict) -> Update:
         query = "\nUNION ALL\n".join(
             quarantined_rows_sql(raw_file, quarantine_candidates_sql(raw_file, bronze, silver))
             for raw_file, bronze, silver in self.sources
@@ -244,30 +228,23 @@ class QuarantinedRows(TableWriter):
             for raw_file, bronze, _ in self.sources
         }
         current = {file: next(reversed(held), None) for file, held in versions.items()}
-        built = {} if self.full_load else table_state(connection, schema, table) or {}
         state = {"query": query_id(query), "bronze_versions": current}
         if (
             not built
             or built["query"] != state["query"]
             or any(built["bronze_versions"][file] not in versions[file] for file in versions)
-            or built["rows"] != row_count(connection, name)
         ):
-            with transaction(connection):
-                connection.execute(
-                    f"CREATE OR REPLACE TABLE {name} AS\n{query}\nORDER BY source_file, source_line"
-                )
-                if all(current.values()):
-                    state["rows"] = row_count(connection, name)
-                    set_table_state(connection, schema, table, state)
-            return {"load": "full build"}
+            recorded = state if all(current.values()) else None
+            return Update("full build", full_build(query, QUARANTINE_ORDER), recorded)
         grown = [
             (raw_file, bronze)
             for raw_file, bronze, _ in self.sources
             if built["bronze_versions"][raw_file.file_name] != current[raw_file.file_name]
         ]
         if not grown:
-            return {"load": "unchanged: every bronze table is the version classified last time"}
-        with transaction(connection):
+            return Update("unchanged: every bronze table is the version classified last time")
+
+        def reclassify(connection, name: str) -> None:
             for raw_file, bronze in grown:
                 file = raw_file.file_name
                 after_line = last_line_of(versions[file], built["bronze_versions"][file])
@@ -280,10 +257,12 @@ class QuarantinedRows(TableWriter):
                     f"INSERT INTO {name} BY NAME {quarantined_rows_sql(raw_file, touched_rows)}"
                 )
                 connection.execute(f"DROP TABLE {touched_rows}")
-            state["rows"] = row_count(connection, name)
-            set_table_state(connection, schema, table, state)
+
         files = ", ".join(raw_file.file_name for raw_file, _ in grown)
-        return {"load": f"re-classified the keys new rows touch in {files}"}
+        return Update(f"re-classified the keys new rows touch in {files}", reclassify, state)
+
+
+QUARANTINE_ORDER = ("source_file", "source_line")
 
 
 @dg.asset(
@@ -313,4 +292,4 @@ def quarantine(context: dg.AssetExecutionContext, **tables: Table) -> Quarantine
         )
         for raw_file in RAW_FILES
     )
-    return QuarantinedRows(sources, full_load_requested(context))
+    return QuarantinedRows(sources, full_load=full_load_requested(context))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from marketing_ml.ml import ml_asset_checks, ml_assets
 from marketing_ml.resources import LakehouseResource
-from marketing_ml.storage import LakehouseIOManager
+from marketing_ml.storage.io_manager import LakehouseIOManager
 
 AGE_BANDS = ("25-45", "55+", "18-30", "28-50")
 SOURCES = ("high_value_customers", "family_bookers", "business_customers", "adventure_travelers")

@@ -9,7 +9,9 @@ import pytest
 
 from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
 from marketing_ml.silver import revenue_by_day
-from marketing_ml.storage import LakehouseIOManager, Sql, Table, replace_table_with_query
+from marketing_ml.storage import Sql, Table
+from marketing_ml.storage.duckdb_tables import replace_table_with_query
+from marketing_ml.storage.io_manager import LakehouseIOManager
 from marketing_ml_tests.conftest import (
     MATERIALIZE_EVERYTHING,
     Lakehouse,

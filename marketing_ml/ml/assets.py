@@ -21,7 +21,6 @@ from marketing_ml.storage import (
     RecomputedFromChangedDays,
     Sql,
     Table,
-    fetch_frame,
     full_load_requested,
 )
 
@@ -133,10 +132,7 @@ def score(
     last training day and its status. A model not trained yet (too little history) scores every
     key NULL, with NULL version and training day, and its status says why: every key is still
     there, so the dashboard and the checks read one shape whatever the history."""
-    with lakehouse.connect(read_only=True) as connection:
-        ordered = fetch_frame(
-            connection, f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}"
-        )
+    ordered = lakehouse.frame(f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}")
     rows = len(ordered)
     return pd.DataFrame(
         {

@@ -12,10 +12,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 
 from marketing_ml.ml.evaluation import apply_isotonic
-from marketing_ml.storage import qualified_name, transaction
+from marketing_ml.storage.duckdb_tables import transaction
+from serving_contract import MODEL_JSON_COLUMNS
 
 TRAINED = "trained"
 """The status of a model that was fit. Any other status starts with "not trained: " and says
@@ -93,9 +93,6 @@ class ModelCard:
     """TRAINED, or "not trained: <days> days of history, needs at least <n>"."""
 
 
-JSON_FIELDS = ("metrics", "backtest", "reliability", "importances", "psi")
-
-
 @dataclass(frozen=True)
 class CalibratedModel:
     """An XGBoost booster followed by an isotonic map; `predict_proba` gives calibrated P(label)."""
@@ -152,7 +149,7 @@ class CalibratedModel:
             "model_version": self.version,
             "status": card.pop("status"),
         }
-        row.update({k: _json(v) if k in JSON_FIELDS else v for k, v in card.items()})
+        row.update({k: _json(v) if k in MODEL_JSON_COLUMNS else v for k, v in card.items()})
         row["features"] = _json(list(self.features))
         row["categories"] = _json(self.categories)
         row["calibration"] = _json({"x": self.calibration_x, "y": self.calibration_y})
@@ -168,7 +165,7 @@ class CalibratedModel:
                 card["status"] = TRAINED if _missing(status) else str(status)
                 continue
             value = row[item.name]
-            if item.name in JSON_FIELDS:
+            if item.name in MODEL_JSON_COLUMNS:
                 value = json.loads(value)
             elif item.name in DATE_COLUMNS:
                 value = None if pd.isna(value) else pd.Timestamp(value).date()
@@ -216,7 +213,7 @@ ROW_SCHEMA = (
     *((column, "DATE") for column in DATE_COLUMNS),
     ("training_rows", "BIGINT"),
     ("training_fingerprint", "VARCHAR"),
-    *((column, "VARCHAR") for column in JSON_FIELDS),
+    *((column, "VARCHAR") for column in MODEL_JSON_COLUMNS),
     ("features", "VARCHAR"),
     ("categories", "VARCHAR"),
     ("calibration", "VARCHAR"),
@@ -246,27 +243,12 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-class ModelTypeHandler(DbTypeHandler[CalibratedModel]):
-    """Stores a model as one row of `models.<asset>`, replaced atomically; loads it back."""
-
-    def handle_output(self, context, table_slice: TableSlice, obj: CalibratedModel, connection):
-        name = qualified_name(table_slice)
-        store_model(connection, name, obj)
-        return {
-            "model_version": dg.MetadataValue.text(obj.version or obj.card.status),
-            "dagster/row_count": dg.MetadataValue.int(1),
-        }
-
-    def load_input(self, context, table_slice: TableSlice, connection) -> CalibratedModel:
-        name = qualified_name(table_slice)
-        rows = connection.execute(f"SELECT * FROM {name}").df()
-        if len(rows) != 1:
-            raise dg.Failure(
-                description=f"{name} holds {len(rows)} rows, expected one model: materialize "
-                f"the model asset again."
-            )
-        return CalibratedModel.from_row(rows.iloc[0])
-
-    @property
-    def supported_types(self):
-        return [CalibratedModel]
+def load_model(connection, name: str) -> CalibratedModel:
+    """The model stored in table `name` (one row)."""
+    rows = connection.execute(f"SELECT * FROM {name}").df()
+    if len(rows) != 1:
+        raise dg.Failure(
+            description=f"{name} holds {len(rows)} rows, expected one model: materialize "
+            f"the model asset again."
+        )
+    return CalibratedModel.from_row(rows.iloc[0])

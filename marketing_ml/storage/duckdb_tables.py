@@ -1,0 +1,92 @@
+"""DuckDB's side of writing tables: one transaction per write, whole tables replaced with
+`CREATE OR REPLACE`, and what an incrementally written table records about its inputs kept in
+its comment."""
+
+import json
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from marketing_ml.sql import sql_string
+
+
+def row_count(connection: duckdb.DuckDBPyConnection, name: str) -> int:
+    return connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+
+
+def table_metadata(connection: duckdb.DuckDBPyConnection, name: str) -> dict:
+    """Row count and column schema of a table, the metadata every table asset carries."""
+    columns = connection.execute(f"DESCRIBE {name}").fetchall()
+    return {
+        "dagster/row_count": dg.MetadataValue.int(row_count(connection, name)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=column[0], type=column[1]) for column in columns]
+        ),
+    }
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection):
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def replace_table_with_query(
+    connection: duckdb.DuckDBPyConnection, name: str, query: str, order_by: Sequence[str] = ()
+) -> None:
+    """Swap `name` for the result of `query` in one transaction; the old table survives a failure."""
+    with transaction(connection):
+        create_table_as(connection, name, query, order_by)
+
+
+def create_table_as(
+    connection: duckdb.DuckDBPyConnection, name: str, query: str, order_by: Sequence[str] = ()
+) -> None:
+    ordering = f"\nORDER BY {', '.join(order_by)}" if order_by else ""
+    connection.execute(f"CREATE OR REPLACE TABLE {name} AS\n{query}{ordering}")
+
+
+def replace_table_with_frame(
+    connection: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
+) -> None:
+    connection.register("_frame_to_store", frame)
+    try:
+        with transaction(connection):
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame_to_store")
+    finally:
+        connection.unregister("_frame_to_store")
+
+
+def fetch_frame(connection: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
+    """The query's rows as a frame, through Arrow: for the 730,000 × 80 training data 2.3 s and
+    1.3 GiB peak, against 3.3-6 s and 1.6 GiB fetching pandas chunks (`.df()`: 2.2 GiB).
+    Nullable integers arrive as floats with NaN, dates as datetime64."""
+    table = connection.sql(query).to_arrow_table()
+    return table.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
+
+
+def table_state(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict | None:
+    """What an incrementally written table records about its inputs (its comment, as JSON); None
+    for a table without one. `CREATE OR REPLACE` clears it, so a table rebuilt any other way
+    never claims a state it does not have."""
+    row = connection.execute(
+        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def set_table_state(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, state: dict
+) -> None:
+    """Record `state` on the table; inside the transaction that writes the rows it describes."""
+    text = sql_string(json.dumps(state, sort_keys=True))
+    connection.execute(f"COMMENT ON TABLE {schema}.{table} IS {text}")

@@ -1,0 +1,39 @@
+"""What the serving file holds: the tables `publish` copies into it and the dashboard, the
+report and the facts sent to LM Studio read, and the model tables' JSON columns.
+
+Shared by the pipeline (`marketing_ml`) and the app (`app`) so that neither imports the other:
+the serving file is the only thing between them.
+"""
+
+DAILY_METRICS = "gold.daily_adset_metrics"
+DATA_QUALITY = "gold.data_quality_report"
+ROW_ACCOUNTING = "gold.row_accounting"
+QUARANTINE = "silver.quarantine"
+SCORED_ADSETS = "gold.scored_adsets"
+SCORED_CONVERSIONS = "gold.scored_conversions"
+RESPONSE_CURVES = "gold.response_curves"
+BUDGET_PLAN = "gold.budget_plan"
+BUDGET_PLAN_SUMMARY = "gold.budget_plan_summary"
+PACING_RISK_MODEL = "models.pacing_risk_model"
+CONVERSION_MODEL = "models.conversion_model"
+
+SERVED_TABLES = (
+    DAILY_METRICS,
+    DATA_QUALITY,
+    ROW_ACCOUNTING,
+    QUARANTINE,
+    SCORED_ADSETS,
+    SCORED_CONVERSIONS,
+    RESPONSE_CURVES,
+    BUDGET_PLAN,
+    BUDGET_PLAN_SUMMARY,
+    PACING_RISK_MODEL,
+    CONVERSION_MODEL,
+)
+"""Every table of the serving file, as "schema.table" (the lakehouse's own names)."""
+
+UNSERVED_COLUMNS = frozenset({"booster"})
+"""The dashboard shows model cards, not boosters: the serving file stays small."""
+
+MODEL_JSON_COLUMNS = ("metrics", "backtest", "reliability", "importances", "psi")
+"""Model-card columns stored as JSON text in the model tables, decoded by their readers."""
