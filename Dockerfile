@@ -20,11 +20,12 @@ WORKDIR /app
 # Dependencies first, pinned by constraints.txt (the only network access: the package index),
 # in a layer that survives code and README changes: the packages and README are placeholders here.
 COPY pyproject.toml constraints.txt ./
-RUN mkdir marketing_ml app planning \
-    && touch marketing_ml/__init__.py app/__init__.py planning/__init__.py README.md \
+RUN mkdir marketing_ml app planning serving_contract \
+    && touch marketing_ml/__init__.py app/__init__.py planning/__init__.py \
+        serving_contract/__init__.py README.md \
     && pip install --constraint constraints.txt . \
     && pip uninstall --yes marketing-ml \
-    && rm -rf marketing_ml app planning README.md build *.egg-info
+    && rm -rf marketing_ml app planning serving_contract README.md build *.egg-info
 
 COPY README.md workspace.yaml ./
 # Streamlit's settings (no usage statistics, viewer toolbar): read from the working directory.
@@ -32,6 +33,7 @@ COPY .streamlit ./.streamlit
 COPY marketing_ml ./marketing_ml
 COPY app ./app
 COPY planning ./planning
+COPY serving_contract ./serving_contract
 COPY deploy ./deploy
 RUN pip install --no-deps --constraint constraints.txt . \
     && rm -rf build *.egg-info \

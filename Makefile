@@ -52,7 +52,7 @@ check-raw: install
 	$(BIN)/python -m marketing_ml.check_raw "$(RAW_DIR)"
 
 lint: dev-install
-	$(BIN)/ruff check marketing_ml marketing_ml_tests app
+	$(BIN)/ruff check marketing_ml marketing_ml_tests app planning serving_contract
 
 # Whole graph, daily refresh and dashboard at three data scales; writes BENCHMARKS.md and
 # benchmarks/latest.json. SCALES=small,medium for a quick run.
