@@ -284,6 +284,18 @@ def test_whatif_replans_on_scenario_bounds_locks_and_total(story_env):
     assert len(unplaced) == 1, [warning.value for warning in app.tabs[4].warning]
 
 
+def test_the_curves_someone_chose_stay_chosen_when_the_scenario_changes(story_env):
+    plan, _ = published(story_env.serving)
+    app = render()
+    mine = [plan["ad_set_id"].iloc[-1], plan["ad_set_id"].iloc[0]]
+    assert sorted(mine) != sorted(app.multiselect(key="plan_curves").value)
+    app.multiselect(key="plan_curves").set_value(mine).run()
+    for scenario in ("same_revenue", "target_roas", "same_budget"):
+        app.radio(key="plan_scenario").set_value(scenario).run()
+        assert not app.exception
+        assert app.multiselect(key="plan_curves").value == mine, scenario
+
+
 def test_whatif_draws_curves_with_bands_and_compares_the_naive_rule_on_the_same_curves(story_env):
     serving = story_env.serving
     plan, summary = published(serving)
