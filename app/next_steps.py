@@ -64,6 +64,10 @@ MAX_BULLET_CHARS = 300
 name) is cut at a word boundary."""
 MAX_MODEL_CHARS = 80
 PLAN_NAMED = 5
+ALL_ROLES = "all_roles"
+"""The budget plan's facts key listing every donor, recipient and ad set at risk by name: the
+facts name only the PLAN_NAMED largest moves, and a bullet giving budget to the sixth donor
+contradicts the plan as much as one giving it to the first."""
 """Donors, recipients and ad sets to check that the facts name (largest first)."""
 
 SYSTEM_PROMPT = (
@@ -190,7 +194,21 @@ def _plan_facts(plan) -> dict:
             {**_plan_ad_set(row), "role": str(row["role"])}
             for row in at_risk.head(PLAN_NAMED).to_dict("records")
         ],
+        ALL_ROLES: {
+            "donor": sorted(map(str, donors["ad_set_name"])),
+            "recipient": sorted(map(str, recipients["ad_set_name"])),
+            "at_risk": sorted(map(str, at_risk["ad_set_name"])),
+        },
     }
+
+
+def prompt_facts(facts: dict) -> dict:
+    """The facts as the model sees them: without the plan's every-ad-set role lists (kept for
+    the contradiction guard; at 2,000 ad sets they would be most of the prompt)."""
+    plan = facts.get("budget_plan")
+    if not isinstance(plan, dict) or ALL_ROLES not in plan:
+        return facts
+    return {**facts, "budget_plan": {k: v for k, v in plan.items() if k != ALL_ROLES}}
 
 
 def build_facts(overview) -> dict:
@@ -251,7 +269,7 @@ def build_facts(overview) -> dict:
 
 
 def facts_json(facts: dict) -> str:
-    """Canonical JSON: the cache key for the LM call and the exact text the model sees."""
+    """Canonical JSON: the cache key for the LM call (the model sees `prompt_facts` of it)."""
     return json.dumps(facts, sort_keys=True, ensure_ascii=False)
 
 
@@ -404,7 +422,7 @@ def action_key(text: str, facts: dict) -> tuple[str, frozenset[str]]:
     """(kind of action, ad sets named) of a bullet."""
     lowered = text.lower()
     names = set()
-    for name in _ad_set_names(facts):
+    for name in _ad_set_names(facts) | _role_names(facts):
         for form in {name, name.replace("_", " ")}:
             if form.lower() in lowered:
                 names.add(name)
@@ -412,6 +430,12 @@ def action_key(text: str, facts: dict) -> tuple[str, frozenset[str]]:
         (label for label, pattern in ACTION_KINDS if re.search(pattern, lowered)), normalised(text)
     )
     return kind, frozenset(names)
+
+
+def _role_names(facts: dict) -> set[str]:
+    plan = facts.get("budget_plan") if isinstance(facts, dict) else None
+    roles = plan.get(ALL_ROLES) if isinstance(plan, dict) else None
+    return set().union(*roles.values()) if isinstance(roles, dict) and roles else set()
 
 
 def _ad_set_names(facts) -> set[str]:
@@ -570,9 +594,10 @@ def contradicts_plan(text: str, facts: dict) -> bool:
     if plan is None:
         return False
     kind, names = action_key(text, facts)
-    donors = {item["ad_set"] for item in plan["donors"]}
-    recipients = {item["ad_set"] for item in plan["recipients"]}
-    risky = {item["ad_set"] for item in plan["check_delivery"]}
+    roles = plan.get(ALL_ROLES) or {}
+    donors = {item["ad_set"] for item in plan["donors"]} | set(roles.get("donor", ()))
+    recipients = {item["ad_set"] for item in plan["recipients"]} | set(roles.get("recipient", ()))
+    risky = {item["ad_set"] for item in plan["check_delivery"]} | set(roles.get("at_risk", ()))
     if kind == "more budget" and names & (donors | risky):
         return True
     return kind == "less budget" and bool(names & recipients) and not names & donors
@@ -661,7 +686,7 @@ def rule_based_actions(facts: dict) -> list[str]:
 def messages(facts: dict) -> list[dict]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": "Facts (JSON data):\n" + facts_json(facts)},
+        {"role": "user", "content": "Facts (JSON data):\n" + facts_json(prompt_facts(facts))},
     ]
 
 

@@ -80,7 +80,7 @@ def facts(tmp_path_factory) -> dict:
 def asked(facts: dict, script: Callable[[dict], str]) -> next_steps.NextSteps:
     with ScriptedLMStudio(script) as server:
         result = next_steps.ask(facts, settings_for(server))
-        assert facts_from(server.chat_requests()[0]) == facts
+        assert facts_from(server.chat_requests()[0]) == next_steps.prompt_facts(facts)
     assert result.status == "online", result
     return result
 

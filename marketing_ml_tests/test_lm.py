@@ -45,7 +45,7 @@ def test_grounded_reply_is_shown_as_is_with_the_first_listed_model(facts):
     assert (result.status, result.model, result.replaced) == ("online", MODEL_ID, 0)
     assert sources(result) == ["lm", "lm", "lm"]
     assert sent["model"] == MODEL_ID
-    assert facts_from(sent) == facts, "the facts on screen are sent as structured JSON"
+    assert facts_from(sent) == next_steps.prompt_facts(facts), "the facts on screen, as JSON"
 
 
 def test_full_chat_completions_endpoint_is_accepted(facts):

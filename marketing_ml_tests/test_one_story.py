@@ -410,3 +410,22 @@ def test_the_plan_csv_neutralises_formulas_and_keeps_the_numbers(story):
     assert exported["recommended_spend"].sum() == pytest.approx(
         result.summary["total_recommended"], abs=0.05
     )
+
+
+def test_a_reply_giving_budget_to_a_donor_the_facts_do_not_name_is_still_replaced(story_env):
+    """The facts name the plan's PLAN_NAMED largest moves; the guard knows every ad set's role,
+    so more budget for the sixth donor (here: a donor taken off the named list) is caught too,
+    and the model is not sent the every-ad-set lists."""
+    serving = story_env.serving
+    overview = load_overview(queries.fetcher(serving), default_filters(serving))
+    facts = next_steps.build_facts(overview)
+    budget = facts["budget_plan"]
+    unnamed = budget["donors"].pop()  # as if it were the sixth
+    assert unnamed["ad_set"] in budget[next_steps.ALL_ROLES]["donor"]
+    bullet = f"Increase the budget on {unnamed['ad_set']} by £{abs(unnamed['change']):,.0f} a day."
+    budget["donors"].append(unnamed)
+    assert next_steps.is_grounded(bullet, facts)
+    budget["donors"].pop()
+    assert next_steps.contradicts_plan(bullet, facts)
+    prompt = next_steps.messages(facts)[1]["content"]
+    assert next_steps.ALL_ROLES not in prompt and "donor_count" in prompt
