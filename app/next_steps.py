@@ -418,11 +418,12 @@ def normalised(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def action_key(text: str, facts: dict) -> tuple[str, frozenset[str]]:
-    """(kind of action, ad sets named) of a bullet."""
+def action_key(text: str, facts: dict, every_ad_set: bool = False) -> tuple[str, frozenset[str]]:
+    """(kind of action, ad sets named) of a bullet: among the ad sets the facts name, or (for
+    the contradiction guard) every ad set the plan gives a role, a few thousand at most."""
     lowered = text.lower()
     names = set()
-    for name in _ad_set_names(facts) | _role_names(facts):
+    for name in _ad_set_names(facts) | (_role_names(facts) if every_ad_set else set()):
         for form in {name, name.replace("_", " ")}:
             if form.lower() in lowered:
                 names.add(name)
@@ -593,7 +594,7 @@ def contradicts_plan(text: str, facts: dict) -> bool:
     plan = _plan(facts)
     if plan is None:
         return False
-    kind, names = action_key(text, facts)
+    kind, names = action_key(text, facts, every_ad_set=True)
     roles = plan.get(ALL_ROLES) or {}
     donors = {item["ad_set"] for item in plan["donors"]} | set(roles.get("donor", ()))
     recipients = {item["ad_set"] for item in plan["recipients"]} | set(roles.get("recipient", ()))
