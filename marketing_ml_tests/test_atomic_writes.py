@@ -11,7 +11,7 @@ from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
 from marketing_ml.silver import revenue_by_day
 from marketing_ml.storage import Sql, Table
 from marketing_ml.storage.duckdb_tables import replace_table_with_query
-from marketing_ml.storage.io_manager import LakehouseIOManager
+from marketing_ml.storage.io_manager import LakehouseIOManager, table_of
 from marketing_ml_tests.conftest import (
     MATERIALIZE_EVERYTHING,
     Lakehouse,
@@ -185,3 +185,9 @@ def test_revenue_by_day_does_not_depend_on_the_order_of_the_events():
     )
     assert len(in_file_order) == 210
     assert in_file_order == shuffled
+
+
+def test_a_table_input_is_named_by_its_asset_key_without_opening_the_lakehouse():
+    assert str(table_of(dg.AssetKey(["gold", "daily_adset_metrics"]))) == "gold.daily_adset_metrics"
+    with pytest.raises(dg.DagsterInvariantViolationError, match="report: a table asset's key"):
+        table_of(dg.AssetKey("report"))

@@ -6,7 +6,8 @@ no-op and each handler swaps the whole table with `CREATE OR REPLACE TABLE` insi
 transaction, so a failed step leaves the previous version intact and a new column just works.
 
 The one module built on Dagster's DB IO manager internals (`DbIOManager`, `DbTypeHandler`,
-`TableSlice`): asset code sees only `marketing_ml.storage`'s outputs.
+`TableSlice`; none of their private methods): asset code sees only `marketing_ml.storage`'s
+outputs.
 """
 
 from collections.abc import Sequence
@@ -167,6 +168,16 @@ class AtomicDuckDbClient(DuckDbClient):
             connection.close()
 
 
+def table_of(asset_key: dg.AssetKey) -> Table:
+    """The lakehouse table an asset is stored in: its key is [schema, table] (the asset key's
+    prefix is the DuckDB schema)."""
+    if len(asset_key.path) != 2:
+        raise dg.DagsterInvariantViolationError(
+            f"{asset_key.to_user_string()}: a table asset's key is [schema, table]"
+        )
+    return Table(".".join(asset_key.path))
+
+
 class LakehouseDbIOManager(DbIOManager):
     """Hands `Table` inputs over without opening the database: a name needs no connection, and
     opening one costs about 18 ms (a run loads some 70 table inputs)."""
@@ -174,8 +185,7 @@ class LakehouseDbIOManager(DbIOManager):
     def load_input(self, context: dg.InputContext) -> object:
         if context.dagster_type.typing_type not in (Table, Any):
             return super().load_input(context)
-        table_slice = self._get_table_slice(context, context.upstream_output)
-        return TableTypeHandler().load_input(context, table_slice, connection=None)
+        return table_of(context.asset_key)
 
 
 class LakehouseIOManager(DuckDBIOManager):
