@@ -47,9 +47,11 @@ from app.text import markdown_code, markdown_text
 from planning import PlanSettings
 from serving_contract import (
     CONVERSION_MODEL,
+    DAILY_METRICS,
     DATA_QUALITY,
     PACING_RISK_MODEL,
     QUARANTINE,
+    RESPONSE_CURVES,
     ROW_ACCOUNTING,
     SCORED_ADSETS,
     SCORED_CONVERSIONS,
@@ -557,7 +559,7 @@ def served_curves(path: str, stamp: tuple[int, int]) -> Curves | None:
     and settings, read once per serving-file version. Plain data, no connection: a resource, so
     the 2,000 × 200 × 3 draws are not copied on every rerun as st.cache_data would."""
     with queries.connected_fetcher(Path(path)) as fetch:
-        if queries.CURVES not in fetch("tables"):
+        if RESPONSE_CURVES not in fetch("tables"):
             return None
         frame, draws = fetch("response_curve_draws")
     return load_curves(frame, published_plan(path, stamp), draws)
@@ -1012,7 +1014,7 @@ def main() -> None:
         return load(name, str(path), stamp, *arguments)
 
     available = fetch("tables") if stamp else frozenset()
-    if queries.FACT not in available:
+    if DAILY_METRICS not in available:
         not_built_page(path)
         return
     ad_sets = fetch("ad_sets")

@@ -29,7 +29,6 @@ from serving_contract import (
 )
 
 DEFAULT_SERVING_DB = "data/serving.duckdb"
-FACT = DAILY_METRICS
 FILTER = "ad_set_id IN (SELECT unnest(?)) AND date BETWEEN ? AND ?"
 """The filter every fact query shares; its parameters come from `filter_parameters`. A semi-join:
 twice as fast as `list_contains` against 2,000 ad set ids."""
@@ -86,12 +85,12 @@ def ad_sets(source: Source) -> pd.DataFrame:
     return query(
         source,
         f"SELECT ad_set_id, any_value(ad_set_name ORDER BY date DESC) AS ad_set_name "
-        f"FROM {FACT} GROUP BY ad_set_id ORDER BY ad_set_id",
+        f"FROM {DAILY_METRICS} GROUP BY ad_set_id ORDER BY ad_set_id",
     )
 
 
 def date_bounds(source: Source) -> tuple[date, date]:
-    frame = query(source, f"SELECT min(date) AS first, max(date) AS last FROM {FACT}")
+    frame = query(source, f"SELECT min(date) AS first, max(date) AS last FROM {DAILY_METRICS}")
     return frame["first"].iloc[0].date(), frame["last"].iloc[0].date()
 
 
@@ -107,7 +106,7 @@ SELECT
     sum(revenue) / nullif(sum(spend), 0) AS roas,
     sum(spend) / nullif(sum(bookings), 0) AS cpa,
     count(DISTINCT date) AS days
-FROM {FACT}
+FROM {DAILY_METRICS}
 WHERE {FILTER}""",
         filter_parameters(ad_set_ids, start, end),
     )
@@ -128,7 +127,7 @@ def daily_spend_revenue(source: Source, ad_set_ids: Sequence[str], start: date, 
         f"""
 WITH days AS (
     SELECT date, sum(spend) AS spend, sum(revenue) AS revenue
-    FROM {FACT}
+    FROM {DAILY_METRICS}
     WHERE ad_set_id IN (SELECT unnest(?)) AND date BETWEEN ? - INTERVAL 6 DAY AND ?
     GROUP BY date
 ),
@@ -159,7 +158,7 @@ SELECT
     coalesce(sum(revenue), 0) AS revenue,
     coalesce(sum(bookings), 0) AS bookings,
     sum(revenue) / nullif(sum(spend), 0) AS roas
-FROM {FACT}
+FROM {DAILY_METRICS}
 WHERE {FILTER}
 GROUP BY ad_set_id
 ORDER BY roas DESC NULLS LAST, ad_set_id""",
@@ -184,7 +183,7 @@ WITH banded AS (
             ELSE 'on'
         END AS band,
         greatest(planned_spend - actual_spend, 0) AS unspent
-    FROM {FACT}
+    FROM {DAILY_METRICS}
     WHERE {FILTER} AND budget_utilization IS NOT NULL
 )
 SELECT
@@ -216,7 +215,7 @@ WITH period AS (
         count(*) FILTER (WHERE budget_utilization < ?) AS under_days,
         coalesce(sum(greatest(planned_spend - actual_spend, 0))
             FILTER (WHERE budget_utilization < ?), 0) AS unspent
-    FROM {FACT}
+    FROM {DAILY_METRICS}
     WHERE {FILTER}
     GROUP BY ad_set_id
 )
@@ -305,7 +304,6 @@ MODEL_COLUMNS = (
     "importances",
     "psi",
 )
-JSON_COLUMNS = MODEL_JSON_COLUMNS
 
 
 def model_card(source: Source, table: str) -> dict:
@@ -322,31 +320,26 @@ def model_card(source: Source, table: str) -> dict:
     frame = query(source, f"SELECT {', '.join(columns)} FROM {table} LIMIT 1")
     row = frame.iloc[0].to_dict() if len(frame) else {}
     card = {column: row.get(column) for column in MODEL_COLUMNS}
-    for column in JSON_COLUMNS:
+    for column in MODEL_JSON_COLUMNS:
         card[column] = json.loads(card[column]) if isinstance(card[column], str) else None
     return card
-
-
-PLAN = BUDGET_PLAN
-PLAN_SUMMARY = BUDGET_PLAN_SUMMARY
-CURVES = RESPONSE_CURVES
 
 
 def published_plan(source: Source) -> tuple[dict, pd.DataFrame] | None:
     """The plan the last run published (gold.budget_plan_summary's one row, gold.budget_plan by
     ad set); None when the serving file has no plan."""
-    if not {PLAN, PLAN_SUMMARY} <= tables(source):
+    if not {BUDGET_PLAN, BUDGET_PLAN_SUMMARY} <= tables(source):
         return None
-    summary = query(source, f"SELECT * FROM {PLAN_SUMMARY} LIMIT 1")
+    summary = query(source, f"SELECT * FROM {BUDGET_PLAN_SUMMARY} LIMIT 1")
     if summary.empty:
         return None
-    plan = query(source, f"SELECT * FROM {PLAN} ORDER BY ad_set_id")
+    plan = query(source, f"SELECT * FROM {BUDGET_PLAN} ORDER BY ad_set_id")
     return summary.iloc[0].to_dict(), plan
 
 
 def response_curves(source: Source) -> pd.DataFrame:
     """Every ad set's fitted curve and its bootstrap draws (list columns draws_*)."""
-    return query(source, f"SELECT * FROM {CURVES} ORDER BY ad_set_id")
+    return query(source, f"SELECT * FROM {RESPONSE_CURVES} ORDER BY ad_set_id")
 
 
 DRAWS = ("vmax", "half_saturation", "shape")
@@ -369,8 +362,8 @@ def response_curve_draws(source: Source) -> tuple[pd.DataFrame, dict[str, np.nda
     """The curves without their list columns, and the draws as matrices in the same order:
     fetched as NumPy (a fifth of the cost of 600,000 floats through pandas at 2,000 ad sets)."""
     columns = ", ".join(f"draws_{name}" for name in DRAWS)
-    frame = query(source, f"SELECT * EXCLUDE ({columns}) FROM {CURVES} ORDER BY ad_set_id")
-    sql = f"SELECT {columns} FROM {CURVES} ORDER BY ad_set_id"
+    frame = query(source, f"SELECT * EXCLUDE ({columns}) FROM {RESPONSE_CURVES} ORDER BY ad_set_id")
+    sql = f"SELECT {columns} FROM {RESPONSE_CURVES} ORDER BY ad_set_id"
     if isinstance(source, duckdb.DuckDBPyConnection):
         fetched = source.execute(sql).fetchnumpy()
     else:
