@@ -246,13 +246,14 @@ PYTHON
 "${COMPOSE[@]}" exec -T dashboard python - <<'PYTHON' || fail "dashboard data"
 import sys
 from app import queries
+from serving_contract import DAILY_METRICS
 from streamlit.testing.v1 import AppTest
 
 path = queries.serving_path()
-rows = queries.query(path, f"SELECT count(*) AS n FROM {queries.FACT}")["n"][0]
+rows = queries.query(path, f"SELECT count(*) AS n FROM {DAILY_METRICS}")["n"][0]
 if not rows:
-    sys.exit(f"{path}: {queries.FACT} is empty")
-print(f"{path}: {rows} rows in {queries.FACT}", file=sys.stderr)
+    sys.exit(f"{path}: {DAILY_METRICS} is empty")
+print(f"{path}: {rows} rows in {DAILY_METRICS}", file=sys.stderr)
 
 app = AppTest.from_file("/app/app/dashboard.py", default_timeout=120).run()
 titles = [element.value for element in app.title]
