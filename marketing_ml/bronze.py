@@ -18,6 +18,9 @@ class RawExport(IncrementalTable):
 
     raw_file: RawFile
     path: Path
+    needs_updates_in_place = False
+    """On an engine without in-place updates a file is still left alone when it is the version
+    loaded (see `plan_bronze_refresh`)."""
 
     def plan(self, connection, name: str, built: dict) -> Update:
         schema, table = name.split(".")

@@ -10,6 +10,7 @@ publish removes those of processes that are no longer running.
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,7 @@ import duckdb
 
 from marketing_ml.resources import LakehouseResource, ServingResource
 from marketing_ml.sql import quote_identifier, sql_string
+from marketing_ml.storage import engine_name, tables_for
 from serving_contract import UNSERVED_COLUMNS
 
 
@@ -72,7 +74,41 @@ def remove_staging_files(staging_path: Path) -> None:
     shutil.rmtree(staging_path.with_name(staging_path.name + ".tmp"), ignore_errors=True)
 
 
-def write_serving_file(lakehouse_path: Path, serving_path: Path, tables: tuple[str, ...]) -> dict:
+@contextmanager
+def lakehouse_sources(serving: duckdb.DuckDBPyConnection, lakehouse: LakehouseResource):
+    """`source(schema, table)` -> (what the serving file's SQL reads the table as, its columns),
+    for the lakehouse on either engine: DuckDB's file attached read-only; Spark's tables
+    collected through Arrow."""
+    if engine_name() == "duckdb":
+        serving.execute(f"ATTACH {sql_string(str(lakehouse.path))} AS lakehouse (READ_ONLY)")
+
+        def attached(schema: str, name: str) -> tuple[str, list[str]]:
+            columns = serving.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_catalog = 'lakehouse' AND table_schema = ? "
+                "AND table_name = ? ORDER BY ordinal_position",
+                [schema, name],
+            ).fetchall()
+            source = f"lakehouse.{quote_identifier(schema)}.{quote_identifier(name)}"
+            return source, [column for (column,) in columns]
+
+        yield attached
+        serving.execute("DETACH lakehouse")
+        return
+    with lakehouse.connect(read_only=True) as connection:
+        tables = tables_for(connection)
+
+        def collected(schema: str, name: str) -> tuple[str, list[str]]:
+            arrow = tables.fetch_arrow(connection, f"{schema}.{name}")
+            serving.register("_lakehouse_table", arrow)
+            return "_lakehouse_table", arrow.schema.names
+
+        yield collected
+
+
+def write_serving_file(
+    lakehouse: LakehouseResource, serving_path: Path, tables: tuple[str, ...]
+) -> dict:
     """Copy `tables` ("schema.table") from the lakehouse into a fresh file and move it over
     `serving_path`."""
     serving_path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,27 +117,21 @@ def write_serving_file(lakehouse_path: Path, serving_path: Path, tables: tuple[s
     row_counts = {}
     try:
         with duckdb.connect(str(staging_path)) as serving:
-            serving.execute(f"ATTACH {sql_string(str(lakehouse_path))} AS lakehouse (READ_ONLY)")
-            for table in tables:
-                schema, name = table.split(".")
-                target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
-                serving.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
-                columns = [
-                    column
-                    for (column,) in serving.execute(
-                        "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_catalog = 'lakehouse' AND table_schema = ? "
-                        "AND table_name = ? ORDER BY ordinal_position",
-                        [schema, name],
-                    ).fetchall()
-                    if column not in UNSERVED_COLUMNS
-                ]
-                column_list = ", ".join(quote_identifier(column) for column in columns)
-                serving.execute(
-                    f"CREATE TABLE {target} AS SELECT {column_list} FROM lakehouse.{target}"
-                )
-                row_counts[table] = serving.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-            serving.execute("DETACH lakehouse")
+            with lakehouse_sources(serving, lakehouse) as source_of:
+                for table in tables:
+                    schema, name = table.split(".")
+                    target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
+                    serving.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+                    source, columns = source_of(schema, name)
+                    column_list = ", ".join(
+                        quote_identifier(column)
+                        for column in columns
+                        if column not in UNSERVED_COLUMNS
+                    )
+                    serving.execute(f"CREATE TABLE {target} AS SELECT {column_list} FROM {source}")
+                    row_counts[table] = serving.execute(
+                        f"SELECT count(*) FROM {target}"
+                    ).fetchone()[0]
             serving.execute("CHECKPOINT")
         os.replace(staging_path, serving_path)
     finally:
@@ -121,7 +151,7 @@ def build_publish_asset(tables: tuple[str, ...]) -> dg.AssetsDefinition:
     )
     def publish(lakehouse: LakehouseResource, serving: ServingResource) -> dg.MaterializeResult:
         orphans = remove_orphaned_staging_files(serving.path)
-        row_counts = write_serving_file(lakehouse.path, serving.path, tables)
+        row_counts = write_serving_file(lakehouse, serving.path, tables)
         return dg.MaterializeResult(
             metadata={
                 "serving_path": dg.MetadataValue.path(str(serving.path.resolve())),

@@ -19,7 +19,13 @@ import pandas as pd
 from marketing_ml.cleaning import key_hash_sql
 from marketing_ml.contract import RAW_FILES, RawFile
 from marketing_ml.sql import quote_identifier, sql_string
-from marketing_ml.storage.duckdb_tables import row_count, set_table_state, transaction
+from marketing_ml.storage.duckdb_tables import (
+    connect,
+    row_count,
+    set_table_state,
+    transaction,
+)
+from marketing_ml.storage.engine import tables_for
 from marketing_ml.storage.outputs import Update, query_id
 
 BRONZE_LINE_COLUMN = "_source_line"
@@ -848,6 +854,8 @@ def plan_bronze_refresh(
     only the new rows when it extends it (a daily export), a full load otherwise. The rows are
     staged here; the update swaps or appends them."""
     profile = profile_raw_file(path, raw_file, stored_profile(built or None, path, raw_file))
+    if not tables_for(connection).updates_in_place:
+        return plan_bronze_snapshot(connection, schema, table, profile, built)
     staging = staging_name(schema, table)
     if profile.extends is None or built.get("query") != bronze_query_id(profile):
         rows, profile = stage_bronze_load(connection, staging, profile)
@@ -860,6 +868,36 @@ def plan_bronze_refresh(
         versions = [*built["versions"], [bronze_version(profile), built["rows"] + rows]]
         load, apply = f"appended {rows} rows", append_from(staging)
     return Update(load, apply, bronze_state(profile, versions), file_metadata(profile))
+
+
+def plan_bronze_snapshot(
+    connection, schema: str, table: str, profile: RawFileProfile, built: dict
+) -> Update:
+    """Bronze on an engine that cannot append in place (Spark): nothing to do when the file is
+    the version loaded; otherwise the whole file, read by this module's reader (so records,
+    physical lines, rejects and their accounting are exactly DuckDB's), written as a Parquet
+    snapshot under the table's next location, which the update switches the table to."""
+    unchanged = (
+        profile.extends is not None
+        and built.get("query") == bronze_query_id(profile)
+        and profile.sha256 == profile.extends.sha256
+    )
+    if unchanged:
+        return Update("unchanged since the last load", metadata=file_metadata(profile))
+    if profile.extends is not None:
+        profile = profile_raw_file(profile.path, profile.raw_file)
+    tables = tables_for(connection)
+    location = tables.new_location(connection, f"{schema}.{table}")
+    location.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="marketing-ml-bronze-") as folder:
+        with connect(Path(folder) / "staging.duckdb", memory_limit="1GB") as staging:
+            rows, profile = stage_bronze_load(staging, "staged", profile)
+            target = sql_string(str(location / "records.parquet"))
+            staging.execute(f"COPY staged TO {target} (FORMAT parquet)")
+    state = bronze_state(profile, [[bronze_version(profile), rows]])
+    return Update(
+        f"full load ({rows} rows)", tables.switch_to(location), state, file_metadata(profile)
+    )
 
 
 def file_metadata(profile: RawFileProfile) -> dict:

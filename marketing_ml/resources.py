@@ -5,11 +5,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from marketing_ml.run_lock import resource_run_lock
-from marketing_ml.storage.duckdb_tables import fetch_frame
+from marketing_ml.storage.engine import lakehouse_location, open_lakehouse, tables_for
 
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_LAKEHOUSE_DB = "data/lakehouse.duckdb"
@@ -18,10 +17,6 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 """DuckDB's working memory per connection; beyond it, it spills to a folder next to the file.
 Its default (80% of RAM) let cleaning a year of 2,000 ad sets peak at 4 GB; with 1 GB it peaks at
 1.4 GB and takes about a third longer (see BENCHMARKS.md)."""
-
-
-def duckdb_config(memory_limit: str) -> dict:
-    return {"memory_limit": memory_limit} if memory_limit else {}
 
 
 def lakehouse_db_path() -> Path:
@@ -37,7 +32,8 @@ def serving_db_path() -> Path:
 
 
 class LakehouseResource(dg.ConfigurableResource):
-    """Short-lived connections to the working lakehouse, for checks and the publish step.
+    """Short-lived connections to the working lakehouse, for checks and the publish step, on
+    the engine MARKETING_ML_ENGINE names (marketing_ml/storage/engine.py).
 
     Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb); empty
     `memory_limit` means DuckDB's own default. In a run it holds the lakehouse's run lock
@@ -53,25 +49,19 @@ class LakehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext):
-        with resource_run_lock(context, self.path):
+        with resource_run_lock(context, lakehouse_location(self.path)):
             with super().yield_for_execution(context) as resource:
                 yield resource
 
     @contextmanager
     def connect(self, read_only: bool = False):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(
-            str(self.path), read_only=read_only, config=duckdb_config(self.memory_limit)
-        )
-        try:
+        with open_lakehouse(self.path, read_only, self.memory_limit) as connection:
             yield connection
-        finally:
-            connection.close()
 
     def frame(self, query: str) -> pd.DataFrame:
         """The query's rows as a frame (read-only, through Arrow: see `fetch_frame`)."""
         with self.connect(read_only=True) as connection:
-            return fetch_frame(connection, query)
+            return tables_for(connection).fetch_frame(connection, query)
 
 
 class RawFilesResource(dg.ConfigurableResource):

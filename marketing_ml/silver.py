@@ -21,8 +21,8 @@ from marketing_ml.storage import (
     Update,
     full_load_requested,
     query_id,
+    tables_for,
 )
-from marketing_ml.storage.duckdb_tables import table_state
 from marketing_ml.storage.outputs import full_build
 
 SILVER_COLUMNS = {
@@ -59,7 +59,7 @@ WHERE rule IS NULL"""
 def bronze_versions(connection, bronze_table: str) -> dict[str, int]:
     """Rows of each version a bronze table has held since its last full load, the current one
     last (see `raw_files.bronze_state`); empty for a table that records none."""
-    state = table_state(connection, *bronze_table.split(".")) or {}
+    state = tables_for(connection).table_state(connection, *bronze_table.split(".")) or {}
     return dict(state.get("versions", []))
 
 

@@ -97,6 +97,28 @@ def training_dataset(features: Table, labels: Table, daily: Table) -> Sql:
     return Sql(training_dataset_sql(str(features), str(labels), str(daily)), order_by=KEY_ORDER)
 
 
+MD5_PREFIX_DIGITS = 8
+
+
+def training_rows_sql(training_dataset: str, rows: int, max_rows: int) -> tuple[str, str]:
+    """The query of the rows a model trains on, and how they were chosen: every row, or, above
+    `max_rows`, every day of the ad sets whose MD5 falls below a fraction of its range, so the
+    sample is the same on every run and on both engines, and an ad set is all in or all out."""
+    ordering = f"ORDER BY {', '.join(KEY_ORDER)}"
+    if rows <= max_rows:
+        return f"SELECT * FROM {training_dataset} {ordering}", "every row"
+    bound = int(max_rows / rows * 16**MD5_PREFIX_DIGITS)
+    threshold = f"{bound:0{MD5_PREFIX_DIGITS}x}"
+    query = (
+        f"SELECT * FROM {training_dataset} WHERE substr(md5(CAST(ad_set_id AS VARCHAR)), 1, "
+        f"{MD5_PREFIX_DIGITS}) < '{threshold}' {ordering}"
+    )
+    return query, (
+        f"ad sets whose md5(ad_set_id) starts below {threshold} (about {max_rows / rows:.1%} of "
+        f"{rows} rows, capped at {max_rows})"
+    )
+
+
 def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=["models", spec.name],
@@ -109,13 +131,16 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     def model(
         context: dg.AssetExecutionContext,
         config: TrainingParameters,
-        training_dataset: pd.DataFrame,
+        training_dataset: Table,
+        lakehouse: LakehouseResource,
     ) -> CalibratedModel:
+        rows = int(lakehouse.frame(f"SELECT count(*) AS n FROM {training_dataset}")["n"].iloc[0])
+        query, chosen = training_rows_sql(str(training_dataset), rows, config.max_training_rows)
         try:
-            trained = train_model(training_dataset, spec, config)
+            trained = train_model(lakehouse.frame(query), spec, config)
         except ValueError as error:
             raise dg.Failure(description=str(error)) from error
-        context.add_output_metadata(model_metadata(trained))
+        context.add_output_metadata({**model_metadata(trained), "training_rows_chosen": chosen})
         return trained
 
     return model

@@ -26,6 +26,7 @@ from marketing_ml.ml.features import (
 from marketing_ml.ml.store import DATE_COLUMNS, TRAINED
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
 from marketing_ml.resources import LakehouseResource
+from marketing_ml.storage import tables_for
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -40,7 +41,7 @@ LOOKS_AHEAD = re.compile(r"\bLEAD\s*\(|\bFOLLOWING\b", re.IGNORECASE)
 
 
 def _columns(connection, table: str) -> list[str]:
-    return [row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()]
+    return tables_for(connection).column_names(connection, table)
 
 
 def _model_row(connection, spec: ModelSpec) -> dict:

@@ -14,7 +14,7 @@ import pandas as pd
 import xgboost as xgb
 
 from marketing_ml.ml.evaluation import apply_isotonic
-from marketing_ml.storage.duckdb_tables import transaction
+from marketing_ml.storage.engine import tables_for
 from serving_contract import MODEL_JSON_COLUMNS
 
 TRAINED = "trained"
@@ -227,10 +227,9 @@ def store_model(connection, name: str, model: CalibratedModel) -> None:
     columns = ",\n    ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ROW_SCHEMA)
     connection.register("_model_row", model.to_row())
     try:
-        with transaction(connection):
-            connection.execute(
-                f"CREATE OR REPLACE TABLE {name} AS SELECT\n    {columns}\nFROM _model_row"
-            )
+        tables_for(connection).replace_table_with_query(
+            connection, name, f"SELECT\n    {columns}\nFROM _model_row"
+        )
     finally:
         connection.unregister("_model_row")
 

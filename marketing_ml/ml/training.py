@@ -94,7 +94,11 @@ class TrainingParameters(dg.Config):
     bootstrap_samples: int = 200
     backtest_max_fit_rows: int = 150_000
     """A backtest fold fits on at most about this many rows: every day of a fixed sample of ad
-    sets (chosen by a hash of their id). The final model always fits on every row."""
+    sets (chosen by a hash of their id). The final model fits on every training row."""
+    max_training_rows: int = 2_000_000
+    """At most about this many training rows are collected from the lakehouse into memory: above
+    it, every day of a fixed sample of ad sets (by the MD5 of their id, the same on DuckDB and
+    Spark), reported in the model's metadata."""
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,16 @@
 - `outputs`: what an asset returns or takes (a query to materialize, a table's name, a writer
   of its own table), the one flow of a table updated in place, and the full-load run tag.
   Engine-neutral: asset modules import only this package.
-- `duckdb_tables`: the DuckDB operations those need: transactions, atomic replacement, row
-  counts, table state (a JSON table comment), frames through Arrow.
+- `engine`: which engine holds the lakehouse (MARKETING_ML_ENGINE=duckdb|spark), its
+  connections, and `tables_for(connection)`: that engine's table operations.
+- `duckdb_tables` / `spark_tables`: each engine's operations: transactions, atomic replacement,
+  row counts, table state (DuckDB: a JSON table comment; Spark: a table property), frames
+  through Arrow. `spark_sql` transpiles the pipeline's SQL (DuckDB's dialect) for Spark.
 - `io_manager`: the Dagster IO manager and its type handlers, the only module that touches
   Dagster's DB IO manager internals.
 """
 
+from marketing_ml.storage.engine import engine_name, tables_for
 from marketing_ml.storage.outputs import (
     FULL_LOAD_TAG,
     IncrementalTable,
@@ -29,6 +33,8 @@ __all__ = [
     "Table",
     "TableWriter",
     "Update",
+    "engine_name",
     "full_load_requested",
     "query_id",
+    "tables_for",
 ]

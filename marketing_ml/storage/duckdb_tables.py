@@ -5,12 +5,54 @@ its comment."""
 import json
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
+from dagster._utils.backoff import backoff
 
 from marketing_ml.sql import sql_string
+
+updates_in_place = True
+"""DuckDB deletes, inserts and updates rows inside a transaction, so incremental tables are
+brought up to date in place."""
+
+
+def owns(connection) -> bool:
+    return isinstance(connection, duckdb.DuckDBPyConnection)
+
+
+def duckdb_config(memory_limit: str) -> dict:
+    return {"memory_limit": memory_limit} if memory_limit else {}
+
+
+@contextmanager
+def connect(database: Path, read_only: bool = False, memory_limit: str = ""):
+    """A connection to the lakehouse file; retries while another process holds DuckDB's lock."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    connection = backoff(
+        fn=duckdb.connect,
+        retry_on=(RuntimeError, duckdb.IOException),
+        kwargs={
+            "database": str(database),
+            "read_only": read_only,
+            "config": duckdb_config(memory_limit),
+        },
+        max_retries=10,
+    )
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def create_schema(connection: duckdb.DuckDBPyConnection, schema: str) -> None:
+    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+
+def column_names(connection: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    return [row[0] for row in connection.execute(f"DESCRIBE {name}").fetchall()]
 
 
 def row_count(connection: duckdb.DuckDBPyConnection, name: str) -> int:
@@ -63,6 +105,11 @@ def replace_table_with_frame(
             connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame_to_store")
     finally:
         connection.unregister("_frame_to_store")
+
+
+def fetch_arrow(connection: duckdb.DuckDBPyConnection, name: str):
+    """A whole table as an Arrow table."""
+    return connection.table(name).to_arrow_table()
 
 
 def fetch_frame(connection: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:

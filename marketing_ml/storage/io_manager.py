@@ -1,9 +1,11 @@
-"""The lakehouse IO manager: every table is replaced atomically, and SQL runs inside DuckDB.
+"""The lakehouse IO manager: every table is replaced atomically, and SQL runs inside the engine
+(DuckDB or Spark, see `engine`).
 
 The stock DuckDB IO manager deletes a table's rows and then inserts, outside a transaction (a
 failure leaves an empty table and the first column layout sticks). Here `delete_table_slice` is a
-no-op and each handler swaps the whole table with `CREATE OR REPLACE TABLE` inside one
-transaction, so a failed step leaves the previous version intact and a new column just works.
+no-op and each handler swaps the whole table atomically (DuckDB: `CREATE OR REPLACE TABLE` in one
+transaction; Spark: files written under a new location, then the catalog switched to it), so a
+failed step leaves the previous version intact and a new column just works.
 
 The one module built on Dagster's DB IO manager internals (`DbIOManager`, `DbTypeHandler`,
 `TableSlice`; none of their private methods): asset code sees only `marketing_ml.storage`'s
@@ -16,20 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pandas as pd
-from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster._utils.backoff import backoff
-from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
+from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
+from dagster_duckdb.io_manager import DuckDBIOManager
 
 from marketing_ml.ml.store import CalibratedModel, load_model, store_model
-from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, duckdb_config, lakehouse_db_path
+from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, lakehouse_db_path
 from marketing_ml.run_lock import resource_run_lock
-from marketing_ml.storage.duckdb_tables import (
-    fetch_frame,
-    replace_table_with_frame,
-    replace_table_with_query,
-    table_metadata,
+from marketing_ml.storage.engine import (
+    engine_errors,
+    engine_name,
+    lakehouse_location,
+    open_lakehouse,
+    tables_for,
 )
 from marketing_ml.storage.outputs import Sql, Table, TableWriter
 
@@ -38,18 +39,18 @@ def qualified_name(table_slice: TableSlice) -> str:
     return f"{table_slice.schema}.{table_slice.table}"
 
 
-def build_failure(table_slice: TableSlice, error: duckdb.Error) -> dg.Failure:
-    """A DuckDB error as a step failure that says the old table is kept and, for a missing
+def build_failure(table_slice: TableSlice, error: Exception) -> dg.Failure:
+    """An engine's error as a step failure that says the old table is kept and, for a missing
     upstream table, which command builds it."""
     hint = ""
-    if isinstance(error, duckdb.CatalogException):
+    if "CatalogException" in type(error).__name__ or "TABLE_OR_VIEW_NOT_FOUND" in str(error):
         hint = (
             " A table it reads may not exist yet: materialize what it depends on first "
             f"(dagster asset materialize -m marketing_ml --select "
             f"'*{table_slice.schema}/{table_slice.table}')."
         )
     return dg.Failure(
-        description=f"Building {qualified_name(table_slice)} failed in DuckDB; the previous "
+        description=f"Building {qualified_name(table_slice)} failed in {engine_name()}; the previous "
         f"version is kept. {type(error).__name__}: {error}{hint}"
     )
 
@@ -57,11 +58,12 @@ def build_failure(table_slice: TableSlice, error: duckdb.Error) -> dg.Failure:
 class SqlTypeHandler(DbTypeHandler[Sql]):
     def handle_output(self, context, table_slice: TableSlice, obj: Sql, connection):
         name = qualified_name(table_slice)
+        tables = tables_for(connection)
         try:
-            replace_table_with_query(connection, name, obj.query, obj.order_by)
-        except duckdb.Error as error:
+            tables.replace_table_with_query(connection, name, obj.query, obj.order_by)
+        except engine_errors() as error:
             raise build_failure(table_slice, error) from error
-        return table_metadata(connection, name)
+        return tables.table_metadata(connection, name)
 
     def load_input(self, context, table_slice: TableSlice, connection) -> Sql:
         return Sql(f"SELECT * FROM {qualified_name(table_slice)}")
@@ -75,9 +77,9 @@ class TableWriterTypeHandler(DbTypeHandler[TableWriter]):
     def handle_output(self, context, table_slice: TableSlice, obj: TableWriter, connection):
         try:
             metadata = obj.write(connection, table_slice.schema, table_slice.table)
-        except duckdb.Error as error:
+        except engine_errors() as error:
             raise build_failure(table_slice, error) from error
-        return {**metadata, **table_metadata(connection, qualified_name(table_slice))}
+        return {**metadata, **tables_for(connection).table_metadata(connection, qualified_name(table_slice))}
 
     def load_input(self, context, table_slice: TableSlice, connection):
         raise dg.DagsterInvariantViolationError(
@@ -111,12 +113,14 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
 
     def handle_output(self, context, table_slice: TableSlice, obj: pd.DataFrame, connection):
         name = qualified_name(table_slice)
-        replace_table_with_frame(connection, name, obj)
-        return table_metadata(connection, name)
+        tables = tables_for(connection)
+        tables.replace_table_with_frame(connection, name, obj)
+        return tables.table_metadata(connection, name)
 
     def load_input(self, context, table_slice: TableSlice, connection) -> pd.DataFrame:
         columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
-        return fetch_frame(connection, f"SELECT {columns} FROM {qualified_name(table_slice)}")
+        query = f"SELECT {columns} FROM {qualified_name(table_slice)}"
+        return tables_for(connection).fetch_frame(connection, query)
 
     @property
     def supported_types(self):
@@ -141,31 +145,30 @@ class ModelTypeHandler(DbTypeHandler[CalibratedModel]):
         return [CalibratedModel]
 
 
-class AtomicDuckDbClient(DuckDbClient):
+class LakehouseClient(DbClient):
+    """Connections to the configured engine's lakehouse; nothing is deleted before a write,
+    because the handlers replace whole tables atomically."""
+
     @staticmethod
     def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
-        """Nothing to delete: the handlers replace the whole table in one transaction."""
+        """Nothing to delete: the handlers replace the whole table atomically."""
+
+    @staticmethod
+    def ensure_schema_exists(context, table_slice: TableSlice, connection) -> None:
+        tables_for(connection).create_schema(connection, table_slice.schema)
+
+    @staticmethod
+    def get_select_statement(table_slice: TableSlice) -> str:
+        return f"SELECT * FROM {qualified_name(table_slice)}"
 
     @staticmethod
     @contextmanager
     def connect(context, _):
-        """Like the stock client (retries while another process holds the lock), path resolved now."""
+        """The lakehouse the run's engine names, with the path resolved now."""
         database = Path(context.resource_config["database"] or lakehouse_db_path())
-        database.parent.mkdir(parents=True, exist_ok=True)
-        connection = backoff(
-            fn=duckdb.connect,
-            retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={
-                "database": str(database),
-                "read_only": False,
-                "config": duckdb_config(context.resource_config.get("memory_limit", "")),
-            },
-            max_retries=10,
-        )
-        try:
+        memory_limit = context.resource_config.get("memory_limit", "")
+        with open_lakehouse(database, memory_limit=memory_limit) as connection:
             yield connection
-        finally:
-            connection.close()
 
 
 def table_of(asset_key: dg.AssetKey) -> Table:
@@ -189,7 +192,8 @@ class LakehouseDbIOManager(DbIOManager):
 
 
 class LakehouseIOManager(DuckDBIOManager):
-    """DuckDB IO manager with atomic table replacement and in-engine SQL outputs.
+    """The lakehouse's IO manager: atomic table replacement and in-engine SQL outputs, on the
+    engine MARKETING_ML_ENGINE names.
 
     Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb), read when a step runs;
     `memory_limit` caps DuckDB's working memory per connection (empty: DuckDB's default).
@@ -216,13 +220,13 @@ class LakehouseIOManager(DuckDBIOManager):
     def yield_for_execution(self, context: dg.InitResourceContext):
         """Holds the lakehouse's run lock for the whole run (shared with `lakehouse`)."""
         database = Path(self.database) if self.database else lakehouse_db_path()
-        with resource_run_lock(context, database):
+        with resource_run_lock(context, lakehouse_location(database)):
             with super().yield_for_execution(context) as io_manager:
                 yield io_manager
 
     def create_io_manager(self, context) -> DbIOManager:
         return LakehouseDbIOManager(
-            db_client=AtomicDuckDbClient(),
+            db_client=LakehouseClient(),
             database=self.database,
             schema=self.schema_,
             type_handlers=self.type_handlers(),

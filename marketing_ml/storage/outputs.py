@@ -4,16 +4,11 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import dagster as dg
 
-from marketing_ml.storage.duckdb_tables import (
-    create_table_as,
-    row_count,
-    set_table_state,
-    table_state,
-    transaction,
-)
+from marketing_ml.storage.engine import tables_for
 
 
 @dataclass(frozen=True)
@@ -77,6 +72,9 @@ class IncrementalTable(TableWriter):
     leaves the previous rows and the state that describes them."""
 
     full_load: bool = field(default=False, kw_only=True)
+    needs_updates_in_place: ClassVar[bool] = True
+    """Whether `plan` updates rows in place (delete, insert, update). On an engine that does not
+    (Spark's Parquet tables), such a table is built in full on every write."""
 
     @abstractmethod
     def plan(self, connection, name: str, built: dict) -> Update:
@@ -84,22 +82,27 @@ class IncrementalTable(TableWriter):
 
     def write(self, connection, schema: str, table: str) -> dict:
         name = f"{schema}.{table}"
-        built = {} if self.full_load else table_state(connection, schema, table) or {}
-        if built and built.get("rows") != row_count(connection, name):
+        tables = tables_for(connection)
+        built = {} if self.full_load else tables.table_state(connection, schema, table) or {}
+        if built and built.get("rows") != tables.row_count(connection, name):
+            built = {}
+        if self.needs_updates_in_place and not tables.updates_in_place:
             built = {}
         update = self.plan(connection, name, built)
         if update.apply is not None:
-            with transaction(connection):
+            with tables.transaction(connection):
                 update.apply(connection, name)
                 if update.state is not None:
-                    state = {**update.state, "rows": row_count(connection, name)}
-                    set_table_state(connection, schema, table, state)
+                    state = {**update.state, "rows": tables.row_count(connection, name)}
+                    tables.set_table_state(connection, schema, table, state)
         return {**update.metadata, "load": update.load}
 
 
 def full_build(query: str, order_by: Sequence[str] = ()) -> Callable:
     """An `Update.apply` that replaces the whole table with `query`."""
-    return lambda connection, name: create_table_as(connection, name, query, order_by)
+    return lambda connection, name: tables_for(connection).create_table_as(
+        connection, name, query, order_by
+    )
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class RecomputedFromChangedDays(IncrementalTable):
 
     def plan(self, connection, name: str, built: dict) -> Update:
         query = self.query(None)
+        if not tables_for(connection).updates_in_place:
+            return Update("full build", full_build(query, self.order_by))
         state = {
             "query": query_id(query),
             "undated": [

@@ -1,0 +1,74 @@
+"""Which engine holds the lakehouse, chosen by one setting: MARKETING_ML_ENGINE=duckdb|spark.
+
+Everything that writes or reads lakehouse tables opens its connection here and reaches the
+engine's table operations through `tables_for(connection)`, so asset code never names an engine.
+A Spark connection takes the pipeline's SQL as written (DuckDB's dialect) and transpiles it.
+"""
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+ENGINE_ENV = "MARKETING_ML_ENGINE"
+ENGINES = ("duckdb", "spark")
+WAREHOUSE_ENV = "MARKETING_ML_WAREHOUSE"
+DEFAULT_WAREHOUSE = "data/spark-warehouse"
+
+
+def engine_name() -> str:
+    """The engine of this process's runs: MARKETING_ML_ENGINE, read when a run starts."""
+    name = (os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
+    if name not in ENGINES:
+        raise ValueError(
+            f"{ENGINE_ENV}={os.environ.get(ENGINE_ENV)!r} is not an engine: set it to "
+            f"{' or '.join(ENGINES)} (or leave it unset for duckdb)."
+        )
+    return name
+
+
+def warehouse_path() -> Path:
+    """Where the Spark engine keeps its tables and its catalog (MARKETING_ML_WAREHOUSE)."""
+    return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).absolute()
+
+
+def lakehouse_location(duckdb_database: Path) -> Path:
+    """What one run at a time holds (its lock file lies beside it): the DuckDB file, or the
+    Spark warehouse."""
+    return warehouse_path() if engine_name() == "spark" else duckdb_database
+
+
+@contextmanager
+def open_lakehouse(duckdb_database: Path, read_only: bool = False, memory_limit: str = ""):
+    """A connection to the lakehouse on the configured engine."""
+    if engine_name() == "spark":
+        from marketing_ml.storage import spark_tables
+
+        yield spark_tables.connect()
+        return
+    from marketing_ml.storage import duckdb_tables
+
+    with duckdb_tables.connect(duckdb_database, read_only, memory_limit) as connection:
+        yield connection
+
+
+def tables_for(connection) -> ModuleType:
+    """The table operations (`duckdb_tables` or `spark_tables`) of a connection's engine."""
+    from marketing_ml.storage import duckdb_tables
+
+    if duckdb_tables.owns(connection):
+        return duckdb_tables
+    from marketing_ml.storage import spark_tables
+
+    return spark_tables
+
+
+def engine_errors() -> tuple[type[BaseException], ...]:
+    """The errors an engine raises for a statement that fails (a step failure, not a crash)."""
+    import duckdb
+
+    if engine_name() != "spark":
+        return (duckdb.Error,)
+    from pyspark.errors import PySparkException
+
+    return (duckdb.Error, PySparkException)
