@@ -19,6 +19,7 @@ from marketing_ml.ml.training import (
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import (
     RecomputedFromChangedDays,
+    ScoredRows,
     Sql,
     Table,
     full_load_requested,
@@ -151,24 +152,40 @@ conversion_model = build_model_asset(CONVERSION)
 
 
 def score(
-    model: CalibratedModel, features: Table, lakehouse: LakehouseResource, column: str
-) -> pd.DataFrame:
+    model: CalibratedModel, features: Table, column: str, with_roas_target: bool = False
+) -> ScoredRows:
     """One probability per (ad_set_id, date) of the scored window, with the model version, its
-    last training day and its status. A model not trained yet (too little history) scores every
-    key NULL, with NULL version and training day, and its status says why: every key is still
-    there, so the dashboard and the checks read one shape whatever the history."""
-    ordered = lakehouse.frame(f"{scored_window_sql(str(features))} ORDER BY {', '.join(KEY_ORDER)}")
-    rows = len(ordered)
-    return pd.DataFrame(
-        {
-            "ad_set_id": ordered["ad_set_id"].astype(str),
-            "date": pd.to_datetime(ordered["date"]).dt.date,
-            column: model.predict_proba(ordered).astype(np.float64),
-            "model_version": pd.Series([model.version] * rows, dtype="string"),
-            "trained_through": pd.Series([model.card.training_end] * rows, dtype="date32[pyarrow]"),
-            "model_status": pd.Series([model.card.status] * rows, dtype="string"),
+    last training day and its status (and, `with_roas_target`, the model's ROAS target). A
+    model not trained yet (too little history) scores every key NULL, with NULL version and
+    training day, and its status says why: every key is still there, so the dashboard and the
+    checks read one shape whatever the history. Scored where the engine runs (see ScoredRows)."""
+    card = model.card
+    roas_target = np.nan if card.roas_target is None else card.roas_target
+
+    def scores_of(rows: pd.DataFrame) -> pd.DataFrame:
+        count = len(rows)
+        scored = {
+            "ad_set_id": rows["ad_set_id"].astype(str),
+            "date": pd.to_datetime(rows["date"]).dt.date,
+            column: model.predict_proba(rows).astype(np.float64),
         }
+        if with_roas_target:
+            scored["roas_target"] = np.full(count, roas_target, dtype=np.float64)
+        scored["model_version"] = pd.Series([model.version] * count, dtype="string")
+        scored["trained_through"] = pd.Series([card.training_end] * count, dtype="date32[pyarrow]")
+        scored["model_status"] = pd.Series([card.status] * count, dtype="string")
+        return pd.DataFrame(scored)
+
+    columns = (
+        ("ad_set_id", "VARCHAR"),
+        ("date", "DATE"),
+        (column, "DOUBLE"),
+        *((("roas_target", "DOUBLE"),) if with_roas_target else ()),
+        ("model_version", "VARCHAR"),
+        ("trained_through", "DATE"),
+        ("model_status", "VARCHAR"),
     )
+    return ScoredRows(scored_window_sql(str(features)), scores_of, columns, KEY_ORDER)
 
 
 @dg.asset(
@@ -182,10 +199,8 @@ def score(
     description="under_pacing_risk: calibrated probability that each ad set under-paces the next "
     f"day, for every ad set and day of the latest {SCORED_DAYS} days.",
 )
-def scored_adsets(
-    model: CalibratedModel, features: Table, lakehouse: LakehouseResource
-) -> pd.DataFrame:
-    return score(model, features, lakehouse, "under_pacing_risk")
+def scored_adsets(model: CalibratedModel, features: Table) -> ScoredRows:
+    return score(model, features, "under_pacing_risk")
 
 
 @dg.asset(
@@ -199,23 +214,8 @@ def scored_adsets(
     description="roas_on_target_prob: calibrated probability that each ad set's ROAS over the "
     f"next 7 days reaches roas_target, for every ad set and day of the latest {SCORED_DAYS} days.",
 )
-def scored_conversions(
-    model: CalibratedModel, features: Table, lakehouse: LakehouseResource
-) -> pd.DataFrame:
-    scored = score(model, features, lakehouse, "roas_on_target_prob")
-    target = model.card.roas_target
-    scored.insert(3, "roas_target", np.float64(np.nan if target is None else target))
-    return scored[
-        [
-            "ad_set_id",
-            "date",
-            "roas_on_target_prob",
-            "roas_target",
-            "model_version",
-            "trained_through",
-            "model_status",
-        ]
-    ]
+def scored_conversions(model: CalibratedModel, features: Table) -> ScoredRows:
+    return score(model, features, "roas_on_target_prob", with_roas_target=True)
 
 
 ML_ASSETS = [

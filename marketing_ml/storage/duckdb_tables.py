@@ -107,6 +107,13 @@ def replace_table_with_frame(
         connection.unregister("_frame_to_store")
 
 
+def replace_table_with_scores(connection: duckdb.DuckDBPyConnection, name: str, scored) -> None:
+    """`scored` (a `ScoredRows`) computed on the query's rows in one call, then stored."""
+    ordering = f" ORDER BY {', '.join(scored.order_by)}" if scored.order_by else ""
+    rows = fetch_frame(connection, f"SELECT * FROM ({scored.query}) AS input_rows{ordering}")
+    replace_table_with_frame(connection, name, scored.score(rows))
+
+
 def fetch_arrow(connection: duckdb.DuckDBPyConnection, name: str):
     """A whole table as an Arrow table."""
     return connection.table(name).to_arrow_table()

@@ -32,7 +32,7 @@ from marketing_ml.storage.engine import (
     open_lakehouse,
     tables_for,
 )
-from marketing_ml.storage.outputs import Sql, Table, TableWriter
+from marketing_ml.storage.outputs import ScoredRows, Sql, Table, TableWriter
 
 
 def qualified_name(table_slice: TableSlice) -> str:
@@ -106,6 +106,26 @@ class TableTypeHandler(DbTypeHandler[Table]):
     @property
     def supported_types(self):
         return [Table]
+
+
+class ScoredRowsTypeHandler(DbTypeHandler[ScoredRows]):
+    def handle_output(self, context, table_slice: TableSlice, obj: ScoredRows, connection):
+        name = qualified_name(table_slice)
+        tables = tables_for(connection)
+        try:
+            tables.replace_table_with_scores(connection, name, obj)
+        except engine_errors() as error:
+            raise build_failure(table_slice, error) from error
+        return tables.table_metadata(connection, name)
+
+    def load_input(self, context, table_slice: TableSlice, connection):
+        raise dg.DagsterInvariantViolationError(
+            f"{qualified_name(table_slice)}: load it as a Table or a DataFrame"
+        )
+
+    @property
+    def supported_types(self):
+        return [ScoredRows]
 
 
 class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
@@ -207,6 +227,7 @@ class LakehouseIOManager(DuckDBIOManager):
         return [
             SqlTypeHandler(),
             TableWriterTypeHandler(),
+            ScoredRowsTypeHandler(),
             TableTypeHandler(),
             DataFrameTypeHandler(),
             ModelTypeHandler(),

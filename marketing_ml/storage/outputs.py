@@ -20,6 +20,19 @@ class Sql:
 
 
 @dataclass(frozen=True)
+class ScoredRows:
+    """An asset output computed in Python from a query's rows, batch by batch (model scoring):
+    DuckDB fetches the rows and calls `score` once; Spark calls it on its executors
+    (`mapInPandas`), so the rows never gather in one process. `score` maps a frame of the
+    query's rows to a frame of `columns` ((name, DuckDB type) pairs), row for row."""
+
+    query: str
+    score: Callable
+    columns: tuple[tuple[str, str], ...]
+    order_by: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
 class Table:
     """An asset input that names an upstream table instead of loading it."""
 

@@ -17,6 +17,7 @@ in bronze is still left alone.
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -110,6 +111,9 @@ def session_for(warehouse: Path):
         return session
     for other in list(_sessions):
         _sessions.pop(other).stop()
+    # Python workers (scoring) run this interpreter, which has the project's packages, unless
+    # PYSPARK_PYTHON names another; pyspark reads it when the session starts.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if remote:
         session = SparkSession.builder.remote(remote).getOrCreate()
     else:
@@ -269,6 +273,24 @@ def replace_table_with_query(
 
 def replace_table_with_frame(connection: SparkConnection, name: str, frame: pd.DataFrame) -> None:
     _write_version(connection, name, connection.session.createDataFrame(frame))
+
+
+SPARK_TYPES = {"VARCHAR": "STRING", "DOUBLE": "DOUBLE", "DATE": "DATE", "BIGINT": "BIGINT"}
+
+
+def replace_table_with_scores(connection: SparkConnection, name: str, scored) -> None:
+    """`scored` (a `ScoredRows`) computed on the executors, batch by batch, then stored."""
+    schema = ", ".join(f"`{column}` {SPARK_TYPES[kind]}" for column, kind in scored.columns)
+    score = scored.score
+
+    def score_batches(batches):
+        for batch in batches:
+            yield score(batch)
+
+    frame = connection.session.sql(to_spark(scored.query)).mapInPandas(score_batches, schema)
+    if scored.order_by:
+        frame = frame.orderBy(*scored.order_by)
+    _write_version(connection, name, frame)
 
 
 def to_pandas(frame) -> pd.DataFrame:
