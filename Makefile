@@ -8,7 +8,8 @@ SAMPLE_DAYS ?= 240
 SAMPLE_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home bench compose-test
+.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home bench compose-test \
+	spark-install spark-cluster-test
 
 $(BIN)/dagster: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +21,15 @@ $(VENV)/.dev-installed: $(BIN)/dagster
 	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	touch $@
 
+$(VENV)/.spark-installed: $(BIN)/dagster
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[spark]'
+	touch $@
+
 install: $(BIN)/dagster
 
 dev-install: $(VENV)/.dev-installed
+
+spark-install: $(VENV)/.spark-installed
 
 dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"
@@ -39,7 +46,7 @@ sample-data: install
 run: install dagster-home sample-data
 	$(BIN)/dagster asset materialize -m marketing_ml --select '*'
 
-test: dev-install
+test: dev-install spark-install
 	$(BIN)/python -m pytest
 
 dev: install dagster-home
@@ -54,11 +61,22 @@ check-raw: install
 lint: dev-install
 	$(BIN)/ruff check marketing_ml marketing_ml_tests app planning serving_contract
 
-# Whole graph, daily refresh and dashboard at three data scales; writes BENCHMARKS.md and
-# benchmarks/latest.json. SCALES=small,medium for a quick run.
+# Whole graph, daily refresh and dashboard at three data scales; writes benchmarks/latest.json
+# (ENGINE=spark: latest-spark.json) and BENCHMARKS.md from every engine's JSON there.
+# SCALES=small,medium for a quick run; BENCH_ARGS for more of scripts/bench.py's options, e.g.
+# make bench ENGINE=spark SCALES=medium,medium2x,medium4x BENCH_ARGS=--cluster (the scaling run
+# on a standalone cluster: latest-spark-cluster.json).
 SCALES ?= small,medium,large
-bench: dev-install
-	$(BIN)/python scripts/bench.py --scales $(SCALES)
+ENGINE ?= duckdb
+BENCH_ARGS ?=
+bench: dev-install $(if $(filter spark,$(ENGINE)),spark-install)
+	$(BIN)/python scripts/bench.py --engine $(ENGINE) --scales $(SCALES) $(BENCH_ARGS)
 
 compose-test: install
 	bash scripts/compose_test.sh
+
+# The Spark engine on a standalone cluster (master + 2 workers on 127.0.0.1, from pyspark's own
+# distribution; needs Java 17+) against DuckDB: both whole-graph runs, then their serving files
+# compared table by table. Prints both runs' timings.
+spark-cluster-test: spark-install
+	bash scripts/spark_cluster_test.sh
