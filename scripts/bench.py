@@ -2,16 +2,26 @@
 through the real CLI at several scales, the dashboard's queries through AppTest, and DuckDB's bare
 scan as the lower bound.
 
-Writes BENCHMARKS.md and a JSON file (benchmarks/latest.json) to compare commits. Speed and memory
-are measured here, never asserted by timed tests (DESIGN.md, Performance principles).
+Writes a JSON file per engine to compare commits (benchmarks/latest.json for DuckDB,
+latest-spark.json for Spark in local mode, latest-spark-cluster.json for Spark on a standalone
+cluster) and renders BENCHMARKS.md from every one of them that exists beside it, so a run of one
+engine keeps the others' sections. Speed and memory are measured here, never asserted by timed
+tests (DESIGN.md, Performance principles).
 
     .venv/bin/python scripts/bench.py --scales small,medium,large
+    .venv/bin/python scripts/bench.py --engine spark --scales small,medium
+    .venv/bin/python scripts/bench.py --engine spark --cluster --scales medium,medium2x,medium4x
+
+A scale is a name below or ad hoc as AD_SETSxDAYS (e.g. `20x30,40x30`). With several scales, the
+JSON compares each one's times with the first one's against the ratio of their data (the scaling
+run: time at k× the data at most k× the time).
 """
 
 import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -47,8 +57,35 @@ class Scale:
 SCALES = {
     "small": Scale("small", 6, 21),
     "medium": Scale("medium", 200, 365),
+    "medium2x": Scale("medium2x", 400, 365),
+    "medium4x": Scale("medium4x", 800, 365),
     "large": Scale("large", 2000, 365),
 }
+"""medium2x and medium4x: the Spark cluster's scaling run (1×, 2× and 4× medium), no targets."""
+AD_HOC_SCALE = re.compile(r"(\d+)x(\d+)")
+"""A scale given as AD_SETSxDAYS on the command line (e.g. a tiny scaling run to try the bench)."""
+
+
+def scale_named(name: str) -> Scale | None:
+    if name in SCALES:
+        return SCALES[name]
+    match = AD_HOC_SCALE.fullmatch(name)
+    if match and int(match[1]) > 0 and int(match[2]) > 1:
+        return Scale(name, int(match[1]), int(match[2]))
+    return None
+
+
+ENGINES = ("duckdb", "spark")
+JSON_NAMES = {
+    "duckdb": "latest.json",
+    "spark": "latest-spark.json",
+    "spark-cluster": "latest-spark-cluster.json",
+}
+"""Each kind of run's JSON file, side by side in one folder (benchmarks/): BENCHMARKS.md is
+rendered from all of them."""
+CLUSTER_MASTER = "spark://127.0.0.1:7077"
+"""scripts/spark_cluster.sh's master."""
+CLUSTER_SCRIPT = ROOT / "scripts" / "spark_cluster.sh"
 TARGETS = {
     "small": {"full_graph_s": 8.0},
     "medium": {"full_graph_s": 15.0},
@@ -72,6 +109,21 @@ ML_STEPS = ("gold__features", "gold__labels", "gold__training_dataset")
 
 def load() -> float:
     return os.getloadavg()[0]
+
+
+def java_version() -> str:
+    try:
+        output = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    except OSError:
+        return "none"
+    match = re.search(r'version "([^"]+)"', output)
+    return match[1] if match else output.strip().splitlines()[0] if output.strip() else "unknown"
+
+
+def spark_versions() -> dict:
+    import pyspark
+
+    return {"spark": pyspark.__version__, "java": java_version()}
 
 
 def machine() -> dict:
@@ -138,31 +190,90 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def tree_rss_kib(root: int) -> int:
-    tree = _children()
-    total, stack = 0, [root]
+def tree_rss_kib(root: int, tree: dict[int, list[int]] | None = None) -> int:
+    """RSS of a process and every descendant: with the Spark engine in local mode that includes
+    Spark's JVM (pyspark starts it as a child of the Python process, spark-submit exec'ing java)
+    and the JVM's own children, pyspark's Python workers."""
+    return sum(tree_rss_by_pid(root, tree).values())
+
+
+def tree_rss_by_pid(root: int, tree: dict[int, list[int]] | None = None) -> dict[int, int]:
+    tree = _children() if tree is None else tree
+    found, stack = {}, [root]
     while stack:
         pid = stack.pop()
-        total += _rss_kib(pid)
+        found[pid] = _rss_kib(pid)
         stack.extend(tree.get(pid, []))
-    return total
+    return found
+
+
+def _process_name(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [word.decode(errors="replace") for word in command if word]
+    if not words:
+        return "?"
+    program = Path(words[0]).name
+    if program.startswith("python") and len(words) > 1:  # its module or script says more
+        if words[1] == "-m" and len(words) > 2:
+            return words[2]  # python -m pyspark.daemon
+        if not words[1].startswith("-"):
+            return Path(words[1]).name  # python .venv/bin/dagster
+    for word in words:  # java …: the main class
+        if word.startswith("org.apache.spark."):
+            return f"{program} {word.rsplit('.', 1)[-1]}"  # java SparkSubmit: the driver
+    return program
+
+
+def rss_breakdown(rss_by_pid: dict[int, int]) -> list[dict]:
+    """A process tree's RSS by kind of process, largest first (RSS counts pages that forked
+    processes share once in each of them)."""
+    kinds: dict[str, list[int]] = {}
+    for pid, kib in rss_by_pid.items():
+        if kib == 0:  # gone, or a zombie
+            continue
+        kinds.setdefault(_process_name(pid), []).append(kib)
+    return sorted(
+        (
+            {"process": name, "count": len(sizes), "mib": round(sum(sizes) / 1024, 1)}
+            for name, sizes in kinds.items()
+        ),
+        key=lambda kind: -kind["mib"],
+    )
 
 
 class PeakMemory:
-    """Polls the RSS of a process and all its descendants every 50 ms; keeps the peak."""
+    """Polls the RSS of a process and all its descendants every 50 ms; keeps the peak.
 
-    def __init__(self, pid: int):
+    `workers`: a standalone cluster's worker JVMs, whose children are the executors (not
+    descendants of the run): their RSS, without the workers' own, is kept as a peak of its own."""
+
+    def __init__(self, pid: int, workers: tuple[int, ...] = ()):
         self.pid, self.peak_kib, self.peak_at = pid, 0, time.time()
+        self.peak_processes: list[dict] = []
+        self.workers, self.executors_peak_kib = workers, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            rss = tree_rss_kib(self.pid)
+            tree = _children()
+            by_pid = tree_rss_by_pid(self.pid, tree)
+            rss = sum(by_pid.values())
             if rss > self.peak_kib:
                 self.peak_kib, self.peak_at = rss, time.time()
+                self.peak_processes = rss_breakdown(by_pid)  # what the tree held at its peak
+            if self.workers:
+                executors = sum(tree_rss_kib(w, tree) - _rss_kib(w) for w in self.workers)
+                self.executors_peak_kib = max(self.executors_peak_kib, executors)
             self._stop.wait(0.05)
+
+    @property
+    def executors_peak_mib(self) -> float:
+        return round(self.executors_peak_kib / 1024, 1)
 
     def stop(self) -> float:
         self._stop.set()
@@ -286,6 +397,7 @@ def raw_facts(raw: Path) -> dict:
             "all_varchar = true)"
         ).fetchone()[0]
     return {
+        "csv_bytes": sizes,
         "csv_mib": round(sizes / 2**20, 1),
         "conversion_events": events,
         "performance_rows": performance,
@@ -315,8 +427,11 @@ def step_times(dagster_home: Path) -> tuple[str, dict[str, float], dict[str, tup
         return run.status.value, durations, windows
 
 
-def cli_run(arguments: list[str], env: dict, dagster_home: Path, log: Path) -> dict:
-    """One fresh `dagster` process: wall time, peak memory of its process tree, step times."""
+def cli_run(
+    arguments: list[str], env: dict, dagster_home: Path, log: Path, workers: tuple[int, ...] = ()
+) -> dict:
+    """One fresh `dagster` process: wall time, peak memory of its process tree, step times (and
+    with a cluster's `workers`, the peak memory of their executors)."""
     load_before = load()
     started = time.perf_counter()
     with log.open("w") as output:
@@ -327,7 +442,7 @@ def cli_run(arguments: list[str], env: dict, dagster_home: Path, log: Path) -> d
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-        memory = PeakMemory(process.pid)
+        memory = PeakMemory(process.pid, workers)
         returncode = process.wait()
     wall = time.perf_counter() - started
     peak = memory.stop()
@@ -336,10 +451,11 @@ def cli_run(arguments: list[str], env: dict, dagster_home: Path, log: Path) -> d
         (step for step, (start, end) in windows.items() if start <= memory.peak_at <= end),
         "between steps",
     )
-    return {
+    run = {
         "wall_s": round(wall, 2),
         "peak_mib": peak,
         "peak_during": peak_step,
+        "peak_processes": memory.peak_processes,
         "returncode": returncode,
         "status": status,
         "load_before": round(load_before, 2),
@@ -347,6 +463,9 @@ def cli_run(arguments: list[str], env: dict, dagster_home: Path, log: Path) -> d
         "steps": dict(sorted(steps.items(), key=lambda item: -item[1])),
         "log": str(log),
     }
+    if workers:
+        run["executors_peak_mib"] = memory.executors_peak_mib
+    return run
 
 
 def bronze_to_gold_seconds(steps: dict[str, float]) -> float:
@@ -526,10 +645,41 @@ def plan_seconds(steps: dict[str, float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- one scale
-def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
+@dataclass(frozen=True)
+class Engine:
+    """Which engine the runs use: `duckdb`, or `spark` on `master` (None: Spark's default, local
+    mode). `workers`: the PIDs of the cluster's worker JVMs when the bench started the cluster."""
+
+    name: str = "duckdb"
+    master: str | None = None
+    workers: tuple[int, ...] = ()
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.name == "spark" and not (self.master or "local").startswith("local")
+
+    @property
+    def kind(self) -> str:
+        """The key of JSON_NAMES this run writes."""
+        return "spark-cluster" if self.on_cluster else self.name
+
+    def env(self, run_dir: Path) -> dict[str, str]:
+        if self.name == "duckdb":
+            return {"MARKETING_ML_ENGINE": "duckdb"}
+        env = {
+            "MARKETING_ML_ENGINE": "spark",
+            "MARKETING_ML_WAREHOUSE": str(run_dir / "warehouse"),
+            "PYSPARK_PYTHON": sys.executable,
+        }
+        if self.master:
+            env["SPARK_MASTER"] = self.master
+        return env
+
+
+def bench_scale(scale: Scale, data_root: Path, work: Path, engine: Engine = Engine()) -> dict:
     print(f"{scale.name}: {scale.ad_sets} ad sets × {scale.days} days", flush=True)
     initial, next_export = ensure_data(scale, data_root)
-    run_dir = work / scale.name
+    run_dir = work / scale.name if engine.name == "duckdb" else work / engine.kind / scale.name
     shutil.rmtree(run_dir, ignore_errors=True)
     home = run_dir / "dagster_home"
     home.mkdir(parents=True)
@@ -546,7 +696,12 @@ def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
         "MARKETING_ML_DB": str(lakehouse),
         "MARKETING_ML_SERVING_DB": str(serving),
         "PYTHONWARNINGS": "ignore",
+        **engine.env(run_dir),
     }
+    if engine.name == "spark":
+        env.pop("SPARK_REMOTE", None)  # it would win over SPARK_MASTER
+        if not engine.master:
+            env.pop("SPARK_MASTER", None)
     result = {
         "scale": scale.name,
         "ad_sets": scale.ad_sets,
@@ -560,6 +715,7 @@ def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
         env,
         home,
         run_dir / "full_graph.log",
+        engine.workers,
     )
     print(f"  full graph {full['wall_s']} s, {full['peak_mib']} MiB ({full['status']})", flush=True)
     for raw_file in DATED_FILES:  # the next day's export: yesterday's bytes and one day more
@@ -569,6 +725,7 @@ def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
         env,
         home,
         run_dir / "daily_refresh.log",
+        engine.workers,
     )
     daily["appended_rows"] = appended_rows(initial, next_export)
     print(
@@ -577,6 +734,8 @@ def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
         flush=True,
     )
     full["by_layer"] = by_layer(full)
+    if engine.name == "spark":
+        daily["by_layer"] = by_layer(daily)
     bronze_to_gold = bronze_to_gold_seconds(full["steps"])
     result.update(
         full_graph=full,
@@ -591,7 +750,8 @@ def bench_scale(scale: Scale, data_root: Path, work: Path) -> dict:
         print(f"  re-plan {result['replan']}", flush=True)
         result["dashboard"] = dashboard(serving)
         print(f"  dashboard {result['dashboard']}", flush=True)
-    if scale.name != "small" and full["returncode"] == 0:
+    # the 2× days test opens the DuckDB lakehouse file: there is none on Spark
+    if scale.name != "small" and full["returncode"] == 0 and engine.name == "duckdb":
         result["feature_scaling_2x_days"] = feature_scaling(lakehouse)
         print(f"  2x days {result['feature_scaling_2x_days']}", flush=True)
     return result
@@ -778,22 +938,299 @@ def markdown(results: list[dict], info: dict) -> str:
     return "\n".join(lines)
 
 
-def warm_up() -> None:
+def scaling(results: list[dict]) -> dict | None:
+    """Each scale's whole graph and daily refresh against the first scale's (the 1×): the time
+    ratio against the data ratio (CSV bytes; rows, conversion events plus performance rows, shown
+    too). At most linear when the time ratio is no more than the data ratio."""
+    if len(results) < 2:
+        return None
+    base = results[0]
+
+    def data_rows(result: dict) -> int:
+        return result["conversion_events"] + result["performance_rows"]
+
+    rows = []
+    for result in results:
+        data_ratio = result["csv_bytes"] / base["csv_bytes"]
+        row = {
+            "scale": result["scale"],
+            "csv_mib": result["csv_mib"],
+            "data_ratio": round(data_ratio, 2),
+            "rows_ratio": round(data_rows(result) / data_rows(base), 2),
+        }
+        for run in ("full_graph", "daily_refresh"):
+            seconds, base_seconds = result[run]["wall_s"], base[run]["wall_s"]
+            failed = result[run]["returncode"] != 0 or base[run]["returncode"] != 0
+            ratio = seconds / base_seconds
+            row[run] = {
+                "wall_s": seconds,
+                "time_ratio": round(ratio, 2),
+                "verdict": "run failed"
+                if failed
+                else "at most linear"
+                if ratio <= data_ratio
+                else "more than linear",
+            }
+        rows.append(row)
+    return {"base": base["scale"], "data_ratio_of": "CSV bytes", "scales": rows}
+
+
+def held_by(run: dict, kinds: int = 4) -> str:
+    """The process tree at its peak, largest kinds first: "java 1024 MiB, pyspark.daemon ×3 …"."""
+    held = run.get("peak_processes") or []
+    parts = []
+    for kind in held[:kinds]:
+        count = f" ×{kind['count']}" if kind["count"] > 1 else ""
+        parts.append(f"{kind['process']}{count} {kind['mib']:.0f} MiB")
+    return ", ".join(parts) or "–"
+
+
+SPARK_TITLES = {
+    "spark": "Spark engine (local mode)",
+    "spark-cluster": "Spark engine on a standalone cluster (2 workers × 1 core)",
+}
+
+
+def spark_markdown(run: dict, kind: str, json_name: str) -> str:
+    """A Spark run's section of BENCHMARKS.md: per scale the same measures as DuckDB's, with
+    where the time goes (by layer, slowest steps, the daily refresh too), and the scaling table."""
+    machine_info, spark = run["machine"], run.get("spark", {})
+    started_cluster = run.get("cluster_started", False)
+    title = (
+        SPARK_TITLES[kind]
+        if kind == "spark" or started_cluster
+        else (f"Spark engine on a cluster (`{spark.get('master')}`)")
+    )
+    command = "python scripts/bench.py --engine spark" + (
+        " --cluster"
+        if started_cluster
+        else f" --master {spark['master']}"
+        if kind == "spark-cluster"
+        else ""
+    )
+    if kind == "spark-cluster":
+        memory = (
+            "Peak memory is **driver side only**: the RSS of the `dagster` process tree, which "
+            "holds the driver's JVM; the executors are children of the workers, not of the run"
+            + (
+                ", and their own peak (the sum of every executor's RSS, polled the same way) is "
+                "given as the executors' peak memory"
+                if started_cluster
+                else ""
+            )
+            + ". "
+        )
+        where = (
+            "on a standalone cluster started by the bench (`scripts/spark_cluster.sh`: a master "
+            "and two workers of 1 core and 2 GB each, separate JVMs on this same machine, so the "
+            "executors compete with the driver for its cores)"
+            if started_cluster
+            else f"on the cluster at `{spark.get('master')}`"
+        )
+    else:
+        memory = (
+            "Peak memory is the RSS of the whole process tree, Spark's JVM included (in local "
+            "mode the driver and its executor threads are one JVM, a child of the `dagster` "
+            "process). "
+        )
+        where = f"in local mode (`{spark.get('master', 'local[*]')}`)"
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"`{command}` on {run['date']}, commit `{run['commit']}`. Machine: "
+        f"{machine_info['cores']} cores ({machine_info['cpu']}), {machine_info['memory_gib']} GiB "
+        f"memory, Python {machine_info['python']}, Spark {spark.get('spark', '?')} on Java "
+        f"{spark.get('java', '?')}. The same runs as DuckDB's with `MARKETING_ML_ENGINE=spark`, "
+        f"{where}, the tables in a new warehouse per scale; the re-plan and the dashboard read "
+        "the serving file, a DuckDB file on either engine. "
+        + memory
+        + "The lower bound is DuckDB's bare scan, as above. Bronze, silver, the daily facts and "
+        "the features are rebuilt in full on every Spark run, the daily refresh too. Raw "
+        f"figures: `benchmarks/{json_name}`.",
+        "",
+    ]
+    executors = kind == "spark-cluster" and started_cluster
+    memory_label = "peak memory, driver side" if kind == "spark-cluster" else "peak memory"
+    for result in run["results"]:
+        full, daily = result["full_graph"], result["daily_refresh"]
+        board = result.get("dashboard", {})
+        lines += [
+            f"### {result['scale']}: {result['ad_sets']} ad sets × {result['days']} days",
+            "",
+            f"{result['csv_mib']} MiB of CSV, {result['conversion_events']:,} conversion events, "
+            f"{result['performance_rows']:,} performance rows.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+        ]
+        for label, measured in (
+            ("whole graph", full),
+            ("daily refresh after one appended day", daily),
+        ):
+            failed = "" if measured["returncode"] == 0 else f" (**{measured['status']}**)"
+            lines += [
+                f"| {label}, wall (load {measured['load_before']}) | {measured['wall_s']} s"
+                f"{failed} |",
+                f"| {label}, {memory_label} (during; held by) | {measured['peak_mib']} MiB "
+                f"({measured['peak_during']}; {held_by(measured)}) |",
+            ]
+            if executors and "executors_peak_mib" in measured:
+                lines.append(
+                    f"| {label}, executors' peak memory | {measured['executors_peak_mib']} MiB |"
+                )
+        lines += [
+            f"| DuckDB bare scan (lower bound) | {result['bare_scan_s']} s |",
+            f"| bronze → gold (sum of steps) | {result['bronze_to_gold_s']} s |",
+            f"| bronze → gold ÷ bare scan | {result['bronze_to_gold_over_scan']}× |",
+        ]
+        plan_steps = result.get("plan_steps")
+        if plan_steps:
+            lines.append(
+                f"| curve fits + budget plan (gold__response_curves + gold__budget_plan) | "
+                f"{plan_steps['total']} s ({plan_steps.get('gold__response_curves')} s + "
+                f"{plan_steps.get('gold__budget_plan')} s) |"
+            )
+        replanned = result.get("replan", {})
+        if "replan_median_s" in replanned:
+            lines.append(
+                f"| optimizer alone, re-plan {replanned['ad_sets']:,} ad sets, median of 10 (max) | "
+                f"{replanned['replan_median_s']} s ({replanned['replan_max_s']} s) |"
+            )
+        if "error" in board:
+            lines.append(f"| dashboard | failed: {board['error']} |")
+        elif board:
+            lines += [
+                f"| dashboard first render (load {board['load']}) | {board['first_render_s']} s |",
+                f"| dashboard filter change, median of 10 (max) | "
+                f"{board['filter_change_median_s']} s ({board['filter_change_max_s']} s) |",
+            ]
+            if board.get("whatif_change_median_s") is not None:
+                lines.append(
+                    f"| dashboard What-if change, median of 10 (max) | "
+                    f"{board['whatif_change_median_s']} s ({board['whatif_change_max_s']} s) |"
+                )
+            lines += [
+                f"| dashboard process peak memory | {board['app_peak_mib']} MiB |",
+                f"| serving file | {board['serving_mib']} MiB |",
+            ]
+        for label, measured in (("whole graph", full), ("daily refresh", daily)):
+            layers = measured.get("by_layer") or by_layer(measured)
+            lines += [
+                "",
+                f"{label.capitalize()} by layer: "
+                + ", ".join(f"{name} {seconds} s" for name, seconds in layers.items())
+                + ".",
+            ]
+        for label, measured, slowest in (
+            ("whole graph", full, 8),
+            ("daily refresh", daily, 5),
+        ):
+            lines += [
+                "",
+                f"Slowest {slowest} steps of the {label}:",
+                "",
+                "| step | seconds |",
+                "|---|---|",
+            ]
+            lines += [
+                f"| {step} | {seconds} |"
+                for step, seconds in list(measured["steps"].items())[:slowest]
+            ]
+        lines.append("")
+    table = run.get("scaling")
+    if table:
+        lines += [
+            f"Scaling: each scale against {table['base']} (1×); the data ratio is the ratio of "
+            "CSV bytes (rows: conversion events plus performance rows). At most linear: the time "
+            "ratio is no more than the data ratio.",
+            "",
+            "| scale | CSV | data ratio (rows) | whole graph | time ratio | | daily refresh | "
+            "time ratio | |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in table["scales"]:
+            full, daily = row["full_graph"], row["daily_refresh"]
+            lines.append(
+                f"| {row['scale']} | {row['csv_mib']} MiB | {row['data_ratio']:.2f}× "
+                f"({row['rows_ratio']:.2f}×) | {full['wall_s']} s | {full['time_ratio']:.2f}× | "
+                f"{full['verdict']} | {daily['wall_s']} s | {daily['time_ratio']:.2f}× | "
+                f"{daily['verdict']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render(runs: dict[str, dict], notes: str) -> str:
+    """BENCHMARKS.md from every kind of run there are results for: DuckDB's section as `markdown`
+    renders it, then Spark's in local mode and on a cluster, then the hand-written notes."""
+    text = ""
+    if "duckdb" in runs:
+        duckdb_run = runs["duckdb"]
+        text = markdown(duckdb_run["results"], duckdb_run)
+    else:
+        text = "# Benchmarks\n"
+    for kind in ("spark", "spark-cluster"):
+        if kind in runs:
+            text += spark_markdown(runs[kind], kind, JSON_NAMES[kind])
+    return text + notes
+
+
+def warm_up(engine: Engine) -> None:
     """One untimed `dagster` start, so the first scale does not pay for compiling bytecode and
     reading the libraries from disk: that made the first run of a bench 2 s slower than the
-    same run repeated."""
+    same run repeated. On Spark, one untimed local Spark session too (its JARs from disk)."""
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
     subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-m", "marketing_ml"],
         cwd=ROOT,
-        env={name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"},
+        env=env,
         check=True,
         capture_output=True,
+    )
+    if engine.name == "spark":
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from pyspark.sql import SparkSession\n"
+                "session = SparkSession.builder.master('local[1]')"
+                ".config('spark.ui.enabled', 'false').getOrCreate()\n"
+                "session.range(10).count()\n"
+                "session.stop()\n",
+            ],
+            cwd=ROOT,
+            env={**env, "SPARK_LOCAL_IP": "127.0.0.1"},
+            check=True,
+            capture_output=True,
+        )
+
+
+def cluster_workers(cluster_dir: Path) -> tuple[int, ...]:
+    """The worker JVMs' PIDs that scripts/spark_cluster.sh wrote."""
+    return tuple(
+        int(pid_file.read_text().strip()) for pid_file in sorted(cluster_dir.glob("worker-*.pid"))
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", default="small,medium,large")
+    parser.add_argument(
+        "--scales",
+        default="small,medium,large",
+        help=f"comma-separated: {', '.join(SCALES)}, or AD_SETSxDAYS",
+    )
+    parser.add_argument("--engine", choices=ENGINES, default="duckdb")
+    parser.add_argument(
+        "--master",
+        help="spark only: SPARK_MASTER for the runs (default: local mode, local[*])",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help=f"spark only: start scripts/spark_cluster.sh's standalone cluster in WORK/cluster "
+        f"before the scales, run on it ({CLUSTER_MASTER}) and stop it after",
+    )
     parser.add_argument(
         "--data-root",
         type=Path,
@@ -803,26 +1240,63 @@ def main() -> None:
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "marketing-ml-bench" / "runs"
     )
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "latest.json")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="this run's results (default benchmarks/latest.json, latest-spark.json or "
+        "latest-spark-cluster.json); the other engines' are read from the same folder",
+    )
     arguments = parser.parse_args()
     names = [name.strip() for name in arguments.scales.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(SCALES))
+    unknown = [name for name in names if scale_named(name) is None]
     if unknown:
-        parser.error(f"unknown scale(s) {', '.join(unknown)}; choose from {', '.join(SCALES)}")
+        parser.error(
+            f"unknown scale(s) {', '.join(unknown)}; choose from {', '.join(SCALES)} or give "
+            "AD_SETSxDAYS"
+        )
+    if arguments.engine != "spark" and (arguments.master or arguments.cluster):
+        parser.error("--master and --cluster are for --engine spark")
+    if arguments.cluster and arguments.master and arguments.master != CLUSTER_MASTER:
+        parser.error(f"--cluster runs on {CLUSTER_MASTER}: leave out --master")
+    master = CLUSTER_MASTER if arguments.cluster else arguments.master
+    engine = Engine(arguments.engine, master)
+    json_path = arguments.json or ROOT / "benchmarks" / JSON_NAMES[engine.kind]
     info = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "commit": git_commit(),
         "machine": machine(),
         "load_at_start": round(load(), 2),
+        "engine": engine.kind,
     }
-    warm_up()
-    results = [bench_scale(SCALES[name], arguments.data_root, arguments.work) for name in names]
-    arguments.json.parent.mkdir(parents=True, exist_ok=True)
-    arguments.json.write_text(json.dumps({**info, "results": results}, indent=2, default=str))
+    if engine.name == "spark":
+        info["spark"] = {**spark_versions(), "master": master or "local[*]"}
+        info["cluster_started"] = arguments.cluster
+    warm_up(engine)
+    cluster_dir = arguments.work / "cluster"
+    if arguments.cluster:
+        subprocess.run(["bash", str(CLUSTER_SCRIPT), "start", str(cluster_dir)], check=True)
+    try:
+        if arguments.cluster:
+            engine = Engine(engine.name, master, cluster_workers(cluster_dir))
+        results = [
+            bench_scale(scale_named(name), arguments.data_root, arguments.work, engine)
+            for name in names
+        ]
+    finally:
+        if arguments.cluster:
+            subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(cluster_dir)], check=False)
+    run = {**info, "results": results, "scaling": scaling(results)}
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(run, indent=2, default=str))
+    runs = {engine.kind: run}
+    for kind, name in JSON_NAMES.items():
+        other = json_path.parent / name
+        if kind not in runs and other.exists():
+            runs[kind] = json.loads(other.read_text())
     previous = arguments.markdown.read_text() if arguments.markdown.exists() else ""
     notes = previous[previous.index(NOTES) :] if NOTES in previous else ""
-    arguments.markdown.write_text(markdown(results, info) + notes)
-    print(f"wrote {arguments.markdown} and {arguments.json}")
+    arguments.markdown.write_text(render(runs, notes))
+    print(f"wrote {arguments.markdown} and {json_path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 its comment."""
 
 import json
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
-from dagster._utils.backoff import backoff
 
 from marketing_ml.sql import sql_string
 
@@ -27,20 +27,24 @@ def duckdb_config(memory_limit: str) -> dict:
     return {"memory_limit": memory_limit} if memory_limit else {}
 
 
+CONNECT_ATTEMPTS = 10
+
+
 @contextmanager
 def connect(database: Path, read_only: bool = False, memory_limit: str = ""):
-    """A connection to the lakehouse file; retries while another process holds DuckDB's lock."""
+    """A connection to the lakehouse file; retries with backoff (about 10 s in all) while another
+    process holds DuckDB's lock on it."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    connection = backoff(
-        fn=duckdb.connect,
-        retry_on=(RuntimeError, duckdb.IOException),
-        kwargs={
-            "database": str(database),
-            "read_only": read_only,
-            "config": duckdb_config(memory_limit),
-        },
-        max_retries=10,
-    )
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            connection = duckdb.connect(
+                str(database), read_only=read_only, config=duckdb_config(memory_limit)
+            )
+            break
+        except (RuntimeError, duckdb.IOException):
+            if attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02 * 2**attempt)
     try:
         yield connection
     finally:
