@@ -250,7 +250,7 @@ def _write_version(connection: SparkConnection, name: str, frame) -> None:
     """Write `frame` under a new location of `name` and switch the table to it."""
     location = new_location(connection, name)
     try:
-        frame.write.mode("errorifexists").parquet(str(location))
+        frame.write.mode("error").parquet(str(location))
     except BaseException:
         shutil.rmtree(location, ignore_errors=True)
         raise
