@@ -227,8 +227,8 @@ def _switch(connection: SparkConnection, name: str, location: Path, schema) -> N
     session = connection.session
     previous = _location_of(connection, name) if _exists(connection, name) else None
     if previous is not None and session.table(name).schema == schema:
-        session.sql(f"ALTER TABLE {name} SET LOCATION {spark_string(str(location))}")
         session.sql(f"ALTER TABLE {name} UNSET TBLPROPERTIES IF EXISTS ('{STATE_PROPERTY}')")
+        session.sql(f"ALTER TABLE {name} SET LOCATION {spark_string(str(location))}")
         session.catalog.refreshTable(name)
     else:
         session.sql(f"DROP TABLE IF EXISTS {name}")
