@@ -133,7 +133,16 @@ class LabelledRows:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, spec: "ModelSpec") -> "LabelledRows":
-        labelled = frame[spec.label].notna().to_numpy()
+        """The labelled rows of `frame` in (ad_set_id, date) order, whatever order the engine
+        returned them in (Spark's reads have none), so a fit never depends on it. Rows that
+        arrive in that order (DuckDB's, from a table written so) are not moved."""
+        labelled = np.flatnonzero(frame[spec.label].notna().to_numpy())
+        arrived = pd.DataFrame(
+            {column: frame[column].to_numpy()[labelled] for column in ("ad_set_id", "date")}
+        )
+        order = arrived.sort_values(["ad_set_id", "date"], kind="stable").index.to_numpy()
+        if not np.array_equal(order, np.arange(len(order))):
+            labelled = labelled[order]
         keys = pd.DataFrame(
             {column: frame[column].to_numpy()[labelled] for column in ("ad_set_id", "date")}
         )
