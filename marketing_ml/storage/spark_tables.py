@@ -37,6 +37,9 @@ VERSIONS_FOLDER = "tables"
 """Under the warehouse: tables/<schema>/<table>/<version>/ holds each written version."""
 
 updates_in_place = False
+DEFAULT_DRIVER_MEMORY = "2g"
+"""The driver JVM's heap unless SPARK_DRIVER_MEMORY says otherwise. Spark's default (1g) could not
+hold the broadcast sides of the quarantine's joins at 800 ad sets x 365 days on the cluster."""
 LOCAL_SHUFFLE_PARTITIONS = 4
 """Shuffle partitions in local mode (Spark's default, 200, is for clusters: on one machine each
 shuffle wrote 200 small files per stage). A cluster keeps its own setting."""
@@ -119,7 +122,9 @@ def session_for(warehouse: Path):
     else:
         warehouse.mkdir(parents=True, exist_ok=True)
         metastore = warehouse / "metastore_db"
-        builder = SparkSession.builder.master(master)
+        builder = SparkSession.builder.master(master).config(
+            "spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY") or DEFAULT_DRIVER_MEMORY
+        )
         if master.startswith("local"):
             builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
         session = (
