@@ -11,14 +11,9 @@ import tempfile
 
 import duckdb
 import pytest
+from pyspark.sql import SparkSession
 
 from marketing_ml.storage.spark_sql import to_spark
-
-pyspark = pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark needs Java", allow_module_level=True)
-
-from pyspark.sql import SparkSession  # noqa: E402
 
 
 @pytest.fixture(scope="module")
