@@ -49,6 +49,18 @@ def validation(card: dict) -> dict:
     return ((card.get("metrics") or {}).get("validation")) or {}
 
 
+def fit_sample_text(sample: dict | None) -> str | None:
+    """What a booster fit on: every row, or the ad-set sample the row budget chose."""
+    if not sample:
+        return None
+    if sample["rows"] == sample["of_rows"]:
+        return f"all {sample['rows']:,} rows"
+    return (
+        f"{sample['rows']:,} of {sample['of_rows']:,} rows: every day of {sample['ad_sets']:,} "
+        f"of {sample['of_ad_sets']:,} ad sets (by hash of their id)"
+    )
+
+
 def backtest_table(card: dict) -> pd.DataFrame:
     folds = (card.get("backtest") or {}).get("folds") or []
     return pd.DataFrame(
@@ -57,6 +69,7 @@ def backtest_table(card: dict) -> pd.DataFrame:
                 "cutoff": fold.get("cutoff"),
                 "evaluated": f"{fold.get('evaluation_start')} → {fold.get('evaluation_end')}",
                 "rows": fold.get("rows"),
+                "fit on": fit_sample_text(fold.get("fit_sample")),
                 "AUC": (fold.get("model") or {}).get("auc"),
                 "heuristic AUC": (fold.get("heuristic") or {}).get("auc"),
                 "Brier": (fold.get("model") or {}).get("brier"),

@@ -147,3 +147,28 @@ def test_a_missing_category_is_missing_in_training_as_in_scoring():
     np.testing.assert_array_equal(
         rows.matrix(every_row, categories), feature_array(frame, MODEL_FEATURES, categories)
     )
+
+
+def test_a_row_budget_fits_the_booster_on_whole_ad_sets_and_judges_on_every_row(frame):
+    """The final fit keeps every day of a hashed sample of ad sets; calibration and validation
+    still read every row, so the card's validation is comparable with an unbudgeted model's."""
+    labelled = frame[frame[CONVERSION.label].notna()]
+    budget = TrainingParameters(max_rounds=30, bootstrap_samples=50, max_fit_rows=60)
+    model = train_model(frame, CONVERSION, budget)
+    unbudgeted = train_model(frame, CONVERSION, FAST)
+
+    sample = model.card.metrics["fit_sample"]
+    assert sample["max_rows"] == 60 and sample["of_ad_sets"] == labelled["ad_set_id"].nunique()
+    assert 0 < sample["ad_sets"] < sample["of_ad_sets"]
+    assert sample["rows"] < sample["of_rows"] == unbudgeted.card.metrics["fit_sample"]["rows"]
+    assert sample["rows"] % (sample["of_rows"] // sample["of_ad_sets"]) == 0
+    validated = model.card.metrics["validation"]["rows"]
+    assert validated == unbudgeted.card.metrics["validation"]["rows"] > 0
+    assert model.card.training_rows == unbudgeted.card.training_rows - (
+        sample["of_rows"] - sample["rows"]
+    )
+    assert all(
+        fold["fit_sample"]["max_rows"] == budget.backtest_max_fit_rows
+        for fold in model.card.backtest["folds"]
+        if "fit_sample" in fold
+    )
