@@ -74,36 +74,54 @@ def remove_staging_files(staging_path: Path) -> None:
     shutil.rmtree(staging_path.with_name(staging_path.name + ".tmp"), ignore_errors=True)
 
 
+SERVING_CATALOG = "serving"
+
+
 @contextmanager
-def lakehouse_sources(serving: duckdb.DuckDBPyConnection, lakehouse: LakehouseResource):
-    """`source(schema, table)` -> (what the serving file's SQL reads the table as, its columns),
-    for the lakehouse on either engine: DuckDB's file attached read-only; Spark's tables
-    collected through Arrow."""
+def serving_writer(lakehouse: LakehouseResource, staging_path: Path):
+    """(connection, source_of): a DuckDB connection in which the staging file is attached as
+    SERVING_CATALOG, and `source_of(schema, table)` -> (what its SQL reads the lakehouse table
+    as, the table's columns). DuckDB: the lakehouse's own connection (a run keeps the file open,
+    and DuckDB lets no second connection of the process attach it); Spark: an in-memory
+    connection that reads each table collected through Arrow."""
     if engine_name() == "duckdb":
-        serving.execute(f"ATTACH {sql_string(str(lakehouse.path))} AS lakehouse (READ_ONLY)")
+        with lakehouse.connect(read_only=True) as connection:
+            catalog = connection.execute("SELECT current_database()").fetchone()[0]
 
-        def attached(schema: str, name: str) -> tuple[str, list[str]]:
-            columns = serving.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_catalog = 'lakehouse' AND table_schema = ? "
-                "AND table_name = ? ORDER BY ordinal_position",
-                [schema, name],
-            ).fetchall()
-            source = f"lakehouse.{quote_identifier(schema)}.{quote_identifier(name)}"
-            return source, [column for (column,) in columns]
+            def attached(schema: str, name: str) -> tuple[str, list[str]]:
+                columns = connection.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
+                    "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+                    [catalog, schema, name],
+                ).fetchall()
+                source = ".".join(quote_identifier(part) for part in (catalog, schema, name))
+                return source, [column for (column,) in columns]
 
-        yield attached
-        serving.execute("DETACH lakehouse")
+            with attached_serving(connection, staging_path):
+                yield connection, attached
         return
-    with lakehouse.connect(read_only=True) as connection:
-        tables = tables_for(connection)
+    with lakehouse.connect(read_only=True) as lakehouse_connection, duckdb.connect() as connection:
+        tables = tables_for(lakehouse_connection)
 
         def collected(schema: str, name: str) -> tuple[str, list[str]]:
-            arrow = tables.fetch_arrow(connection, f"{schema}.{name}")
-            serving.register("_lakehouse_table", arrow)
+            arrow = tables.fetch_arrow(lakehouse_connection, f"{schema}.{name}")
+            connection.register("_lakehouse_table", arrow)
             return "_lakehouse_table", arrow.schema.names
 
-        yield collected
+        with attached_serving(connection, staging_path):
+            yield connection, collected
+
+
+@contextmanager
+def attached_serving(connection: duckdb.DuckDBPyConnection, staging_path: Path):
+    """The staging file attached as SERVING_CATALOG; checkpointed and detached after the block,
+    so the file is complete before it is renamed into place."""
+    connection.execute(f"ATTACH {sql_string(str(staging_path))} AS {SERVING_CATALOG}")
+    try:
+        yield
+        connection.execute(f"CHECKPOINT {SERVING_CATALOG}")
+    finally:
+        connection.execute(f"DETACH {SERVING_CATALOG}")
 
 
 def write_serving_file(
@@ -116,23 +134,20 @@ def write_serving_file(
     remove_staging_files(staging_path)
     row_counts = {}
     try:
-        with duckdb.connect(str(staging_path)) as serving:
-            with lakehouse_sources(serving, lakehouse) as source_of:
-                for table in tables:
-                    schema, name = table.split(".")
-                    target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
-                    serving.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
-                    source, columns = source_of(schema, name)
-                    column_list = ", ".join(
-                        quote_identifier(column)
-                        for column in columns
-                        if column not in UNSERVED_COLUMNS
-                    )
-                    serving.execute(f"CREATE TABLE {target} AS SELECT {column_list} FROM {source}")
-                    row_counts[table] = serving.execute(
-                        f"SELECT count(*) FROM {target}"
-                    ).fetchone()[0]
-            serving.execute("CHECKPOINT")
+        with serving_writer(lakehouse, staging_path) as (connection, source_of):
+            for table in tables:
+                schema, name = table.split(".")
+                target_schema = f"{SERVING_CATALOG}.{quote_identifier(schema)}"
+                target = f"{target_schema}.{quote_identifier(name)}"
+                connection.execute(f"CREATE SCHEMA IF NOT EXISTS {target_schema}")
+                source, columns = source_of(schema, name)
+                column_list = ", ".join(
+                    quote_identifier(column) for column in columns if column not in UNSERVED_COLUMNS
+                )
+                connection.execute(f"CREATE TABLE {target} AS SELECT {column_list} FROM {source}")
+                row_counts[table] = connection.execute(f"SELECT count(*) FROM {target}").fetchone()[
+                    0
+                ]
         os.replace(staging_path, serving_path)
     finally:
         remove_staging_files(staging_path)

@@ -8,7 +8,12 @@ import dagster as dg
 import pandas as pd
 
 from marketing_ml.run_lock import resource_run_lock
-from marketing_ml.storage.engine import lakehouse_location, open_lakehouse, tables_for
+from marketing_ml.storage.engine import (
+    held_for_run,
+    lakehouse_location,
+    open_lakehouse,
+    tables_for,
+)
 
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_LAKEHOUSE_DB = "data/lakehouse.duckdb"
@@ -31,6 +36,19 @@ def serving_db_path() -> Path:
     return Path(os.environ.get("MARKETING_ML_SERVING_DB") or DEFAULT_SERVING_DB)
 
 
+@contextmanager
+def lakehouse_for_run(context: dg.InitResourceContext, database: Path, memory_limit: str):
+    """What a resource holds for a run: the lakehouse's run lock and, in a run, the lakehouse
+    kept open for its steps (`held_for_run`). Re-entrant: the IO manager and `lakehouse` share
+    both."""
+    with resource_run_lock(context, lakehouse_location(database)):
+        if getattr(context, "run", None) is None:
+            yield
+            return
+        with held_for_run(database, memory_limit):
+            yield
+
+
 class LakehouseResource(dg.ConfigurableResource):
     """Short-lived connections to the working lakehouse, for checks and the publish step, on
     the engine MARKETING_ML_ENGINE names (marketing_ml/storage/engine.py).
@@ -49,7 +67,7 @@ class LakehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext):
-        with resource_run_lock(context, lakehouse_location(self.path)):
+        with lakehouse_for_run(context, self.path, self.memory_limit):
             with super().yield_for_execution(context) as resource:
                 yield resource
 

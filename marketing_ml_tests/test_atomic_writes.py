@@ -10,6 +10,7 @@ import pytest
 from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
 from marketing_ml.silver import revenue_by_day
 from marketing_ml.storage import Sql, Table
+from marketing_ml.storage import duckdb_tables
 from marketing_ml.storage.duckdb_tables import replace_table_with_query
 from marketing_ml.storage.io_manager import LakehouseIOManager, table_of
 from marketing_ml_tests.conftest import (
@@ -191,3 +192,35 @@ def test_a_table_input_is_named_by_its_asset_key_without_opening_the_lakehouse()
     assert str(table_of(dg.AssetKey(["gold", "daily_adset_metrics"]))) == "gold.daily_adset_metrics"
     with pytest.raises(dg.DagsterInvariantViolationError, match="report: a table asset's key"):
         table_of(dg.AssetKey("report"))
+
+
+def test_a_run_opens_the_lakehouse_file_once_and_closes_it_at_the_end(lakehouse, monkeypatch):
+    """Every step's connection is a cursor of the run's one connection; after the run the file
+    is closed (a read-only connection of this process would otherwise be refused)."""
+    opened = []
+    real_open = duckdb_tables._open
+
+    def counting_open(database, read_only, memory_limit):
+        opened.append(database.resolve())
+        return real_open(database, read_only, memory_limit)
+
+    monkeypatch.setattr(duckdb_tables, "_open", counting_open)
+    result = lakehouse.materialize()
+
+    assert result.success
+    assert opened.count(lakehouse.database.resolve()) == 1
+    assert lakehouse.serving_query("SELECT count(*) FROM gold.daily_adset_metrics")[0][0] > 0
+    assert lakehouse.query("SELECT count(*) FROM silver.conversion_events")[0][0] > 0
+
+
+def test_held_open_is_reentrant_and_closes_the_file_with_its_last_holder(tmp_path):
+    database = tmp_path / "lakehouse.duckdb"
+    with duckdb_tables.held_open(database):
+        with duckdb_tables.held_open(database), duckdb_tables.connect(database) as writer:
+            writer.execute("CREATE TABLE t AS SELECT 1 AS x")
+        with duckdb_tables.connect(database, read_only=True) as reader:
+            assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
+        with pytest.raises(duckdb.ConnectionException):
+            duckdb.connect(str(database), read_only=True)
+    with duckdb.connect(str(database), read_only=True) as reader:
+        assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]

@@ -52,6 +52,20 @@ def open_lakehouse(duckdb_database: Path, read_only: bool = False, memory_limit:
         yield connection
 
 
+@contextmanager
+def held_for_run(duckdb_database: Path, memory_limit: str = ""):
+    """The lakehouse kept open while a run's steps use it: DuckDB's file stays open and each
+    step's connection is a cursor of it (`duckdb_tables.held_open`); Spark's session is shared
+    already."""
+    if engine_name() == "spark":
+        yield
+        return
+    from marketing_ml.storage import duckdb_tables
+
+    with duckdb_tables.held_open(duckdb_database, memory_limit):
+        yield
+
+
 def tables_for(connection) -> ModuleType:
     """The table operations (`duckdb_tables` or `spark_tables`) of a connection's engine."""
     from marketing_ml.storage import duckdb_tables

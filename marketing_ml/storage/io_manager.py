@@ -23,12 +23,10 @@ from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHan
 from dagster_duckdb.io_manager import DuckDBIOManager
 
 from marketing_ml.ml.store import CalibratedModel, load_model, store_model
-from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, lakehouse_db_path
-from marketing_ml.run_lock import resource_run_lock
+from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, lakehouse_db_path, lakehouse_for_run
 from marketing_ml.storage.engine import (
     engine_errors,
     engine_name,
-    lakehouse_location,
     open_lakehouse,
     tables_for,
 )
@@ -79,7 +77,10 @@ class TableWriterTypeHandler(DbTypeHandler[TableWriter]):
             metadata = obj.write(connection, table_slice.schema, table_slice.table)
         except engine_errors() as error:
             raise build_failure(table_slice, error) from error
-        return {**metadata, **tables_for(connection).table_metadata(connection, qualified_name(table_slice))}
+        return {
+            **metadata,
+            **tables_for(connection).table_metadata(connection, qualified_name(table_slice)),
+        }
 
     def load_input(self, context, table_slice: TableSlice, connection):
         raise dg.DagsterInvariantViolationError(
@@ -239,9 +240,10 @@ class LakehouseIOManager(DuckDBIOManager):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext):
-        """Holds the lakehouse's run lock for the whole run (shared with `lakehouse`)."""
+        """Holds the lakehouse's run lock, and the lakehouse open, for the whole run (shared
+        with `lakehouse`)."""
         database = Path(self.database) if self.database else lakehouse_db_path()
-        with resource_run_lock(context, lakehouse_location(database)):
+        with lakehouse_for_run(context, database, self.memory_limit):
             with super().yield_for_execution(context) as io_manager:
                 yield io_manager
 

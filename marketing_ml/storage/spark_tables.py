@@ -128,8 +128,7 @@ def session_for(warehouse: Path):
         if master.startswith("local"):
             builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
         session = (
-            builder
-            .appName("marketing-ml")
+            builder.appName("marketing-ml")
             .config("spark.ui.enabled", "false")
             .config("spark.driver.host", os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"))
             .config("spark.sql.warehouse.dir", str(warehouse))
