@@ -12,6 +12,7 @@ from marketing_ml.storage.engine import (
     held_for_run,
     lakehouse_location,
     open_lakehouse,
+    release_buffers,
     tables_for,
 )
 
@@ -77,9 +78,12 @@ class LakehouseResource(dg.ConfigurableResource):
             yield connection
 
     def frame(self, query: str) -> pd.DataFrame:
-        """The query's rows as a frame (read-only, through Arrow: see `fetch_frame`)."""
+        """The query's rows as a frame (read-only, through Arrow: see `fetch_frame`). The
+        engine's buffers are released after it, for the Python work that reads the frame."""
         with self.connect(read_only=True) as connection:
-            return tables_for(connection).fetch_frame(connection, query)
+            frame = tables_for(connection).fetch_frame(connection, query)
+        release_buffers(self.path)
+        return frame
 
 
 class RawFilesResource(dg.ConfigurableResource):

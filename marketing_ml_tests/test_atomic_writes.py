@@ -9,8 +9,7 @@ import pytest
 
 from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
 from marketing_ml.silver import revenue_by_day
-from marketing_ml.storage import Sql, Table
-from marketing_ml.storage import duckdb_tables
+from marketing_ml.storage import Sql, Table, duckdb_tables
 from marketing_ml.storage.duckdb_tables import replace_table_with_query
 from marketing_ml.storage.io_manager import LakehouseIOManager, table_of
 from marketing_ml_tests.conftest import (
@@ -194,21 +193,38 @@ def test_a_table_input_is_named_by_its_asset_key_without_opening_the_lakehouse()
         table_of(dg.AssetKey("report"))
 
 
-def test_a_run_opens_the_lakehouse_file_once_and_closes_it_at_the_end(lakehouse, monkeypatch):
-    """Every step's connection is a cursor of the run's one connection; after the run the file
-    is closed (a read-only connection of this process would otherwise be refused)."""
-    opened = []
-    real_open = duckdb_tables._open
+def test_a_run_opens_the_lakehouse_file_once_except_after_frame_reads(lakehouse, monkeypatch):
+    """Every step's connection is a cursor of the run's one connection, which is closed only to
+    free DuckDB's buffers after a frame read (`release_buffers`) and at the end of the run (a
+    read-only connection of this process would otherwise be refused)."""
+    opened, connections, released = [], [], []
+    real_open, real_connect, real_release = (
+        duckdb_tables._open,
+        duckdb_tables.connect,
+        duckdb_tables.release_buffers,
+    )
 
     def counting_open(database, read_only, memory_limit):
         opened.append(database.resolve())
         return real_open(database, read_only, memory_limit)
 
+    def counting_connect(database, *arguments, **options):
+        connections.append(database.resolve())
+        return real_connect(database, *arguments, **options)
+
+    def counting_release(database):
+        released.append(database.resolve())
+        real_release(database)
+
     monkeypatch.setattr(duckdb_tables, "_open", counting_open)
+    monkeypatch.setattr(duckdb_tables, "connect", counting_connect)
+    monkeypatch.setattr(duckdb_tables, "release_buffers", counting_release)
     result = lakehouse.materialize()
 
     assert result.success
-    assert opened.count(lakehouse.database.resolve()) == 1
+    path = lakehouse.database.resolve()
+    assert 1 <= opened.count(path) <= 1 + released.count(path)
+    assert connections.count(path) > 3 * opened.count(path)
     assert lakehouse.serving_query("SELECT count(*) FROM gold.daily_adset_metrics")[0][0] > 0
     assert lakehouse.query("SELECT count(*) FROM silver.conversion_events")[0][0] > 0
 
@@ -222,5 +238,12 @@ def test_held_open_is_reentrant_and_closes_the_file_with_its_last_holder(tmp_pat
             assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
         with pytest.raises(duckdb.ConnectionException):
             duckdb.connect(str(database), read_only=True)
+        duckdb_tables.release_buffers(database)
+        with duckdb.connect(str(database), read_only=True) as reader:  # closed until next use
+            assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
+        with duckdb_tables.connect(database) as writer:
+            writer.execute("INSERT INTO t VALUES (2)")
+        with pytest.raises(duckdb.ConnectionException):
+            duckdb.connect(str(database), read_only=True)
     with duckdb.connect(str(database), read_only=True) as reader:
-        assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
+        assert reader.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]

@@ -66,6 +66,15 @@ def held_for_run(duckdb_database: Path, memory_limit: str = ""):
         yield
 
 
+def release_buffers(duckdb_database: Path) -> None:
+    """Free the engine's cached data held for the run (DuckDB: close the held file, reopened on
+    next use; Spark: nothing, its memory is the JVM's)."""
+    if engine_name() == "duckdb":
+        from marketing_ml.storage import duckdb_tables
+
+        duckdb_tables.release_buffers(duckdb_database)
+
+
 def tables_for(connection) -> ModuleType:
     """The table operations (`duckdb_tables` or `spark_tables`) of a connection's engine."""
     from marketing_ml.storage import duckdb_tables
