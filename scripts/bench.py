@@ -88,9 +88,12 @@ CLUSTER_MASTER = "spark://127.0.0.1:7077"
 CLUSTER_SCRIPT = ROOT / "scripts" / "spark_cluster.sh"
 TARGETS = {
     "small": {"full_graph_s": 8.0},
-    "medium": {"full_graph_s": 15.0},
+    "medium": {"full_graph_s": 15.0, "training_auc_drop": 0.003, "training_ece": 0.02},
     "large": {
         "full_graph_s": 60.0,
+        "weekly_retrain_s": 30.0,
+        "training_auc_drop": 0.003,
+        "training_ece": 0.02,
         "curves_and_plan_s": 10.0,
         "replan_s": 0.3,
         "peak_mib": 2048.0,
@@ -619,6 +622,69 @@ def dashboard(serving: Path) -> dict:
     }
 
 
+# ------------------------------------------------------------------------- the training budget
+TRAINING_BUDGET_PROBE = r"""
+import json, sys, time
+import duckdb
+from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
+
+budgets = {"previous": TrainingParameters(**json.loads(sys.argv[2])), "current": TrainingParameters()}
+with duckdb.connect(sys.argv[1], read_only=True) as connection:
+    frame = connection.sql("SELECT * FROM gold.training_dataset").df()
+figures = {}
+for spec in (PACING_RISK, CONVERSION):
+    for budget, params in budgets.items():
+        started = time.perf_counter()
+        card = train_model(frame, spec, params).card
+        validation = card.metrics["validation"]
+        figures.setdefault(spec.name, {})[budget] = {
+            "seconds": round(time.perf_counter() - started, 2),
+            "auc": validation["model"]["auc"],
+            "ece": validation["ece"],
+            "validation_rows": validation["rows"],
+            "backtest_auc": card.backtest["pooled"]["model"]["auc"],
+            "fit_rows": card.metrics["fit_sample"]["rows"],
+        }
+print(json.dumps(figures))
+"""
+PREVIOUS_TRAINING_BUDGET = {
+    "learning_rate": 0.2,
+    "early_stopping_rounds": 20,
+    "max_fit_rows": 10**12,
+    "backtest_max_fit_rows": 150_000,
+}
+"""The training budget before the first-build work: every row, 0.2, 20 rounds, 150,000-row
+backtest fits."""
+
+
+def training_budget(lakehouse: Path) -> dict:
+    """Both models trained on the lakehouse's training data with the previous budget and with
+    the current defaults, side by side in one process: the current budget may cost at most
+    0.003 validation AUC per model, and its ECE must stay <= 0.02."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TRAINING_BUDGET_PROBE,
+            str(lakehouse),
+            json.dumps(PREVIOUS_TRAINING_BUDGET),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        return {"error": (result.stderr or result.stdout).strip().splitlines()[-1:]}
+    models = json.loads(result.stdout.strip().splitlines()[-1])
+    return {
+        "models": models,
+        "auc_drop": round(
+            max(m["previous"]["auc"] - m["current"]["auc"] for m in models.values()), 4
+        ),
+        "ece": round(max(m["current"]["ece"] for m in models.values()), 4),
+    }
+
+
 # ----------------------------------------------------------------------------------- the plan
 REPLAN_PROBE = r"""
 import json, statistics, sys, time
@@ -751,13 +817,23 @@ def bench_scale(scale: Scale, data_root: Path, work: Path, engine: Engine = Engi
         f"({daily['status']}), rows appended {daily['appended_rows']}",
         flush=True,
     )
+    weekly = cli_run(
+        ["job", "execute", "-m", "marketing_ml", "-j", "weekly_retrain"],
+        env,
+        home,
+        run_dir / "weekly_retrain.log",
+        engine.workers,
+    )
+    print(f"  weekly retrain {weekly['wall_s']} s, {weekly['peak_mib']} MiB ({weekly['status']})")
     full["by_layer"] = by_layer(full)
+    weekly["by_layer"] = by_layer(weekly)
     if engine.name == "spark":
         daily["by_layer"] = by_layer(daily)
     bronze_to_gold = bronze_to_gold_seconds(full["steps"])
     result.update(
         full_graph=full,
         daily_refresh=daily,
+        weekly_retrain=weekly,
         bronze_to_gold_s=bronze_to_gold,
         bronze_to_gold_over_scan=round(bronze_to_gold / max(result["bare_scan_s"], 1e-3), 1),
     )
@@ -772,6 +848,8 @@ def bench_scale(scale: Scale, data_root: Path, work: Path, engine: Engine = Engi
     if scale.name != "small" and full["returncode"] == 0 and engine.name == "duckdb":
         result["feature_scaling_2x_days"] = feature_scaling(lakehouse)
         print(f"  2x days {result['feature_scaling_2x_days']}", flush=True)
+        result["training_budget"] = training_budget(lakehouse)
+        print(f"  training budget {result['training_budget']}", flush=True)
     return result
 
 
@@ -796,6 +874,9 @@ def targets(result: dict) -> list[tuple[str, object, float]]:
         "app_mib": board.get("app_peak_mib"),
         "curves_and_plan_s": result.get("plan_steps", {}).get("total"),
         "replan_s": result.get("replan", {}).get("replan_median_s"),
+        "weekly_retrain_s": (result.get("weekly_retrain") or {}).get("wall_s"),
+        "training_auc_drop": result.get("training_budget", {}).get("auc_drop"),
+        "training_ece": result.get("training_budget", {}).get("ece"),
     }
     return [(name, measured[name], limit) for name, limit in limits.items()]
 
@@ -828,6 +909,9 @@ GOLD_ASSETS = (
     "response_curves",
     "budget_plan",
 )
+BEFORE_FILE = ROOT / "benchmarks" / "before-first-build.json"
+"""`make bench` before the first-build work: BENCHMARKS.md shows each layer before and now."""
+BEFORE_INFO = json.loads(BEFORE_FILE.read_text()) if BEFORE_FILE.exists() else {}
 PLAN_STEPS = ("gold__response_curves", "gold__budget_plan")
 """The budget plan's two steps: curve fits, then the plan (target: together <= 10 s at large)."""
 NOTES = "\n## Notes"
@@ -842,6 +926,12 @@ def by_layer(run: dict) -> dict[str, float]:
         totals[layer] += seconds
     totals["start-up and Dagster"] = run["wall_s"] - sum(totals.values())
     return {name: round(seconds, 1) for name, seconds in totals.items()}
+
+
+BEFORE = {
+    result["scale"]: {**result["full_graph"], "by_layer": by_layer(result["full_graph"])}
+    for result in BEFORE_INFO.get("results", [])
+}
 
 
 def markdown(results: list[dict], info: dict) -> str:
@@ -916,12 +1006,62 @@ def markdown(results: list[dict], info: dict) -> str:
                 f"| feature assets at 2× days ÷ 1× (limit 2.5) | {scaling['ratio']}× "
                 f"({scaling['seconds_1x']} s → {scaling['seconds_2x']} s) |"
             )
+        weekly = result.get("weekly_retrain")
+        if weekly:
+            lines += [
+                f"| weekly retrain (labels, training data, both models, scoring, curves, plan, "
+                f"publish, report), wall (load {weekly['load_before']}) | {weekly['wall_s']} s |",
+                f"| weekly retrain, peak memory (during) | {weekly['peak_mib']} MiB "
+                f"({weekly['peak_during']}) |",
+            ]
         layers = full.get("by_layer") or by_layer(full)
+        before = BEFORE.get(result["scale"])
         lines += [
             "",
             "Whole graph by layer: "
             + ", ".join(f"{name} {seconds} s" for name, seconds in layers.items())
             + ".",
+        ]
+        if before:
+            lines += [
+                "",
+                f"By layer, before the first-build work (`{BEFORE_FILE.name}`, commit "
+                f"`{BEFORE_INFO['commit']}`) and now:",
+                "",
+                "| layer | before (s) | now (s) |",
+                "|---|---|---|",
+                *(
+                    f"| {name} | {before['by_layer'].get(name)} | {seconds} |"
+                    for name, seconds in layers.items()
+                ),
+                f"| whole graph, wall | {before['wall_s']} | {full['wall_s']} |",
+            ]
+        if weekly:
+            lines += [
+                "",
+                "Weekly retrain by layer: "
+                + ", ".join(f"{name} {seconds} s" for name, seconds in weekly["by_layer"].items())
+                + ".",
+            ]
+        budget = result.get("training_budget", {})
+        if "models" in budget:
+            lines += [
+                "",
+                "Training budget, both budgets trained side by side on this scale's training data "
+                "(previous: every row, learning rate 0.2, early stopping after 20 rounds, "
+                "150,000-row backtest fits; current: the defaults):",
+                "",
+                "| model | budget | validation AUC | ECE | backtest AUC | fit rows | seconds |",
+                "|---|---|---|---|---|---|---|",
+                *(
+                    f"| {model} | {name} | {figures['auc']:.4f} | {figures['ece']:.4f} | "
+                    f"{figures['backtest_auc']:.4f} | {figures['fit_rows']:,} | "
+                    f"{figures['seconds']} |"
+                    for model, budgets in budget["models"].items()
+                    for name, figures in budgets.items()
+                ),
+            ]
+        lines += [
             "",
             "Slowest five steps of the whole graph:",
             "",
@@ -1315,6 +1455,14 @@ def main() -> None:
     notes = previous[previous.index(NOTES) :] if NOTES in previous else ""
     arguments.markdown.write_text(render(runs, notes))
     print(f"wrote {arguments.markdown} and {json_path}")
+    over_budget = [
+        f"{result['scale']}: {name} {value} (limit {limit:g})"
+        for result in results
+        for name, value, limit in targets(result)
+        if name.startswith("training_") and (value is None or value > limit)
+    ]
+    if over_budget:
+        raise SystemExit(f"the training budget costs too much model quality: {over_budget}")
 
 
 if __name__ == "__main__":
