@@ -5,9 +5,10 @@ version), sentences from app.narrative, actions from app.next_steps, the budget 
 app.plan (re-planned with `planning`), the naive comparison from app.whatif.
 """
 
+import gc
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,13 +19,16 @@ from app import charts, evidence, narrative, next_steps, queries, whatif
 from app.overview import (
     KPI_TILES,
     OVER_PACING,
+    RANK_BY,
     ROAS_BAND,
     ROAS_TARGET,
     UNDER_PACING,
     Filters,
     Overview,
+    Ranking,
     kpi_tiles,
     load_overview,
+    rank,
 )
 from app.plan import (
     ROLE_LABELS,
@@ -46,6 +50,7 @@ from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
 from planning import PlanSettings
 from serving_contract import (
+    AUDIENCE_SEGMENTS,
     CONVERSION_MODEL,
     DAILY_METRICS,
     DATA_QUALITY,
@@ -67,21 +72,64 @@ def load(name: str, path: str, stamp: tuple[int, int], *arguments):
     return getattr(queries, name)(Path(path), *arguments)
 
 
-@st.cache_data(show_spinner=False, max_entries=64, hash_funcs={Filters: repr})
-def cached_overview(path: str, stamp: tuple[int, int], filters: Filters) -> Overview:
-    """The Overview's queries for one filter state on one connection (opening one costs ~15 ms),
-    cached under the filters' repr: Streamlit's own hashing takes ~10 ms over 2,000 ad set ids."""
-    with queries.connected_fetcher(Path(path)) as fetch:
-        return load_overview(fetch, filters, with_plan=False)
+@dataclass(frozen=True)
+class Serving:
+    """What every run needs from one serving-file version before its filters: the tables, the
+    ad sets (id, latest name), the first and last day, and the plan the last run published (the
+    one plan the Overview's headline, the Forecasts' actions, Next steps and the What-if's
+    starting point all quote). No ad sets, days or plan without the daily metrics."""
+
+    tables: frozenset[str]
+    ad_sets: pd.DataFrame | None = None
+    bounds: tuple[date, date] | None = None
+    plan: PublishedPlan | None = None
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def published_plan(path: str, stamp: tuple[int, int]) -> PublishedPlan | None:
-    """The plan the last run published, read once per serving-file version and shared as is
-    (not copied per rerun): the Overview's headline, the Forecasts' actions, Next steps and the
-    What-if's starting point all quote this one object."""
+def serving_file(path: str, stamp: tuple[int, int]) -> Serving:
+    """Read on one connection once per serving-file version (`stamp`) and shared as is, not
+    copied per rerun (nothing changes it)."""
     with queries.connected_fetcher(Path(path)) as fetch:
-        return PublishedPlan.from_tables(fetch("published_plan"))
+        available = fetch("tables")
+        if DAILY_METRICS not in available:
+            return Serving(available)
+        return Serving(
+            available,
+            fetch("ad_sets"),
+            fetch("date_bounds"),
+            PublishedPlan.from_tables(fetch("published_plan")),
+        )
+
+
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs={Filters: repr})
+def cached_overview(path: str, stamp: tuple[int, int], filters: Filters, ad_sets: int) -> Overview:
+    """The Overview's queries for one filter state on one connection (opening one costs ~15 ms),
+    cached under the filters' repr: Streamlit's own hashing takes ~10 ms over 2,000 ad set ids."""
+    with queries.connected_fetcher(Path(path)) as fetch:
+        return load_overview(fetch, filters, with_plan=False, ad_sets_in_file=ad_sets)
+
+
+def overview_for(
+    path: Path, stamp: tuple[int, int], filters: Filters, serving: Serving
+) -> Overview:
+    """The Overview for `filters`, its queries cached without the ROAS target and band (no
+    query reads them: changing them re-words the page without querying again)."""
+    queried = replace(filters, roas_target=ROAS_TARGET, roas_band=ROAS_BAND)
+    overview = cached_overview(str(path), stamp, queried, len(serving.ad_sets))
+    return replace(overview, filters=filters, plan=serving.plan)
+
+
+@st.cache_resource(show_spinner=False)
+def freeze_startup_objects() -> None:
+    """Once per process, after the imports: move every object alive now (modules, classes,
+    functions of pandas, plotly, DuckDB) out of the garbage collector's reach. Streamlit runs a
+    full collection after every script run; it took 50-70 ms here, most of it walking these."""
+    gc.freeze()
+
+
+def published_plan(path: str, stamp: tuple[int, int]) -> PublishedPlan | None:
+    """The plan the last run published (`Serving.plan`): one shared object per file version."""
+    return serving_file(path, stamp).plan
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -156,61 +204,102 @@ def not_built_page(path: Path) -> None:
 
 
 def footer() -> None:
+    """The page's last element, in a keyed container (`.st-key-page_end`): a browser probe that
+    sees it, with no script running, has the whole page."""
     st.divider()
-    st.caption(FOOTER)
+    with st.container(key="page_end"):
+        st.caption(FOOTER)
 
 
 def default_range(first: date, last: date) -> tuple[date, date]:
     return max(first, last - timedelta(days=DEFAULT_DAYS - 1)), last
 
 
-def init_state(ad_set_ids: list[str], first: date, last: date) -> None:
-    """Defaults on first load; drop values a new publish made invalid (a removed ad set, dates
-    outside the data) so a widget never fails on stale state."""
+# The ROAS chart's rows: ad sets, or portfolio groups of them (app.queries.GROUPINGS), as the
+# noun its title and sentences use. (Comments, not docstrings: Streamlit prints a bare string
+# literal on the page.)
+GROUPINGS = {
+    "ad_set": "ad set",
+    "audience": "audience",
+    "lookalike_source": "lookalike source",
+    "age_band": "age band",
+}
+RANK_SIZES = (5, 10, 20)
+# The Overview's ROAS view: by ad set, the 10 highest and 10 lowest ROAS, the rest pooled.
+VIEW_DEFAULTS = {"group_by": "ad_set", "rank_by": "roas", "rank_size": 10}
+
+
+def groupings(available: frozenset[str]) -> list[str]:
+    """The group-bys this serving file can answer (audience needs its audience segments)."""
+    return [key for key in GROUPINGS if key != "audience" or AUDIENCE_SEGMENTS in available]
+
+
+def init_state(ad_set_ids: list[str], first: date, last: date, groups: list[str]) -> None:
+    """Defaults on first load (no ad set chosen: every ad set); drop values a new publish made
+    invalid (a removed ad set, dates outside the data, a grouping it cannot answer) so a widget
+    never fails on stale state."""
     state = st.session_state
-    if "ad_sets" not in state:
-        state["ad_sets"] = list(ad_set_ids)
-    state["ad_sets"] = [ad_set for ad_set in state["ad_sets"] if ad_set in ad_set_ids]
+    if state.get("ad_sets"):
+        known = set(ad_set_ids)
+        state["ad_sets"] = [ad_set for ad_set in state["ad_sets"] if ad_set in known]
+    else:
+        state["ad_sets"] = []
     chosen = state.get("date_range")
     if not chosen or any(not first <= day <= last for day in chosen):
         state["date_range"] = default_range(first, last)
     state.setdefault("roas_target", ROAS_TARGET)
     state.setdefault("roas_band", ROAS_BAND)
     state.setdefault("pacing_bands", (UNDER_PACING, OVER_PACING))
+    for key, value in VIEW_DEFAULTS.items():
+        state.setdefault(key, value)
+    if state["group_by"] not in groups:
+        state["group_by"] = VIEW_DEFAULTS["group_by"]
 
 
-def select_all(ad_set_ids: list[str]) -> None:
-    st.session_state["ad_sets"] = list(ad_set_ids)
+def select_all() -> None:
+    """Every ad set: an empty choice, which the queries read as no ad-set condition at all."""
+    st.session_state["ad_sets"] = []
 
 
-def reset_filters(ad_set_ids: list[str], first: date, last: date) -> None:
-    st.session_state["ad_sets"] = list(ad_set_ids)
+def reset_filters(first: date, last: date) -> None:
+    st.session_state["ad_sets"] = []
     st.session_state["date_range"] = default_range(first, last)
     st.session_state["roas_target"] = ROAS_TARGET
     st.session_state["roas_band"] = ROAS_BAND
     st.session_state["pacing_bands"] = (UNDER_PACING, OVER_PACING)
+    st.session_state.update(VIEW_DEFAULTS)
 
 
 def sidebar_filters(ad_sets: pd.DataFrame, first: date, last: date) -> Filters:
     ids = list(ad_sets["ad_set_id"])
-    names = dict(zip(ad_sets["ad_set_id"], ad_sets["ad_set_name"], strict=True))
+    labels = {
+        ad_set: name if name == ad_set else f"{name} ({ad_set})"
+        for ad_set, name in zip(ad_sets["ad_set_id"], ad_sets["ad_set_name"], strict=True)
+    }
     sidebar = st.sidebar
     sidebar.header("Filters")
-    sidebar.multiselect(
+    chosen = sidebar.multiselect(
         "Ad sets",
         ids,
         key="ad_sets",
-        format_func=lambda ad_set: names.get(ad_set, ad_set),
-        placeholder="Choose ad sets",
+        format_func=lambda ad_set: labels.get(ad_set, ad_set),
+        placeholder=f"All {len(ids):,} ad sets: type to choose",
+        select_all=False,  # Enter adds the first match, never thousands of chips at once
         persist_state="session",
+        help="Nothing chosen means every ad set. Type part of a name or an id to choose some.",
+    )
+    sidebar.caption(
+        f"Showing {narrative.plural(len(chosen), 'chosen ad set')} of {len(ids):,}."
+        if chosen
+        else f"Showing all {narrative.plural(len(ids), 'ad set')}."
     )
     left, right = sidebar.columns(2)
-    left.button("Select all", key="select_all", on_click=select_all, args=(ids,), width="stretch")
+    left.button("Select all", key="select_all", on_click=select_all, width="stretch")
     right.button(
         "Reset",
         key="reset_filters",
         on_click=reset_filters,
-        args=(ids, first, last),
+        args=(first, last),
         width="stretch",
     )
     sidebar.date_input(
@@ -259,7 +348,7 @@ def current_filters(first: date, last: date) -> Filters:
     start, end = (chosen[0], chosen[-1]) if chosen else default_range(first, last)
     under, over = state["pacing_bands"]
     return Filters(
-        ad_set_ids=tuple(state["ad_sets"]),
+        ad_set_ids=tuple(state["ad_sets"]) or None,
         start=start,
         end=end,
         roas_target=float(state["roas_target"]),
@@ -304,15 +393,81 @@ def so_what(text: str) -> None:
     st.info(markdown_text(text), icon=":material/lightbulb:")
 
 
-def overview_charts(overview: Overview) -> None:
+@dataclass(frozen=True)
+class RoasView:
+    """The ROAS chart's rows for the Overview's group-by and ranking: ad sets or groups, the
+    column that names them, the ranking and its "so what"."""
+
+    noun: str
+    name: str
+    ranking: Ranking
+    so_what: str
+
+
+def roas_view(overview: Overview, fetch, grouping: str, by: str, size: int) -> RoasView:
+    """Ad sets come with the Overview; groups are summed in DuckDB (`roas_by_group`)."""
+    noun = GROUPINGS[grouping]
+    if grouping == "ad_set":
+        ranking = rank(overview.by_ad_set, size, by, "ad_set_id")
+        return RoasView(noun, "ad_set_name", ranking, overview.roas_so_what)
     filters = overview.filters
+    frame = fetch("roas_by_group", grouping, filters.ad_set_ids, filters.start, filters.end)
+    frame = frame.assign(group_name=frame["group_name"].fillna("(not set)"))
+    return RoasView(
+        noun,
+        "group_name",
+        rank(frame, size, by, "group_name"),
+        narrative.group_so_what(frame, noun, filters.roas_target),
+    )
+
+
+def roas_view_controls(groups: list[str]) -> None:
+    """Group-by, ranking and how many rows at each end: kept for the session (presenter mode
+    shows the chart as chosen here)."""
+    left, middle, right = st.columns([4, 2, 2])
+    left.segmented_control(
+        "Group by",
+        groups,
+        format_func=lambda key: GROUPINGS[key].capitalize(),
+        required=True,
+        key="group_by",
+        persist_state="session",
+    )
+    middle.segmented_control(
+        "Rank by",
+        list(RANK_BY),
+        format_func=lambda by: RANK_BY[by][:1].upper() + RANK_BY[by][1:],
+        required=True,
+        key="rank_by",
+        persist_state="session",
+    )
+    right.segmented_control(
+        "Top and bottom",
+        RANK_SIZES,
+        required=True,
+        key="rank_size",
+        persist_state="session",
+        help="How many rows to show at each end; the rest are pooled into one.",
+    )
+
+
+def spend_revenue_chart(overview: Overview) -> None:
     st.plotly_chart(charts.spend_revenue(overview.daily), config=PLOTLY_CONFIG)
     so_what(overview.spend_revenue_so_what)
+
+
+def roas_chart(overview: Overview, fetch) -> RoasView:
+    """The ROAS chart as the session's group-by and ranking ask, and its "so what"."""
+    filters, state = overview.filters, st.session_state
+    view = roas_view(overview, fetch, state["group_by"], state["rank_by"], int(state["rank_size"]))
     st.plotly_chart(
-        charts.roas_by_ad_set(overview.by_ad_set, filters.roas_target, filters.roas_band),
+        charts.roas_ranking(
+            view.ranking, filters.roas_target, filters.roas_band, view.noun, view.name
+        ),
         config=PLOTLY_CONFIG,
     )
-    so_what(overview.roas_so_what)
+    so_what(view.so_what)
+    return view
 
 
 def pacing_chart(overview: Overview) -> None:
@@ -331,15 +486,47 @@ AD_SET_COLUMNS = {
 }
 
 
-def overview_tab(overview: Overview) -> None:
+def ranking_columns(view: RoasView) -> dict:
+    if view.name == "ad_set_name":
+        return AD_SET_COLUMNS
+    return {
+        "group_name": st.column_config.TextColumn(view.noun.capitalize()),
+        "ad_sets": st.column_config.NumberColumn("Ad sets", format="%,d"),
+        **{key: column for key, column in AD_SET_COLUMNS.items() if key != "ad_set_name"},
+    }
+
+
+def ranking_tables(view: RoasView) -> None:
+    """The chart's rows with their spend and revenue, and the pooled rest in one sentence."""
+    ranking, columns = view.ranking, ranking_columns(view)
+    by = RANK_BY[ranking.by]
+    if ranking.bottom.empty:
+        st.markdown(f"**{narrative.plural(len(ranking.top), view.noun).capitalize()} by {by}**")
+        st.dataframe(ranking.top[list(columns)], column_config=columns, hide_index=True)
+    else:
+        left, right = st.columns(2)
+        left.markdown(f"**Top {len(ranking.top)} by {by}**")
+        left.dataframe(ranking.top[list(columns)], column_config=columns, hide_index=True)
+        right.markdown(f"**Bottom {len(ranking.bottom)} by {by}**")
+        right.dataframe(
+            ranking.bottom.iloc[::-1][list(columns)], column_config=columns, hide_index=True
+        )
+    if others := narrative.others_text(ranking.others, view.noun):
+        st.caption(others)
+
+
+@st.fragment
+def roas_section(overview: Overview, fetch, groups: list[str]) -> None:
+    """A fragment: a group-by, ranking or size change reruns this section alone (its query, or
+    none for ad sets), not the Overview's queries and charts around it."""
+    roas_view_controls(groups)
+    ranking_tables(roas_chart(overview, fetch))
+
+
+def overview_tab(overview: Overview, fetch, groups: list[str]) -> None:
     kpi_row(overview)
-    overview_charts(overview)
-    top, bottom = narrative.top_and_bottom(overview.by_ad_set)
-    left, right = st.columns(2)
-    left.markdown("**Top 5 by ROAS**")
-    left.dataframe(top[list(AD_SET_COLUMNS)], column_config=AD_SET_COLUMNS, hide_index=True)
-    right.markdown("**Bottom 5 by ROAS**")
-    right.dataframe(bottom[list(AD_SET_COLUMNS)], column_config=AD_SET_COLUMNS, hide_index=True)
+    spend_revenue_chart(overview)
+    roas_section(overview, fetch, groups)
     pacing_chart(overview)
 
 
@@ -386,7 +573,11 @@ def forecasts_tab(
     scored = [table for table in SCORE_LABELS if table in available and table not in untrained]
     if not scored:
         return
-    forecasts = every_forecast[every_forecast["ad_set_id"].isin(filters.ad_set_ids)]
+    forecasts = (
+        every_forecast
+        if filters.ad_set_ids is None
+        else every_forecast[every_forecast["ad_set_id"].isin(filters.ad_set_ids)]
+    )
     model_target = (
         forecasts["roas_target"].dropna() if SCORED_CONVERSIONS in scored else pd.Series()
     )
@@ -971,7 +1162,7 @@ def next_steps_panel(container, overview: Overview) -> next_steps.NextSteps:
     return result
 
 
-def presenter_view(overview: Overview) -> None:
+def presenter_view(overview: Overview, fetch) -> None:
     """Headline numbers and the key charts with their "so what": nothing to click, no tables."""
     st.markdown(
         "<style>[data-testid='stToolbar'], [data-testid='stHeader'] {display: none;}</style>",
@@ -979,7 +1170,8 @@ def presenter_view(overview: Overview) -> None:
     )
     title(overview)
     kpi_row(overview)
-    overview_charts(overview)
+    spend_revenue_chart(overview)
+    roas_chart(overview, fetch)
     pacing_chart(overview)
     next_steps_panel(st.container(), overview)
 
@@ -1000,7 +1192,7 @@ def title(overview: Overview) -> None:
     plan_headline(overview)
     st.markdown(
         f"**{filters.start:%d %b %Y} – {filters.end:%d %b %Y}** · "
-        f"{narrative.plural(len(filters.ad_set_ids), 'ad set')} · ROAS target "
+        f"{overview.scope} · ROAS target "
         f"{narrative.ratio(filters.roas_target)}  \n{markdown_text(overview.headline)}"
     )
 
@@ -1013,41 +1205,45 @@ def main() -> None:
     def fetch(name: str, *arguments):
         return load(name, str(path), stamp, *arguments)
 
-    available = fetch("tables") if stamp else frozenset()
-    if DAILY_METRICS not in available:
+    freeze_startup_objects()
+    serving = serving_file(str(path), stamp) if stamp else Serving(frozenset())
+    available, ad_sets, published = serving.tables, serving.ad_sets, serving.plan
+    if ad_sets is None or serving.bounds is None:
         not_built_page(path)
         return
-    ad_sets = fetch("ad_sets")
-    first, last = fetch("date_bounds")
-    init_state(list(ad_sets["ad_set_id"]), first, last)
+    first, last = serving.bounds
+    groups = groupings(available)
+    init_state(list(ad_sets["ad_set_id"]), first, last, groups)
     presenter = st.sidebar.toggle("Presenter mode", key="presenter", persist_state="session")
     if presenter:
         filters = current_filters(first, last)
     else:
         filters = sidebar_filters(ad_sets, first, last)
-    if not filters.ad_set_ids:
-        st.warning("No ad set selected: choose some in the sidebar or press Select all.")
-        footer()
-        return
     steps_container = st.sidebar.container()
-    published = published_plan(str(path), stamp)
-    overview = replace(cached_overview(str(path), stamp, filters), plan=published)
+    overview = overview_for(path, stamp, filters, serving)
     if presenter:
-        presenter_view(overview)
+        presenter_view(overview, fetch)
     else:
         title(overview)
-        tabs = st.tabs(["Overview", "Forecasts", "Data quality", "Models", "What-if"])
-        with tabs[0]:
-            overview_tab(overview)
-        with tabs[1]:
-            every_forecast = all_forecasts(str(path), stamp, available, ad_sets, published)
-            forecasts_tab(every_forecast, fetch, available, filters)
-        with tabs[2]:
-            quality_tab(fetch, available)
-        with tabs[3]:
-            models_tab(fetch, available)
-        with tabs[4]:
-            whatif_tab(overview, str(path), stamp)
+        bodies = {
+            "Overview": lambda: overview_tab(overview, fetch, groups),
+            "Forecasts": lambda: forecasts_tab(
+                all_forecasts(str(path), stamp, available, ad_sets, published),
+                fetch,
+                available,
+                filters,
+            ),
+            "Data quality": lambda: quality_tab(fetch, available),
+            "Models": lambda: models_tab(fetch, available),
+            "What-if": lambda: whatif_tab(overview, str(path), stamp),
+        }
+        # Tabs that track which one is open: only the open tab's body runs (switching reruns
+        # the page, from the caches), so a first render pays for the Overview alone.
+        tabs = st.tabs(list(bodies), key="tab", on_change="rerun")
+        for tab, body in zip(tabs, bodies.values(), strict=True):
+            if tab.open is not False:
+                with tab:
+                    body()
         st.sidebar.divider()
         st.sidebar.download_button(
             "Download the report (HTML)",

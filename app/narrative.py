@@ -353,6 +353,47 @@ def top_and_bottom(by_ad_set: pd.DataFrame, size: int = 5) -> tuple[pd.DataFrame
     return spent.head(size), spent.tail(size).iloc[::-1]
 
 
+def others_text(others: dict, noun: str) -> str | None:
+    """The rows a ranking leaves out, summed: "1,980 other ad sets: spend £1.2m, revenue £4.9m,
+    ROAS 4.08×." None when it leaves none out."""
+    rows = others["rows"]
+    if not rows:
+        return None
+    word = noun if rows == 1 else f"{noun}s"
+    if not others["spend"]:
+        return f"{count(rows)} other {word} without spend (revenue {money(others['revenue'])})."
+    return (
+        f"{count(rows)} other {word}: spend {money(others['spend'])}, revenue "
+        f"{money(others['revenue'])}, ROAS {ratio(others['roas'])}."
+    )
+
+
+def group_so_what(groups: pd.DataFrame, noun: str, target: float) -> str:
+    """The best and weakest groups by ROAS, their shares of spend, and how many miss the target
+    (names are data: the caller shows the sentence as text)."""
+    spent = groups[groups["spend"] > 0].sort_values(["roas", "group_name"], ascending=[False, True])
+    if spent.empty:
+        return "No ad set spent in the selected period."
+    total = spent["spend"].sum()
+    best, worst = spent.iloc[0], spent.iloc[-1]
+
+    def named(row) -> str:
+        name = "(not set)" if pd.isna(row["group_name"]) else row["group_name"]
+        return (
+            f"{name} at {ratio(row['roas'])} ({percent(row['spend'] / total)} of spend, "
+            f"{plural(int(row['ad_sets']), 'ad set')})"
+        )
+
+    below = spent[spent["roas"] < target]
+    text = f"Best {noun}: {named(best)}"
+    if len(spent) > 1:
+        text += f"; weakest: {named(worst)}"
+    return text + (
+        f". {count(len(below))} of {plural(len(spent), noun)} are below the {ratio(target)} "
+        f"target, holding {percent(below['spend'].sum() / total)} of spend."
+    )
+
+
 def whatif_so_what(
     moved: float,
     share: float,

@@ -45,7 +45,7 @@ def default_filters(source: queries.Source) -> Filters:
     """Every ad set over the latest four weeks in the data, with the default target and bands."""
     first, last = queries.date_bounds(source)
     start = max(first, last - timedelta(days=DEFAULT_DAYS - 1))
-    return Filters(tuple(queries.ad_sets(source)["ad_set_id"]), start, last)
+    return Filters(None, start, last)
 
 
 class _Figures:
@@ -116,7 +116,7 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
         "<h1>Marketing performance</h1>",
         _p(
             f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} · "
-            f"{narrative.plural(len(filters.ad_set_ids), 'ad set')} · ROAS target "
+            f"{overview.scope} · ROAS target "
             f"{narrative.ratio(filters.roas_target)}",
             "sub",
         ),

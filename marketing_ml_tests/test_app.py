@@ -1,5 +1,7 @@
 """The dashboard under Streamlit's AppTest, on a serving file built by materializing the graph."""
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -12,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -60,11 +63,41 @@ def app_env(monkeypatch, served: Lakehouse) -> Lakehouse:
     st.cache_data.clear()
 
 
-def run_app(app: AppTest | None = None) -> AppTest:
+TABS = ["Overview", "Forecasts", "Data quality", "Models", "What-if"]
+
+
+def run_app(app: AppTest | None = None, tab: str | None = None) -> AppTest:
+    """Run the dashboard (again); with `tab`, with that tab open: only the open tab's body runs."""
     app = app or AppTest.from_file(DASHBOARD, default_timeout=30)
+    if tab is not None:
+        app.session_state["tab"] = tab
     app.run()
     assert not app.exception, [exception.message for exception in app.exception]
     return app
+
+
+def every_tab(app: AppTest | None = None) -> dict[str, AppTest]:
+    """Each tab's run, Overview first: {label: the app as it stood with that tab open}. The
+    element tree is the last run's, so each tab's elements are read before the next opens."""
+    app = app or AppTest.from_file(DASHBOARD, default_timeout=30)
+    return {label: snapshot(run_app(app, label)) for label in TABS}
+
+
+class Snapshot:
+    """One run's elements, kept after the app runs again (AppTest's tree is the last run's)."""
+
+    def __init__(self, app: AppTest) -> None:
+        self.charts = [chart.proto.spec for chart in app.get("plotly_chart")]
+        self.info = [info.value for info in app.info]
+        self.warning = [warning.value for warning in app.warning]
+        self.caption = [caption.value for caption in app.caption]
+        self.texts = texts(app)
+        self.metrics = metric_values(app)
+        self.opened = [tab.label for tab in app.tabs if tab.children]
+
+
+def snapshot(app: AppTest) -> Snapshot:
+    return Snapshot(app)
 
 
 def metric_values(app: AppTest) -> dict[str, str]:
@@ -106,21 +139,26 @@ def texts(app: AppTest) -> str:
 
 def test_every_tab_renders_with_kpis_charts_and_footer(app_env):
     app = run_app()
-    assert [tab.label for tab in app.tabs] == [
-        "Overview",
-        "Forecasts",
-        "Data quality",
-        "Models",
-        "What-if",
-    ]
-    assert list(metric_values(app))[:5] == KPI_LABELS
-    assert len(app.get("plotly_chart")) >= 4
-    assert FOOTER in texts(app)
-    so_whats = [info.value for info in app.info]
+    assert [tab.label for tab in app.tabs] == TABS
+    tabs = every_tab(app)
+    for label, shown in tabs.items():
+        assert "Marketing performance" in shown.texts and FOOTER in shown.texts, label
+        assert shown.opened == [label], f"{label} open, but {shown.opened} ran"
+    assert list(tabs["Overview"].metrics)[:5] == KPI_LABELS
+    assert len(tabs["Overview"].charts) == 3
+    assert sum(len(shown.charts) for shown in tabs.values()) >= 6
+    so_whats = tabs["Overview"].info
     assert any(
         "below the 4.00× target" in text or "meet the 4.00× target" in text for text in so_whats
     )
     assert any("ad-set days" in text for text in so_whats)
+
+
+def test_only_the_open_tab_runs_its_queries(app_env):
+    """A first render pays for the Overview alone: the other tabs' bodies stay empty."""
+    app = run_app()
+    assert [tab.label for tab in app.tabs if tab.children] == ["Overview"]
+    assert not app.get("radio"), "the What-if's scenario radio ran with the What-if tab closed"
 
 
 def test_page_opens_with_its_title_and_no_stray_text_above_it(app_env):
@@ -130,6 +168,11 @@ def test_page_opens_with_its_title_and_no_stray_text_above_it(app_env):
 
 def test_default_kpis_cover_the_last_28_days_of_every_ad_set(app_env):
     app = run_app()
+    picker = app.multiselect(key="ad_sets")
+    assert picker.value == [], "every ad set by default, without chips"
+    assert len(picker.options) == 10 and all("(AS_0" in label for label in picker.options)
+    assert "Showing all 10 ad sets." in texts(app)
+    assert "· all 10 ad sets ·" in texts(app)
     ((first_day, last_day),) = app_env.serving_query(
         "SELECT max(date) - INTERVAL 27 DAY, max(date) FROM gold.daily_adset_metrics"
     )
@@ -160,14 +203,19 @@ def test_select_all_and_reset_restore_every_ad_set_and_the_default_period(app_en
     default = metric_values(app)
     app.multiselect(key="ad_sets").set_value(["AS_001"])
     app.number_input(key="roas_target").set_value(6.0)
+    app.segmented_control(key="group_by").set_value("lookalike_source")
     run_app(app)
     assert metric_values(app)["Spend"] != default["Spend"]
+    assert "Showing 1 chosen ad set of 10." in texts(app)
     app.button(key="select_all").click()
     run_app(app)
-    assert len(app.multiselect(key="ad_sets").value) == 10
+    assert app.multiselect(key="ad_sets").value == [], "select all is every ad set: no chips"
+    assert metric_values(app)["Spend"] == default["Spend"]
+    assert "Showing all 10 ad sets." in texts(app)
     app.button(key="reset_filters").click()
     run_app(app)
     assert app.number_input(key="roas_target").value == 4.0
+    assert app.segmented_control(key="group_by").value == "ad_set"
     assert metric_values(app) == default
 
 
@@ -186,6 +234,7 @@ def test_presenter_mode_hides_widgets_and_keeps_the_filters(app_env):
         "button",
         "tabs",
         "dataframe",
+        "segmented_control",
     ):
         assert not app.get(kind), f"presenter mode still shows a {kind}"
     assert [toggle.key for toggle in app.toggle] == ["presenter"]
@@ -220,10 +269,10 @@ def test_tabs_without_model_tables_say_not_available_and_still_render(
         ):
             connection.execute(f"DROP TABLE IF EXISTS {table}")
     monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(stripped))
-    app = run_app()
-    warnings = [warning.value for warning in app.warning]
+    tabs = every_tab()
+    warnings = [warning for shown in tabs.values() for warning in shown.warning]
     assert sum("Not available yet: run `make run`" in text for text in warnings) == 3
-    assert list(metric_values(app))[:5] == KPI_LABELS
+    assert list(tabs["Overview"].metrics)[:5] == KPI_LABELS
 
 
 def test_a_new_publish_is_read_at_once_despite_the_cache(app_env, tmp_path, monkeypatch):
@@ -242,7 +291,7 @@ def test_a_new_publish_is_read_at_once_despite_the_cache(app_env, tmp_path, monk
 
 
 def test_forecasts_and_models_tabs_show_the_scored_tables(app_env):
-    app = run_app()
+    app = run_app(tab="Forecasts")
     assert any("risk of under-pacing tomorrow" in info.value for info in app.info)
     provenance = [
         caption.value for caption in app.caption if "trained on data through" in caption.value
@@ -253,11 +302,12 @@ def test_forecasts_and_models_tabs_show_the_scored_tables(app_env):
     assert len(trained_through) == 1 and len(provenance) == 2
     version, day = trained_through[0]
     assert f"`{version}`" in provenance[0] and f"{day:%d %b %Y}" in provenance[0]
+    run_app(app, tab="Models")
     assert sum("validation rows" in info.value for info in app.info) == 2
 
 
 def test_whatif_moves_budget_and_offers_the_plan_as_csv(app_env):
-    app = run_app()
+    app = run_app(tab="What-if")
     app.slider(key="whatif_share").set_value(0.3)
     run_app(app)
     assert any(
@@ -287,6 +337,8 @@ def test_committed_streamlit_config_is_offline_on_loopback_with_a_viewer_toolbar
     assert config["server"]["address"] == "127.0.0.1"
     assert config["client"]["toolbarMode"] == "viewer"
     assert config["client"]["disableDataExport"] is True, "dataframe CSVs skip app.text.csv_text"
+    assert config["server"]["fileWatcherType"] == "none", "watching cost ~0.3 s per new session"
+    assert config["runner"]["magicEnabled"] is False
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -364,3 +416,205 @@ def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+# --- every ad set by default, the top and bottom of 2,000, portfolio groups -----------------------
+
+
+def plotly_values(value) -> list:
+    """A plotly JSON array: a list, or NumPy's bytes in base64 (`dtype`, `bdata`, `shape`)."""
+    if not isinstance(value, dict):
+        return list(value)
+    array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    if "shape" in value:
+        array = array.reshape([int(size) for size in value["shape"].split(",")])
+    return array.tolist()
+
+
+def roas_chart(app: AppTest) -> dict:
+    [chart] = [
+        figure
+        for figure in (json.loads(chart.proto.spec) for chart in app.get("plotly_chart"))
+        if figure["layout"]["title"]["text"].startswith("ROAS by")
+    ]
+    return chart
+
+
+def widened_serving(served: Lakehouse, target: Path, copies: int = 3) -> Path:
+    """A copy of the served file with `copies` more ad sets per ad set (40 in all): the same days
+    at a different spend (so a different ROAS), their own ids, names and audience segments."""
+    shutil.copy(served.serving, target)
+    with duckdb.connect(str(target)) as connection:
+        connection.execute(
+            "CREATE TEMP TABLE originals AS SELECT DISTINCT ad_set_id FROM gold.daily_adset_metrics"
+        )
+        for copy in range(1, copies + 1):
+            connection.execute(
+                f"""
+INSERT INTO gold.daily_adset_metrics
+SELECT * REPLACE (
+    ad_set_id || '_c{copy}' AS ad_set_id,
+    ad_set_name || ' copy {copy}' AS ad_set_name,
+    spend * (1 + {copy} * 0.37) AS spend
+)
+FROM gold.daily_adset_metrics WHERE ad_set_id IN (SELECT ad_set_id FROM originals)"""
+            )
+            connection.execute(
+                f"""
+INSERT INTO silver.audience_segments
+SELECT * REPLACE (ad_set_id || '_c{copy}' AS ad_set_id)
+FROM silver.audience_segments WHERE ad_set_id IN (SELECT ad_set_id FROM originals)"""
+            )
+    return target
+
+
+def period_totals(serving: Path, start: date, end: date) -> dict[str, tuple[float, float]]:
+    """Spend and revenue per ad set over the period, straight from DuckDB."""
+    with duckdb.connect(str(serving), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT ad_set_name, sum(spend), sum(revenue) FROM gold.daily_adset_metrics "
+            "WHERE date BETWEEN ? AND ? GROUP BY ad_set_name",
+            [start, end],
+        ).fetchall()
+    return {name: (spend, revenue) for name, spend, revenue in rows}
+
+
+def test_top_and_bottom_ten_and_the_pooled_rest_add_up_to_every_ad_set(
+    app_env, tmp_path, monkeypatch
+):
+    serving = widened_serving(app_env, tmp_path / "serving.duckdb")
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(serving))
+    app = run_app()
+    start, end = app.date_input(key="date_range").value
+    totals = period_totals(serving, start, end)
+    assert len(totals) == 40
+    chart = roas_chart(app)
+    bars, pooled = chart["data"]
+    shown = [name for name in bars["y"]]
+    assert len(shown) == 20 and pooled["y"] == ["20 others (pooled)"]
+    by_roas = sorted(totals, key=lambda name: totals[name][1] / totals[name][0])
+    assert set(shown) == set(by_roas[:10]) | set(by_roas[-10:]), "the 10 highest and lowest ROAS"
+    assert chart["layout"]["yaxis"]["categoryarray"][-1] == by_roas[-1], "the best on top"
+    assert chart["layout"]["height"] == 130 + 24 * 21, "a fixed height: one row per bar"
+    spend_revenue = plotly_values(bars["customdata"])
+    for name, (spend, revenue, _) in zip(shown, spend_revenue, strict=True):
+        assert (spend, revenue) == pytest.approx(totals[name])
+    [[pooled_spend, pooled_revenue]] = plotly_values(pooled["customdata"])
+    rest = [totals[name] for name in totals if name not in shown]
+    assert pooled_spend == pytest.approx(sum(spend for spend, _ in rest))
+    assert pooled_revenue == pytest.approx(sum(revenue for _, revenue in rest))
+    assert plotly_values(pooled["x"]) == pytest.approx([pooled_revenue / pooled_spend])
+    every = sum(spend for spend, _ in totals.values())
+    assert sum(row[0] for row in spend_revenue) + pooled_spend == pytest.approx(every)
+    tables = [frame.value for frame in app.dataframe if "ad_set_name" in frame.value]
+    assert [len(table) for table in tables] == [10, 10]
+    assert set(tables[0]["ad_set_name"]) | set(tables[1]["ad_set_name"]) == set(shown)
+    assert any(
+        caption.startswith("20 other ad sets: spend £") for caption in texts(app).split("\n")
+    )
+
+
+def test_a_smaller_ranking_shows_fewer_bars_and_pools_the_rest(app_env, tmp_path, monkeypatch):
+    serving = widened_serving(app_env, tmp_path / "serving.duckdb")
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(serving))
+    app = run_app()
+    app.segmented_control(key="rank_size").set_value(5)
+    app.segmented_control(key="rank_by").set_value("spend")
+    run_app(app)
+    start, end = app.date_input(key="date_range").value
+    totals = period_totals(serving, start, end)
+    bars, pooled = roas_chart(app)["data"]
+    by_spend = sorted(totals, key=lambda name: totals[name][0])
+    assert set(bars["y"]) == set(by_spend[:5]) | set(by_spend[-5:])
+    assert pooled["y"] == ["30 others (pooled)"]
+
+
+def group_totals(serving: Path, column: str, start: date, end: date) -> dict:
+    """Per group: spend, revenue and ROAS of the sums, straight from DuckDB; the audience is the
+    segment's interests, joined by ad set."""
+    source = (
+        "gold.daily_adset_metrics JOIN silver.audience_segments USING (ad_set_id)"
+        if column == "target_interests"
+        else "gold.daily_adset_metrics"
+    )
+    with duckdb.connect(str(serving), read_only=True) as connection:
+        rows = connection.execute(
+            f"SELECT {column}, sum(spend), sum(revenue), sum(revenue) / sum(spend) FROM {source} "
+            "WHERE date BETWEEN ? AND ? GROUP BY ALL",
+            [start, end],
+        ).fetchall()
+    return {group: (spend, revenue, roas) for group, spend, revenue, roas in rows}
+
+
+@pytest.mark.parametrize(
+    ("grouping", "column", "noun"),
+    [
+        ("audience", "target_interests", "audience"),
+        ("lookalike_source", "lookalike_source", "lookalike source"),
+        ("age_band", "target_age", "age band"),
+    ],
+)
+def test_group_by_sums_the_ad_sets_of_each_group_in_duckdb(app_env, grouping, column, noun):
+    app = run_app()
+    start, end = app.date_input(key="date_range").value
+    app.segmented_control(key="group_by").set_value(grouping)
+    run_app(app)
+    expected = group_totals(app_env.serving, column, start, end)
+    chart = roas_chart(app)
+    assert chart["layout"]["title"]["text"] == f"ROAS by {noun}"
+    [bars] = chart["data"]  # fewer than 20 groups: all of them, nothing pooled
+    assert sorted(bars["y"]) == sorted(expected)
+    roas = dict(zip(bars["y"], plotly_values(bars["x"]), strict=True))
+    sums = dict(zip(bars["y"], plotly_values(bars["customdata"]), strict=True))
+    for group, (spend, revenue, group_roas) in expected.items():
+        assert roas[group] == pytest.approx(group_roas), "ROAS of the group's sums"
+        assert sums[group][:2] == pytest.approx([spend, revenue])
+    every = period_totals(app_env.serving, start, end)
+    assert sum(spend for spend, _, _ in expected.values()) == pytest.approx(
+        sum(spend for spend, _ in every.values())
+    ), "the groups hold every ad set's spend once"
+    [table] = [frame.value for frame in app.dataframe if "group_name" in frame.value]
+    assert table["ad_sets"].sum() == 10
+
+
+def test_group_by_with_chosen_ad_sets_sums_only_those(app_env):
+    app = run_app()
+    start, end = app.date_input(key="date_range").value
+    app.multiselect(key="ad_sets").set_value(["AS_001", "AS_008"])  # both adventure_travelers
+    app.segmented_control(key="group_by").set_value("lookalike_source")
+    run_app(app)
+    [bars] = roas_chart(app)["data"]
+    assert sorted(bars["y"]) == ["adventure_travelers"]
+    [[spend, revenue, members]] = plotly_values(bars["customdata"])
+    chosen = serving_kpis(app_env.serving, ["AS_001", "AS_008"], start, end)
+    assert members == 2
+    assert metric_values(app)["Spend"] == chosen["Spend"]
+    assert f"{revenue / spend:.2f}×" == chosen["ROAS"]
+
+
+def test_presenter_mode_shows_the_group_by_chosen_in_the_dashboard(app_env):
+    app = run_app()
+    app.segmented_control(key="group_by").set_value("age_band")
+    run_app(app)
+    app.toggle(key="presenter").set_value(True)
+    run_app(app)
+    assert roas_chart(app)["layout"]["title"]["text"] == "ROAS by age band"
+    app.toggle(key="presenter").set_value(False)
+    run_app(app)
+    assert app.segmented_control(key="group_by").value == "age_band"
+
+
+def test_a_serving_file_without_audience_segments_offers_no_audience_grouping(
+    app_env, tmp_path, monkeypatch
+):
+    serving = tmp_path / "serving.duckdb"
+    shutil.copy(app_env.serving, serving)
+    with duckdb.connect(str(serving)) as connection:
+        connection.execute("DROP TABLE silver.audience_segments")
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(serving))
+    app = run_app()
+    assert app.segmented_control(key="group_by").options == [
+        "Ad set",
+        "Lookalike source",
+        "Age band",
+    ]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from app import charts, narrative, next_steps, whatif
+from app.overview import rank
 
 FACTS = {
     "period": {"start": "2024-11-01", "end": "2024-11-28", "days": 28},
@@ -200,3 +201,47 @@ def test_a_long_bullet_is_cut_at_a_word_boundary_with_an_ellipsis():
     assert len(cut) <= next_steps.MAX_BULLET_CHARS and cut.endswith("…")
     assert text.startswith(cut[:-1]) and text[len(cut) - 1] == " "
     assert next_steps.shorten("Short enough.") == "Short enough."
+
+
+def test_top_bottom_and_others_hold_every_ad_set_once_and_sum_to_the_total():
+    frame = ad_sets([float(i % 17) + 0.5 for i in range(2000)])
+    frame.loc[[3, 700], ["spend", "roas"]] = [0.0, None]  # revenue without spend: pooled
+    ranking = rank(frame, 10, "roas", "ad_set_id")
+    assert len(ranking.top) == len(ranking.bottom) == 10
+    assert ranking.top["roas"].min() >= ranking.bottom["roas"].max()
+    assert list(ranking.top["roas"]) == sorted(ranking.top["roas"], reverse=True)
+    shown = set(ranking.top["ad_set_id"]) | set(ranking.bottom["ad_set_id"])
+    assert len(shown) == 20 and not {"AS_003", "AS_700"} & shown
+    assert ranking.others["rows"] == 1980
+    for column in ("spend", "revenue", "bookings"):
+        parts = ranking.top[column].sum() + ranking.bottom[column].sum() + ranking.others[column]
+        assert parts == pytest.approx(frame[column].sum()), column
+    assert ranking.others["roas"] == pytest.approx(
+        ranking.others["revenue"] / ranking.others["spend"]
+    )
+    assert narrative.others_text(ranking.others, "ad set").startswith("1,980 other ad sets: spend")
+
+
+def test_with_twice_the_size_or_fewer_every_ad_set_that_spent_is_shown():
+    ranking = rank(ad_sets([1.0, 5.0, 3.0]), 10)
+    assert list(ranking.top["ad_set_name"]) == ["Set 1", "Set 2", "Set 0"]
+    assert ranking.bottom.empty and ranking.others["rows"] == 0
+    assert narrative.others_text(ranking.others, "ad set") is None
+    figure = charts.roas_ranking(ranking, target=4.0, band=0.5)
+    assert len(figure.data) == 1 and list(figure.data[0].y) == ["Set 0", "Set 2", "Set 1"]
+
+
+def test_group_so_what_quotes_the_roas_of_each_groups_sums():
+    groups = pd.DataFrame(
+        {
+            "group_name": ["a", "b", None],
+            "ad_sets": [2, 3, 1],
+            "spend": [100.0, 300.0, 100.0],
+            "revenue": [600.0, 900.0, 200.0],
+            "roas": [6.0, 3.0, 2.0],
+        }
+    )
+    text = narrative.group_so_what(groups, "age band", 4.0)
+    assert text.startswith("Best age band: a at 6.00× (20% of spend, 2 ad sets)")
+    assert "weakest: (not set) at 2.00× (20% of spend, 1 ad set)" in text
+    assert text.endswith("2 of 3 age bands are below the 4.00× target, holding 80% of spend.")

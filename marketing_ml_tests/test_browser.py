@@ -1,24 +1,24 @@
 """A real browser: headless Chromium loads `streamlit run app/dashboard.py` over loopback.
 
-Chromium is driven through the DevTools protocol (websocket, `websockets` ships with
-Streamlit): `--dump-dom` would fire before Streamlit renders the page over its own websocket.
+Chromium is driven through the DevTools protocol (marketing_ml_tests.chromium, shared with
+scripts/browser_timing.py): `--dump-dom` would fire before Streamlit renders the page over its
+own websocket.
 """
 
 import base64
-import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from websockets.sync.client import connect
 
+from marketing_ml_tests.chromium import (
+    CHROMIUM,
+    chromium_page,
+    evaluate,
+    streamlit_server,
+    wait_for,
+)
 from marketing_ml_tests.test_app import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
@@ -27,154 +27,25 @@ from marketing_ml_tests.test_app import (
     served_lakehouse,
 )
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-address=127.0.0.1",
-    "--remote-debugging-port=0",
-    "--window-size=1440,1000",
-    "--hide-scrollbars",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def started(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """A process in its own session, so the fixture can stop it and every child it spawned."""
-    return subprocess.Popen(
-        command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def dashboard_url(tmp_path_factory, tmp_path):
     served = served_lakehouse(tmp_path_factory)
-    port = free_port()
     env = {
         **os.environ,
         "MARKETING_ML_SERVING_DB": str(served.serving),
         "LM_ENDPOINT": CLOSED_PORT_ENDPOINT,
     }
-    server = started(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            DASHBOARD,
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-            "--global.developmentMode",
-            "false",
-        ],
-        env,
-        tmp_path / "streamlit.log",
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(
-            lambda: server.poll() is None and healthy(f"{url}/_stcore/health"),
-            60,
-            "streamlit to answer its health check",
-        )
+    with streamlit_server(DASHBOARD, env, tmp_path / "streamlit.log") as (url, _):
         yield url
-    finally:
-        stop(server)
 
 
 @pytest.fixture
 def devtools(tmp_path):
     """A fresh headless Chromium; yields a function that sends DevTools commands to its page."""
     yield from chromium_page(tmp_path)
-
-
-def chromium_page(tmp_path):
-    """The `devtools` fixture's body, for other test modules' fixtures."""
-    profile = tmp_path / "chromium-profile"
-    browser = started(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-        dict(os.environ),
-        tmp_path / "chromium.log",
-    )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        wait_for(
-            lambda: port_file.exists() and port_file.read_text().strip(),
-            30,
-            "chromium to open its DevTools port",
-        )
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as reply:
-            page = next(t for t in json.load(reply) if t["type"] == "page")
-        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket_:
-            counter = iter(range(1, 1_000_000))
-
-            def send(method: str, **params):
-                message_id = next(counter)
-                socket_.send(json.dumps({"id": message_id, "method": method, "params": params}))
-                while True:
-                    message = json.loads(socket_.recv(timeout=60))
-                    if message.get("id") == message_id:
-                        if "error" in message:
-                            raise AssertionError(f"{method}: {message['error']}")
-                        return message["result"]
-
-            yield send
-    finally:
-        stop(browser)
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def evaluate(send, expression: str):
-    return send("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get(
-        "value"
-    )
 
 
 def test_browser_renders_kpis_and_footer_and_takes_a_screenshot(dashboard_url, devtools, tmp_path):

@@ -21,7 +21,13 @@ from app.overview import load_overview
 from app.report import build_report, default_filters
 from app.text import WORD_JOINER, csv_cell, markdown_text, unescape_markdown
 from marketing_ml_tests.conftest import Lakehouse
-from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, FOOTER, served_lakehouse
+from marketing_ml_tests.test_app import (
+    CLOSED_PORT_ENDPOINT,
+    DASHBOARD,
+    FOOTER,
+    TABS,
+    served_lakehouse,
+)
 
 FORMULA_PREFIXES = ('=HYPERLINK("{base}/csv","x")', "+1", "-1+1", "@SUM(1+1)")
 OTHER_PREFIXES = (
@@ -128,7 +134,11 @@ def assert_shown_as_text(app: AppTest) -> str:
     """No element renders an image, a link or a tag from the data (the app's own bold, italics
     and code are fine); the payload reads literally. Returns the visible text."""
     assert not app.exception, [exception.message for exception in app.exception]
-    elements = markdown_elements(app)
+    return assert_markdown_is_text(markdown_elements(app))
+
+
+def assert_markdown_is_text(elements: list[str]) -> str:
+    """`assert_shown_as_text` over elements gathered from several runs (every tab's)."""
     for markdown in elements:
         output = rendered(markdown)
         assert not RAW_TAG.search(output), f"{markdown!r} renders as {output!r}"
@@ -143,10 +153,64 @@ def assert_shown_as_text(app: AppTest) -> str:
 
 def test_hostile_names_and_model_text_render_as_text_in_every_tab(hostile_app):
     app = AppTest.from_file(DASHBOARD, default_timeout=30)
-    app.run()
-    visible = assert_shown_as_text(app)
+    elements = []
+    for tab in TABS:  # only the open tab's body runs: open each in turn
+        app.session_state["tab"] = tab
+        app.run()
+        assert not app.exception, [exception.message for exception in app.exception]
+        elements += markdown_elements(app)
+    visible = assert_markdown_is_text(elements)
     assert FOOTER in visible
     assert f"![m]({BASE}/model.png)" in visible, "the model card's text is shown as text"
+
+
+def hostile_groups(serving: Path, base: str) -> dict[str, str]:
+    """Give every ad set's audience attributes (age band, lookalike source, interests) hostile
+    text; returns grouping -> the hostile value of the first ad set."""
+    names = hostile_names(base, 30)
+    with duckdb.connect(str(serving)) as connection:
+        ids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT ad_set_id FROM silver.audience_segments ORDER BY ad_set_id"
+            ).fetchall()
+        ]
+        for number, ad_set_id in enumerate(ids):
+            age, lookalike, interests = names[number], names[number + 10], names[number + 20]
+            connection.execute(
+                "UPDATE gold.daily_adset_metrics SET target_age = ?, lookalike_source = ? "
+                "WHERE ad_set_id = ?",
+                [age, lookalike, ad_set_id],
+            )
+            connection.execute(
+                "UPDATE silver.audience_segments SET target_interests = ? WHERE ad_set_id = ?",
+                [interests, ad_set_id],
+            )
+    return {"age_band": names[0], "lookalike_source": names[10], "audience": names[20]}
+
+
+@pytest.mark.parametrize("grouping", ["audience", "lookalike_source", "age_band"])
+def test_hostile_group_names_render_as_text_in_the_group_views(hostile_app, grouping):
+    """The portfolio groups' names are data too: escaped for Plotly in the chart, shown as text
+    in the sentence under it, plain cells in the tables; in presenter mode as well."""
+    serving, _ = hostile_app
+    first = hostile_groups(serving, BASE)[grouping]
+    app = AppTest.from_file(DASHBOARD, default_timeout=30)
+    app.run()
+    app.segmented_control(key="group_by").set_value(grouping).run()
+    for presenter in (False, True):
+        app.toggle(key="presenter").set_value(presenter).run()
+        visible = assert_shown_as_text(app)
+        figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+        [chart] = [f for f in figures if f["layout"]["title"]["text"].startswith("ROAS by ")]
+        labels = chart["data"][0]["y"]
+        assert html.escape(first, quote=False) in labels
+        assert not [label for label in labels if "<" in label]
+        assert not [label for label in chart["layout"]["yaxis"]["categoryarray"] if "<" in label]
+        assert "Best " in visible and "<b>bold</b>" in visible
+    app.toggle(key="presenter").set_value(False).run()
+    [table] = [frame.value for frame in app.dataframe if "group_name" in frame.value]
+    assert first in set(table["group_name"]), "table cells hold the text itself"
 
 
 def test_hostile_names_render_as_text_in_presenter_mode(hostile_app):

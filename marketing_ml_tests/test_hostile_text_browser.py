@@ -6,7 +6,6 @@ gets; headless Chromium loads the dashboard (`streamlit run`), presenter mode an
 """
 
 import os
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,18 +15,15 @@ import pytest
 
 from app.report import build_report
 from app.text import WORD_JOINER
-from marketing_ml_tests.lm_server import FakeLMStudio
-from marketing_ml_tests.test_app import DASHBOARD, FOOTER, served_lakehouse
-from marketing_ml_tests.test_browser import (
+from marketing_ml_tests.chromium import (
     CHROMIUM,
     chromium_page,
     evaluate,
-    free_port,
-    healthy,
-    started,
-    stop,
+    streamlit_server,
     wait_for,
 )
+from marketing_ml_tests.lm_server import FakeLMStudio
+from marketing_ml_tests.test_app import DASHBOARD, FOOTER, TABS, served_lakehouse
 from marketing_ml_tests.test_hostile_text import hostile_serving_file
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
@@ -102,7 +98,6 @@ def hostile_dashboard(hostile_serving, recorder, tmp_path):
     """`streamlit run` on the hostile serving file, its LM replying with Markdown images and
     links to the recording server."""
     with FakeLMStudio("markdown", link_base=recorder.base) as lm:
-        port = free_port()
         env = {
             **os.environ,
             "MARKETING_ML_SERVING_DB": str(hostile_serving),
@@ -110,24 +105,8 @@ def hostile_dashboard(hostile_serving, recorder, tmp_path):
             "LM_TIMEOUT": "5",
         }
         env.pop("LM_MODEL", None)
-        server = started(
-            [sys.executable, "-m", "streamlit", "run", DASHBOARD]
-            + ["--server.headless", "true", "--server.address", "127.0.0.1"]
-            + ["--server.port", str(port), "--browser.gatherUsageStats", "false"]
-            + ["--global.developmentMode", "false"],
-            env,
-            tmp_path / "streamlit.log",
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for(
-                lambda: server.poll() is None and healthy(f"{url}/_stcore/health"),
-                60,
-                "streamlit to answer its health check",
-            )
+        with streamlit_server(DASHBOARD, env, tmp_path / "streamlit.log") as (url, _):
             yield url, lm
-        finally:
-            stop(server)
 
 
 LINKED = """(() => {
@@ -154,6 +133,22 @@ def settled(devtools, condition: str, what: str) -> None:
         ),
         90,
         what,
+    )
+    time.sleep(2.0)  # images and plotly's first paint load after the script run
+
+
+def settled_tab(devtools, tab: str) -> None:
+    """The open tab is `tab` and its script run has ended."""
+    wait_for(
+        lambda: evaluate(
+            devtools,
+            "!!document.querySelector('[data-test-script-state=\"notRunning\"]') && "
+            '[...document.querySelectorAll(\'[role="tab"][aria-selected="true"]\')]'
+            f".some((e) => e.innerText.trim() === {tab!r}) && "
+            "!!document.querySelector('.st-key-page_end')",
+        ),
+        90,
+        f"the {tab} tab",
     )
     time.sleep(2.0)  # images and plotly's first paint load after the script run
 
@@ -201,6 +196,15 @@ def test_dashboard_and_presenter_fetch_nothing_named_in_data_or_lm_text(
     assert lm.chat_requests(), "the LM was asked for next steps"
     text = assert_nothing_fetched_and_names_literal(devtools, recorder)
     assert "LM Studio: online" in text
+
+    for tab in TABS[1:]:  # each tab's body runs when it is opened: nothing fetched there either
+        click(devtools, "[data-baseweb='tab'], [role='tab']", tab)
+        settled_tab(devtools, tab)
+        linked = evaluate(devtools, LINKED % recorder.base)
+        assert linked == [], (tab, linked)
+        assert recorder.requests == [], f"the browser fetched {recorder.requests} in {tab}"
+    click(devtools, "[data-baseweb='tab'], [role='tab']", TABS[0])
+    settled_tab(devtools, TABS[0])
 
     click(devtools, "[data-testid='stSidebar'] label", "Presenter mode")
     settled(

@@ -268,6 +268,8 @@ def test_a_hostile_model_id_is_shown_as_text(monkeypatch, served):
 def test_one_lm_call_per_distinct_filter_state(dashboard):
     app, server = dashboard("grounded")
     app.run()
+    app.session_state["tab"] = "What-if"  # another tab, then a widget that is no filter
+    app.run()
     app.slider(key="whatif_share").set_value(0.4).run()
     assert len(server.chat_requests()) == 1, "reruns with the same filters call the LM again"
     app.multiselect(key="ad_sets").set_value(["AS_001", "AS_003"]).run()

@@ -103,8 +103,10 @@ def test_the_same_facts_are_asked_once_and_a_new_filter_or_serving_file_once_mor
     monkeypatch.setenv("LM_ENDPOINT", slow_server.base_url)
     app = wait_for_answer(render())
     assert lm_bullets(app) == 3
-    for _ in range(3):  # reruns, a widget elsewhere, a second browser session
+    for _ in range(3):  # reruns, another tab and a widget there, a second browser session
         render(app)
+    app.session_state["tab"] = "What-if"
+    render(app)
     app.slider(key="whatif_share").set_value(0.4).run()
     other_session = wait_for_answer(render())
     assert lm_bullets(other_session) == 3
@@ -169,7 +171,7 @@ true
 
 @pytest.fixture
 def browser(tmp_path):
-    from marketing_ml_tests.test_browser import chromium_page
+    from marketing_ml_tests.chromium import chromium_page
 
     yield from chromium_page(tmp_path)
 
@@ -180,8 +182,8 @@ def test_in_the_browser_the_answer_arrives_without_a_click_and_polling_stops(
     """`streamlit run` against a model that takes 2 s: the page shows the rule-based actions
     and "Asking LM Studio…", then the model's bullets on their own (the panel polls while the
     question is pending), and once they are there nothing reruns any more."""
-    from marketing_ml_tests.test_browser import evaluate, free_port, healthy, started, stop
-    from marketing_ml_tests.test_browser import wait_for as waited
+    from marketing_ml_tests.chromium import evaluate, free_port, healthy, started, stop
+    from marketing_ml_tests.chromium import wait_for as waited
 
     serving = served_lakehouse(tmp_path_factory).serving
     with ScriptedLMStudio(grounded, delay=DELAY) as server:

@@ -32,8 +32,11 @@ def serving(tmp_path_factory, monkeypatch):
     st.cache_data.clear()
 
 
-def render() -> AppTest:
+def render(tab: str | None = None) -> AppTest:
+    """The dashboard's first run; with `tab`, with that tab open (only the open tab runs)."""
     app = AppTest.from_file(DASHBOARD, default_timeout=30)
+    if tab is not None:
+        app.session_state["tab"] = tab
     app.run()
     assert not app.exception, [exception.message for exception in app.exception]
     return app
@@ -52,7 +55,7 @@ def header(config: dict, name: str) -> str:
 
 
 def test_forecast_bars_are_green_for_good_news_and_red_for_bad(serving):
-    forecasts = render().tabs[1]
+    forecasts = render("Forecasts").tabs[1]
     [config] = [
         config for frame, config in shown_tables(forecasts) if "roas_on_target_prob" in frame
     ]
@@ -61,7 +64,7 @@ def test_forecast_bars_are_green_for_good_news_and_red_for_bad(serving):
 
 
 def test_data_quality_headers_are_words_and_counts_have_thousands_separators(serving):
-    quality = render().tabs[2]
+    quality = render("Data quality").tabs[2]
     tables = shown_tables(quality)
     assert len(tables) == 3
     for frame, config in tables:
@@ -77,7 +80,7 @@ def test_data_quality_headers_are_words_and_counts_have_thousands_separators(ser
 
 
 def test_models_tab_shows_the_drift_verdict_beside_the_scores_not_in_an_expander(serving):
-    models = render().tabs[3]
+    models = render("Models").tabs[3]
     verdicts = [
         element.value
         for kind in ("success", "warning")
@@ -93,7 +96,7 @@ def test_models_tab_shows_the_drift_verdict_beside_the_scores_not_in_an_expander
 
 
 def test_whatif_changes_are_signed_before_the_pound(serving):
-    whatif = render().tabs[4]
+    whatif = render("What-if").tabs[4]
     [plan] = [frame for frame, _ in shown_tables(whatif) if "spend_change" in frame]
     changes = [value for value in plan["spend_change"] if value != "£0"]
     assert changes, plan

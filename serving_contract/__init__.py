@@ -16,6 +16,7 @@ BUDGET_PLAN = "gold.budget_plan"
 BUDGET_PLAN_SUMMARY = "gold.budget_plan_summary"
 PACING_RISK_MODEL = "models.pacing_risk_model"
 CONVERSION_MODEL = "models.conversion_model"
+AUDIENCE_SEGMENTS = "silver.audience_segments"
 
 SERVED_TABLES = (
     DAILY_METRICS,
@@ -29,6 +30,7 @@ SERVED_TABLES = (
     BUDGET_PLAN_SUMMARY,
     PACING_RISK_MODEL,
     CONVERSION_MODEL,
+    AUDIENCE_SEGMENTS,
 )
 """Every table of the serving file, as "schema.table" (the lakehouse's own names)."""
 
