@@ -1,5 +1,8 @@
 """Files that cannot be used fail with a message naming the file and what to do."""
 
+import hashlib
+import json
+
 import duckdb
 import pytest
 
@@ -12,6 +15,7 @@ from marketing_ml.contract import (
 )
 from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
 from marketing_ml_tests.conftest import (
+    clean_conversion_rows,
     clean_pacing_rows,
     clean_performance_rows,
     write_clean_raw_dir,
@@ -119,3 +123,56 @@ def test_bronze_line_numbers_match_the_file_when_duckdb_reads_it_in_parallel(tmp
         "lpad(CAST(_source_line AS VARCHAR), 8, '0')) FROM bronze_rows"
     ).fetchone()
     assert (lines, misnumbered) == (600_000, 0)
+
+
+def test_bronze_keeps_every_record_as_it_arrived_and_silver_rebuilds_without_the_csv(lakehouse):
+    """Every record of a dirty file (a quoted value spanning two lines, a blank line, a record
+    with too many fields) is in bronze with its file, its physical first line and its text; the
+    table records the file's SHA-256; silver built again from bronze alone, with the CSV gone,
+    is the same table."""
+    path = lakehouse.raw_dir / CONVERSION_EVENTS.file_name
+    rows = clean_conversion_rows()
+    text = (
+        ",".join(CONVERSION_EVENTS.columns)
+        + "\n"
+        + "".join(",".join(row) + "\n" for row in rows[:3])
+        + 'CV_Q001,01/08/2024,AS_001,booking_completed,1200,7_day_click,"two\nlines"\n'
+        + "\n"
+        + "CV_X001,01/08/2024,AS_001,booking_completed,1,200.50,7_day_click,x\n"
+        + "".join(",".join(row) + "\n" for row in rows[3:])
+    )
+    path.write_bytes(text.encode())
+    physical = text.split("\n")
+    expected = {2 + i: ",".join(row) for i, row in enumerate(rows[:3])}
+    expected[5] = physical[4] + "\n" + physical[5]
+    expected[8] = physical[7]
+    expected.update({9 + i: ",".join(row) for i, row in enumerate(rows[3:])})
+
+    assert lakehouse.materialize().success
+    columns = ", ".join(f"coalesce({column}, '')" for column in CONVERSION_EVENTS.columns)
+    stored = lakehouse.query(
+        f"SELECT _source_line, _source_file, coalesce(_raw_record, "
+        f"CASE WHEN conversion_id = 'CV_Q001' THEN NULL ELSE concat_ws(',', {columns}) END), "
+        f"user_segment FROM bronze.conversion_events ORDER BY _source_line"
+    )
+    assert [line for line, *_ in stored] == sorted(expected)
+    assert {file for _, file, *_ in stored} == {CONVERSION_EVENTS.file_name}
+    for line, _, record, user_segment in stored:
+        if line == 5:
+            assert user_segment == "two\nlines"
+        else:
+            assert record == expected[line], line
+    (comment,) = lakehouse.query(
+        "SELECT comment FROM duckdb_tables() "
+        "WHERE schema_name = 'bronze' AND table_name = 'conversion_events'"
+    )[0]
+    assert json.loads(comment)["file"]["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+    silver = "SELECT * FROM silver.conversion_events ORDER BY _source_line"
+    built = lakehouse.query(silver)
+    for raw_file in lakehouse.raw_dir.iterdir():
+        raw_file.unlink()
+    with duckdb.connect(str(lakehouse.database)) as connection:
+        connection.execute("DROP TABLE silver.conversion_events")
+    assert lakehouse.materialize(selection="silver/conversion_events").success
+    assert lakehouse.query(silver) == built and len(built) == len(rows) + 1
