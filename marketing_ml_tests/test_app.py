@@ -4,9 +4,7 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 import tomllib
@@ -24,6 +22,7 @@ from websockets.sync.client import connect
 
 from marketing_ml.report import report, report_path
 from marketing_ml.sample_data import write_sample_data
+from marketing_ml_tests.chromium import free_port, started, stop
 from marketing_ml_tests.conftest import Lakehouse
 
 DASHBOARD = str(Path(__file__).resolve().parent.parent / "app" / "dashboard.py")
@@ -378,23 +377,18 @@ def new_session_config(port: int):
 def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(tmp_path):
     """`streamlit run app/dashboard.py` from the repository root, no address flag: the committed
     config puts it on 127.0.0.1 only and tells the page not to gather usage statistics."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "MARKETING_ML_SERVING_DB": str(tmp_path / "none" / "serving.duckdb")}
     for name in list(env):
         if name.startswith("STREAMLIT_"):
             del env[name]
     log = tmp_path / "streamlit.log"
-    server = subprocess.Popen(
+    server = started(
         [sys.executable, "-m", "streamlit", "run", "app/dashboard.py"]
         + ["--server.port", str(port), "--server.headless", "true"],
+        env,
+        log,
         cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -410,12 +404,7 @@ def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(
         assert config.toolbar_mode == config.ToolbarMode.VIEWER
         assert config.disable_data_export is True
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
 
 # --- every ad set by default, the top and bottom of 2,000, portfolio groups -----------------------
