@@ -57,6 +57,11 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
             summary += f", extra column(s) ignored: {', '.join(profile.extra_columns)}"
         if profile.blank_lines:
             summary += f", {profile.blank_lines} blank line(s) skipped"
+        if profile.left_for_next_run:
+            summary += (
+                f", still being written: {profile.left_for_next_run} byte(s) after its last "
+                "complete line would be left for the next run"
+            )
         if rows == 0:
             summary += " (header only: no data rows)"
         report.append(summary)

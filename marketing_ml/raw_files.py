@@ -4,12 +4,18 @@ and every record in the file reaches bronze, clean or marked malformed with its 
 import bisect
 import codecs
 import csv
+import fcntl
 import functools
 import hashlib
 import io
+import math
+import os
 import shutil
+import stat
 import tempfile
-from dataclasses import dataclass, replace
+import time
+import weakref
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
@@ -108,29 +114,40 @@ class RawFileProfile:
     """The earlier version of the file this one starts with, byte for byte (an export that had
     rows appended); None when it does not extend the version it was compared with."""
     appended: "RecordLayout | None" = None
-    """Where the records past `extends` start, counted from the first byte after it."""
+    """Where the records past `extends` start in the copy of the appended part (its header
+    line first)."""
+    left_for_next_run: int = 0
+    """Bytes past the last complete line of a file that was still being written: not loaded
+    now; the next run finds the file extends the version loaded and reads them then."""
+    snapshot: "_Snapshot | None" = field(default=None, compare=False, repr=False)
+    """The private copy this profile describes (None for one rebuilt from a table's state)."""
+
+    @property
+    def source(self) -> Path:
+        """Where the records to load are read from: the copy, never the path again."""
+        return self.snapshot.file
 
 
 class _Scan:
-    """One streaming pass over (part of) a file: hash, UTF-8 check, lines, and whether a record
-    may span lines (a quote anywhere). Only single-byte searches: a two-byte one such as CRLF
-    costs a second per GB, a third of the whole pass."""
+    """One streaming pass over a private copy: UTF-8 check, lines, and whether a record may span
+    lines (a quote anywhere). Only single-byte searches: a two-byte one such as CRLF costs a
+    second per GB, a third of the whole pass. `offset` and `line_base` place the copy's first
+    byte in the file, for messages."""
 
-    def __init__(self, path: Path, digest, offset: int = 0, line_base: int = 0):
+    def __init__(self, path: Path, source: Path, offset: int = 0, line_base: int = 0):
         self.path = path
-        self.digest = digest
+        self.source = source
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.offset = offset
         self.line_base = line_base
         self.newlines = 0
         self.first_line = b""
-        self.last_byte = b"\n" if offset else b""
+        self.last_byte = b""
         self.quotes = False
         self.carriage_returns = 0
         self.commas = 0
 
     def feed(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
         try:
             self.decoder.decode(chunk)
         except UnicodeDecodeError as error:
@@ -140,7 +157,7 @@ class _Scan:
                 f"{self.path}: not UTF-8 (byte {chunk[error.start]:#04x} at offset {bad_at}, line "
                 f"{line}). Re-export it as UTF-8 (for example 'CSV UTF-8' in Excel)."
             ) from None
-        if not self.first_line and self.offset == 0:
+        if not self.last_byte:
             self.first_line = chunk.split(b"\n", 1)[0]
         self.quotes = self.quotes or b'"' in chunk
         self.commas += chunk.count(b",")
@@ -167,17 +184,18 @@ class _Scan:
             )
         if self.carriage_returns == self.newlines or self.quotes:
             return
-        lone = _first_line_with(self.path, _is_lone_carriage_return)
+        lone = _first_line_with(self.source, _is_lone_carriage_return)
         if lone:
             raise RawFileError(
-                f"{self.path}:{lone}: a carriage return inside a line (not followed by a line "
-                "feed). Remove it, or re-save the file with Windows (CRLF) or Unix (LF) line "
-                "endings."
+                f"{self.path}:{lone + self.line_base}: a carriage return inside a line (not "
+                "followed by a line feed). Remove it, or re-save the file with Windows (CRLF) or "
+                "Unix (LF) line endings."
             )
         if self.carriage_returns < self.newlines:
             raise RawFileError(
                 f"{self.path}: mixed line endings ({self.carriage_returns} lines end with CRLF, "
-                f"{self.newlines - self.carriage_returns} with LF only). Re-save it with one kind."
+                f"{self.newlines - self.carriage_returns} with LF only, in the part read). "
+                "Re-save it with one kind."
             )
 
     @property
@@ -195,8 +213,8 @@ def _is_lone_carriage_return(line: bytes) -> bool:
     return b"\r" in line.removesuffix(b"\r\n")
 
 
-def _first_line_with(path: Path, predicate) -> int:
-    with path.open("rb") as stream:
+def _first_line_with(source: Path, predicate) -> int:
+    with source.open("rb") as stream:
         for number, line in enumerate(stream, start=1):
             if predicate(line):
                 return number
@@ -213,13 +231,15 @@ class _Parsed:
     """(record, fields) of every record whose field count differs from the header's."""
 
 
-def _parse_layout(path: Path, offset: int, header: bool, fields_expected: int = 0) -> _Parsed:
-    """Records, blank lines, layout and field counts of the file from byte `offset`, with
-    Python's strict CSV parser: the slow path, for files whose records may span lines or skip
-    blank ones (with `header`, the header's field count is the one expected)."""
+def _parse_layout(
+    path: Path, source: Path, header: bool, fields_expected: int = 0, line_base: int = 0
+) -> _Parsed:
+    """Records, blank lines, layout and field counts of `source` (a copy of `path`, or of its
+    header line and appended part, which starts `line_base` lines into it), with Python's
+    strict CSV parser: the slow path, for files whose records may span lines or skip blank ones
+    (with `header`, the header's field count is the one expected)."""
     csv.field_size_limit(2**31 - 1)
-    with path.open("rb") as binary:
-        binary.seek(offset)
+    with source.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         reader = csv.reader(text, strict=True)
         header_fields = None
@@ -237,10 +257,9 @@ def _parse_layout(path: Path, offset: int, header: bool, fields_expected: int = 
                 if "unexpected end of data" in str(error):
                     opened = lines_before + 1
                     raise RawFileError(
-                        f"{path}:{opened + _line_base(path, offset)}: a quoted value opens on "
-                        f"this line and never closes, so the {reader.line_num - opened} line(s) "
-                        "after it would be read as part of it. Close the quote, or remove it, "
-                        "in the export."
+                        f"{path}:{opened + line_base}: a quoted value opens on this line and "
+                        f"never closes, so the {reader.line_num - opened} line(s) after it would "
+                        "be read as part of it. Close the quote, or remove it, in the export."
                     ) from None
                 fields = None
             if fields == []:
@@ -263,48 +282,345 @@ def _parse_layout(path: Path, offset: int, header: bool, fields_expected: int = 
     return _Parsed(header_fields, records, blank_lines, layout, tuple(odd_records))
 
 
-def _line_base(path: Path, offset: int) -> int:
-    """Physical lines before byte `offset` (which starts a line)."""
-    if offset == 0:
-        return 0
-    lines = 0
-    with path.open("rb") as stream:
-        remaining = offset
-        while remaining and (chunk := stream.read(min(CHUNK_BYTES, remaining))):
-            lines += chunk.count(b"\n")
-            remaining -= len(chunk)
-    return lines
+SETTLE_ENV = "MARKETING_ML_SETTLE_SECONDS"
+DEFAULT_SETTLE_SECONDS = 2.0
+"""A file nothing has written to for this long is taken as finished: vendors write an export
+over seconds, and the raw-folder sensor starts a run as soon as a file lands."""
+SETTLE_PATIENCE = 10
+"""How many settle windows a run waits for a file that keeps changing before it loads the
+file's complete lines and leaves the rest for the next run."""
+MIN_PATIENCE_SECONDS = 1.0
 
 
-def _check_is_readable_file(path: Path, raw_file: RawFile) -> None:
-    """A path in the raw folder that is no regular file, or links outside the folder, is refused
-    before anything reads it (a link's target is never echoed)."""
-    if path.is_symlink():
-        target = path.resolve()
-        if not target.is_relative_to(path.parent.resolve()):
+def settle_seconds(environ=os.environ) -> float:
+    text = environ.get(SETTLE_ENV, "").strip()
+    if not text:
+        return DEFAULT_SETTLE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise RawFileError(
+            f"{SETTLE_ENV}={text!r}: expected the seconds a raw file must go unwritten before "
+            f"it is read, a number from 0 up (default {DEFAULT_SETTLE_SECONDS:g})."
+        )
+    return value
+
+
+def _missing(path: Path) -> RawFileError:
+    return RawFileError(
+        f"{path}: file is missing. Expected the four exports "
+        f"({', '.join(f.file_name for f in RAW_FILES)}) in {path.parent}; add it, or point "
+        "MARKETING_ML_RAW_DIR at the folder that has them."
+    )
+
+
+def _opened_path(descriptor: int) -> Path | None:
+    """Where the open file really is (links resolved by the kernel at open time), or None where
+    the platform cannot say."""
+    proc = Path(f"/proc/self/fd/{descriptor}")
+    if proc.parent.is_dir():
+        return Path(os.readlink(proc).removesuffix(" (deleted)"))
+    if hasattr(fcntl, "F_GETPATH"):
+        name = fcntl.fcntl(descriptor, fcntl.F_GETPATH, bytes(4096))
+        return Path(os.fsdecode(name.split(b"\0", 1)[0]))
+    return None
+
+
+def _open_raw(path: Path, raw_file: RawFile) -> int:
+    """The file opened once, read-only and without blocking (a FIFO would wait for a writer):
+    the checks below look at what was opened, and every later read goes through this
+    descriptor, so a link or file swapped in after the checks is never read. A path that is no
+    regular file, or that leads outside the raw folder, is refused; a link's target is never
+    echoed."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except OSError as error:
+        raise RawFileError(
+            f"{path}: cannot be read ({error.strerror}). Check its permissions, and put the "
+            "export here as a plain file."
+        ) from None
+    try:
+        opened = _opened_path(descriptor)
+        if opened is None and path.is_symlink():
+            opened = path.resolve()
+        if opened is not None and not opened.is_relative_to(path.parent.resolve()):
             raise RawFileError(
                 f"{path}: a symbolic link to a file outside the raw folder; links are followed "
                 "only within it. Copy the export into the folder instead."
             )
-    if not path.exists():
-        raise RawFileError(
-            f"{path}: file is missing. Expected the four exports "
-            f"({', '.join(f.file_name for f in RAW_FILES)}) in {path.parent}; add it, or point "
-            "MARKETING_ML_RAW_DIR at the folder that has them."
-        )
-    if path.is_dir():
-        raise RawFileError(
-            f"{path}: a folder, not a file. Put the {raw_file.file_name} export here instead."
-        )
-    if not path.is_file():
-        raise RawFileError(f"{path}: not a regular file. Put the export here as a plain file.")
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise RawFileError(
+                f"{path}: a folder, not a file. Put the {raw_file.file_name} export here instead."
+            )
+        if not stat.S_ISREG(mode):
+            raise RawFileError(f"{path}: not a regular file. Put the export here as a plain file.")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _copy_range(descriptor: int, target: int, start: int, end: int) -> int:
+    """Bytes [start, end) of the open file appended to `target`, in the kernel where it can;
+    returns how many there were (fewer when the file shrank meanwhile)."""
+    copied = 0
+    in_kernel = hasattr(os, "copy_file_range")
+    while start + copied < end:
+        wanted = min(end - start - copied, CHUNK_BYTES * 8)
+        if in_kernel:
+            try:
+                count = os.copy_file_range(descriptor, target, wanted, start + copied)
+            except OSError:
+                in_kernel = False
+                continue
+        else:
+            chunk = os.pread(descriptor, min(wanted, CHUNK_BYTES), start + copied)
+            count = os.write(target, chunk) if chunk else 0
+        if count == 0:
+            break
+        copied += count
+    return copied
+
+
+class _Snapshot:
+    """A private copy of a raw file's bytes, taken through its one descriptor: what is hashed,
+    counted and loaded is this copy, however the file changes meanwhile. For a file that
+    extends the version loaded, the copy holds the header line and the appended part only
+    (read by the same reader as a whole file), and `digest` has hashed the version before it.
+    The folder is removed with the last reference to it."""
+
+    def __init__(self, file: Path, size_bytes: int, extends=None, digest=None, header_bytes=0):
+        self.file = file
+        self.size_bytes = size_bytes
+        self.extends = extends
+        self.digest = digest
+        self.header_bytes = header_bytes
+        self.left_for_next_run = 0
+
+    def cut_at_last_line(self, path: Path) -> None:
+        """Keep only the complete lines of a file that is still being written."""
+        size = self.file.stat().st_size
+        end = size
+        with self.file.open("rb") as stream:
+            while end > self.header_bytes:
+                start = max(end - CHUNK_BYTES, self.header_bytes)
+                stream.seek(start)
+                newline = stream.read(end - start).rfind(b"\n")
+                if newline >= 0:
+                    end = start + newline + 1
+                    break
+                end = start
+        if end == 0:
+            raise RawFileError(
+                f"{path}: still being written (not even its header line is complete). Run "
+                "again when the export has finished."
+            )
+        os.truncate(self.file, end)
+        self.left_for_next_run = size - end
+        self.size_bytes -= size - end
+
+
+def _quiet_status(descriptor: int, settle: float, deadline: float) -> os.stat_result:
+    """The file's status once nothing has written to it for `settle` seconds, or at the
+    deadline."""
+    while True:
+        status = os.fstat(descriptor)
+        quiet_for = time.time() - status.st_mtime
+        remaining = deadline - time.monotonic()
+        if _quiet(status, settle) or remaining <= 0:
+            return status
+        time.sleep(min(settle - quiet_for, remaining) + 0.01)
+
+
+def _quiet(status: os.stat_result, settle: float) -> bool:
+    return settle <= 0 or time.time() - status.st_mtime >= settle
+
+
+def _same_version(descriptor: int, status: os.stat_result) -> bool:
+    now = os.fstat(descriptor)
+    return (now.st_size, now.st_mtime_ns) == (status.st_size, status.st_mtime_ns)
+
+
+def _copy_version(
+    descriptor: int, size: int, previous: "RawFileProfile | None", folder: Path
+) -> _Snapshot:
+    """The file's first `size` bytes copied into `folder`: only the header line and the part
+    past `previous` when the file starts with that version byte for byte (rows appended)."""
+    for stale in folder.iterdir():
+        stale.unlink()
+    if previous is not None and 0 < previous.size_bytes <= size:
+        digest = hashlib.sha256()
+        header_line = b""
+        offset = last_byte = 0
+        while offset < previous.size_bytes:
+            chunk = os.pread(descriptor, min(CHUNK_BYTES, previous.size_bytes - offset), offset)
+            if not chunk:
+                break
+            if offset == 0 and b"\n" in chunk:
+                header_line = chunk[: chunk.index(b"\n") + 1]
+            digest.update(chunk)
+            offset += len(chunk)
+            last_byte = chunk[-1]
+        if (
+            offset == previous.size_bytes
+            and last_byte == ord("\n")
+            and header_line
+            and digest.hexdigest() == previous.sha256
+        ):
+            part = folder / "appended.csv"
+            target = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(target, header_line)
+                copied = _copy_range(descriptor, target, previous.size_bytes, size)
+            finally:
+                os.close(target)
+            return _Snapshot(part, previous.size_bytes + copied, previous, digest, len(header_line))
+    whole = folder / "whole.csv"
+    target = os.open(whole, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with path.open("rb"):
-            pass
-    except OSError as error:
+        copied = _copy_range(descriptor, target, 0, size)
+    finally:
+        os.close(target)
+    return _Snapshot(whole, copied)
+
+
+def _take_snapshot(
+    path: Path, raw_file: RawFile, previous: "RawFileProfile | None", settle: float
+) -> tuple[_Snapshot, Path]:
+    """A copy of a version of the file that nothing wrote to while it was taken, once the file
+    has been quiet for `settle` seconds; a file that keeps changing past the patience is copied
+    up to its last complete line. Returns the copy and its folder."""
+    descriptor = _open_raw(path, raw_file)
+    folder = Path(tempfile.mkdtemp(prefix="marketing-ml-raw-"))
+    try:
+        deadline = time.monotonic() + max(SETTLE_PATIENCE * settle, MIN_PATIENCE_SECONDS)
+        while True:
+            status = _quiet_status(descriptor, settle, deadline)
+            quiet = _quiet(status, settle)
+            snapshot = _copy_version(descriptor, status.st_size, previous, folder)
+            unchanged = _same_version(descriptor, status) and snapshot.size_bytes == status.st_size
+            if unchanged and quiet:
+                return snapshot, folder
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        snapshot = _copy_version(descriptor, os.fstat(descriptor).st_size, None, folder)
+        snapshot.cut_at_last_line(path)
+        return snapshot, folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        os.close(descriptor)
+
+
+def _scan(snapshot: _Snapshot, scan: _Scan, digest) -> _Scan:
+    """Scan the copy, hashing the file's bytes in it (all but an appended part's header line)."""
+    skip = snapshot.header_bytes
+    with snapshot.file.open("rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            scan.feed(chunk)
+            digest.update(chunk[skip:])
+            skip = max(skip - len(chunk), 0)
+    scan.finish()
+    return scan
+
+
+def profile_raw_file(
+    path: Path,
+    raw_file: RawFile,
+    previous: "RawFileProfile | None" = None,
+    settle: float | None = None,
+) -> RawFileProfile:
+    """Hash, size, encoding, header and records of a private copy of the file, in one streaming
+    pass (a second, parsing pass only for files whose records may span lines); the copy is
+    what `stage_records` loads.
+
+    Given the `previous` version loaded, a file that starts with it (rows appended) is copied
+    and checked only past it, with its header line in front, so that part is read exactly as a
+    whole file is (line endings, BOM, encoding, field counts); the version before it is only
+    hashed. `settle`: seconds the file must go unwritten first (`MARKETING_ML_SETTLE_SECONDS`).
+    """
+    snapshot, folder = _take_snapshot(
+        path, raw_file, previous, settle_seconds() if settle is None else settle
+    )
+    try:
+        profile = _profile_snapshot(path, raw_file, snapshot)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    weakref.finalize(snapshot, shutil.rmtree, folder, ignore_errors=True)
+    return profile
+
+
+def _profile_snapshot(path: Path, raw_file: RawFile, snapshot: _Snapshot) -> RawFileProfile:
+    if snapshot.size_bytes == 0:
         raise RawFileError(
-            f"{path}: cannot be read ({error.strerror}). Check its permissions."
-        ) from None
+            f"{path}: file is empty (0 bytes). Re-export {raw_file.file_name} with its header row "
+            f"({','.join(raw_file.columns)})."
+        )
+    previous = snapshot.extends
+    if previous is not None:
+        offset = previous.size_bytes - snapshot.header_bytes
+        scan = _scan(
+            snapshot, _Scan(path, snapshot.file, offset, previous.lines - 1), snapshot.digest
+        )
+        if scan.one_line_per_record:
+            records, blank_lines, odd_records = scan.lines - 1, 0, ()
+            appended = RecordLayout(((0, 2, 2),))
+        else:
+            parsed = _parse_layout(path, snapshot.file, True, line_base=previous.lines - 1)
+            records, blank_lines = parsed.records, parsed.blank_lines
+            appended, odd_records = parsed.layout, parsed.odd_records
+        return replace(
+            previous,
+            path=path,
+            sha256=snapshot.digest.hexdigest(),
+            size_bytes=snapshot.size_bytes,
+            data_rows=previous.data_rows + records,
+            lines=previous.lines + scan.lines - 1,
+            blank_lines=previous.blank_lines + blank_lines,
+            extends=previous,
+            appended=appended,
+            presumed=scan.one_line_per_record,
+            odd_records=odd_records,
+            data_commas=scan.commas - (len(previous.header) - 1),
+            snapshot=snapshot,
+            left_for_next_run=snapshot.left_for_next_run,
+        )
+    scan = _scan(snapshot, _Scan(path, snapshot.file), digest := hashlib.sha256())
+    odd_records = ()
+    if scan.one_line_per_record:
+        header_text = scan.first_line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
+        fields = tuple(next(csv.reader([header_text]), ()))
+        data_rows, blank_lines, layout = max(scan.lines - 1, 0), 0, RecordLayout(((0, 2, 2),))
+    else:
+        parsed = _parse_layout(path, snapshot.file, header=True)
+        fields, data_rows, blank_lines = parsed.header, parsed.records, parsed.blank_lines
+        layout, odd_records = parsed.layout, parsed.odd_records
+    header = _checked_header(path, raw_file, fields or ())
+    return RawFileProfile(
+        path=path,
+        raw_file=raw_file,
+        sha256=digest.hexdigest(),
+        size_bytes=snapshot.size_bytes,
+        data_rows=data_rows,
+        header=header,
+        extra_columns=tuple(column for column in header if column not in raw_file.columns),
+        lines=scan.lines,
+        blank_lines=blank_lines,
+        layout=layout,
+        presumed=scan.one_line_per_record,
+        odd_records=odd_records,
+        data_commas=scan.commas - (len(fields or ()) - 1),
+        snapshot=snapshot,
+        left_for_next_run=snapshot.left_for_next_run,
+    )
 
 
 def _checked_header(path: Path, raw_file: RawFile, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -336,101 +652,6 @@ def _checked_header(path: Path, raw_file: RawFile, fields: tuple[str, ...]) -> t
             "lineage; rename them in the export."
         )
     return header
-
-
-def _starts_with(stream, previous: "RawFileProfile", digest) -> bool:
-    """Whether the stream's first `previous.size_bytes` bytes are that version, ending a line."""
-    remaining = previous.size_bytes
-    last_byte = b""
-    while remaining and (chunk := stream.read(min(CHUNK_BYTES, remaining))):
-        digest.update(chunk)
-        last_byte = chunk[-1:]
-        remaining -= len(chunk)
-    return remaining == 0 and last_byte == b"\n" and digest.hexdigest() == previous.sha256
-
-
-def _scan(path: Path, stream, scan: "_Scan") -> "_Scan":
-    while chunk := stream.read(CHUNK_BYTES):
-        scan.feed(chunk)
-    scan.finish()
-    return scan
-
-
-def profile_raw_file(
-    path: Path, raw_file: RawFile, previous: "RawFileProfile | None" = None
-) -> RawFileProfile:
-    """Hash, size, encoding, header and records in one streaming pass over the file (a second,
-    parsing pass only for files whose records may span lines).
-
-    Given the `previous` version loaded, a file that starts with it (rows appended) is checked
-    only past it: its bytes are hashed, not decoded or counted again.
-    """
-    _check_is_readable_file(path, raw_file)
-    size_bytes = path.stat().st_size
-    if size_bytes == 0:
-        raise RawFileError(
-            f"{path}: file is empty (0 bytes). Re-export {raw_file.file_name} with its header row "
-            f"({','.join(raw_file.columns)})."
-        )
-    if previous is not None and previous.size_bytes <= size_bytes:
-        with path.open("rb") as stream:
-            digest = hashlib.sha256()
-            if _starts_with(stream, previous, digest):
-                scan = _scan(path, stream, _Scan(path, digest, previous.size_bytes, previous.lines))
-                presumed = scan.one_line_per_record
-                if presumed:
-                    records, blank_lines, odd_records = scan.lines, 0, ()
-                    appended = RecordLayout(((0, 1, 1),))
-                else:
-                    parsed = _parse_layout(
-                        path,
-                        previous.size_bytes,
-                        header=False,
-                        fields_expected=len(previous.header),
-                    )
-                    records, blank_lines = parsed.records, parsed.blank_lines
-                    appended, odd_records = parsed.layout, parsed.odd_records
-                return replace(
-                    previous,
-                    path=path,
-                    sha256=digest.hexdigest(),
-                    size_bytes=size_bytes,
-                    data_rows=previous.data_rows + records,
-                    lines=previous.lines + scan.lines,
-                    blank_lines=previous.blank_lines + blank_lines,
-                    extends=previous,
-                    appended=appended,
-                    presumed=presumed,
-                    odd_records=odd_records,
-                    data_commas=scan.commas,
-                )
-    with path.open("rb") as stream:
-        scan = _scan(path, stream, _Scan(path, hashlib.sha256()))
-    odd_records = ()
-    if scan.one_line_per_record:
-        header_text = scan.first_line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
-        fields = tuple(next(csv.reader([header_text]), ()))
-        data_rows, blank_lines, layout = max(scan.lines - 1, 0), 0, RecordLayout(((0, 2, 2),))
-    else:
-        parsed = _parse_layout(path, 0, header=True)
-        fields, data_rows, blank_lines = parsed.header, parsed.records, parsed.blank_lines
-        layout, odd_records = parsed.layout, parsed.odd_records
-    header = _checked_header(path, raw_file, fields or ())
-    return RawFileProfile(
-        path=path,
-        raw_file=raw_file,
-        sha256=scan.digest.hexdigest(),
-        size_bytes=size_bytes,
-        data_rows=data_rows,
-        header=header,
-        extra_columns=tuple(column for column in header if column not in raw_file.columns),
-        lines=scan.lines,
-        blank_lines=blank_lines,
-        layout=layout,
-        presumed=scan.one_line_per_record,
-        odd_records=odd_records,
-        data_commas=scan.commas - (len(fields or ()) - 1),
-    )
 
 
 def read_csv_sql(profile: RawFileProfile, path: Path | None = None, header: bool = True) -> str:
@@ -562,7 +783,7 @@ def stage_records(
         != clean_rows * (expected - 1) + sum(raw.count(",") for *_, raw in rejected)
         or any(error_type == "LINE SIZE OVER MAXIMUM" for _, error_type, *_ in rejected)
     ):
-        parsed = _parse_layout(source, 0, header, expected)
+        parsed = _parse_layout(profile.path, source, header, expected, line_base)
         records, blank_lines = parsed.records, parsed.blank_lines
         layout, odd_records = parsed.layout, parsed.odd_records
     if clean_rows + len(rejected) != records:
@@ -679,10 +900,10 @@ def _number_around(
     row r is record r + (records set aside before it), on that record's line."""
     connection.execute("CREATE OR REPLACE TEMP TABLE _set_aside (first_row BIGINT, shift BIGINT)")
     if rejected:
-        connection.executemany(
-            "INSERT INTO _set_aside VALUES (?, ?)",
-            [[record - rank, rank + 1] for rank, record in enumerate(rejected)],
-        )
+        # Records set aside one after another share the first clean row after them, which
+        # takes the largest shift: one ASOF match per row, not an arbitrary one of several.
+        shift_from_row = {record - rank: rank + 1 for rank, record in enumerate(rejected)}
+        connection.executemany("INSERT INTO _set_aside VALUES (?, ?)", list(shift_from_row.items()))
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE _line_runs (first_record BIGINT, physical_offset BIGINT)"
     )
@@ -763,7 +984,7 @@ def stage_bronze_load(
         connection,
         staging,
         profile,
-        profile.path,
+        profile.source,
         profile.layout,
         True,
         0,
@@ -780,24 +1001,20 @@ def stage_bronze_append(
     connection, staging: str, profile: RawFileProfile
 ) -> tuple[int, RawFileProfile]:
     """`staging` created with the records past `profile.extends` (the version in the table),
-    numbered exactly as a full load of the whole file would number them; returns the number of
-    rows and the profile with its records as loaded."""
-    with tempfile.TemporaryDirectory(prefix="marketing-ml-append-") as folder:
-        appended_part = Path(folder) / profile.path.name
-        with profile.path.open("rb") as source, appended_part.open("wb") as target:
-            source.seek(profile.extends.size_bytes)
-            shutil.copyfileobj(source, target, CHUNK_BYTES)
-        staged = stage_records(
-            connection,
-            staging,
-            profile,
-            appended_part,
-            profile.appended,
-            False,
-            profile.extends.lines,
-            profile.data_rows - profile.extends.data_rows,
-            profile.blank_lines - profile.extends.blank_lines,
-        )
+    read from the copy of the header line and the appended part by the same reader as a whole
+    file, and numbered exactly as a full load of the whole file would number them; returns the
+    number of rows and the profile with its records as loaded."""
+    staged = stage_records(
+        connection,
+        staging,
+        profile,
+        profile.source,
+        profile.appended,
+        True,
+        profile.extends.lines - 1,
+        profile.data_rows - profile.extends.data_rows,
+        profile.blank_lines - profile.extends.blank_lines,
+    )
     profile = replace(
         profile,
         data_rows=profile.extends.data_rows + staged.records,
@@ -853,20 +1070,30 @@ def plan_bronze_refresh(
     recorded (`built`; {} for a full load): nothing to do when the file is the version loaded,
     only the new rows when it extends it (a daily export), a full load otherwise. The rows are
     staged here; the update swaps or appends them."""
-    profile = profile_raw_file(path, raw_file, stored_profile(built or None, path, raw_file))
+    previous = stored_profile(built or None, path, raw_file)
+    if previous is not None and built.get("query") != bronze_query_id(previous):
+        previous = None
+    profile = profile_raw_file(path, raw_file, previous)
     if not tables_for(connection).updates_in_place:
         return plan_bronze_snapshot(connection, schema, table, profile, built)
     staging = staging_name(schema, table)
-    if profile.extends is None or built.get("query") != bronze_query_id(profile):
+    if profile.extends is None:
         rows, profile = stage_bronze_load(connection, staging, profile)
         versions = [[bronze_version(profile), rows]]
         load, apply = f"full load ({rows} rows)", swap_in(staging)
     elif profile.sha256 == profile.extends.sha256:
-        return Update("unchanged since the last load", metadata=file_metadata(profile))
+        load, apply = "unchanged since the last load", None
     else:
         rows, profile = stage_bronze_append(connection, staging, profile)
         versions = [*built["versions"], [bronze_version(profile), built["rows"] + rows]]
         load, apply = f"appended {rows} rows", append_from(staging)
+    if profile.left_for_next_run:
+        load += (
+            f"; still being written: {profile.left_for_next_run} byte(s) after its last "
+            "complete line left for the next run"
+        )
+    if apply is None:
+        return Update(load, metadata=file_metadata(profile))
     return Update(load, apply, bronze_state(profile, versions), file_metadata(profile))
 
 
@@ -908,4 +1135,5 @@ def file_metadata(profile: RawFileProfile) -> dict:
         "source_rows": profile.data_rows,
         "source_blank_lines": profile.blank_lines,
         "extra_columns": ", ".join(profile.extra_columns) or "none",
+        "source_bytes_left_for_next_run": profile.left_for_next_run,
     }

@@ -19,6 +19,11 @@ from marketing_ml.contract import (
 )
 from marketing_ml.definitions import build_definitions
 from marketing_ml.quality import RULES
+from marketing_ml.raw_files import SETTLE_ENV
+
+os.environ.setdefault(SETTLE_ENV, "0")
+"""Tests write a raw file and read it at once: the settle window (tested on its own in
+test_files_changing_while_read.py) would add two seconds to every build."""
 
 
 def write_raw_csv(
