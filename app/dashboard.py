@@ -48,7 +48,8 @@ from app.plan import (
 )
 from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
-from planning import PlanSettings
+from planning import PlanSettings, PlanSettingsError
+from planning.settings import LOWER_FACTOR_RANGE, MIN_TOTAL, TARGET_ROAS_RANGE, UPPER_FACTOR_RANGE
 from serving_contract import (
     AUDIENCE_SEGMENTS,
     CONVERSION_MODEL,
@@ -803,8 +804,8 @@ def plan_settings(curves: Curves) -> PlanSettings:
     target, lower, upper, total = st.columns(4)
     target_value = target.number_input(
         "Target marginal ROAS (×)",
-        min_value=0.1,
-        max_value=50.0,
+        min_value=TARGET_ROAS_RANGE[0],
+        max_value=TARGET_ROAS_RANGE[1],
         value=float(published.target_marginal_roas),
         step=0.1,
         format="%.2f",
@@ -814,16 +815,14 @@ def plan_settings(curves: Curves) -> PlanSettings:
     )
     lower_value = lower.slider(
         "Lower bound (× current spend)",
-        0.0,
-        1.0,
+        *LOWER_FACTOR_RANGE,
         float(published.lower_factor),
         0.05,
         key="plan_lower",
     )
     upper_value = upper.slider(
         "Upper bound (× current spend)",
-        1.0,
-        3.0,
+        *UPPER_FACTOR_RANGE,
         float(published.upper_factor),
         0.05,
         key="plan_upper",
@@ -834,7 +833,7 @@ def plan_settings(curves: Curves) -> PlanSettings:
     current_total = float(curves.frame["current_spend"].fillna(0).sum())
     total_value = total.number_input(
         "Fixed total (£ a day)",
-        min_value=0.0,
+        min_value=MIN_TOTAL,
         value=None if published.total is None else float(published.total),
         step=100.0,
         format="%.0f",
@@ -858,6 +857,7 @@ def plan_settings(curves: Curves) -> PlanSettings:
         upper_factor=float(upper_value),
         locked=tuple(sorted(locked)),
         total=float(total_value) if scenario == "same_budget" and total_value is not None else None,
+        budget_caps=published.budget_caps,
     )
 
 
@@ -930,10 +930,16 @@ def plan_tiles(result: Replan, without: int) -> None:
     )
 
 
-def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan:
-    """The plan for the settings above it: re-planned from the served curves on every change."""
-    settings = plan_settings(curves)
-    result, table = replanned(path, stamp, settings)
+def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | None:
+    """The plan for the settings above it: re-planned from the served curves on every change;
+    settings a run would refuse are refused with its message (None: no plan)."""
+    try:
+        settings = plan_settings(curves)
+        result, table = replanned(path, stamp, settings)
+    except PlanSettingsError as error:
+        lines = (markdown_text(str(problem)) for problem in error.problems)
+        st.error("\n\n".join(lines), icon=":material/block:")
+        return None
     summary = result.summary
     so_what(summary["headline"])
     if settings == curves.settings:

@@ -29,7 +29,7 @@ from planning.optimizer import headline
 
 RISK_ALERT = 0.5
 """Under-pacing risk at or above this: told to check delivery, never given budget (the
-optimizer's own limit, planning.optimizer.RISK_LIMIT)."""
+optimizer's own limit, planning.settings.RISK_LIMIT)."""
 SCENARIO_LABELS = {
     "same_budget": "Most revenue for the same budget",
     "target_roas": "Spend while marginal ROAS ≥ target",
@@ -252,7 +252,9 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     computed once per serving file), which gives build_plan's uplift range and headline at a
     third of the cost. Also a 90% interval of tomorrow's total expected revenue (ad sets without
     draws count at their point estimate in every draw) and, per ad set that moves, of its
-    expected revenue at the recommended spend."""
+    expected revenue at the recommended spend. Refuses (PlanSettingsError, as a run would) locks
+    and caps naming ad sets that are not in the plan; `settings` refused other values when made."""
+    settings.check_ad_sets(curves.frame["ad_set_id"], "being re-planned")
     plan = build_plan(curves.frame, curves.capacity, settings, draws=curves.without_draws)
     ad_sets, summary = plan.ad_sets, dict(plan.summary)
     point = summary["revenue_recommended"]

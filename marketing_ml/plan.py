@@ -14,8 +14,8 @@ from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import Table
 from planning import (
     PLAN_COLUMNS,
-    SCENARIOS,
     PlanSettings,
+    PlanSettingsError,
     build_plan,
     fit_response_curves,
     on_current_state,
@@ -111,34 +111,54 @@ def response_curves(
     )
 
 
+CONFIG_PATH = "ops.gold__budget_plan.config"
+"""Where the plan's run config sits: refusals name each field by this path."""
+
+
 class BudgetPlanConfig(dg.Config):
+    """Checked by `settings()` (planning.settings, the What-if's checks too) before anything is
+    read or written; ad set ids once the ad sets being planned are known."""
+
     scenario: str = "same_budget"
     """same_budget (most revenue for the same total), target_roas (the most spend whose marginal
     ROAS stays at or above target_marginal_roas), same_revenue (today's revenue for less)."""
     target_marginal_roas: float = 4.0
+    """target_roas: the marginal ROAS the last pound must return, 0.1 to 50."""
     lower_factor: float = 0.5
+    """Lower bound, × current spend: 0 to 1."""
     upper_factor: float = 1.5
+    """Upper bound, × current spend: 1 to 3."""
     locked_ad_sets: list[str] = []
+    """ad_set_ids that keep today's spend; each must be among the ad sets planned."""
     fixed_total: float | None = None
-    """same_budget: plan this total instead of the current one."""
+    """same_budget: plan this total (£ a day, at least 1) instead of the current one."""
     daily_budget_caps: dict[str, float] = {}
-    """ad_set_id → the most it may spend a day (an account or platform limit on its budget)."""
+    """ad_set_id → the most it may spend a day (an account or platform limit on its budget):
+    £0 or more, each id among the ad sets planned."""
 
     def settings(self) -> PlanSettings:
-        if self.scenario not in SCENARIOS:
-            raise dg.Failure(
-                f"Budget plan scenario {self.scenario!r} is not one of {', '.join(SCENARIOS)}: "
-                "set ops.gold__budget_plan.config.scenario to one of them."
+        try:
+            return PlanSettings(
+                scenario=self.scenario,
+                target_marginal_roas=self.target_marginal_roas,
+                lower_factor=self.lower_factor,
+                upper_factor=self.upper_factor,
+                locked=tuple(sorted(self.locked_ad_sets)),
+                total=self.fixed_total,
+                budget_caps=tuple(sorted(self.daily_budget_caps.items())),
             )
-        return PlanSettings(
-            scenario=self.scenario,
-            target_marginal_roas=self.target_marginal_roas,
-            lower_factor=self.lower_factor,
-            upper_factor=self.upper_factor,
-            locked=tuple(sorted(self.locked_ad_sets)),
-            total=self.fixed_total,
-            budget_caps=tuple(sorted(self.daily_budget_caps.items())),
-        )
+        except PlanSettingsError as error:
+            raise refused(error) from None
+
+
+def refused(error: PlanSettingsError) -> dg.Failure:
+    """The run config's problems, each naming its field by its run-config path."""
+    return dg.Failure(
+        description=f"{error.lines(prefix=CONFIG_PATH + '.')}\n"
+        "The plan was not made: gold.budget_plan and gold.budget_plan_summary are unchanged.",
+        metadata={"refused_fields": sorted(set(error.fields))},
+        allow_retries=False,
+    )
 
 
 @dg.multi_asset(
@@ -179,7 +199,15 @@ def budget_plan(
     180-day fit little."""
     settings = config.settings()
     risk = latest_risk(scored)
-    state = lakehouse.frame(current_state_sql(str(daily), curve_window_days(curves)))
+    window_days = curve_window_days(curves)
+    state = lakehouse.frame(current_state_sql(str(daily), window_days))
+    try:
+        settings.check_ad_sets(
+            state["ad_set_id"],
+            f"with spend in the last {window_days} days of {daily}",
+        )
+    except PlanSettingsError as error:
+        raise refused(error) from None
     frame, _ = on_current_state(state, curves)
     plan = build_plan(frame, risk, settings)
     plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None

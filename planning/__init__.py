@@ -4,7 +4,8 @@ Pure Python (numpy, pandas, scipy): the pipeline's assets and the dashboard both
 re-plan on a scenario or bound change, the dashboard calls
 `build_plan(on_current_state(state, curves)[0], capacity, PlanSettings(...))` with the rows of
 gold.response_curves (curves and bootstrap draws, fitted weekly) and of gold.budget_plan (each ad
-set's current spend and caps, under_pacing_risk: made daily).
+set's current spend and caps, under_pacing_risk: made daily). `PlanSettings` refuses a value
+outside its range (`PlanSettingsError`, naming the field): the run config and the What-if share it.
 """
 
 from planning.curves import (
@@ -16,16 +17,15 @@ from planning.curves import (
 )
 from planning.optimizer import (
     PLAN_COLUMNS,
-    SCENARIOS,
     STATE_COLUMNS,
     Allocation,
     Plan,
-    PlanSettings,
     allocate,
     build_plan,
     on_current_state,
     plan_bounds,
 )
+from planning.settings import SCENARIOS, PlanSettings, PlanSettingsError
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -36,6 +36,7 @@ __all__ = [
     "CurveFits",
     "Plan",
     "PlanSettings",
+    "PlanSettingsError",
     "allocate",
     "build_plan",
     "fit_response_curves",

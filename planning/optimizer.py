@@ -24,46 +24,11 @@ import numpy as np
 import pandas as pd
 
 from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval, interval_around
+from planning.settings import SCENARIOS, PlanSettings
 
-SCENARIOS = ("same_budget", "target_roas", "same_revenue")
-RISK_LIMIT = 0.5
 PENNY = 0.005
 BISECTION_STEPS = 80
 NEWTON_STEPS = 40
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """What the planner is asked; the dashboard changes these and calls `build_plan` again."""
-
-    scenario: str = "same_budget"
-    target_marginal_roas: float = 4.0
-    """Scenario target_roas: spend while the last pound still returns at least this. Default the
-    ROAS target: read as the break-even ROAS (1 / margin), spending past a marginal ROAS below it
-    loses money on the last pound."""
-    lower_factor: float = 0.5
-    upper_factor: float = 1.5
-    locked: tuple[str, ...] = ()
-    total: float | None = None
-    """A fixed total for same_budget (default: the current total)."""
-    budget_caps: tuple[tuple[str, float], ...] = ()
-    """(ad_set_id, £ a day): the most an ad set may spend a day, whatever the plan finds."""
-    risk_limit: float = RISK_LIMIT
-
-    def __post_init__(self):
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
-        if not 0 <= self.lower_factor <= 1 <= self.upper_factor:
-            raise ValueError(
-                f"bound factors {self.lower_factor}–{self.upper_factor}: need 0 <= lower <= 1 <= upper"
-            )
-        if self.target_marginal_roas <= 0:
-            raise ValueError(f"target marginal ROAS {self.target_marginal_roas}: must be > 0")
-        if self.total is not None and self.total < 0:
-            raise ValueError(f"total {self.total}: must be >= 0")
-        for ad_set_id, cap in self.budget_caps:
-            if not cap >= 0:
-                raise ValueError(f"daily budget cap {cap} for {ad_set_id}: must be >= 0")
 
 
 # ------------------------------------------------------------------------------ the allocation
