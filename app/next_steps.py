@@ -10,23 +10,26 @@ same ad sets).
 The dashboard asks in the background (`Requests`): once per serving file, facts and settings for
 the whole process, the rule-based actions shown (labelled) until the answer arrives.
 
-A reply is untrusted text: Markdown images and links, HTML tags and URLs are stripped from each
-bullet before it is grounded (what is left must still cite the facts), a bullet longer than
-`MAX_BULLET_CHARS` is not "one line" and is replaced, a reply longer than `MAX_REPLY_CHARS` is
-not read at all, and any failure of the exchange (HTTP errors, a body that is not JSON or not a
-chat completion, a timeout) falls back to the rule-based actions. The dashboard escapes what is
-left (`app.text.markdown_text`).
+A reply is untrusted text: control characters (whole ANSI escape sequences included) and
+invisible or bidi format characters are removed, then Markdown images and links, HTML tags and
+URLs are stripped from each bullet before it is grounded (what is left must still cite the
+facts); a bullet longer than `MAX_BULLET_CHARS` is not "one line" and is replaced, and so is one
+that reverses the budget plan for any ad set it names (`contradicts_plan`). The exchange itself
+(`app.lm_http`) ends at one deadline, follows no redirect and stops reading a body past
+`MAX_RESPONSE_BYTES`; a reply longer than `MAX_REPLY_CHARS` is not parsed, and any failure (HTTP
+errors, a body that is not JSON or not a chat completion, a timeout, a refused reply) falls back
+to the rule-based actions. The dashboard escapes what is left (`app.text.markdown_text`).
 """
 
 import hashlib
 import json
 import math
 import os
-import queue
 import re
 import socket
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future
@@ -46,6 +49,7 @@ from app.narrative import (
     signed_money,
     top_and_bottom,
 )
+from app.plan_guard import reverses_plan
 
 DEFAULT_ENDPOINT = "http://localhost:1234/v1"
 DEFAULT_API_KEY = "lm-studio"
@@ -59,16 +63,20 @@ LIST_TIMEOUT = 10.0
 """The model listing answers at once when LM Studio is up."""
 MAX_REPLY_CHARS = 16_000
 """Ten times what `max_tokens=400` lets a model write: anything longer is not a reply to us."""
+MAX_RESPONSE_BYTES = 256_000
+"""The most of a response body read off the socket: a reply of MAX_REPLY_CHARS characters each
+escaped as `\\uXXXX` is 96 KB with its envelope; a listing of a few hundred models is less."""
 MAX_BULLET_CHARS = 300
 """A bullet is one sentence: a model's longer one is replaced; a rule-based one (a long ad-set
 name) is cut at a word boundary."""
 MAX_MODEL_CHARS = 80
 PLAN_NAMED = 5
-ALL_ROLES = "all_roles"
-"""The budget plan's facts key listing every donor, recipient and ad set at risk by name: the
-facts name only the PLAN_NAMED largest moves, and a bullet giving budget to the sixth donor
-contradicts the plan as much as one giving it to the first."""
 """Donors, recipients and ad sets to check that the facts name (largest first)."""
+ALL_ROLES = "all_roles"
+"""The budget plan's facts key listing every donor, recipient, capped ad set and ad set at risk,
+by name and by id: the facts name only the PLAN_NAMED largest moves, and a bullet giving budget
+to the sixth donor contradicts the plan as much as one giving it to the first. The guard reads
+it; the model is not sent it (`prompt_facts`)."""
 
 SYSTEM_PROMPT = (
     "You are a performance-marketing analyst. The user message holds JSON facts about ad "
@@ -117,7 +125,8 @@ class Bullet:
 class NextSteps:
     bullets: tuple[Bullet, ...]
     status: str
-    """online | offline | timeout | error | unparseable | pending (asked, not answered yet)"""
+    """online | offline | timeout | error | unparseable | busy (every exchange taken: not asked)
+    | pending (asked, not answered yet)"""
     detail: str
     model: str | None = None
     replaced: int = 0
@@ -195,16 +204,23 @@ def _plan_facts(plan) -> dict:
             for row in at_risk.head(PLAN_NAMED).to_dict("records")
         ],
         ALL_ROLES: {
-            "donor": sorted(map(str, donors["ad_set_name"])),
-            "recipient": sorted(map(str, recipients["ad_set_name"])),
-            "at_risk": sorted(map(str, at_risk["ad_set_name"])),
+            "donor": _names_and_ids(donors),
+            "recipient": _names_and_ids(recipients),
+            "capped": _names_and_ids(plan.role("capped")),
+            "at_risk": _names_and_ids(at_risk),
         },
     }
 
 
+def _names_and_ids(rows) -> list[str]:
+    """Every ad set of `rows` as a bullet may name it: by name or by id."""
+    return sorted(set(map(str, rows["ad_set_name"])) | set(map(str, rows["ad_set_id"])))
+
+
 def prompt_facts(facts: dict) -> dict:
     """The facts as the model sees them: without the plan's every-ad-set role lists (kept for
-    the contradiction guard; at 2,000 ad sets they would be most of the prompt)."""
+    the contradiction guard; at 2,000 ad sets they would be most of the prompt). A bullet's
+    figures are checked against these, never against the lists' lengths."""
     plan = facts.get("budget_plan")
     if not isinstance(plan, dict) or ALL_ROLES not in plan:
         return facts
@@ -393,8 +409,9 @@ def matches_a_fact(cited: Cited, numbers: list[float]) -> bool:
 
 
 def is_grounded(text: str, facts: dict) -> bool:
-    """At least one figure, and every figure equal to a fact within its written rounding."""
-    numbers = fact_numbers(facts)
+    """At least one figure, and every figure equal to a fact the model was sent within its
+    written rounding (every ad set's name and id, sent or not, is a name, not figures)."""
+    numbers = fact_numbers(prompt_facts(facts))
     cited = cited_numbers(text, fact_strings(facts))
     return bool(cited) and all(matches_a_fact(figure, numbers) for figure in cited)
 
@@ -418,12 +435,11 @@ def normalised(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def action_key(text: str, facts: dict, every_ad_set: bool = False) -> tuple[str, frozenset[str]]:
-    """(kind of action, ad sets named) of a bullet: among the ad sets the facts name, or (for
-    the contradiction guard) every ad set the plan gives a role, a few thousand at most."""
+def action_key(text: str, facts: dict) -> tuple[str, frozenset[str]]:
+    """(kind of action, ad sets named) of a bullet, among the ad sets the facts name."""
     lowered = text.lower()
     names = set()
-    for name in _ad_set_names(facts) | (_role_names(facts) if every_ad_set else set()):
+    for name in _ad_set_names(facts):
         for form in {name, name.replace("_", " ")}:
             if form.lower() in lowered:
                 names.add(name)
@@ -431,12 +447,6 @@ def action_key(text: str, facts: dict, every_ad_set: bool = False) -> tuple[str,
         (label for label, pattern in ACTION_KINDS if re.search(pattern, lowered)), normalised(text)
     )
     return kind, frozenset(names)
-
-
-def _role_names(facts: dict) -> set[str]:
-    plan = facts.get("budget_plan") if isinstance(facts, dict) else None
-    roles = plan.get(ALL_ROLES) if isinstance(plan, dict) else None
-    return set().union(*roles.values()) if isinstance(roles, dict) and roles else set()
 
 
 def _ad_set_names(facts) -> set[str]:
@@ -456,6 +466,31 @@ def same_action(first: str, second: str, facts: dict) -> bool:
         return True
     (kind, names), (other_kind, other_names) = action_key(first, facts), action_key(second, facts)
     return kind == other_kind and (names & other_names or not (names or other_names))
+
+
+LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+"""What `str.splitlines` ends a line at: one newline each, before control characters go."""
+ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI: \x1b[2J, \x1b[31m, parameters and all
+    # OSC, DCS, SOS, PM, APC: a string up to BEL or ST (or the end of its line)
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"  # any other escape
+)
+"""A terminal escape sequence, whole: its parameters (the `2` of `\\x1b[2J`) are no figures."""
+INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
+"""Unicode categories removed from a reply: controls, format characters (zero-width spaces and
+joiners, bidi embeddings, overrides and isolates, the BOM, soft hyphens, tags) and lone
+surrogates."""
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without terminal escape sequences, control characters (newlines and tabs stay)
+    or invisible format characters: what is grounded is what a reader sees, in the order they
+    see it."""
+    text = ESCAPE_SEQUENCE.sub("", LINE_BREAKS.sub("\n", text))
+    return "".join(
+        char for char in text if char in "\n\t" or unicodedata.category(char) not in INVISIBLE
+    )
 
 
 BULLET = re.compile(r"^\s*(?:[-*•–]|\d{1,2}[.)])\s+(.+?)\s*$")
@@ -489,11 +524,12 @@ def shorten(text: str, limit: int = MAX_BULLET_CHARS) -> str:
 
 
 def parse_bullets(reply: str | None) -> list[str] | None:
-    """The first three bullet lines of the reply (a reasoning model's <think> block removed),
-    bold markers, images, links, tags and URLs stripped; None when there are fewer than three or
-    the reply is not text of a reply's size."""
+    """The first three bullet lines of the reply (its visible text, a reasoning model's <think>
+    block removed), bold markers, images, links, tags and URLs stripped; None when there are
+    fewer than three or the reply is not text of a reply's size."""
     if not reply or not isinstance(reply, str) or len(reply) > MAX_REPLY_CHARS:
         return None
+    reply = strip_invisible(reply)
     reply = re.sub(r"<think>.*?</think>", "", reply, flags=re.DOTALL | re.IGNORECASE)
     bullets = [match.group(1) for line in reply.splitlines() if (match := BULLET.match(line))]
     bullets = [strip_links(re.sub(r"\*\*(.+?)\*\*", r"\1", bullet)) for bullet in bullets]
@@ -589,19 +625,23 @@ def plan_delivery_action(plan: dict, facts: dict) -> str | None:
 
 
 def contradicts_plan(text: str, facts: dict) -> bool:
-    """A bullet that asks for more budget for a donor or an ad set likely to under-pace, or
-    for less on a recipient alone, tells another story than the plan."""
+    """A bullet that tells another story than the plan: more budget for any ad set the plan
+    cuts, caps or finds at risk of under-pacing, less for any it gives budget to (each named by
+    name or id, among every ad set of the plan, not only those the facts name), or "ignore the
+    plan" (`app.plan_guard`)."""
     plan = _plan(facts)
     if plan is None:
         return False
-    kind, names = action_key(text, facts, every_ad_set=True)
     roles = plan.get(ALL_ROLES) or {}
-    donors = {item["ad_set"] for item in plan["donors"]} | set(roles.get("donor", ()))
-    recipients = {item["ad_set"] for item in plan["recipients"]} | set(roles.get("recipient", ()))
-    risky = {item["ad_set"] for item in plan["check_delivery"]} | set(roles.get("at_risk", ()))
-    if kind == "more budget" and names & (donors | risky):
-        return True
-    return kind == "less budget" and bool(names & recipients) and not names & donors
+
+    def named(*keys: str) -> set[str]:
+        return {item["ad_set"] for key in keys for item in plan[key]}
+
+    no_more = named("donors", "check_delivery").union(
+        *(roles.get(role, ()) for role in ("donor", "capped", "at_risk"))
+    )
+    no_less = named("recipients") | set(roles.get("recipient", ()))
+    return reverses_plan(text, no_more, no_less)
 
 
 def rule_based_actions(facts: dict) -> list[str]:
@@ -762,10 +802,11 @@ def refused(base_url: str, timeout: float) -> bool:
 
 
 def ask(facts: dict, settings: LMSettings) -> NextSteps:
-    """One exchange with LM Studio, retries included, within about `settings.timeout` seconds.
-    With LM Studio not running, this returns at once: no retry, no import of the openai client
-    (about half a second on the dashboard's first render). It never raises: whatever goes wrong
-    gives the rule-based actions, labelled with what happened."""
+    """One exchange with LM Studio within `settings.timeout` seconds: one deadline for the model
+    listing, every attempt and the pause before a retry, enforced on every socket operation
+    (`app.lm_http`). With LM Studio not running, this returns at once: no retry, no import of
+    the openai client (about half a second on the dashboard's first render). It never raises:
+    whatever goes wrong gives the rule-based actions, labelled with what happened."""
     started = time.monotonic()
     try:
         return _ask(facts, settings, started)
@@ -777,9 +818,8 @@ def ask(facts: dict, settings: LMSettings) -> NextSteps:
 
 def _model_name(value) -> str | None:
     """The listed model's id on one line, of a sensible length; None when it is not text."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return shorten(" ".join(value.split()), MAX_MODEL_CHARS)
+    words = strip_invisible(value).split() if isinstance(value, str) else []
+    return shorten(" ".join(words), MAX_MODEL_CHARS) if words else None
 
 
 def _retryable(error: Exception) -> bool:
@@ -793,53 +833,67 @@ def _retryable(error: Exception) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
-def _complete(client, model: str, facts: dict, deadline: float):
-    """The chat completion with the whole remaining budget for one attempt (a slow model needs
-    it), and one retry after a connection error or a retryable status when time is left."""
-    for attempt in (1, 2):
-        chat = client.with_options(timeout=_remaining(deadline), max_retries=0)
-        try:
-            return chat.chat.completions.create(
-                model=model, messages=messages(facts), temperature=0.2, max_tokens=400
-            )
-        except Exception as error:
-            left = deadline - time.monotonic()
-            if attempt == 2 or not _retryable(error) or left < RETRY_BACKOFF + 0.1:
-                raise
-            time.sleep(RETRY_BACKOFF)
-    raise AssertionError("unreachable")
+def _twice(call, deadline: float):
+    """`call()`, and once more after a connection error or a retryable status when the pause
+    and a moment for the attempt fit before the deadline (the openai client's own retries
+    sleep past it)."""
+    try:
+        return call()
+    except Exception as error:
+        if not _retryable(error) or deadline - time.monotonic() < RETRY_BACKOFF + 0.1:
+            raise
+    time.sleep(RETRY_BACKOFF)
+    return call()
 
 
 def _ask(facts: dict, settings: LMSettings, started: float) -> NextSteps:
-    deadline = started + settings.timeout
-    if refused(settings.base_url, min(LIST_TIMEOUT, _remaining(deadline))):
+    if refused(settings.base_url, min(LIST_TIMEOUT, settings.timeout)):
         return fallback(facts, "offline", "not reachable", started)
+    loading = time.monotonic()
     import openai
 
-    client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key)
-    model = settings.model
-    try:
-        if model is None:
-            listed = client.with_options(
-                timeout=min(LIST_TIMEOUT, _remaining(deadline)), max_retries=1
-            )
-            models = listed.models.list().data
-            if not models:
-                return fallback(facts, "error", "LM Studio lists no model", started)
-            model = _model_name(getattr(models[0], "id", None))
+    from app.lm_http import Refused, exchange_client
+
+    # loading the client (once per process, seconds on a cold start) is not the server's time
+    deadline = started + settings.timeout + (time.monotonic() - loading)
+    with exchange_client(deadline, MAX_RESPONSE_BYTES) as http:
+        client = openai.OpenAI(
+            base_url=settings.base_url, api_key=settings.api_key, http_client=http, max_retries=0
+        )
+        model = settings.model
+        try:
             if model is None:
-                return fallback(facts, "error", "LM Studio lists no usable model id", started)
-        reply = _complete(client, model, facts, deadline)
-    except openai.APITimeoutError:
-        detail = f"no answer within {settings.timeout:g} s"
-        return fallback(facts, "timeout", detail, started, model)
-    except openai.APIConnectionError:
-        return fallback(facts, "offline", "not reachable", started)
-    except openai.APIStatusError as error:
-        detail = f"HTTP {error.status_code} from LM Studio"
-        return fallback(facts, "error", detail, started, model)
-    except openai.OpenAIError as error:
-        return fallback(facts, "error", type(error).__name__, started, model)
+                models = _twice(
+                    lambda: (
+                        client.with_options(timeout=min(LIST_TIMEOUT, _remaining(deadline)))
+                        .models.list()
+                        .data
+                    ),
+                    deadline,
+                )
+                if not models:
+                    return fallback(facts, "error", "LM Studio lists no model", started)
+                model = _model_name(getattr(models[0], "id", None))
+                if model is None:
+                    return fallback(facts, "error", "LM Studio lists no usable model id", started)
+            reply = _twice(
+                lambda: client.with_options(timeout=_remaining(deadline)).chat.completions.create(
+                    model=model, messages=messages(facts), temperature=0.2, max_tokens=400
+                ),
+                deadline,
+            )
+        except Refused as refusal:
+            return fallback(facts, "error", str(refusal), started, model)
+        except openai.APITimeoutError:
+            detail = f"no answer within {settings.timeout:g} s"
+            return fallback(facts, "timeout", detail, started, model)
+        except openai.APIConnectionError:
+            return fallback(facts, "offline", "not reachable", started)
+        except openai.APIStatusError as error:
+            detail = f"HTTP {error.status_code} from LM Studio"
+            return fallback(facts, "error", detail, started, model)
+        except openai.OpenAIError as error:
+            return fallback(facts, "error", type(error).__name__, started, model)
     try:
         content = reply.choices[0].message.content
     except (AttributeError, IndexError, KeyError, TypeError):
@@ -867,6 +921,14 @@ OFFLINE_RETRY_SECONDS = 30.0
 """An "offline" answer (nothing listening: no request reached a model) is asked again after
 this long, so starting LM Studio shows in the dashboard without a restart. Every other answer
 stands for as long as its key: the same facts are never sent twice."""
+MAX_IN_FLIGHT = 2
+"""Exchanges at once, each on a thread of its own: one stalled server holds one of them (for
+up to its LM_TIMEOUT), never the other questions. A local server answers one at a time, so
+more would only queue inside it."""
+QUEUE_SECONDS = 5.0
+"""How long a question waits for a free exchange (its panel shows the rule-based actions as
+"pending" meanwhile) before its session gets them labelled "busy"; it is asked again on a
+later rerun, once an exchange is free."""
 
 
 def pending(facts: dict, settings: LMSettings) -> NextSteps:
@@ -875,39 +937,81 @@ def pending(facts: dict, settings: LMSettings) -> NextSteps:
     return NextSteps(result.bullets, "pending", result.detail)
 
 
+def busy(facts: dict, in_flight: int) -> NextSteps:
+    """The answer to a question that found every exchange taken for QUEUE_SECONDS."""
+    detail = f"not asked: LM Studio was still answering {in_flight} other questions"
+    return fallback(facts, "busy", detail, time.monotonic())
+
+
 def request_key(stamp, facts: str, settings: LMSettings) -> tuple:
     """One question per published serving file (`stamp`), facts and LM settings."""
     return stamp, hashlib.sha256(facts.encode("utf-8")).hexdigest(), settings
 
 
+@dataclass(frozen=True)
+class _Question:
+    future: Future
+    facts: dict
+    settings: LMSettings
+    asked: float
+
+
 class Requests:
-    """LM Studio answers asked in a background thread, kept per key for the whole process.
+    """LM Studio answers asked in background threads, kept per key for the whole process.
 
     `answer(key, …)` asks at most once per key and returns the answer when it is there, None
-    while it is not. One request runs at a time (a local server answers one at a time anyway);
-    a question still queued when another is asked is dropped, and asked again only if its key is
-    asked for again. Holds futures and small results, never a connection.
+    while it is not. At most `in_flight` exchanges run at once, each on its own daemon thread
+    (stopping Streamlit never waits for a model still thinking), so one stalled exchange never
+    delays another session's answer. A question that finds them all taken waits, newest first,
+    for `queue_seconds`, then is answered "busy" (the rule-based actions). Nothing queues behind
+    a stuck exchange for longer. Holds futures and small results, never a connection.
     """
 
-    def __init__(self, ask=ask, keep: int = 128) -> None:
+    def __init__(
+        self,
+        ask=ask,
+        keep: int = 128,
+        in_flight: int = MAX_IN_FLIGHT,
+        queue_seconds: float = QUEUE_SECONDS,
+    ) -> None:
         self._ask = ask
         self._keep = keep
+        self._in_flight = in_flight
+        self._queue_seconds = queue_seconds
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple, tuple[Future, float]] = OrderedDict()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        # a daemon thread, unlike a ThreadPoolExecutor's: stopping Streamlit never waits for a
-        # model that is still thinking
-        threading.Thread(target=self._work, name="lm-studio", daemon=True).start()
+        self._waiting: list[_Question] = []
+        self._running = 0
 
-    def _work(self) -> None:
-        while True:
-            future, facts, settings = self._queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue  # dropped while queued
-            try:
-                future.set_result(self._ask(facts, settings))
-            except BaseException as error:  # noqa: BLE001 - handed to whoever waits on it
-                future.set_exception(error)
+    def _run(self, question: _Question) -> None:
+        try:
+            question.future.set_result(self._ask(question.facts, question.settings))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on it
+            question.future.set_exception(error)
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start the newest waiting questions while exchanges are free; answer "busy" those
+        that waited QUEUE_SECONDS. Called with the lock held, on every ask and every end."""
+        now = time.monotonic()
+        still_waiting = []
+        for question in reversed(self._waiting):
+            if question.future.cancelled():
+                continue
+            if self._running < self._in_flight:
+                question.future.set_running_or_notify_cancel()
+                self._running += 1
+                threading.Thread(
+                    target=self._run, args=(question,), name="lm-studio", daemon=True
+                ).start()
+            elif now - question.asked >= self._queue_seconds:
+                question.future.set_result(busy(question.facts, self._in_flight))
+            else:
+                still_waiting.append(question)
+        self._waiting = still_waiting[::-1]
 
     def _stale(self, future: Future, asked: float) -> bool:
         if future.cancelled():
@@ -915,20 +1019,22 @@ class Requests:
         if not future.done() or future.exception() is not None:
             return future.done()
         result = future.result()
+        if result.status == "busy":
+            return self._running < self._in_flight
         return result.status == "offline" and time.monotonic() - asked > OFFLINE_RETRY_SECONDS
 
     def future(self, key: tuple, facts: dict, settings: LMSettings) -> Future:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or self._stale(*entry):
-                for other, _ in self._entries.values():
-                    other.cancel()  # only succeeds for questions not started yet
                 entry = (Future(), time.monotonic())
-                self._queue.put((entry[0], facts, settings))
+                self._waiting.append(_Question(entry[0], facts, settings, entry[1]))
                 self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self._keep:
-                self._entries.popitem(last=False)
+                forgotten, _ = self._entries.popitem(last=False)[1]
+                forgotten.cancel()  # only succeeds for a question still waiting
+            self._dispatch()
             return entry[0]
 
     def answer(
@@ -975,6 +1081,7 @@ def status_line(result: NextSteps, settings: LMSettings) -> StatusLine:
         "timeout": "LM Studio: too slow",
         "error": "LM Studio: error",
         "unparseable": "LM Studio: unreadable reply",
+        "busy": "LM Studio: busy",
     }
     return StatusLine(
         labels[result.status],

@@ -4,12 +4,19 @@ It answers GET /v1/models and POST /v1/chat/completions, and its `mode` scripts 
 grounded bullets quoting the facts it was sent, invented numbers, an injection attempt, an HTTP
 500, malformed output, a body that is not JSON or not a chat completion, 100 KB of text, bullets
 far longer than a sentence, grounded bullets carrying Markdown images and links (to
-`link_base`), or a stall past the client's timeout. Every request is recorded.
+`link_base`), bullets made of terminal escape codes and bidi controls, or a stall past the
+client's timeout. Hostile servers: every answer dripped one byte every DRIP_SECONDS (`drip`,
+the listing included; `drip_body`: the head at once, then the body), a 307 to `redirect_to`
+for every request (`redirect`), a body that never ends (`endless`) or that announces and sends
+20 MB (`oversized`), a gzip-compressed completion (`gzip`). Every request is recorded, and
+`disconnected` is set when the client hangs up on a drip or a long body.
 """
 
+import gzip
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL_ID = "local-test-model"
@@ -25,9 +32,20 @@ MODES = (
     "huge",
     "long_bullets",
     "markdown",
+    "ansi",
     "stall",
+    "drip",
+    "drip_body",
+    "redirect",
+    "endless",
+    "oversized",
+    "gzip",
 )
 HUGE_REPLY_CHARS = 100_000
+DRIP_SECONDS = 0.8
+ENDLESS_LIMIT = 64_000_000
+"""Where an "endless" body stops (a client that never stops reading must not hang the tests)."""
+OVERSIZED_BYTES = 20_000_000
 
 
 def grounded_bullets(facts: dict) -> list[str]:
@@ -54,8 +72,41 @@ def markdown_bullets(facts: dict, link_base: str) -> list[str]:
     ]
 
 
+def ansi_bullets(facts: dict) -> list[str]:
+    """A bullet whose only figures are the parameters of terminal escape codes (the number of
+    weakest ad sets, a figure of the facts), then two grounded bullets wrapped in colour codes,
+    an OSC 8 hyperlink, bidi overrides and isolates, zero-width spaces, a soft hyphen and a
+    byte-order mark."""
+    listed = len(facts["lowest_roas"])
+    grounded = grounded_bullets(facts)
+    return [
+        f"Refresh the dashboard \x1b[{listed}J\x1b[{listed};{listed}H",
+        f"\x1b[1;31m{grounded[1]}\x1b[0m\x1b]8;;http://127.0.0.1:9/\x1b\\\u200b",
+        f"\u202e\u2066{grounded[2]}\u2069\u202c\ufeff\u00ad",
+    ]
+
+
+def completion(model: str | None, content) -> dict:
+    """A chat completion holding `content`, as LM Studio sends one."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+    }
+
+
 def reply_for(mode: str, facts: dict, link_base: str = "http://127.0.0.1:9") -> str:
     grounded = grounded_bullets(facts)
+    if mode == "ansi":
+        return "\n".join(f"- {bullet}" for bullet in ansi_bullets(facts))
     if mode == "markdown":
         return "\n".join(f"- {bullet}" for bullet in markdown_bullets(facts, link_base))
     if mode == "huge":
@@ -95,13 +146,21 @@ class FakeLMStudio:
         stall_seconds: float = 10.0,
         model_id: str = MODEL_ID,
         link_base: str = "http://127.0.0.1:9",
+        redirect_to: str = "http://127.0.0.1:9",
+        drip_seconds: float = 15.0,
     ) -> None:
         self.mode = mode
         self.model_id = model_id
         self.link_base = link_base
+        self.redirect_to = redirect_to
         self.stall_seconds = stall_seconds
+        self.drip_seconds = drip_seconds
+        """How long a drip lasts at most (a client that waits for all of it must not hang the
+        tests)."""
         self.requests: list[tuple[str, str, dict | None]] = []
         self.release = threading.Event()
+        self.disconnected = threading.Event()
+        self.sent_bytes = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -138,25 +197,82 @@ class FakeLMStudio:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _raw(self, data: bytes) -> bool:
+                """Write `data` as it is; False (and `disconnected` set) once the client has
+                hung up."""
+                try:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:
+                    server.disconnected.set()
+                    return False
+                server.sent_bytes += len(data)
+                return True
+
+            def _drip(self, body: bytes, head_at_once: bool) -> None:
+                """A 200 with `body`, one byte every DRIP_SECONDS (the head too, unless
+                `head_at_once`), for at most `drip_seconds`."""
+                self.close_connection = True
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                data = head + body
+                if head_at_once and not self._raw(head):
+                    return
+                stop = time.monotonic() + server.drip_seconds
+                for index in range(len(head) if head_at_once else 0, len(data)):
+                    if time.monotonic() > stop or not self._raw(data[index : index + 1]):
+                        return
+                    if server.release.wait(DRIP_SECONDS):
+                        return
+
+            def _hostile(self, body: bytes) -> bool:
+                """Answer as the hostile modes do (True), or leave it to the scripted reply."""
+                mode = server.mode
+                if mode in ("drip", "drip_body"):
+                    self._drip(body, head_at_once=mode == "drip_body")
+                elif mode == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", server.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif mode == "endless":
+                    self.close_connection = True
+                    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+                    chunk = b"a" * 65_536
+                    if self._raw(head + b'{"choices": [{"message": {"content": "- '):
+                        while server.sent_bytes < ENDLESS_LIMIT and self._raw(chunk):
+                            pass
+                elif mode == "oversized":
+                    self.close_connection = True
+                    content = "- " + "a" * OVERSIZED_BYTES
+                    data = json.dumps(completion(MODEL_ID, content)).encode()
+                    head = (
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(data)}\r\n\r\n"
+                    ).encode()
+                    if self._raw(head):
+                        self._raw(data)
+                else:
+                    return False
+                return True
+
             def do_GET(self) -> None:
                 server.requests.append(("GET", self.path, None))
-                if self.path.rstrip("/") == "/v1/models" and server.mode == "wrong_shape":
+                if self.path.rstrip("/") == "/v1/models" and server.mode in ("drip", "redirect"):
+                    self._hostile(json.dumps(self._listing()).encode())
+                elif self.path.rstrip("/") == "/v1/models" and server.mode == "wrong_shape":
                     # JSON, but a model is a bare string, not an object with an id
                     self._send(200, b'{"object": "list", "data": ["model-without-fields"]}')
                 elif self.path.rstrip("/") == "/v1/models":
-                    listing = {
-                        "object": "list",
-                        "data": [
-                            {
-                                "id": server.model_id,
-                                "object": "model",
-                                "owned_by": "organization_owner",
-                            }
-                        ],
-                    }
-                    self._send(200, json.dumps(listing).encode())
+                    self._send(200, json.dumps(self._listing()).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
+
+            def _listing(self) -> dict:
+                model = {"id": server.model_id, "object": "model", "owned_by": "organization_owner"}
+                return {"object": "list", "data": [model]}
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -183,23 +299,19 @@ class FakeLMStudio:
                     self._send(200, json.dumps(shape).encode())
                     return
                 facts = facts_from(body)
-                completion = {
-                    "id": "chatcmpl-test",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body.get("model"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {
-                                "role": "assistant",
-                                "content": reply_for(mode, facts, server.link_base),
-                            },
-                        }
-                    ],
-                }
-                self._send(200, json.dumps(completion).encode())
+                grounded = json.dumps(completion(body.get("model"), reply_for("grounded", facts)))
+                if self._hostile(grounded.encode()):
+                    return
+                if mode == "gzip":
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    compressed = gzip.compress(grounded.encode())
+                    self.send_header("Content-Length", str(len(compressed)))
+                    self.end_headers()
+                    self.wfile.write(compressed)
+                    return
+                reply = completion(body.get("model"), reply_for(mode, facts, server.link_base))
+                self._send(200, json.dumps(reply).encode())
 
         return Handler
 
