@@ -15,6 +15,12 @@ ad sets keep a nearly constant spend (a fitter has to pool them). Revenue realis
 the number of booking_completed events (Poisson) and their values (lognormal), so that the expected
 revenue of a day given its spend is exactly the curve, times a mean-one drift that is independent of
 spend; blank booking values and duplicated events (the dirt) come on top.
+
+Variants (`--variant`, opt-in) plant what real accounts do on top of that world, each drawn from a
+stream of its own so that the default sample is byte for byte what it was: a hidden delivery cap,
+a step in revenue per pound, budgets that never move, carry-over, a weekday effect, a yearly demand
+cycle that budgets follow, and ad sets that start late. `planted_truth` gives, per ad set, the
+truth a plan for the day after the data should be judged against.
 """
 
 import argparse
@@ -104,6 +110,39 @@ WEEKDAY_UTILIZATION_SHIFT = (0.0, 0.0, 0.0, 0.0, 0.0, -0.06, -0.06)
 """Monday first: leisure travellers browse at weekends, when Meta also under-delivers. No weekday
 lift on bookings: with weekend spend lower it would tie revenue per pound to spend, and the
 expected revenue given spend would no longer be the planted curve."""
+
+BASELINE = "baseline"
+VARIANTS = (
+    BASELINE,
+    "delivery_cap",
+    "level_step",
+    "flat_budget",
+    "carryover",
+    "weekday",
+    "seasonal_demand",
+    "new_ad_sets",
+)
+VARIANT_STREAM = 4
+"""The child of the seed a variant draws from: the default's four streams are children 0-3."""
+VARIANT_SHARE = 0.3
+"""Ad sets a variant touches (delivery_cap, level_step, flat_budget)."""
+DELIVERY_CAP_RANGE = (0.9, 1.2)
+"""A hidden cap on daily spend, x reference spend, uniform: budgets of 0.6-1.6x base make it bind
+on a good share of days, as a saturated audience would."""
+LEVEL_STEP_DAYS_BEFORE_END = 60
+LEVEL_STEP_FACTORS = (0.5, 1.7)
+"""Revenue per pound from the step's day on: -50% for half the stepped ad sets, +70% for the rest."""
+CARRYOVER_THETA = 0.6
+"""Geometric adstock: the spend that drives a day's revenue is theta x yesterday's + (1 - theta) x
+today's, so a spend held for good drives exactly itself (the curve is the steady state)."""
+WEEKDAY_REVENUE = (0.9, 0.9, 0.95, 1.0, 1.05, 1.15, 1.05)
+"""Monday first, mean one: weekend travellers book more per pound while Meta under-delivers."""
+SEASON_AMPLITUDE = 0.3
+SEASON_PEAK_DAY_OF_YEAR = 196
+"""Demand, 1 + 0.3 cos(yearly phase), peaks mid-July; budgets and revenue per pound follow it."""
+NEW_AD_SET_SHARE = 0.2
+NEW_AD_SET_AGE_DAYS = (20, 90)
+"""A new ad set's first day is this many days before the end, uniform (never before day one)."""
 
 DUPLICATE_ROW_RATE = 0.003
 NEGATIVE_SPEND_COPY_RATE = 0.001
@@ -270,6 +309,8 @@ class DailyState:
     frequency: np.ndarray
     budget_level: np.ndarray
     """Today's planned budget as a multiple of the base daily budget (steps, not AR(1))."""
+    adstock: np.ndarray | None = None
+    """carryover: the carried-over spend that drives revenue (None until the first day)."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +326,76 @@ class Curves:
         """The Hill function at each ad set's spend: expected booking revenue of the day."""
         scaled = spend**self.shape
         return self.vmax * scaled / (self.half_saturation**self.shape + scaled)
+
+
+@dataclass(frozen=True)
+class Planted:
+    """What a variant plants on top of the default world, per ad set (neutral where untouched)."""
+
+    variant: str
+    capacity: np.ndarray
+    """The most an ad set can spend in a day, whatever its budget (inf: no cap)."""
+    step_day: int
+    """Day number from which `step` multiplies revenue per pound."""
+    step: np.ndarray
+    flat: np.ndarray
+    """Planned budget never moves (the default's steady ad sets included)."""
+    carryover: float
+    weekday_revenue: tuple[float, ...]
+    season_amplitude: float
+    first_day: np.ndarray
+    """Day number of an ad set's first row."""
+
+    def demand(self, day: date) -> float:
+        """The yearly demand cycle on a day: scales budgets and revenue per pound alike."""
+        phase = 2.0 * np.pi * (day.timetuple().tm_yday - SEASON_PEAK_DAY_OF_YEAR) / 365.25
+        return 1.0 + self.season_amplitude * float(np.cos(phase))
+
+    def revenue_factor(self, day: date, day_number: int) -> np.ndarray:
+        """Revenue per pound on a day, relative to the planted curve: level x weekday x season."""
+        level = np.where(day_number >= self.step_day, self.step, 1.0)
+        return level * self.weekday_revenue[day.weekday()] * self.demand(day)
+
+
+def plant(variant: str, seed: int, curves: Curves, reference: np.ndarray, days: int) -> Planted:
+    """A variant's planted truth for a seed: which ad sets it touches and how, from the seed's
+    variant stream (the default's streams are not drawn from)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(VARIANT_STREAM + 1)[-1])
+    count = len(reference)
+    movable = np.flatnonzero(~curves.steady)
+    chosen = rng.choice(movable, size=int(round(VARIANT_SHARE * len(movable))), replace=False)
+    touched = np.isin(np.arange(count), chosen)
+    capacity = np.full(count, np.inf)
+    step = np.ones(count)
+    flat = curves.steady.copy()
+    first_day = np.zeros(count, dtype=np.int64)
+    if variant == "delivery_cap":
+        levels = rng.uniform(*DELIVERY_CAP_RANGE, size=count)
+        capacity[touched] = np.round(levels * reference, 2)[touched]
+    elif variant == "level_step":
+        stepped = rng.permutation(np.flatnonzero(touched))
+        step[stepped] = np.resize(LEVEL_STEP_FACTORS, len(stepped))
+    elif variant == "flat_budget":
+        flat |= touched
+    elif variant == "seasonal_demand":
+        flat[:] = False
+    elif variant == "new_ad_sets":
+        new = rng.choice(count, size=int(round(NEW_AD_SET_SHARE * count)), replace=False)
+        ages = rng.integers(NEW_AD_SET_AGE_DAYS[0], NEW_AD_SET_AGE_DAYS[1] + 1, size=len(new))
+        first_day[new] = np.maximum(days - ages, 0)
+    return Planted(
+        variant=variant,
+        capacity=capacity,
+        step_day=days - LEVEL_STEP_DAYS_BEFORE_END,
+        step=step,
+        flat=flat,
+        carryover=CARRYOVER_THETA if variant == "carryover" else 0.0,
+        weekday_revenue=WEEKDAY_REVENUE if variant == "weekday" else (1.0,) * 7,
+        season_amplitude=SEASON_AMPLITUDE if variant == "seasonal_demand" else 0.0,
+        first_day=first_day,
+    )
 
 
 def money(value: float) -> str:
@@ -435,6 +546,46 @@ def planted_curves(ad_sets: int, seed: int) -> pd.DataFrame:
     )
 
 
+def planted_truth(
+    ad_sets: int,
+    days: int,
+    seed: int,
+    variant: str = BASELINE,
+    start_date: date = date(2024, 8, 1),
+) -> pd.DataFrame:
+    """The truth for the plan's day (the day after the data ends) of
+    `write_sample_data(out, ad_sets, days, seed, start_date, variant)`, one row per ad set.
+
+    vmax, half_saturation, shape: the expected revenue of that day at a spend s held there, before
+    the mean-one drift, is `vmax * s**shape / (half_saturation**shape + s**shape)`, with the level
+    after any step, the plan day's weekday factor and its season inside vmax (carryover: the
+    steady state, spend held at s). capacity: the most the ad set can spend (inf: no cap), so the
+    revenue at a budget above it is the curve at the capacity. flat_budget: its planned budget
+    never moved (no identifying budget move). first_day: its first row's date.
+    """
+    if ad_sets < 1 or days < 1:
+        raise ValueError(f"need at least one ad set and one day, got {ad_sets} x {days}")
+    population, curves, _ = make_population(seed, ad_sets)
+    planted = plant(variant, seed, curves, reference_spend(population), days)
+    plan_day = start_date + timedelta(days=days)
+    level = np.where(days >= planted.step_day, planted.step, 1.0)
+    return pd.DataFrame(
+        {
+            "ad_set_id": population.ids,
+            "vmax": curves.vmax * planted.revenue_factor(plan_day, days),
+            "half_saturation": curves.half_saturation,
+            "shape": curves.shape,
+            "level": level,
+            "weekday_factor": planted.weekday_revenue[plan_day.weekday()],
+            "season": planted.demand(plan_day),
+            "carryover": planted.carryover,
+            "capacity": planted.capacity,
+            "flat_budget": planted.flat,
+            "first_day": [start_date + timedelta(days=int(d)) for d in planted.first_day],
+        }
+    )
+
+
 def budget_levels(rng: np.random.Generator, count: int) -> np.ndarray:
     low, high = np.log(BUDGET_LEVEL_RANGE)
     return np.exp(rng.uniform(low, high, size=count))
@@ -451,11 +602,16 @@ def initial_state(rng: np.random.Generator, curves: Curves) -> DailyState:
     )
 
 
-def advance(rng: np.random.Generator, state: DailyState, curves: Curves) -> None:
+def advance(
+    rng: np.random.Generator, state: DailyState, curves: Curves, planted: Planted | None = None
+) -> None:
     """Move every AR(1) one day on (persistence keeps yesterday's level, a shock adds news), and
-    let the marketer change some budgets: a new level, drawn afresh, for a few non-steady ad sets."""
+    let the marketer change some budgets: a new level, drawn afresh, for a few non-steady ad sets
+    (never for a variant's flat-budget ones)."""
     count = len(state.utilization)
     changed = (rng.random(count) < 1.0 / BUDGET_CHANGE_EVERY_DAYS) & ~curves.steady
+    if planted is not None:
+        changed &= ~planted.flat
     state.budget_level = np.where(changed, budget_levels(rng, count), state.budget_level)
     for name, persistence, spread in (
         ("utilization", UTILIZATION_PERSISTENCE, UTILIZATION_DAILY_SPREAD),
@@ -509,9 +665,12 @@ def simulate_day(
     dirt: np.ndarray,
     first_conversion_number: int,
     conversion_id_width: int,
+    planted: Planted | None = None,
+    day_number: int = 0,
 ) -> DayBlock:
     """Spend from budget x utilization, then impressions, clicks, and the conversions the
-    planted curve gives that spend."""
+    planted curve gives that spend; a variant's plant on top (it draws nothing more, so the
+    random stream stays the default's)."""
     count = ad_sets.count
     weekday = day.weekday()
     day_text = uk_date(day)
@@ -521,13 +680,15 @@ def simulate_day(
         ad_sets.utilization_mean + WEEKDAY_UTILIZATION_SHIFT[weekday] + swing,
         *UTILIZATION_RANGE,
     )
-    planned = np.round(
-        ad_sets.daily_budget
-        * state.budget_level
-        * (1.0 + PLANNED_SPEND_NOISE * rng.standard_normal(count)),
-        2,
-    )
+    budget = ad_sets.daily_budget * state.budget_level
+    if planted is not None:
+        budget = budget * planted.demand(day)
+    planned = np.round(budget * (1.0 + PLANNED_SPEND_NOISE * rng.standard_normal(count)), 2)
     spend = np.round(planned * utilization, 2)
+    active = np.ones(count, dtype=bool)
+    if planted is not None:
+        spend = np.minimum(spend, planted.capacity)
+        active = day_number >= planted.first_day
     reported_utilization = np.round(spend / planned, 2)
     status = pacing_status(rng, reported_utilization)
 
@@ -541,6 +702,8 @@ def simulate_day(
     for i, (shown, clicked, freq, spent) in enumerate(
         zip(impressions.tolist(), clicks.tolist(), frequency.tolist(), spend.tolist(), strict=True)
     ):
+        if not active[i]:
+            continue
         head = f"{day_text},{ad_sets.ids[i]},{ad_sets.names[i]},"
         ctr = clicked / shown * 100.0
         cpm = spent / shown * 1000.0
@@ -562,9 +725,19 @@ def simulate_day(
         for i, (p, u, s) in enumerate(
             zip(planned.tolist(), reported_utilization.tolist(), status.tolist(), strict=True)
         )
+        if active[i]
     ]
 
-    baseline_bookings = curves.expected_revenue(spend) / ad_sets.booking_value_mean
+    expected_revenue = curves.expected_revenue(spend)
+    if planted is not None:
+        driving = spend
+        if planted.carryover:
+            carried = spend if state.adstock is None else state.adstock
+            state.adstock = planted.carryover * carried + (1.0 - planted.carryover) * spend
+            driving = state.adstock
+        factor = planted.revenue_factor(day, day_number)
+        expected_revenue = np.where(active, curves.expected_revenue(driving) * factor, 0.0)
+    baseline_bookings = expected_revenue / ad_sets.booking_value_mean
     drift = np.exp(state.cvr - CVR_DRIFT_SPREAD**2 / 2.0)
     rates = np.zeros((count, len(CONVERSION_TYPES)))
     rates[:, BOOKING] = baseline_bookings * drift
@@ -638,13 +811,24 @@ def days_from(start_date: date, days: int) -> Iterator[date]:
 
 
 def write_sample_data(
-    out_dir: Path, ad_sets: int, days: int, seed: int, start_date: date = date(2024, 8, 1)
+    out_dir: Path,
+    ad_sets: int,
+    days: int,
+    seed: int,
+    start_date: date = date(2024, 8, 1),
+    variant: str = BASELINE,
 ) -> dict[str, int]:
-    """Write the four raw CSVs into out_dir; returns data rows written per file name."""
+    """Write the four raw CSVs into out_dir; returns data rows written per file name. A variant
+    other than baseline plants its truth on top (see `planted_truth`)."""
     if ad_sets < 1 or days < 1:
         raise ValueError(f"need at least one ad set and one day, got {ad_sets} x {days}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     population, curves, (profile_rng, daily_rng, dirt_rng) = make_population(seed, ad_sets)
+    planted = (
+        None
+        if variant == BASELINE
+        else plant(variant, seed, curves, reference_spend(population), days)
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
     state = initial_state(profile_rng, curves)
     dirt = meta_dirt_plan(dirt_rng, ad_sets, days)
     conversion_id_width = max(6, len(str(ad_sets * days * MAX_EVENTS_PER_AD_SET_DAY)))
@@ -667,7 +851,7 @@ def write_sample_data(
     ):
         for day_number, day in enumerate(days_from(start_date, days)):
             if day_number:
-                advance(daily_rng, state, curves)
+                advance(daily_rng, state, curves, planted)
             block = simulate_day(
                 daily_rng,
                 population,
@@ -677,6 +861,8 @@ def write_sample_data(
                 dirt[day_number],
                 next_conversion_number,
                 conversion_id_width,
+                planted,
+                day_number,
             )
             performance.write(block.performance)
             pacing.write(block.pacing)
@@ -697,8 +883,16 @@ def main() -> None:
     parser.add_argument(
         "--start-date", type=date.fromisoformat, default=date(2024, 8, 1), help="YYYY-MM-DD"
     )
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=BASELINE,
+        help="plant what real accounts do on top (see planted_truth); baseline: the default world",
+    )
     args = parser.parse_args()
-    rows = write_sample_data(args.out, args.ad_sets, args.days, args.seed, args.start_date)
+    rows = write_sample_data(
+        args.out, args.ad_sets, args.days, args.seed, args.start_date, args.variant
+    )
     for file_name, count in rows.items():
         print(f"{args.out / file_name}: {count} rows")
 
