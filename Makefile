@@ -9,7 +9,7 @@ SAMPLE_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 .PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home bench compose-test \
-	spark-install spark-cluster-test
+	spark-install spark-cluster-test calibrate
 
 $(BIN)/dagster: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,14 @@ ENGINE ?= duckdb
 BENCH_ARGS ?=
 bench: dev-install $(if $(filter spark,$(ENGINE)),spark-install)
 	$(BIN)/python scripts/bench.py --engine $(ENGINE) --scales $(SCALES) $(BENCH_ARGS)
+
+# The budget plan against planted truth: every generator variant x seeds 1-3 at 50 ad sets x 240
+# days, built by the real pipeline and scored; writes benchmarks/calibration.json and .md. A
+# measurement, not a gate. CALIBRATE_ARGS for scripts/calibrate.py's options, e.g.
+# CALIBRATE_ARGS='--variants baseline,level_step --seeds 1,2,3,4,5 --ad-sets 100'.
+CALIBRATE_ARGS ?=
+calibrate: install
+	$(BIN)/python scripts/calibrate.py $(CALIBRATE_ARGS)
 
 compose-test: install
 	bash scripts/compose_test.sh
