@@ -54,9 +54,10 @@ def true_revenue(truth: pd.DataFrame, spend: np.ndarray) -> np.ndarray:
 
 
 def true_marginal(truth: pd.DataFrame, spend: np.ndarray) -> np.ndarray:
-    """Revenue from one more pound of budget at `spend`: nothing at or above capacity."""
+    """Revenue per pound at the margin of `spend`: the curve's slope up to the capacity (a plan
+    that stops at the capacity is priced from below), nothing beyond it."""
     marginal = hill_marginal(np.maximum(spend, 1e-9), *curve_arrays(truth))
-    return np.where(spend < truth["capacity"].to_numpy(), marginal, 0.0)
+    return np.where(spend <= truth["capacity"].to_numpy() + 0.005, marginal, 0.0)
 
 
 def curve_arrays(truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -195,7 +196,7 @@ def run_study(
     progress=None,
 ) -> dict:
     """Every variant x seed, one after the other; the runs and the figures per variant."""
-    started = time.perf_counter()
+    started, code = time.perf_counter(), code_version()
     runs = []
     with tempfile.TemporaryDirectory(prefix="calibration-") as work_root:
         for variant in variants:
@@ -208,7 +209,7 @@ def run_study(
         "ad_sets": ad_sets,
         "days": days,
         "seeds": list(seeds),
-        "code": code_version(),
+        "code": code,
         "seconds": round(time.perf_counter() - started, 1),
         "targets": TARGETS,
         "variants": summarise(runs),
@@ -265,6 +266,8 @@ def summarise(runs: list[dict]) -> dict:
         figures[variant]["met"] = {
             name: meets(figures[variant][name], *bounds) for name, bounds in TARGETS.items()
         }
+        if not group["flat_ad_sets"].any():
+            figures[variant]["met"]["flat_moved_max"] = None
     return figures
 
 
@@ -310,7 +313,10 @@ def ratio(value: float | None) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "∞"
 
 
-def verdict(met: bool) -> str:
+def verdict(met: bool | None) -> str:
+    """None: the variant has nothing the target could be judged on."""
+    if met is None:
+        return "n/a"
     return "met" if met else "**missed**"
 
 

@@ -96,6 +96,10 @@ def test_budget_above_the_true_capacity_buys_nothing_and_is_counted():
     over = np.array([1000.0, 800.0, 1200.0])
     assert true_revenue(TRUTH, over)[2] == pytest.approx(hill_revenue(1100.0, 12000.0, 1500.0, 0.7))
     assert true_marginal(TRUTH, over)[2] == 0.0
+    at_capacity = np.array([1000.0, 1000.0, 1100.0])
+    assert true_marginal(TRUTH, at_capacity)[2] == pytest.approx(
+        hill_marginal(1100.0, 12000.0, 1500.0, 0.7)
+    )
     scores = score_plan(plan_of(over), summary_of(plan_of(over)), TRUTH)
     assert scores["planned_above_capacity"] == 1
 
@@ -165,6 +169,8 @@ def test_summary_marks_each_figure_against_its_target():
     study = {"code": "x", "ad_sets": 3, "days": 9, "seeds": [1, 2, 3], "seconds": 3.0}
     page = markdown({**study, "variants": {"baseline": figures}, "runs": runs})
     assert "| baseline | 91% met | 70% **missed** | 1.10 (1.00–∞) met | 2 of 3 **missed** |" in page
+    no_flat = summarise([{**run, "variant": "seasonal_demand", "flat_ad_sets": 0} for run in runs])
+    assert no_flat["seasonal_demand"]["met"]["flat_moved_max"] is None
 
 
 def test_study_run_builds_the_real_plan_and_never_beats_the_true_best(tmp_path: Path):
