@@ -111,6 +111,7 @@ def score_plan(plan: pd.DataFrame, summary: Mapping, truth: pd.DataFrame) -> dic
         "ad_sets": len(rows),
         "true_uplift": true_uplift,
         "best_uplift": best_uplift,
+        **own_bounds_scores(rows, current, revenue_now, best_uplift),
         "share": true_uplift / best_uplift if best_uplift > 0 else float("nan"),
         "claimed_uplift": claimed,
         "uplift_low": low,
@@ -126,6 +127,26 @@ def score_plan(plan: pd.DataFrame, summary: Mapping, truth: pd.DataFrame) -> dic
         "moved_over_25pct": int((change > 0.25 + 1e-9).sum()),
         "planned_above_capacity": int((recommended > rows["capacity"].to_numpy() + 0.005).sum()),
         "own_fits": int((fits == "own").sum()),
+    }
+
+
+def own_bounds_scores(
+    rows: pd.DataFrame, current: np.ndarray, revenue_now: np.ndarray, best_uplift: float
+) -> dict:
+    """Where the plan's own bounds are stored: the best they allow on the true curves, as a share
+    of the true best, and how many ad sets they keep from any increase (the cost of the bounds,
+    apart from the cost of the curves)."""
+    if "lower_bound" not in rows or "upper_bound" not in rows:
+        return {"own_bounds_share": float("nan"), "raise_blocked": None}
+    lower = rows["lower_bound"].to_numpy(dtype=float)
+    upper = rows["upper_bound"].to_numpy(dtype=float)
+    spend = allocate(
+        *curve_arrays(rows), lower, upper, "same_budget", total=float(current.sum())
+    ).spend
+    uplift = float((true_revenue(rows, spend) - revenue_now).sum())
+    return {
+        "own_bounds_share": uplift / best_uplift if best_uplift > 0 else float("nan"),
+        "raise_blocked": int((upper <= current + 0.005).sum()),
     }
 
 
@@ -260,6 +281,8 @@ def summarise(runs: list[dict]) -> dict:
             "best_uplift_median": float(group["best_uplift"].median()),
             "claimed_uplift_median": float(group["claimed_uplift"].median()),
             "own_fits_median": float(group["own_fits"].median()),
+            "own_bounds_share_median": float(group["own_bounds_share"].median()),
+            "raise_blocked_median": float(group["raise_blocked"].median()),
             "moved_over_25pct_median": float(group["moved_over_25pct"].median()),
             "planned_above_capacity_max": int(group["planned_above_capacity"].max()),
         }
@@ -313,6 +336,10 @@ def ratio(value: float | None) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "∞"
 
 
+def count(value: float | None) -> str:
+    return f"{value:.0f}" if value is not None and np.isfinite(value) else "n/a"
+
+
 def verdict(met: bool | None) -> str:
     """None: the variant has nothing the target could be judged on."""
     if met is None:
@@ -357,16 +384,20 @@ def variant_row(variant: str, figures: dict) -> str:
 
 DIAGNOSTICS_HEADER = (
     "| variant | true uplift of the plan, £/day (median) | true best uplift, £/day (median) | "
-    "claimed uplift, £/day (median) | own fits (median) | ad sets moved > 25% (median) | "
-    "ad sets planned above their true capacity (most) | seconds per run (median) |\n"
-    "|---|---|---|---|---|---|---|---|\n"
+    "claimed uplift, £/day (median) | best within the plan's own bounds / true best (median) | "
+    "ad sets the plan's bounds keep from any increase (median) | own fits (median) | "
+    "ad sets moved > 25% (median) | ad sets planned above their true capacity (most) | "
+    "seconds per run (median) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
 def diagnostics_row(variant: str, figures: dict, seconds: float) -> str:
     return (
         f"| {variant} | {figures['true_uplift_median']:,.0f} | {figures['best_uplift_median']:,.0f} "
-        f"| {figures['claimed_uplift_median']:,.0f} | {figures['own_fits_median']:.0f} "
+        f"| {figures['claimed_uplift_median']:,.0f} "
+        f"| {percent(figures.get('own_bounds_share_median'))} "
+        f"| {count(figures.get('raise_blocked_median'))} | {figures['own_fits_median']:.0f} "
         f"| {figures['moved_over_25pct_median']:.0f} | {figures['planned_above_capacity_max']} "
         f"| {seconds:.1f} |\n"
     )
@@ -395,7 +426,9 @@ def markdown(study: dict, before: dict | None = None) -> str:
         + DIAGNOSTICS_HEADER
         + "".join(diagnostics_row(v, f, float(seconds[v])) for v, f in study["variants"].items())
     )
-    if before is not None and before.get("code") != study.get("code"):
+    if before is not None and before.get("code") == study.get("code"):
+        text += "\nThese figures are also the before figures: benchmarks/calibration-before.json.\n"
+    elif before is not None:
         text += (
             f"\n## Before (code `{before['code']}`, benchmarks/calibration-before.json)\n\n"
             + TABLE_HEADER

@@ -104,6 +104,19 @@ def test_budget_above_the_true_capacity_buys_nothing_and_is_counted():
     assert scores["planned_above_capacity"] == 1
 
 
+def test_plans_own_bounds_are_scored_apart_from_its_curves():
+    """Bounds that keep ad set A (the true best's recipient) from any increase cost the plan
+    even on the true curves."""
+    plan = plan_of(CURRENT).assign(lower_bound=0.5 * CURRENT, upper_bound=1.5 * CURRENT)
+    free = score_plan(plan, summary_of(plan), TRUTH)
+    assert free["raise_blocked"] == 0
+    assert free["own_bounds_share"] == pytest.approx(1.0)
+    blocked = plan.assign(upper_bound=CURRENT * np.array([1.0, 1.5, 1.5]))
+    scores = score_plan(blocked, summary_of(blocked), TRUTH)
+    assert scores["raise_blocked"] == 1
+    assert scores["own_bounds_share"] < 0.9
+
+
 def test_claims_off_the_truth_and_intervals_beside_it_are_scored_as_misses():
     plan = plan_of(true_best_spend(TRUTH, CURRENT))
     shifted = plan.assign(
@@ -145,6 +158,8 @@ def test_summary_marks_each_figure_against_its_target():
             "best_uplift": 110.0,
             "claimed_uplift": 105.0,
             "own_fits": 40,
+            "own_bounds_share": 0.9,
+            "raise_blocked": 2,
             "moved_over_25pct": 3,
             "planned_above_capacity": 0,
             "seconds": 1.0,
