@@ -218,6 +218,7 @@ def run_study(
 ) -> dict:
     """Every variant x seed, one after the other; the runs and the figures per variant."""
     started, code = time.perf_counter(), code_version()
+    variants, seeds = list(variants), list(seeds)
     runs = []
     with tempfile.TemporaryDirectory(prefix="calibration-") as work_root:
         for variant in variants:
@@ -229,7 +230,7 @@ def run_study(
     return {
         "ad_sets": ad_sets,
         "days": days,
-        "seeds": list(seeds),
+        "seeds": seeds,
         "code": code,
         "seconds": round(time.perf_counter() - started, 1),
         "targets": TARGETS,
