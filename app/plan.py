@@ -98,8 +98,13 @@ class PublishedPlan:
     @property
     def state(self) -> pd.DataFrame:
         """Each ad set's current spend and caps as the plan was made on them (the curves are
-        fitted weekly, so their own spend figures can be days older)."""
-        return self.ad_sets[list(STATE_COLUMNS)]
+        fitted weekly, so their own spend figures can be days older). A plan published before
+        delivery was measured has no utilization (the What-if then applies that plan's rules)
+        and its `delivery_cap` is the most spent in a day."""
+        state = self.ad_sets.reindex(columns=list(STATE_COLUMNS))
+        if "max_spend" not in self.ad_sets:
+            state["max_spend"], state["delivery_cap"] = state["delivery_cap"], np.nan
+        return state
 
     def role(self, role: str) -> pd.DataFrame:
         """Donors (largest cut first) or recipients (largest increase first)."""
