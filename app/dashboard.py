@@ -873,6 +873,9 @@ PLAN_TABLE_COLUMNS = {
     "current_spend": st.column_config.NumberColumn("Today (£/day)", format="£%,.0f"),
     "recommended_spend": st.column_config.NumberColumn("Recommended", format="£%,.0f"),
     "change": st.column_config.TextColumn("Change"),
+    "recommended_daily_budget": st.column_config.NumberColumn("New daily budget", format="£%,.0f"),
+    "utilization": st.column_config.NumberColumn("Spends of budget", format="percent"),
+    "delivery_cap": st.column_config.NumberColumn("Delivery cap", format="£%,.0f"),
     "lower_bound": st.column_config.NumberColumn("Lower bound", format="£%,.0f"),
     "upper_bound": st.column_config.NumberColumn("Upper bound", format="£%,.0f"),
     "expected_revenue_recommended": st.column_config.NumberColumn(

@@ -211,8 +211,9 @@ def _known(value) -> bool:
 def forecast_action(plan: dict | None, risk: float | None, probability: float | None) -> str:
     """What to do with an ad set tomorrow, from its row of the published budget plan and its
     forecasts, so it never contradicts the plan: a donor is told how much to move away (and, if
-    it is likely to under-pace, that too, not to raise bids); a recipient how much to add; an ad
-    set likely to under-pace (risk >= 50%) to check delivery, never to get budget. Without a
+    it is likely to under-pace, that too, not to raise bids); a recipient how much to add (and
+    its risk, when the plan funds an at-risk ad set whose spend has followed its budget); any
+    other ad set likely to under-pace (risk >= 50%) to check delivery. Without a
     plan row, the forecasts alone (no budget advice beyond "candidate")."""
     at_risk = _known(risk) and risk >= RISK_ALERT
     unlikely = _known(probability) and probability < 0.3
@@ -243,16 +244,16 @@ def forecast_action(plan: dict | None, risk: float | None, probability: float | 
             text += "; unlikely to reach the target: review creative"
         return text
     if role == "recipient":
-        if at_risk:  # the plan and the forecast disagree on the date: delivery comes first
-            return (
-                f"Check delivery before adding budget: {percent(risk)} risk of under-pacing "
-                f"tomorrow; keep {spend} a day"
-            )
         text = (
             f"Add {money(plan['change'])} a day, to {money(plan['recommended_spend'])} "
             f"({margin}: its next pound earns more than elsewhere)"
         )
-        if likely:
+        if at_risk:  # funded because its spend has followed its budget (planning.delivery)
+            text += (
+                f"; {percent(risk)} risk of under-pacing tomorrow, but its spend has followed "
+                "its budget: watch its delivery"
+            )
+        elif likely:
             text += "; likely to beat the target"
         return text
     if at_risk:

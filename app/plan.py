@@ -28,8 +28,9 @@ from planning.curves import interval, interval_around
 from planning.optimizer import headline
 
 RISK_ALERT = 0.5
-"""Under-pacing risk at or above this: told to check delivery, never given budget (the
-optimizer's own limit, planning.settings.RISK_LIMIT)."""
+"""Under-pacing risk at or above this: told to check delivery (the optimizer's own limit,
+planning.settings.RISK_LIMIT). It vetoes an increase only where the pacing rows did not measure
+delivery; a funded ad set at risk says so in its reason."""
 SCENARIO_LABELS = {
     "same_budget": "Most revenue for the same budget",
     "target_roas": "Spend while marginal ROAS ≥ target",
@@ -97,9 +98,13 @@ class PublishedPlan:
     @property
     def state(self) -> pd.DataFrame:
         """Each ad set's current spend and caps as the plan was made on them (the curves are
-        fitted weekly, so their own spend figures can be days older)."""
-        state = self.ad_sets.rename(columns={"delivery_cap": "max_spend"})
-        return state[list(STATE_COLUMNS)]
+        fitted weekly, so their own spend figures can be days older). A plan published before
+        delivery was measured has no utilization (the What-if then applies that plan's rules)
+        and its `delivery_cap` is the most spent in a day."""
+        state = self.ad_sets.reindex(columns=list(STATE_COLUMNS))
+        if "max_spend" not in self.ad_sets:
+            state["max_spend"], state["delivery_cap"] = state["delivery_cap"], np.nan
+        return state
 
     def role(self, role: str) -> pd.DataFrame:
         """Donors (largest cut first) or recipients (largest increase first)."""
@@ -108,9 +113,12 @@ class PublishedPlan:
 
     @property
     def at_risk(self) -> pd.DataFrame:
-        """Ad sets the pacing model gives a high risk of under-pacing tomorrow, riskiest first."""
+        """Ad sets the pacing model gives a high risk of under-pacing tomorrow that the plan does
+        not give budget to, riskiest first. A recipient at risk is funded because its spend has
+        followed its budget (its reason says the risk): it is not one to check first."""
         risk = pd.to_numeric(self.ad_sets["under_pacing_risk"], errors="coerce")
-        return self.ad_sets[risk >= RISK_ALERT].sort_values(
+        funded = self.ad_sets["role"] == "recipient"
+        return self.ad_sets[(risk >= RISK_ALERT) & ~funded].sort_values(
             ["under_pacing_risk", "ad_set_id"], ascending=[False, True]
         )
 
@@ -355,6 +363,9 @@ TABLE_COLUMNS = (
     "current_spend",
     "recommended_spend",
     "change",
+    "recommended_daily_budget",
+    "utilization",
+    "delivery_cap",
     "lower_bound",
     "upper_bound",
     "expected_revenue_recommended",

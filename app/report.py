@@ -165,6 +165,7 @@ PLAN_TABLE = {
     "current_spend": ("Today (£/day)", "money"),
     "recommended_spend": ("Recommended", "money"),
     "change": ("Change", "signed_money"),
+    "recommended_daily_budget": ("New daily budget", "money"),
     "lower_bound": ("Lower bound", "money"),
     "upper_bound": ("Upper bound", "money"),
     "expected_revenue_recommended": ("Expected revenue", "money"),

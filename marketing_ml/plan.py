@@ -21,6 +21,7 @@ from planning import (
     on_current_state,
 )
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
+from planning.delivery import DELIVERY_COLUMNS, DELIVERY_DAYS, measure_delivery
 from planning.optimizer import NEW_FIT, PENNY
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
@@ -36,7 +37,9 @@ def curve_window_sql(daily: str, window_days: int = WINDOW_DAYS) -> str:
 WITH window_days AS (
     SELECT max(date) - INTERVAL {int(window_days) - 1} DAY AS first_day FROM {daily}
 )
-SELECT date, ad_set_id, ad_set_name, lookalike_source, target_age, daily_budget, spend, revenue
+SELECT
+    date, ad_set_id, ad_set_name, lookalike_source, target_age, daily_budget, planned_spend, spend,
+    revenue
 FROM {daily}
 WHERE date >= (SELECT first_day FROM window_days)
 ORDER BY ad_set_id, date"""
@@ -66,6 +69,19 @@ GROUP BY ad_set_id
 ORDER BY ad_set_id"""
 
 
+def delivery_window_sql(daily: str, days: int = DELIVERY_DAYS) -> str:
+    """The dated pacing rows delivery is measured on (planning.delivery): planned and actual
+    spend per ad set and day over the last `days` days."""
+    return f"""
+WITH last_day AS (
+    SELECT max(date) AS day FROM {daily} WHERE planned_spend IS NOT NULL
+)
+SELECT date, ad_set_id, planned_spend, actual_spend
+FROM {daily}, last_day
+WHERE planned_spend IS NOT NULL AND date > day - INTERVAL {int(days)} DAY
+ORDER BY ad_set_id, date"""
+
+
 class ResponseCurvesConfig(dg.Config):
     window_days: int = WINDOW_DAYS
     """Trailing days each curve is fitted on (see planning.curves.WINDOW_DAYS for why 180)."""
@@ -78,8 +94,10 @@ class ResponseCurvesConfig(dg.Config):
     kinds={"duckdb", "scipy"},
     description="One saturating response curve per ad set: daily booking revenue = vmax × "
     "spend^shape / (half_saturation^shape + spend^shape), fitted by bounded least squares on the "
-    f"last {WINDOW_DAYS} days (run config window_days); pooled from its audience group when its own spend varied too "
-    "little (fit = 'pooled'), none when nothing could identify one (fit = 'none'). R² on the "
+    f"last {WINDOW_DAYS} days (run config window_days); pooled from its audience group when its "
+    "planned budget moved too little to identify its own (budget_cv, weekly means, < 5%; the "
+    "spend's variation where no planned budget is known: fit = 'pooled'), none when nothing "
+    "could identify one (fit = 'none'). R² on the "
     "window, marginal ROAS at current spend (mean of the last 7 days) with a 90% bootstrap "
     f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band).",
 )
@@ -169,9 +187,11 @@ def refused(error: PlanSettingsError) -> dg.Failure:
             group_name="gold",
             kinds={"duckdb"},
             description="Tomorrow's budget per ad set for the run's scenario: current and "
-            "recommended spend, bounds (0.5×–1.5× current by default, within its delivery "
-            "history, its under-pacing risk and any daily budget cap in the run config), expected revenue and marginal ROAS "
-            "at both with 90% bootstrap intervals, role and the reason in words.",
+            "recommended spend and the daily budget that buys it (÷ its utilization over the "
+            "last 28 days), bounds (0.5×–1.5× current by default, at most ±10% for a pooled "
+            "curve, within a measured delivery cap and any daily budget cap in the run config), "
+            "expected revenue and marginal ROAS at both with 90% bootstrap intervals, role and "
+            "the reason in words.",
         ),
         "budget_plan_summary": dg.AssetOut(
             key=BUDGET_PLAN_SUMMARY,
@@ -200,7 +220,10 @@ def budget_plan(
     settings = config.settings()
     risk = latest_risk(scored)
     window_days = curve_window_days(curves)
-    state = lakehouse.frame(current_state_sql(str(daily), window_days))
+    state = with_delivery(
+        lakehouse.frame(current_state_sql(str(daily), window_days)),
+        measure_delivery(lakehouse.frame(delivery_window_sql(str(daily)))),
+    )
     try:
         settings.check_ad_sets(
             state["ad_set_id"],
@@ -246,6 +269,17 @@ def budget_plan(
         },
     )
     yield dg.Output(pd.DataFrame([summary]), output_name="budget_plan_summary")
+
+
+def with_delivery(state: pd.DataFrame, delivery: pd.DataFrame) -> pd.DataFrame:
+    """Each ad set's current state with its measured delivery (NaN where no planned budget is
+    known: the plan then falls back on its delivery history and pacing risk)."""
+    return state.merge(
+        delivery[list(DELIVERY_COLUMNS)].astype({"ad_set_id": state["ad_set_id"].dtype}),
+        on="ad_set_id",
+        how="left",
+        validate="1:1",
+    )
 
 
 def curve_window_days(curves: pd.DataFrame) -> int:
@@ -359,6 +393,31 @@ def reports_unplaced_budget(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckR
     )
 
 
+def within_delivery(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckResult:
+    cap = pd.to_numeric(plan["delivery_cap"], errors="coerce")
+    above_cap = (
+        cap.notna()
+        & (plan["recommended_spend"] > plan["current_spend"] + PENNY)
+        & (plan["recommended_spend"] > cap + PENNY)
+    )
+    bought = pd.to_numeric(plan["recommended_daily_budget"], errors="coerce") * pd.to_numeric(
+        plan["utilization"], errors="coerce"
+    )
+    unbought = bought.notna() & ((bought - plan["recommended_spend"]).abs() > PENNY)
+    broken = plan[above_cap | unbought]
+    return dg.AssetCheckResult(
+        check_name="budget_plan_within_delivery",
+        passed=broken.empty,
+        severity=ERROR,
+        metadata={
+            "measured_caps": int(cap.notna().sum()),
+            "increased_above_measured_cap": int(above_cap.sum()),
+            "daily_budget_not_buying_spend": int(unbought.sum()),
+            "examples": sorted(broken["ad_set_id"].head(5).tolist()),
+        },
+    )
+
+
 PLAN_CHECK_SPECS = {
     within_bounds: "Every recommended spend lies within its ad set's bounds (to the penny), "
     "lower bound <= upper bound, and a locked ad set keeps its current spend.",
@@ -367,6 +426,9 @@ PLAN_CHECK_SPECS = {
     reports_unplaced_budget: "Budget the bounds cannot take is reported: unplaced budget is never "
     "negative, and (same_budget) it is non-zero exactly when the total exceeds the sum of upper "
     "bounds, and equals the difference; other scenarios place no total, so it is zero.",
+    within_delivery: "No increase goes above a measured delivery cap (where the ad set's spend "
+    "stopped following its budget), and the recommended daily budget × utilization is the "
+    "recommended spend, to the penny.",
 }
 
 
@@ -378,7 +440,7 @@ PLAN_CHECK_SPECS = {
         )
         for check, text in PLAN_CHECK_SPECS.items()
     ],
-    description="The plan's three blocking checks, one step reading the stored plan once.",
+    description="The plan's blocking checks, one step reading the stored plan once.",
 )
 def budget_plan_checks(lakehouse: LakehouseResource):
     plan, summary = _plan_rows(lakehouse)

@@ -245,3 +245,28 @@ def test_group_so_what_quotes_the_roas_of_each_groups_sums():
     assert text.startswith("Best age band: a at 6.00× (20% of spend, 2 ad sets)")
     assert "weakest: (not set) at 2.00× (20% of spend, 1 ad set)" in text
     assert text.endswith("2 of 3 age bands are below the 4.00× target, holding 80% of spend.")
+
+
+def test_a_plan_published_before_delivery_was_measured_still_replans_by_its_rules():
+    """The serving file a run of the previous version wrote: no utilization, `delivery_cap`
+    holding the most spent in a day. The What-if keeps that cap and the risk veto until the
+    next run publishes a plan with delivery measured."""
+    from app.plan import PublishedPlan
+    from planning import build_plan
+
+    old = pd.DataFrame(
+        {
+            "ad_set_id": ["AS_1", "AS_2"],
+            "ad_set_name": ["One", "Two"],
+            "current_spend": [1000.0, 1000.0],
+            "daily_budget": [1000.0, 1000.0],
+            "delivery_cap": [1100.0, 1100.0],
+            "under_pacing_risk": [0.9, 0.1],
+        }
+    )
+    state = PublishedPlan({}, old).state
+    assert state["max_spend"].tolist() == [1100.0, 1100.0]
+    assert state[["utilization", "delivery_cap"]].isna().all().all()
+    curves = state.assign(fit="own", vmax=[8e5, 8e5], half_saturation=[1e5, 1e5], shape=1.0)
+    plan = build_plan(curves, old[["ad_set_id", "under_pacing_risk"]]).ad_sets
+    assert plan["upper_bound"].tolist() == pytest.approx([1000.0, 1100.0])

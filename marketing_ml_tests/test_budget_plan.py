@@ -27,6 +27,7 @@ PLAN_CHECKS = {
     "budget_plan_within_bounds",
     "budget_plan_conserves_budget",
     "budget_plan_reports_unplaced_budget",
+    "budget_plan_within_delivery",
 }
 
 
@@ -125,20 +126,36 @@ def test_plan_beats_the_naive_rule_measured_with_the_true_curves(built, seed):
     assert found["plan_share"] >= 0.6
 
 
-def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
-    """Issue 12 asks for 90%. Reached on seeds 1-3: 88%, 79%, 85% of the optimum under the same
-    bounds (seeds 1-12: median 82%, worst 46%), with increases bounded by delivery history and
-    pacing risk, not by today's daily budget (the plan changes budgets). Capped at today's budget
-    the plan captured more of a much smaller optimum (95%, 87%, 96%) but less revenue on every
-    seed: on seeds 1-12 its true uplift is 6-200% higher now. With more room to move, errors in
-    the curves cost more, and 180 noisy days identify an ad set's curvature poorly (even the
-    true mean shape as the prior leaves the median at 83%). This pins what is reached, so a
-    regression shows; the gap is reported on the issue."""
-    captured = sorted(
-        shares(lakehouse, seed)["plan_share"] for seed, (lakehouse, _) in built.items()
+def plain_bounds_share(lakehouse: Lakehouse, seed: int) -> float:
+    """The plan's true uplift as a share of the true best within plain 0.5x-1.5x of current
+    spend (the generator plants no delivery cap), the issue's measure: not the plan's own
+    bounds, which a plan can make as tight as it likes."""
+    plan = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
+    truth = planted_curves(AD_SETS, seed).set_index("ad_set_id").loc[plan["ad_set_id"]]
+    current = plan["current_spend"].to_numpy()
+    best = allocate(
+        *(truth[c].to_numpy() for c in ("vmax", "half_saturation", "shape")),
+        0.5 * current,
+        1.5 * current,
+        "same_budget",
+        total=float(current.sum()),
     )
-    assert captured[len(captured) // 2] >= 0.82
-    assert captured[0] >= 0.75
+    base = true_revenue(current, truth).sum()
+    planned = true_revenue(plan["recommended_spend"].to_numpy(), truth).sum() - base
+    return planned / (true_revenue(best.spend, truth).sum() - base)
+
+
+def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
+    """Issue 12 asks for 90%, issue 21 of the best within plain 0.5x-1.5x bounds. Seeds 1-3:
+    75%, 75%, 80% with delivery measured from the pacing rows; 70%, 59%, 70% when an
+    under-pacing risk of 50% vetoed every increase and the most spent in a day capped it (6-10
+    of 30 ad sets vetoed, spend that follows budget). Under the plan's own bounds: 77%, 80%,
+    84% (88%, 79%, 85% under the old, tighter ones). 180 noisy days identify an ad set's
+    curvature poorly (even the true mean shape as the prior leaves the median near 83%). This
+    pins what is reached, so a regression shows; the gap is reported on the issue."""
+    captured = sorted(plain_bounds_share(lakehouse, seed) for seed, (lakehouse, _) in built.items())
+    assert captured[len(captured) // 2] >= 0.74
+    assert captured[0] >= 0.70
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -150,16 +167,24 @@ def test_every_recommendation_respects_its_bounds(built, seed):
     assert (plan["recommended_spend"] <= plan["upper_bound"] + 0.005).all()
     assert (plan["upper_bound"] <= 1.5 * plan["current_spend"] + 0.005).all()
     assert (plan["lower_bound"] >= 0.5 * plan["current_spend"] - 0.005).all()
-    # caps limit increases: never above the larger of today's spend and the most delivered in
-    # a day of the curves' window
-    delivery = plan["delivery_cap"]
-    assert (delivery <= plan["ad_set_id"].map(curves["max_spend"]) + 0.005).all()
-    assert (plan["upper_bound"] <= np.maximum(delivery, plan["current_spend"]) + 0.005).all()
     assert (plan["lower_bound"] <= plan["current_spend"] + 0.005).all()
     assert (plan["current_spend"] <= plan["upper_bound"] + 0.005).all()
-    risky = plan["under_pacing_risk"] >= 0.5
-    assert (plan.loc[risky, "recommended_spend"] <= plan.loc[risky, "current_spend"] + 0.005).all()
-    assert not (plan.loc[risky, "role"] == "recipient").any()
+    # delivery measured from the pacing rows for every ad set: a measured cap limits increases,
+    # and the daily budget recommended buys the recommended spend
+    assert plan["utilization"].between(0.5, 1.5).all()
+    cap = plan["delivery_cap"].fillna(np.inf)
+    assert (plan["upper_bound"] <= np.maximum(cap, plan["current_spend"]) + 0.005).all()
+    np.testing.assert_allclose(
+        plan["recommended_daily_budget"] * plan["utilization"], plan["recommended_spend"]
+    )
+    # a budget that never moved identifies no curve of its own: its ad set moves at most 10%
+    pooled = plan["ad_set_id"].map(curves["fit"]) == "pooled"
+    assert (curves.loc[curves["fit"] == "own", "budget_cv"] >= 0.05).all()
+    moved = (plan["change"] / plan["current_spend"]).abs()
+    assert (moved[pooled] <= 0.1 + 1e-9).all()
+    # the pacing risk informs, it does not veto where delivery was measured
+    risky = plan[(plan["under_pacing_risk"] >= 0.5) & (plan["role"] == "recipient")]
+    assert risky["reason"].str.contains("risk of under-pacing tomorrow").all()
 
 
 def test_without_identifiable_curves_every_budget_stays_and_says_why(lakehouse):
@@ -183,7 +208,7 @@ def test_the_dashboard_replans_from_the_served_tables(built):
     lakehouse, _ = built[SEEDS[0]]
     curves = frame(lakehouse, "SELECT * FROM gold.response_curves ORDER BY ad_set_id")
     stored = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
-    state, _ = on_current_state(stored.rename(columns={"delivery_cap": "max_spend"}), curves)
+    state, _ = on_current_state(stored, curves)
     again = build_plan(state, stored, PlanSettings()).ad_sets
     np.testing.assert_allclose(again["recommended_spend"], stored["recommended_spend"], atol=0.01)
     cheaper = build_plan(state, stored, PlanSettings(scenario="same_revenue")).summary

@@ -22,10 +22,13 @@ The fits are a projected Levenberg-Marquardt run on every ad set at once (vector
 not scipy's least_squares per ad set: those calls alone took about 3 s for 2,000 ad sets before
 any whitening, and the whole fit now takes about 3 s.
 
-An ad set whose spend barely moved in the window (`MIN_DAYS`, `MIN_SPEND_CV`) cannot identify a
-curve from its own days: its own days (which pin its level) are fitted under the population prior centred on its
-audience group's curves, and it says so (`fit = 'pooled'`, `pooled_from` the group, or all ad
-sets when no ad set of its group has a curve of its own). With too few ad sets for a population
+An ad set whose planned budget barely moved in the window (`MIN_DAYS`,
+`planning.delivery.MIN_BUDGET_CV` on weekly means of its planned budget; the spend's
+`MIN_SPEND_CV` only where no planned budget is known) cannot identify a curve from its own days:
+delivery noise moves spend without a budget move, and a curve fitted on it is confidently wrong.
+For such an ad set, its own days (which pin its level) are fitted under the population prior
+centred on its audience group's curves, and it says so (`fit = 'pooled'`, `pooled_from` the
+group, or all ad sets when no ad set of its group has a curve of its own). With too few ad sets for a population
 (`PRIOR_MIN_AD_SETS`), it takes its group's pooled curve at its own level; with no group that can
 identify one either, it gets no curve (`fit = 'none'`) and the plan leaves it where it is.
 
@@ -42,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from planning.delivery import MIN_BUDGET_CV, budget_cv
+
 WINDOW_DAYS = 180
 """Trailing days a curve is fitted on. Longer than the 90 days first planned: revenue per pound
 drifts slowly (conversion rates wander for weeks), and over 90 days that drift lines up with a
@@ -53,8 +58,8 @@ CURRENT_DAYS = 7
 MIN_DAYS = 28
 """Fewer days with spend than this in the window: not enough to fit an ad set's own curve."""
 MIN_SPEND_CV = 0.10
-"""Spend whose coefficient of variation (sd / mean) over the window is below this moved too little
-to tell a curve from noise: such an ad set is pooled with its audience group."""
+"""Where no planned budget is known: spend whose coefficient of variation (sd / mean) over the
+window is below this moved too little to tell a curve from noise (pooled with its group)."""
 SHAPE_BOUNDS = (0.3, 1.0)
 HALF_SATURATION_RATIO_BOUNDS = (0.02, 50.0)
 """half_saturation / mean spend: from deeply saturated to almost linear over the observed range."""
@@ -439,15 +444,16 @@ def fit_response_curves(
 ) -> CurveFits:
     """Fit one curve per ad set on the last `window_days` dates of `daily` (columns: date,
     ad_set_id, spend, revenue, and optionally ad_set_name, lookalike_source, target_age,
-    daily_budget). Rows without spend are ignored. Ad sets are ordered by id."""
+    daily_budget, planned_spend). Rows without spend are ignored. Ad sets are ordered by id."""
     frame = daily.copy()
     frame["date"] = pd.to_datetime(frame["date"])
     frame = frame[frame["spend"].notna()]
     for column in ("ad_set_name", "lookalike_source", "target_age"):
         if column not in frame:
             frame[column] = None
-    if "daily_budget" not in frame:
-        frame["daily_budget"] = np.nan
+    for column in ("daily_budget", "planned_spend"):
+        if column not in frame:
+            frame[column] = np.nan
     if frame.empty:
         return CurveFits(pd.DataFrame(columns=CURVE_COLUMNS), _empty_draws(0, draws))
     window_end = frame["date"].max()
@@ -466,6 +472,12 @@ def fit_response_curves(
     spend, revenue = np.zeros((n, days)), np.zeros((n, days))
     np.add.at(spend, (row, day), frame["spend"].to_numpy())
     np.add.at(revenue, (row, day), frame["revenue"].to_numpy())
+    planned = np.zeros((n, days))
+    planned_known = np.zeros((n, days), dtype=bool)
+    budgeted = frame["planned_spend"].notna().to_numpy()
+    planned[row[budgeted], day[budgeted]] = frame["planned_spend"].to_numpy(float)[budgeted]
+    planned_known[row[budgeted], day[budgeted]] = True
+    budget_moves = budget_cv(planned, planned_known)
     mask = np.zeros((n, days), dtype=bool)
     mask[row, day] = True
     seen = mask.astype(float)
@@ -488,7 +500,10 @@ def fit_response_curves(
         ],
         dtype=object,
     )
-    own = np.flatnonzero(usable & (count >= MIN_DAYS) & (spend_cv >= MIN_SPEND_CV))
+    moved = np.where(
+        np.isfinite(budget_moves), budget_moves >= MIN_BUDGET_CV, spend_cv >= MIN_SPEND_CV
+    )
+    own = np.flatnonzero(usable & (count >= MIN_DAYS) & moved)
 
     # 1. Ordinary least squares per ad set: its residuals tell the slow drift from the noise.
     residual = (y - 1.0) * seen
@@ -603,6 +618,7 @@ def fit_response_curves(
             "days": count,
             "mean_spend": mean_spend,
             "spend_cv": spend_cv,
+            "budget_cv": budget_moves,
             "max_spend": np.where(mask, spend, -np.inf).max(axis=1),
             "daily_budget": pd.to_numeric(last["daily_budget"], errors="coerce").astype(float),
             "current_spend": current,
@@ -703,6 +719,7 @@ CURVE_COLUMNS = (
     "days",
     "mean_spend",
     "spend_cv",
+    "budget_cv",
     "max_spend",
     "daily_budget",
     "current_spend",

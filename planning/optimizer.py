@@ -7,15 +7,18 @@ spend, vectorised in numpy). An S-shaped curve (shape > 1) is planned on its con
 over its bounds (the tangent from its lower bound): exact for the envelope, and at most the ad sets
 whose envelope slope equals λ sit on its straight part.
 
-Bounds per ad set: [lower_factor, upper_factor] × current spend; an increase never goes above the
-most it delivered in one day of the window (delivery capacity: it has shown it can spend that much
-in a day) nor above a daily budget cap set for it (`PlanSettings.budget_caps`: an account or
-platform limit); an ad set whose under_pacing_risk is >= 0.5 is not a recipient (upper bound =
-current spend). Today's daily budget is not a cap: it is what the plan changes (an ad set spends
-about all of its budget, so capping there would leave only under-spenders to receive budget, the
-very ad sets that cannot absorb it). Caps limit increases only: an ad set already above a cap
-keeps current spend as its upper bound, so today's allocation is always feasible. A locked ad
-set, or one without a curve, keeps its spend.
+Bounds per ad set: [lower_factor, upper_factor] × current spend, and an increase never goes above
+a daily budget cap set for it (`PlanSettings.budget_caps`: an account or platform limit). Delivery
+(planning.delivery), where the pacing rows measured it: an increase never goes above a measured
+delivery cap (where its spend stopped following its budget); the pacing model's under-pacing risk
+informs (the reason says it when an at-risk ad set is funded) but does not veto. Where no planned
+budget is known, the old stand-ins: at most the most it spent in one day of the window, and no
+increase at under_pacing_risk >= 0.5. An ad set whose curve is pooled (its budget never moved
+enough to identify its own) moves at most `POOLED_MOVE` either way. Today's daily budget is not a
+cap: it is what the plan changes, and the plan recommends the daily budget that buys its spend
+(recommended spend ÷ utilization). Caps limit increases only: an ad set already above a cap keeps
+current spend as its upper bound, so today's allocation is always feasible. A locked ad set, or
+one without a curve, keeps its spend.
 """
 
 from dataclasses import dataclass, field
@@ -24,11 +27,15 @@ import numpy as np
 import pandas as pd
 
 from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval, interval_around
+from planning.delivery import CAP_ASK, CAP_BAND, DELIVERY_DAYS
 from planning.settings import SCENARIOS, PlanSettings
 
 PENNY = 0.005
 BISECTION_STEPS = 80
 NEWTON_STEPS = 40
+POOLED_MOVE = 0.10
+"""An ad set without a curve of its own (fit = pooled) moves at most this share either way: its
+curve is its group's, not its own, so the plan only nudges it."""
 
 
 # ------------------------------------------------------------------------------ the allocation
@@ -197,24 +204,43 @@ def allocate(
 
 # ---------------------------------------------------------------------------------- the bounds
 def plan_bounds(
-    current, budget_cap, delivery_cap, risk, locked, has_curve, settings: PlanSettings
+    current,
+    budget_cap,
+    delivery_cap,
+    risk,
+    locked,
+    has_curve,
+    settings: PlanSettings,
+    measured=None,
+    capped_days=None,
+    pooled=None,
 ) -> tuple[np.ndarray, np.ndarray, list]:
-    """Lower and upper bound per ad set, and why the upper one is below upper_factor × current."""
+    """Lower and upper bound per ad set, and why the upper one is below upper_factor × current.
+
+    `measured` marks ad sets whose delivery the pacing rows measured: their `delivery_cap` is a
+    measured cap (NaN: none seen, `capped_days` its evidence) and their risk does not veto. For
+    the others `delivery_cap` is the most they spent in a day and a risk at the limit vetoes
+    an increase. `pooled` ad sets move at most POOLED_MOVE either way."""
     current = np.asarray(current, dtype=float)
+    n = len(current)
+    measured = np.zeros(n, dtype=bool) if measured is None else np.asarray(measured, dtype=bool)
+    capped_days = np.zeros(n) if capped_days is None else np.asarray(capped_days, dtype=float)
+    pooled = np.zeros(n, dtype=bool) if pooled is None else np.asarray(pooled, dtype=bool)
     upper = settings.upper_factor * current
-    reasons: list = [None] * len(current)
-    for i in range(len(current)):
+    reasons: list = [None] * n
+    for i in range(n):
         candidates = [(upper[i], None)]
+        if pooled[i]:
+            candidates.append(
+                ((1 + POOLED_MOVE) * current[i], f"own curve not known: at most +{POOLED_MOVE:.0%}")
+            )
         if np.isfinite(budget_cap[i]):
             candidates.append((budget_cap[i], f"daily budget cap £{budget_cap[i]:,.0f}"))
         if np.isfinite(delivery_cap[i]):
             candidates.append(
-                (
-                    delivery_cap[i],
-                    f"delivery history: at most £{delivery_cap[i]:,.0f} in a day in the window",
-                )
+                (delivery_cap[i], delivery_text(delivery_cap[i], measured[i], capped_days[i]))
             )
-        if np.isfinite(risk[i]) and risk[i] >= settings.risk_limit:
+        if not measured[i] and np.isfinite(risk[i]) and risk[i] >= settings.risk_limit:
             candidates.append(
                 (current[i], f"under-pacing risk {risk[i]:.0%} ≥ {settings.risk_limit:.0%}")
             )
@@ -229,16 +255,40 @@ def plan_bounds(
         if value < settings.upper_factor * current[i] - PENNY:
             reasons[i] = reason
     lower = np.minimum(settings.lower_factor * current, upper)
+    lower = np.where(pooled, np.maximum(lower, (1 - POOLED_MOVE) * current), lower)
     fixed = np.asarray(locked, dtype=bool) | ~np.asarray(has_curve, dtype=bool) | (current <= 0)
     lower = np.where(fixed, current, lower)
     upper = np.where(fixed, current, upper)
     return lower, upper, reasons
 
 
+def delivery_text(cap: float, measured: bool, days: float) -> str:
+    """Why an increase stops at `cap`: a measured delivery cap, or (delivery not measured) the
+    most the ad set spent in a day."""
+    if not measured:
+        return f"delivery history: at most £{cap:,.0f} in a day in the window"
+    return (
+        f"its spend stopped following its budget at about £{cap:,.0f} a day ({days:.0f} days in "
+        f"the last {DELIVERY_DAYS} within {CAP_BAND:.0%} of it while its budget asked for "
+        f"{CAP_ASK:.0%}+ more)"
+    )
+
+
 # --------------------------------------------------------------------------- the plan's inputs
-STATE_COLUMNS = ("ad_set_id", "ad_set_name", "current_spend", "daily_budget", "max_spend")
-"""What a plan needs of each ad set's recent days (gold.daily_adset_metrics, or the published plan
-in the dashboard): the curves are refitted weekly, the plan is made daily on today's spend."""
+STATE_COLUMNS = (
+    "ad_set_id",
+    "ad_set_name",
+    "current_spend",
+    "daily_budget",
+    "max_spend",
+    "planned_budget",
+    "utilization",
+    "delivery_cap",
+    "capped_days",
+)
+"""What a plan needs of each ad set's recent days (gold.daily_adset_metrics and its delivery,
+planning.delivery.measure_delivery; or the published plan in the dashboard): the curves are
+refitted weekly, the plan is made daily on today's spend and delivery."""
 NEW_FIT = "new"
 """`fit` of an ad set that began spending after the curves were last fitted."""
 
@@ -325,17 +375,28 @@ def build_plan(
     )
     has_curve = np.isfinite(vmax) & np.isfinite(half) & np.isfinite(shape)
     locked = frame["ad_set_id"].isin(set(settings.locked)).to_numpy()
-    daily_budget = frame.get("daily_budget", pd.Series(np.nan, index=frame.index)).astype(float)
-    delivery_cap = frame.get("max_spend", pd.Series(np.nan, index=frame.index)).astype(float)
+
+    def column(name: str) -> np.ndarray:
+        values = frame.get(name, pd.Series(np.nan, index=frame.index))
+        return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+
+    daily_budget, max_spend = column("daily_budget"), column("max_spend")
+    utilization, measured_cap = column("utilization"), column("delivery_cap")
+    capped_days = np.nan_to_num(column("capped_days"))
+    measured = np.isfinite(utilization) & (utilization > 0)
+    pooled = (frame.get("fit", pd.Series("own", index=frame.index)) == "pooled").to_numpy()
     budget_cap = frame["ad_set_id"].map(dict(settings.budget_caps)).astype(float)
     lower, upper, capacity_reasons = plan_bounds(
         current,
         budget_cap.to_numpy(),
-        delivery_cap.to_numpy(),
+        np.where(measured, measured_cap, max_spend),
         risk,
         locked,
         has_curve,
         settings,
+        measured=measured,
+        capped_days=capped_days,
+        pooled=pooled,
     )
     # An ad set without a curve is fixed at its spend (lower == upper) with a zero curve, so it
     # adds nothing to the revenue the optimizer weighs.
@@ -417,8 +478,16 @@ def build_plan(
             "locked": locked,
             "capacity_reason": pd.Series(capacity_reasons, dtype=object),
             "under_pacing_risk": risk,
-            "daily_budget": daily_budget.to_numpy(),
-            "delivery_cap": delivery_cap.to_numpy(),
+            "daily_budget": daily_budget,
+            "max_spend": max_spend,
+            "planned_budget": column("planned_budget"),
+            "utilization": np.where(measured, utilization, np.nan),
+            "recommended_daily_budget": np.where(
+                measured, recommended / np.where(measured, utilization, 1.0), np.nan
+            ),
+            "delivery_cap": np.where(measured, measured_cap, np.nan),
+            "capped_days": np.where(measured, capped_days, np.nan),
+            "budget_cv": column("budget_cv"),
             "expected_revenue_current": revenue_now,
             "expected_revenue_current_low": revenue_now_ci[0],
             "expected_revenue_current_high": revenue_now_ci[1],
@@ -499,31 +568,32 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> s
         else "the other ad sets"
     )
     marginal = f"Marginal ROAS {row.marginal_roas_current:.1f}× at {money(spend)}/day"
-    pooled = " (curve pooled from its audience group)" if row.fit == "pooled" else ""
-    risk = (
-        ""
-        if np.isfinite(row.under_pacing_risk)
-        else " Pacing risk unknown (no trained model): capacity from its delivery history only."
-    )
+    pooled = pooled_text(row) if row.fit == "pooled" else ""
+    measured = np.isfinite(row.utilization)
+    if not np.isfinite(row.under_pacing_risk):
+        risk = " Pacing risk unknown (no trained model)" + (
+            "." if measured else ": capacity from its delivery history only."
+        )
+    elif measured and row.under_pacing_risk >= settings.risk_limit and row.role == "recipient":
+        risk = (
+            f" The pacing model gives it a {row.under_pacing_risk:.0%} risk of under-pacing "
+            "tomorrow, but its spend has followed its budget: watch its delivery."
+        )
+    else:
+        risk = ""
     if row.role == "donor":
         bound = " (its lower bound)" if row.recommended_spend <= row.lower_bound + PENNY else ""
         return (
             f"{marginal}{pooled}, below {level}: move {money(-row.change)} to better ad sets, "
-            f"to {money(row.recommended_spend)}/day{bound}."
+            f"to {money(row.recommended_spend)}/day{bound}.{budget_text(row)}"
         )
     if row.role == "recipient":
         limit = ""
         if row.recommended_spend >= row.upper_bound - PENNY:
             limit = f" (its upper bound{': ' + row.capacity_reason if row.capacity_reason else ''})"
-        budget = ""
-        if np.isfinite(row.daily_budget) and row.recommended_spend > row.daily_budget + PENNY:
-            budget = (
-                f" Its daily budget is {money(row.daily_budget)} today: raise it to at least "
-                f"{money(row.recommended_spend)}."
-            )
         return (
             f"{marginal}{pooled}, above {level}: add {money(row.change)}, to "
-            f"{money(row.recommended_spend)}/day{limit}.{budget}{risk}"
+            f"{money(row.recommended_spend)}/day{limit}.{budget_text(row)}{risk}"
         )
     if row.role == "capped":
         return (
@@ -531,6 +601,36 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> s
             f"{money(spend)}/day."
         )
     return f"{marginal}{pooled}, at {level}: keeps {money(spend)}/day.{risk}"
+
+
+def pooled_text(row) -> str:
+    """Why a pooled ad set only moves a little."""
+    moved = (
+        f"its budget barely moved (weekly means vary {row.budget_cv:.0%})"
+        if np.isfinite(row.budget_cv)
+        else "its spend barely moved"
+    )
+    return (
+        f" (own curve not known: {moved}; its curve is pooled from its audience group, so it "
+        f"moves at most {POOLED_MOVE:.0%})"
+    )
+
+
+def budget_text(row) -> str:
+    """The daily budget that buys the recommended spend, where delivery was measured; else what
+    today's budget (the audience file's) must at least become."""
+    if np.isfinite(row.recommended_daily_budget):
+        since = f" (from {money(row.planned_budget)})" if np.isfinite(row.planned_budget) else ""
+        return (
+            f" Set its daily budget to {money(row.recommended_daily_budget)}{since}: it spends "
+            f"about {row.utilization:.0%} of its budget."
+        )
+    if np.isfinite(row.daily_budget) and row.recommended_spend > row.daily_budget + PENNY:
+        return (
+            f" Its daily budget is {money(row.daily_budget)} today: raise it to at least "
+            f"{money(row.recommended_spend)}."
+        )
+    return ""
 
 
 def headline(plan: pd.DataFrame, summary: dict) -> str:
@@ -584,7 +684,13 @@ PLAN_COLUMNS = (
     "capacity_reason",
     "under_pacing_risk",
     "daily_budget",
+    "max_spend",
+    "planned_budget",
+    "utilization",
+    "recommended_daily_budget",
     "delivery_cap",
+    "capped_days",
+    "budget_cv",
     "expected_revenue_current",
     "expected_revenue_current_low",
     "expected_revenue_current_high",
