@@ -301,6 +301,16 @@ def run_study(
     }
 
 
+def beside_each_other(previous: dict, study: dict) -> dict:
+    """What calibration.json keeps after a study: the sample generator's figures, with the other
+    generator's under other_generator, whichever of the two was run last."""
+    if study.get("generator") == "other":
+        return {**previous, "other_generator": study}
+    if previous.get("other_generator"):
+        return {**study, "other_generator": previous["other_generator"]}
+    return study
+
+
 def code_version() -> str:
     """The commit the study measured (with -dirty when the tree had changes): figures without the
     code they describe cannot be compared."""

@@ -12,6 +12,7 @@ from marketing_ml.contract import BUDGET_PACING, META_CAMPAIGN_PERFORMANCE, RAW_
 from marketing_ml.other_world import other_world_truth, write_other_world
 from marketing_ml.simulation import (
     Run,
+    beside_each_other,
     curve_marginal,
     markdown,
     study_run,
@@ -98,3 +99,13 @@ def test_study_runs_the_real_plan_on_the_other_world_and_labels_its_table(tmp_pa
     page = markdown({**other, "other_generator": other})
     assert "## Other generator: a world the plan was not built against" in page
     assert page.count("\n| messy |") == 4
+
+
+def test_each_generators_study_keeps_the_others_figures():
+    sample = {"generator": "sample", "code": "a", "variants": {"baseline": {}}}
+    other = {"generator": "other", "code": "b", "variants": {"plain": {}}}
+    both = beside_each_other(sample, other)
+    assert both["code"] == "a" and both["other_generator"] == other
+    rerun = {"generator": "sample", "code": "c", "variants": {"baseline": {}}}
+    assert beside_each_other(both, rerun) == {**rerun, "other_generator": other}
+    assert beside_each_other({}, rerun) == rerun

@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from marketing_ml.raw_files import SETTLE_ENV  # noqa: E402
-from marketing_ml.simulation import GENERATORS, json_ready, markdown, run_study  # noqa: E402
+from marketing_ml.simulation import (  # noqa: E402
+    GENERATORS,
+    beside_each_other,
+    json_ready,
+    markdown,
+    run_study,
+)
 
 
 def names(text: str) -> list[str]:
@@ -66,10 +72,7 @@ def main() -> None:
     study = run_study(variants, args.seeds, args.ad_sets, args.days, progress, args.generator)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     previous = json.loads(study_path.read_text()) if study_path.exists() else {}
-    if args.generator == "other":
-        study = {**previous, "other_generator": study}
-    elif previous.get("other_generator"):
-        study["other_generator"] = previous["other_generator"]
+    study = beside_each_other(previous, study)
     text = json.dumps(json_ready(study), indent=2, allow_nan=False) + "\n"
     study_path.write_text(text)
     before_path = args.out_dir / "calibration-before.json"
