@@ -71,8 +71,9 @@ ROAS_AT_REFERENCE = (4.2, 0.35)
 """Average ROAS at an ad set's reference spend: median and log spread."""
 SATURATION_RANGE = (0.2, 2.5)
 """Reference spend / scale, log-uniform: marginal over average ROAS at reference from 0.90 to 0.22."""
-UTILIZATION = (0.95, 0.08, 0.06, (0.6, 1.2))
-"""Mean utilization per ad set (centre, spread, clipped to the range) and its daily log spread."""
+UTILIZATION_MEAN, UTILIZATION_MEAN_SPREAD, UTILIZATION_MEAN_RANGE = 0.95, 0.08, (0.6, 1.2)
+UTILIZATION_DAILY_LOG_SPREAD = 0.06
+"""Utilization swings around the ad set's mean independently day to day (no pacing state)."""
 START_LEVEL_RANGE = (0.7, 1.4)
 CHASE_UP_ROAS, CHASE_DOWN_ROAS, CHASE_STEP = 4.0, 3.0, 0.2
 LEVEL_RANGE = (0.35, 3.0)
@@ -102,7 +103,6 @@ class World:
 
     ceiling: np.ndarray
     scale: np.ndarray
-    reference: np.ndarray
     utilization_mean: np.ndarray
     review_weekday: np.ndarray
     untouched: np.ndarray
@@ -122,8 +122,10 @@ def make_world(
     rng: np.random.Generator, daily_budget: np.ndarray, setting: str, days: int
 ) -> World:
     count = len(daily_budget)
-    centre, spread, daily_spread, clip = UTILIZATION
-    utilization_mean = np.clip(centre + spread * rng.standard_normal(count), *clip)
+    utilization_mean = np.clip(
+        UTILIZATION_MEAN + UTILIZATION_MEAN_SPREAD * rng.standard_normal(count),
+        *UTILIZATION_MEAN_RANGE,
+    )
     reference = daily_budget * utilization_mean
     roas = ROAS_AT_REFERENCE[0] * np.exp(ROAS_AT_REFERENCE[1] * rng.standard_normal(count))
     saturation = np.exp(rng.uniform(*np.log(SATURATION_RANGE), size=count))
@@ -157,7 +159,6 @@ def make_world(
     return World(
         ceiling=roas * reference / -np.expm1(-saturation),
         scale=reference / saturation,
-        reference=reference,
         utilization_mean=utilization_mean,
         review_weekday=rng.integers(0, 7, size=count),
         untouched=untouched,
@@ -221,7 +222,7 @@ def simulate(
             conversion_level += walk - CONVERSION_WALK_SPREAD**2 / 2.0
         planned = np.round(population.daily_budget * level, 2)
         utilization = world.utilization_mean * np.exp(
-            UTILIZATION[2] * daily_rng.standard_normal(ad_sets)
+            UTILIZATION_DAILY_LOG_SPREAD * daily_rng.standard_normal(ad_sets)
         )
         asked = planned * utilization
         delivered = np.where(capped, cap * np.tanh(asked / cap), asked)
