@@ -75,7 +75,8 @@ bench: dev-install $(if $(filter spark,$(ENGINE)),spark-install)
 # The budget plan against planted truth: every generator variant x seeds 1-3 at 50 ad sets x 240
 # days, built by the real pipeline and scored; writes benchmarks/calibration.json and .md. A
 # measurement, not a gate. CALIBRATE_ARGS for scripts/calibrate.py's options, e.g.
-# CALIBRATE_ARGS='--variants baseline,level_step --seeds 1,2,3,4,5 --ad-sets 100'.
+# CALIBRATE_ARGS='--variants baseline,level_step --seeds 1,2,3,4,5 --ad-sets 100';
+# CALIBRATE_ARGS='--generator other' for marketing_ml/other_world.py (a world the plan never saw).
 CALIBRATE_ARGS ?=
 calibrate: install
 	$(BIN)/python scripts/calibrate.py $(CALIBRATE_ARGS)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.definitions import build_definitions
+from marketing_ml.other_world import SETTINGS, write_other_world
 from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
 from marketing_ml.sample_data import VARIANTS, planted_truth, write_sample_data
 from planning import allocate, hill_marginal, hill_revenue
@@ -31,6 +32,9 @@ BOUNDS = (0.5, 1.5)
 """The true best is sought within these multiples of current spend (and the true capacity)."""
 UNIDENTIFIED_MOVE = 0.10
 """A flat-budget ad set (no identifying budget move) should not be moved by more than this."""
+GENERATORS = {"sample": VARIANTS, "other": SETTINGS}
+"""The worlds the study can plan on and their variants: sample_data's (which the plan was built
+against) and marketing_ml.other_world's (which it never saw)."""
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 TARGETS = {
@@ -50,13 +54,13 @@ def true_revenue(truth: pd.DataFrame, spend: np.ndarray) -> np.ndarray:
     """Expected revenue of the plan's day at a budget that asks for `spend`: above its capacity an
     ad set spends (and earns) only its capacity."""
     delivered = np.minimum(spend, truth["capacity"].to_numpy())
-    return hill_revenue(delivered, *curve_arrays(truth))
+    return curve_revenue(truth, delivered)
 
 
 def true_marginal(truth: pd.DataFrame, spend: np.ndarray) -> np.ndarray:
     """Revenue per pound at the margin of `spend`: the curve's slope up to the capacity (a plan
     that stops at the capacity is priced from below), nothing beyond it."""
-    marginal = hill_marginal(np.maximum(spend, 1e-9), *curve_arrays(truth))
+    marginal = curve_marginal(truth, np.maximum(spend, 1e-9))
     return np.where(spend <= truth["capacity"].to_numpy() + 0.005, marginal, 0.0)
 
 
@@ -64,15 +68,62 @@ def curve_arrays(truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return tuple(truth[c].to_numpy(dtype=float) for c in ("vmax", "half_saturation", "shape"))
 
 
+def exponential(truth: pd.DataFrame) -> bool:
+    """A truth from the other world (`marketing_ml.other_world`): `ceiling * (1 - exp(-s / scale))`
+    per ad set; without a family column the truth is sample_data's Hill curves."""
+    return "family" in truth and bool((truth["family"] == "exponential").all())
+
+
+def exponential_arrays(truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(truth[c].to_numpy(dtype=float) for c in ("ceiling", "scale"))
+
+
+def curve_revenue(truth: pd.DataFrame, spend: np.ndarray) -> np.ndarray:
+    if exponential(truth):
+        ceiling, scale = exponential_arrays(truth)
+        return ceiling * -np.expm1(-spend / scale)
+    return hill_revenue(spend, *curve_arrays(truth))
+
+
+def curve_marginal(truth: pd.DataFrame, spend: np.ndarray) -> np.ndarray:
+    if exponential(truth):
+        ceiling, scale = exponential_arrays(truth)
+        return ceiling / scale * np.exp(-spend / scale)
+    return hill_marginal(spend, *curve_arrays(truth))
+
+
+def best_spend_within(
+    truth: pd.DataFrame, lower: np.ndarray, upper: np.ndarray, total: float
+) -> np.ndarray:
+    """The same total placed where the true curves earn most within [lower, upper]: Hill curves by
+    planning.allocate; exponential ones by water-filling on the marginal, which has a closed-form
+    inverse (spend = scale * log(ceiling / (scale * marginal))), bisected in log marginal."""
+    if not exponential(truth):
+        return allocate(*curve_arrays(truth), lower, upper, "same_budget", total=total).spend
+    if total >= upper.sum():
+        return upper.copy()
+    if total <= lower.sum():
+        return lower.copy()
+    ceiling, scale = exponential_arrays(truth)
+
+    def spend_at(log_marginal: float) -> np.ndarray:
+        wanted = scale * (np.log(ceiling / scale) - log_marginal)
+        return np.clip(wanted, lower, upper)
+
+    low = float(np.log(curve_marginal(truth, upper).min())) - 1.0
+    high = float(np.log(curve_marginal(truth, lower).max())) + 1.0
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        low, high = (low, middle) if spend_at(middle).sum() < total else (middle, high)
+    return spend_at(low)
+
+
 def true_best_spend(truth: pd.DataFrame, current: np.ndarray) -> np.ndarray:
     """The same total, placed where the true curves earn most, within 0.5x-1.5x of current spend
-    and the true capacity (planning.allocate: the problem is separable and concave)."""
+    and the true capacity (the problem is separable and concave)."""
     lower = BOUNDS[0] * current
     upper = np.maximum(np.minimum(BOUNDS[1] * current, truth["capacity"].to_numpy()), lower)
-    allocation = allocate(
-        *curve_arrays(truth), lower, upper, "same_budget", total=float(current.sum())
-    )
-    return allocation.spend
+    return best_spend_within(truth, lower, upper, float(current.sum()))
 
 
 # ------------------------------------------------------------------------------------- scoring
@@ -140,9 +191,7 @@ def own_bounds_scores(
         return {"own_bounds_share": float("nan"), "raise_blocked": None}
     lower = rows["lower_bound"].to_numpy(dtype=float)
     upper = rows["upper_bound"].to_numpy(dtype=float)
-    spend = allocate(
-        *curve_arrays(rows), lower, upper, "same_budget", total=float(current.sum())
-    ).spend
+    spend = best_spend_within(rows, lower, upper, float(current.sum()))
     uplift = float((true_revenue(rows, spend) - revenue_now).sum())
     return {
         "own_bounds_share": uplift / best_uplift if best_uplift > 0 else float("nan"),
@@ -186,6 +235,15 @@ class Run:
     seed: int
     ad_sets: int
     days: int
+    generator: str = "sample"
+
+
+def generate(run: Run, raw_dir: Path) -> pd.DataFrame:
+    """Write the run's raw files; the truth for its plan day."""
+    if run.generator == "other":
+        return write_other_world(raw_dir, run.ad_sets, run.days, run.seed, run.variant)
+    write_sample_data(raw_dir, run.ad_sets, run.days, run.seed, variant=run.variant)
+    return planted_truth(run.ad_sets, run.days, run.seed, run.variant)
 
 
 def study_run(run: Run, work_root: Path) -> dict:
@@ -193,13 +251,13 @@ def study_run(run: Run, work_root: Path) -> dict:
     started = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix=f"{run.variant}-{run.seed}-", dir=work_root))
     try:
-        write_sample_data(work_dir / "raw", run.ad_sets, run.days, run.seed, variant=run.variant)
+        truth = generate(run, work_dir / "raw")
         plan, summary = build_stored_plan(work_dir / "raw", work_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    truth = planted_truth(run.ad_sets, run.days, run.seed, run.variant)
     scores = score_plan(plan, summary, truth)
     return {
+        "generator": run.generator,
         "variant": run.variant,
         "seed": run.seed,
         "ad_sets": run.ad_sets,
@@ -215,19 +273,23 @@ def run_study(
     ad_sets: int = 50,
     days: int = 240,
     progress=None,
+    generator: str = "sample",
 ) -> dict:
-    """Every variant x seed, one after the other; the runs and the figures per variant."""
+    """Every variant x seed of a generator, one after the other; the runs and the figures per
+    variant."""
     started, code = time.perf_counter(), code_version()
     variants, seeds = list(variants), list(seeds)
     runs = []
     with tempfile.TemporaryDirectory(prefix="calibration-") as work_root:
         for variant in variants:
             for seed in seeds:
-                result = study_run(Run(variant, seed, ad_sets, days), Path(work_root))
+                run = Run(variant, seed, ad_sets, days, generator)
+                result = study_run(run, Path(work_root))
                 runs.append(result)
                 if progress is not None:
                     progress(result)
     return {
+        "generator": generator,
         "ad_sets": ad_sets,
         "days": days,
         "seeds": seeds,
@@ -237,6 +299,16 @@ def run_study(
         "variants": summarise(runs),
         "runs": runs,
     }
+
+
+def beside_each_other(previous: dict, study: dict) -> dict:
+    """What calibration.json keeps after a study: the sample generator's figures, with the other
+    generator's under other_generator, whichever of the two was run last."""
+    if study.get("generator") == "other":
+        return {**previous, "other_generator": study}
+    if previous.get("other_generator"):
+        return {**study, "other_generator": previous["other_generator"]}
+    return study
 
 
 def code_version() -> str:
@@ -435,4 +507,36 @@ def markdown(study: dict, before: dict | None = None) -> str:
             + TABLE_HEADER
             + "".join(variant_row(v, f) for v, f in before["variants"].items())
         )
+    if study.get("other_generator"):
+        text += other_generator_section(study["other_generator"])
     return text
+
+
+def tables(study: dict) -> str:
+    seconds = pd.DataFrame(study["runs"]).groupby("variant", sort=False)["seconds"].median()
+    return (
+        TABLE_HEADER
+        + "".join(variant_row(v, f) for v, f in study["variants"].items())
+        + "\n"
+        + DIAGNOSTICS_HEADER
+        + "".join(diagnostics_row(v, f, float(seconds[v])) for v, f in study["variants"].items())
+    )
+
+
+def other_generator_section(other: dict) -> str:
+    """The same figures on marketing_ml.other_world: a world the plan was not built against."""
+    return (
+        "\n## Other generator: a world the plan was not built against\n\n"
+        "`make calibrate CALIBRATE_ARGS='--generator other'` (marketing_ml/other_world.py). "
+        f"Code `{other['code']}`, {other['ad_sets']} ad sets x {other['days']} days, seeds "
+        f"{', '.join(str(s) for s in other['seeds'])}, {other['seconds']:.0f} s in all.\n\n"
+        "Revenue is exponential saturation, `ceiling * (1 - exp(-spend / scale))`, not Hill; "
+        "bookings negative binomial with gamma values; the conversion level a random walk (its "
+        "last state is in the truth: tomorrow's expected level is today's); budgets chase "
+        "performance (+20% when last week's ROAS beat 4.0, -20% below 3.0, 15% of ad sets never "
+        "touched: flat-budget means the planned budget never moved). `plain` is that world; "
+        "`soft_cap` gives 30% of ad sets spend = cap * tanh(budget * utilization / cap) (the true "
+        "capacity is the cap); `messy` pauses 20% for 4-12 days with their budget set and shifts "
+        "revenue per pound x0.55 or x1.6 for 25%, 30-100 days before the end. The optimum on the "
+        "true curves is solved by water-filling on their marginal.\n\n" + tables(other)
+    )
