@@ -24,6 +24,7 @@ from planning import (
     hill_revenue,
     on_current_state,
 )
+from planning.claims import claim, rows_interval_around
 from planning.curves import interval, interval_around
 from planning.optimizer import headline
 
@@ -267,22 +268,27 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     with np.errstate(invalid="ignore", divide="ignore"):
         drawn_new = hill_revenue(recommended[moved, None], v, h, k)
     uplift = (drawn_new - curves.drawn_now[moved]).sum(axis=0)
-    summary["uplift_low"], summary["uplift_high"] = interval_around(summary["uplift"], uplift)
+    without_draws = np.nansum(
+        (ad_sets["expected_revenue_recommended"] - ad_sets["expected_revenue_current"]).to_numpy()[
+            ~usable
+        ]
+    )
+    claimed = claim(summary["uplift"], uplift + without_draws)
+    summary.update(uplift=claimed.uplift, uplift_low=claimed.low, uplift_high=claimed.high)
     summary["headline"] = headline(ad_sets, summary)
-    low_column = np.full(len(ad_sets), np.nan)
-    high_column = np.full(len(ad_sets), np.nan)
-    if moved.any():
-        low_column[moved], high_column[moved] = interval(drawn_new, axis=1)
+    point = ad_sets["expected_revenue_recommended"].to_numpy()
+    drawn_rows = np.full((len(ad_sets), uplift.size), np.nan)
+    drawn_rows[moved] = drawn_new
     still = usable & ~moved
-    if still.any():
-        low_column[still], high_column[still] = interval(curves.drawn_now[still], axis=1)
+    drawn_rows[still] = curves.drawn_now[still]
+    low_column, high_column = rows_interval_around(np.where(usable, point, np.nan), drawn_rows)
     ad_sets = ad_sets.assign(
         expected_revenue_recommended_low=low_column,
         expected_revenue_recommended_high=high_column,
     )
     totals = curves.drawn_now[usable].sum(axis=0) + uplift
-    rest = float(np.nansum(ad_sets["expected_revenue_recommended"].to_numpy()[~usable]))
-    low, high = interval(totals)
+    rest = float(np.nansum(point[~usable]))
+    low, high = interval_around(float(np.nansum(point[usable])), totals)
     return Replan(ad_sets, summary, float(low) + rest, float(high) + rest)
 
 

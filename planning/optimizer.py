@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval, interval_around
+from planning.claims import claim, rows_interval_around
+from planning.curves import INTERVAL, hill_marginal, hill_revenue
 from planning.settings import SCENARIOS, PlanSettings
 
 PENNY = 0.005
@@ -369,7 +370,8 @@ def build_plan(
     )
     nan_pair = (np.full(n, np.nan), np.full(n, np.nan))
     revenue_now_ci = revenue_new_ci = marginal_new_ci = nan_pair
-    uplift_low = uplift_high = float("nan")
+    as_fitted = float(np.nansum(revenue_new) - np.nansum(revenue_now))
+    claimed = claim(as_fitted, np.zeros(0))
     if draw_v is not None and draw_v.size:
         with np.errstate(invalid="ignore", divide="ignore"):
             drawn_now = hill_revenue(current[:, None], draw_v, draw_h, draw_k)
@@ -379,12 +381,14 @@ def build_plan(
             )
         usable = has_curve & np.isfinite(drawn_now).all(axis=1)
         if usable.any():
-            revenue_now_ci = _rows_interval(drawn_now, usable)
-            revenue_new_ci = _rows_interval(drawn_new, usable)
-            marginal_new_ci = _rows_interval(drawn_marginal, usable & (recommended > 0))
-            uplift_draws = (drawn_new[usable] - drawn_now[usable]).sum(axis=0)
-            uplift_point = float(np.nansum(revenue_new) - np.nansum(revenue_now))
-            uplift_low, uplift_high = interval_around(uplift_point, uplift_draws)
+            revenue_now_ci = _rows_around(revenue_now, drawn_now, usable)
+            revenue_new_ci = _rows_around(revenue_new, drawn_new, usable)
+            marginal_new_ci = _rows_around(marginal_new, drawn_marginal, usable & (recommended > 0))
+            without_draws = np.nansum((revenue_new - revenue_now)[has_curve & ~usable])
+            claimed = claim(
+                as_fitted,
+                (drawn_new[usable] - drawn_now[usable]).sum(axis=0) + without_draws,
+            )
 
     change = recommended - current
     value = (
@@ -436,7 +440,6 @@ def build_plan(
         reason_text(row, settings, value, has)
         for row, has in zip(plan.itertuples(), has_curve, strict=True)
     ]
-    uplift = float(np.nansum(revenue_new) - np.nansum(revenue_now))
     summary = {
         "scenario": settings.scenario,
         "total_current": total_current,
@@ -447,9 +450,10 @@ def build_plan(
         "revenue_shortfall": float(result.revenue_shortfall),
         "revenue_current": float(np.nansum(revenue_now)),
         "revenue_recommended": float(np.nansum(revenue_new)),
-        "uplift": uplift,
-        "uplift_low": uplift_low,
-        "uplift_high": uplift_high,
+        "uplift": claimed.uplift,
+        "uplift_low": claimed.low,
+        "uplift_high": claimed.high,
+        "uplift_as_fitted": claimed.as_fitted,
         "interval": INTERVAL,
         "marginal_roas": float(value) if np.isfinite(value) else None,
         "target_marginal_roas": settings.target_marginal_roas,
@@ -467,11 +471,9 @@ def build_plan(
     return Plan(plan, summary)
 
 
-def _rows_interval(draws: np.ndarray, rows: np.ndarray):
-    low, high = np.full(len(draws), np.nan), np.full(len(draws), np.nan)
-    if rows.any():
-        low[rows], high[rows] = interval(draws[rows], axis=1)
-    return low, high
+def _rows_around(point: np.ndarray, draws: np.ndarray, rows: np.ndarray):
+    """Each row's 90% range placed around its own point (rows outside `rows`: NaN)."""
+    return rows_interval_around(np.where(rows, point, np.nan), draws)
 
 
 def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> str:
