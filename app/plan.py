@@ -366,12 +366,24 @@ TABLE_COLUMNS = (
     "expected_revenue_recommended",
     "expected_revenue_recommended_low",
     "expected_revenue_recommended_high",
+    "recent_revenue",
+    "recent_spend",
     "marginal_roas_current",
     "marginal_roas_recommended",
     "under_pacing_risk",
     "fit",
     "reason",
 )
+
+
+CURVES_CANNOT_SEE = (
+    "Expected revenue comes from each ad set's response curve: revenue a day against spend that "
+    "day, fitted on the last 180 days. The curves cannot see carry-over beyond the day (spend "
+    "that keeps earning later), competitors and auction prices, creative or audience changes, "
+    "or anything new since they were fitted: actual revenue over the last 28 days stands beside "
+    "each expectation, and the Models tab shows how well the curves predicted past weeks."
+)
+"""Said wherever the plan is shown (What-if, Models tab, report), not only in the README."""
 
 
 def plan_table(plan: pd.DataFrame) -> pd.DataFrame:

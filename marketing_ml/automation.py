@@ -17,9 +17,12 @@ MODELS = dg.AssetSelection.groups("models")
 TRAINING_DATA = dg.AssetSelection.assets(["gold", "labels"], ["gold", "training_dataset"])
 """What only training reads: the daily refresh skips it (4 s a day at 2,000 ad sets × a year)."""
 RESPONSE_CURVES_KEY = dg.AssetKey(["gold", "response_curves"])
-RESPONSE_CURVES = dg.AssetSelection.assets(RESPONSE_CURVES_KEY)
+RESPONSE_CURVES = dg.AssetSelection.assets(
+    RESPONSE_CURVES_KEY, dg.AssetKey(["gold", "response_curve_backtest"])
+)
 """Refitted weekly, not daily: the fit is most of the plan's cost (3.9 s at 2,000 ad sets × 180
-days) and a week of new days moves a 180-day fit little. The daily plan re-prices today's spend."""
+days) and a week of new days moves a 180-day fit little. The daily plan re-prices today's spend.
+The curves' backtest (three more fits) is refitted with them."""
 PUBLISH = dg.AssetKey("publish")
 MODEL_KEYS = (
     dg.AssetKey(["models", "pacing_risk_model"]),

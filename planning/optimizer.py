@@ -237,9 +237,20 @@ def plan_bounds(
 
 
 # --------------------------------------------------------------------------- the plan's inputs
-STATE_COLUMNS = ("ad_set_id", "ad_set_name", "current_spend", "daily_budget", "max_spend")
+STATE_COLUMNS = (
+    "ad_set_id",
+    "ad_set_name",
+    "current_spend",
+    "daily_budget",
+    "max_spend",
+    "recent_spend",
+    "recent_revenue",
+)
 """What a plan needs of each ad set's recent days (gold.daily_adset_metrics, or the published plan
-in the dashboard): the curves are refitted weekly, the plan is made daily on today's spend."""
+in the dashboard): the curves are refitted weekly, the plan is made daily on today's spend. The
+recent actuals (spend and revenue a day over the last RECENT_DAYS) stand beside the plan's
+expectations, so a reader sees where a curve promises more than the ad set earned."""
+RECENT_DAYS = 28
 NEW_FIT = "new"
 """`fit` of an ad set that began spending after the curves were last fitted."""
 
@@ -423,6 +434,8 @@ def build_plan(
             "under_pacing_risk": risk,
             "daily_budget": daily_budget.to_numpy(),
             "delivery_cap": delivery_cap.to_numpy(),
+            "recent_spend": _column(frame, "recent_spend"),
+            "recent_revenue": _column(frame, "recent_revenue"),
             "expected_revenue_current": revenue_now,
             "expected_revenue_current_low": revenue_now_ci[0],
             "expected_revenue_current_high": revenue_now_ci[1],
@@ -469,6 +482,11 @@ def build_plan(
     }
     summary["headline"] = headline(plan, summary)
     return Plan(plan, summary)
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A float column of `frame`, NaN throughout where it has none."""
+    return frame.get(name, pd.Series(np.nan, index=frame.index)).astype(float).to_numpy()
 
 
 def _rows_around(point: np.ndarray, draws: np.ndarray, rows: np.ndarray):
@@ -587,6 +605,8 @@ PLAN_COLUMNS = (
     "under_pacing_risk",
     "daily_budget",
     "delivery_cap",
+    "recent_spend",
+    "recent_revenue",
     "expected_revenue_current",
     "expected_revenue_current_low",
     "expected_revenue_current_high",
