@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planning.curves import interval
+from planning.curves import INTERVAL, interval
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def rows_interval_around(point: np.ndarray, draws: np.ndarray) -> tuple[np.ndarr
         return low, high
     rows = np.isfinite(point) & np.isfinite(draws).all(axis=1)
     if rows.any():
-        q_low, q_high = interval(draws[rows], axis=1)
-        middle = np.median(draws[rows], axis=1)
+        tail = (1 - INTERVAL) / 2 * 100
+        q_low, middle, q_high = np.percentile(draws[rows], [tail, 50, 100 - tail], axis=1)
         low[rows] = point[rows] - (middle - q_low)
         high[rows] = point[rows] + (q_high - middle)
     return low, high
