@@ -931,7 +931,8 @@ def plan_tiles(result: Replan, without: int) -> None:
         f"{ascii_signed(summary['uplift'])} a day",
         border=True,
         help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
-        + scope,
+        " The uplift is the plan priced on the curves' bootstrap draws, not on the fitted curves "
+        "that chose it (those would flatter it)." + scope,
     )
     tiles[1].metric(
         "Range (90%)",

@@ -97,6 +97,12 @@ def test_sensor_asks_for_the_daily_refresh_once_models_and_curves_exist(tmp_path
 
         instance.report_runless_asset_event(dg.AssetMaterialization(["gold", "response_curves"]))
         pacing = raw_dir / "budget_pacing.csv"
+        pacing.write_bytes(pacing.read_bytes() + b"21/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
+        without_backtest, cursor = evaluate(sensor, raw_dir, instance, cursor)
+        assert without_backtest.job_name == "full_refresh"  # publish copies the backtest too
+
+        backtest = ["gold", "response_curve_backtest"]
+        instance.report_runless_asset_event(dg.AssetMaterialization(backtest))
         pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
         request, _ = evaluate(sensor, raw_dir, instance, cursor)
         assert request.job_name == "daily_refresh"
