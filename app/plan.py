@@ -25,7 +25,7 @@ from planning import (
     on_current_state,
 )
 from planning.claims import claim, rows_interval_around
-from planning.curves import interval, interval_around
+from planning.curves import interval_around
 from planning.optimizer import headline
 
 RISK_ALERT = 0.5
@@ -407,8 +407,9 @@ def plan_csv(plan: pd.DataFrame, settings: PlanSettings) -> str:
 
 
 def curve_points(curves: Curves, plan: pd.DataFrame, ad_set_ids: list[str], points: int = 60):
-    """Per ad set to draw: its curve on a spend grid, the 5th–95th percentile band of its
-    bootstrap draws, and its current and recommended points."""
+    """Per ad set to draw: its curve on a spend grid, the 90% band of its bootstrap draws
+    (their spread placed around the curve, so the band holds the line), and its current and
+    recommended points."""
     frame = curves.frame.reset_index(drop=True)
     index = pd.Index(frame["ad_set_id"])
     by_id = plan.set_index("ad_set_id")
@@ -429,19 +430,20 @@ def curve_points(curves: Curves, plan: pd.DataFrame, ad_set_ids: list[str], poin
             1.0,
         )
         grid = np.linspace(0.0, 1.25 * top, points)
+        revenue = hill_revenue(grid, v, h, k)
         band = None
         dv, dh, dk = (curves.draws[name][i] for name in DRAW_COLUMNS)
         if dv.size and np.isfinite(dv).all():
             with np.errstate(invalid="ignore", divide="ignore"):
                 sampled = hill_revenue(grid[:, None], dv[None, :], dh[None, :], dk[None, :])
-            band = interval(sampled, axis=1)
+            band = rows_interval_around(revenue, sampled)
         current, recommended = float(planned["current_spend"]), float(planned["recommended_spend"])
         drawn.append(
             {
                 "ad_set_id": ad_set_id,
                 "name": str(planned["ad_set_name"]),
                 "grid": grid,
-                "revenue": hill_revenue(grid, v, h, k),
+                "revenue": revenue,
                 "band": band,
                 "current": (current, float(hill_revenue(current, v, h, k))),
                 "recommended": (recommended, float(hill_revenue(recommended, v, h, k))),
