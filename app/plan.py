@@ -273,7 +273,7 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
             ~usable
         ]
     )
-    claimed = claim(summary["uplift"], uplift + without_draws)
+    claimed = claim(summary["uplift_as_fitted"], uplift + without_draws)
     summary.update(uplift=claimed.uplift, uplift_low=claimed.low, uplift_high=claimed.high)
     summary["headline"] = headline(ad_sets, summary)
     point = ad_sets["expected_revenue_recommended"].to_numpy()
