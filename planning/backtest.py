@@ -77,6 +77,7 @@ def backtest_curves(
     frame = frame[frame["spend"].notna()]
     if frame.empty:
         return pd.DataFrame(columns=list(BACKTEST_COLUMNS))
+    frame["revenue"] = frame["revenue"].fillna(0.0).astype(float)
     frame = frame[frame["ad_set_id"].isin(sampled_ad_sets(frame["ad_set_id"].unique()))]
     end = frame["date"].max()
     first = frame["date"].min()
@@ -124,7 +125,7 @@ def _fold(past, ahead, cutoff, horizon_days, window_days, draws) -> pd.DataFrame
     count = len(ids)
     by_ad_set = np.zeros(count), np.zeros(count), np.zeros(count), np.zeros(count)
     np.add.at(by_ad_set[0], index, spend)
-    np.add.at(by_ad_set[1], index, ahead["revenue"].fillna(0.0).astype(float).to_numpy())
+    np.add.at(by_ad_set[1], index, ahead["revenue"].to_numpy())
     np.add.at(by_ad_set[2], index, expected_days)
     np.add.at(by_ad_set[3], index, 1.0)
     drawn = np.zeros((count, drawn_days.shape[1]))
