@@ -37,6 +37,7 @@ from app.plan import (
     Curves,
     PublishedPlan,
     Replan,
+    below_recent_text,
     curve_points,
     default_curves,
     headline_text,
@@ -997,6 +998,8 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
         hide_index=True,
         column_config=PLAN_TABLE_COLUMNS,
     )
+    if note := below_recent_text(result.ad_sets):
+        st.warning(markdown_text(note), icon=":material/history:")
     st.caption(markdown_text(CURVES_CANNOT_SEE))
     names = dict(zip(result.ad_sets["ad_set_id"], result.ad_sets["ad_set_name"], strict=True))
     chosen = st.multiselect(

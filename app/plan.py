@@ -467,6 +467,27 @@ def default_curves(plan: pd.DataFrame, count: int = 3) -> list[str]:
     return chosen
 
 
+def below_recent_text(plan: pd.DataFrame) -> str | None:
+    """The recipients whose expected revenue after their increase is below what they actually
+    earned a day over the last 28 days: their curve may be behind a change it has not seen."""
+    if "recent_revenue" not in plan:
+        return None
+    recipients = plan[plan["role"] == "recipient"]
+    below = recipients[
+        recipients["expected_revenue_recommended"] < recipients["recent_revenue"].astype(float)
+    ].sort_values(["change", "ad_set_id"], ascending=[False, True])
+    if below.empty:
+        return None
+    listed = ", ".join(str(name) for name in below["ad_set_name"].head(3))
+    more = f" and {len(below) - 3} more" if len(below) > 3 else ""
+    return (
+        f"{narrative.plural(len(below), 'ad set')} that the plan gives more budget "
+        f"({listed}{more}) {'is' if len(below) == 1 else 'are'} expected to earn less a day after "
+        "the increase than they actually earned a day over the last 28 days: check what changed "
+        "before moving budget there."
+    )
+
+
 def unplaced_text(summary: dict) -> str | None:
     """Budget the bounds could not take, spend they forced, revenue they could not reach."""
     parts = []

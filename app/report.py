@@ -17,6 +17,7 @@ from app.plan import (
     CURVES_CANNOT_SEE,
     ROLE_LABELS,
     SCENARIO_LABELS,
+    below_recent_text,
     headline_text,
     plan_table,
     unplaced_text,
@@ -225,6 +226,8 @@ def _plan_section(overview: Overview) -> list[str]:
             "sub",
         )
     )
+    if note := below_recent_text(plan.ad_sets):
+        parts.append(_p(note, "sowhat"))
     parts.append(_p(CURVES_CANNOT_SEE, "sub"))
     return parts
 
