@@ -31,11 +31,13 @@ from app.overview import (
     rank,
 )
 from app.plan import (
+    CURVES_CANNOT_SEE,
     ROLE_LABELS,
     SCENARIO_LABELS,
     Curves,
     PublishedPlan,
     Replan,
+    below_recent_text,
     curve_points,
     default_curves,
     headline_text,
@@ -57,6 +59,7 @@ from serving_contract import (
     DATA_QUALITY,
     PACING_RISK_MODEL,
     QUARANTINE,
+    RESPONSE_CURVE_BACKTEST,
     RESPONSE_CURVES,
     ROW_ACCOUNTING,
     SCORED_ADSETS,
@@ -708,7 +711,27 @@ def drift_verdict(container, card: dict) -> None:
         people_table(container, drift["table"].head(5), evidence.DRIFT_COLUMNS)
 
 
+def curves_section(fetch, available: frozenset[str]) -> None:
+    """How well the response curves the budget plan rests on predicted weeks they had not seen."""
+    st.subheader("Response curves (the budget plan's)")
+    if RESPONSE_CURVE_BACKTEST not in available:
+        st.warning(NOT_AVAILABLE)
+        return
+    found = evidence.curve_backtest(fetch("response_curve_backtest"))
+    so_what(found["verdict"])
+    st.caption(markdown_text(CURVES_CANNOT_SEE))
+    if len(found["folds"]):
+        st.markdown("**Walk-forward backtest of the curves**")
+        st.dataframe(found["folds"], hide_index=True)
+        st.markdown(
+            "**Latest period per ad set: expected vs actual revenue (biggest misses first)**"
+        )
+        people_table(st, found["latest"], evidence.CURVE_BACKTEST_COLUMNS)
+
+
 def models_tab(fetch, available: frozenset[str]) -> None:
+    curves_section(fetch, available)
+    st.divider()
     for table, title in evidence.MODEL_TABLES.items():
         st.subheader(title)
         if table not in available:
@@ -883,6 +906,12 @@ PLAN_TABLE_COLUMNS = {
     ),
     "expected_revenue_recommended_low": st.column_config.NumberColumn("low", format="£%,.0f"),
     "expected_revenue_recommended_high": st.column_config.NumberColumn("high", format="£%,.0f"),
+    "recent_revenue": st.column_config.NumberColumn(
+        "Actual revenue/day, last 28 days", format="£%,.0f"
+    ),
+    "recent_spend": st.column_config.NumberColumn(
+        "Actual spend/day, last 28 days", format="£%,.0f"
+    ),
     "marginal_roas_current": st.column_config.NumberColumn("Marginal ROAS now", format="%.2f×"),
     "marginal_roas_recommended": st.column_config.NumberColumn(
         "Marginal ROAS after", format="%.2f×"
@@ -906,7 +935,8 @@ def plan_tiles(result: Replan, without: int) -> None:
         f"{ascii_signed(summary['uplift'])} a day",
         border=True,
         help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
-        + scope,
+        " The uplift is the plan priced on the curves' bootstrap draws, not on the fitted curves "
+        "that chose it (those would flatter it)." + scope,
     )
     tiles[1].metric(
         "Range (90%)",
@@ -971,6 +1001,9 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
         hide_index=True,
         column_config=PLAN_TABLE_COLUMNS,
     )
+    if note := below_recent_text(result.ad_sets):
+        st.warning(markdown_text(note), icon=":material/history:")
+    st.caption(markdown_text(CURVES_CANNOT_SEE))
     names = dict(zip(result.ad_sets["ad_set_id"], result.ad_sets["ad_set_name"], strict=True))
     chosen = st.multiselect(
         "Response curves of",

@@ -1,8 +1,9 @@
 """A model card (one row of models.*) as the tables a marketer can read: windows, scores beside
-the baselines, backtest folds. Pure functions over the decoded JSON."""
+the baselines, backtest folds; and the response curves' backtest in words. Pure functions."""
 
 import pandas as pd
 
+from planning.backtest import HORIZON_DAYS, fold_summaries
 from serving_contract import CONVERSION_MODEL, PACING_RISK_MODEL
 
 MODEL_TABLES = {
@@ -162,3 +163,66 @@ ACCOUNTING_COLUMNS = {
 }
 """The data-quality tables' columns: header in words and kind of figure (app.narrative.FORMATS),
 shared by the dashboard and the report."""
+
+
+CURVE_BACKTEST_COLUMNS = {
+    "ad_set_name": ("Ad set", "text"),
+    "fit": ("Curve", "text"),
+    "spend": ("Spend (£)", "money"),
+    "expected_revenue": ("Expected revenue (£)", "money"),
+    "expected_revenue_low": ("low", "money"),
+    "expected_revenue_high": ("high", "money"),
+    "actual_revenue": ("Actual revenue (£)", "money"),
+    "error": ("Expected vs actual", "percent"),
+    "inside": ("Actual in range", "yes/no"),
+}
+
+
+def curve_backtest(backtest: pd.DataFrame) -> dict:
+    """The response curves' walk-forward backtest for a marketer: a verdict sentence, one row per
+    four-week period, and the latest period per ad set (expected vs actual, worst misses first).
+    An empty backtest (too little history, or not built yet) says so."""
+    if backtest.empty:
+        return {
+            "verdict": "No backtest yet: the curves need a few months of history before a past "
+            "cutoff to be tried against the weeks after it.",
+            "folds": pd.DataFrame(),
+            "latest": pd.DataFrame(),
+        }
+    folds = fold_summaries(backtest)
+    within = max(abs(fold.total_error) for fold in folds)
+    coverage = sum(fold.coverage * fold.ad_sets for fold in folds) / sum(f.ad_sets for f in folds)
+    ad_set_error = sum(fold.ad_set_error for fold in folds) / len(folds)
+    periods = "four-week period" if len(folds) == 1 else f"{len(folds)} four-week periods"
+    verdict = (
+        f"Over the last {periods} the curves, fitted only on the days before each period and "
+        f"given the spend that then happened, predicted total revenue within {within:.0%}; per "
+        f"ad set they were off by {ad_set_error:.0%} on average (weighted by revenue), and "
+        f"{coverage:.0%} of the 90% ranges held the actual revenue."
+    )
+    table = pd.DataFrame(
+        {
+            "Period": [
+                f"{_day(fold.cutoff + pd.Timedelta(days=1))} – "
+                f"{_day(fold.cutoff + pd.Timedelta(days=HORIZON_DAYS))}"
+                for fold in folds
+            ],
+            "Ad sets": [fold.ad_sets for fold in folds],
+            "Expected revenue (£)": [round(fold.expected) for fold in folds],
+            "Actual revenue (£)": [round(fold.actual) for fold in folds],
+            "Total off by": [f"{fold.total_error:+.1%}" for fold in folds],
+            "Per ad set off by": [f"{fold.ad_set_error:.1%}" for fold in folds],
+            "Actual in the 90% range": [f"{fold.coverage:.0%}" for fold in folds],
+        }
+    )
+    last = backtest[backtest["cutoff"] == backtest["cutoff"].max()].copy()
+    actual = last["actual_revenue"].astype(float)
+    last["error"] = (last["expected_revenue"] - actual) / actual.where(actual > 0)
+    last["inside"] = (last["expected_revenue_low"] <= actual) & (
+        actual <= last["expected_revenue_high"]
+    )
+    last = last.assign(_miss=last["error"].abs()).sort_values(
+        ["_miss", "ad_set_id"], ascending=[False, True], na_position="last"
+    )
+    latest = last[list(CURVE_BACKTEST_COLUMNS)].reset_index(drop=True)
+    return {"verdict": verdict, "folds": table, "latest": latest}

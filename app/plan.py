@@ -24,7 +24,8 @@ from planning import (
     hill_revenue,
     on_current_state,
 )
-from planning.curves import interval, interval_around
+from planning.claims import claim, rows_interval_around
+from planning.curves import interval_around
 from planning.optimizer import headline
 
 RISK_ALERT = 0.5
@@ -275,22 +276,27 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     with np.errstate(invalid="ignore", divide="ignore"):
         drawn_new = hill_revenue(recommended[moved, None], v, h, k)
     uplift = (drawn_new - curves.drawn_now[moved]).sum(axis=0)
-    summary["uplift_low"], summary["uplift_high"] = interval_around(summary["uplift"], uplift)
+    without_draws = np.nansum(
+        (ad_sets["expected_revenue_recommended"] - ad_sets["expected_revenue_current"]).to_numpy()[
+            ~usable
+        ]
+    )
+    claimed = claim(summary["uplift_as_fitted"], uplift + without_draws)
+    summary.update(uplift=claimed.uplift, uplift_low=claimed.low, uplift_high=claimed.high)
     summary["headline"] = headline(ad_sets, summary)
-    low_column = np.full(len(ad_sets), np.nan)
-    high_column = np.full(len(ad_sets), np.nan)
-    if moved.any():
-        low_column[moved], high_column[moved] = interval(drawn_new, axis=1)
+    point = ad_sets["expected_revenue_recommended"].to_numpy()
+    drawn_rows = np.full((len(ad_sets), uplift.size), np.nan)
+    drawn_rows[moved] = drawn_new
     still = usable & ~moved
-    if still.any():
-        low_column[still], high_column[still] = interval(curves.drawn_now[still], axis=1)
+    drawn_rows[still] = curves.drawn_now[still]
+    low_column, high_column = rows_interval_around(np.where(usable, point, np.nan), drawn_rows)
     ad_sets = ad_sets.assign(
         expected_revenue_recommended_low=low_column,
         expected_revenue_recommended_high=high_column,
     )
     totals = curves.drawn_now[usable].sum(axis=0) + uplift
-    rest = float(np.nansum(ad_sets["expected_revenue_recommended"].to_numpy()[~usable]))
-    low, high = interval(totals)
+    rest = float(np.nansum(point[~usable]))
+    low, high = interval_around(float(np.nansum(point[usable])), totals)
     return Replan(ad_sets, summary, float(low) + rest, float(high) + rest)
 
 
@@ -371,12 +377,24 @@ TABLE_COLUMNS = (
     "expected_revenue_recommended",
     "expected_revenue_recommended_low",
     "expected_revenue_recommended_high",
+    "recent_revenue",
+    "recent_spend",
     "marginal_roas_current",
     "marginal_roas_recommended",
     "under_pacing_risk",
     "fit",
     "reason",
 )
+
+
+CURVES_CANNOT_SEE = (
+    "Expected revenue comes from each ad set's response curve: revenue a day against spend that "
+    "day, fitted on the last 180 days. The curves cannot see carry-over beyond the day (spend "
+    "that keeps earning later), competitors and auction prices, creative or audience changes, "
+    "or anything new since they were fitted: actual revenue over the last 28 days stands beside "
+    "each expectation, and the Models tab shows how well the curves predicted past weeks."
+)
+"""Said wherever the plan is shown (What-if, Models tab, report), not only in the README."""
 
 
 def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
@@ -400,8 +418,9 @@ def plan_csv(plan: pd.DataFrame, settings: PlanSettings) -> str:
 
 
 def curve_points(curves: Curves, plan: pd.DataFrame, ad_set_ids: list[str], points: int = 60):
-    """Per ad set to draw: its curve on a spend grid, the 5th–95th percentile band of its
-    bootstrap draws, and its current and recommended points."""
+    """Per ad set to draw: its curve on a spend grid, the 90% band of its bootstrap draws
+    (their spread placed around the curve, so the band holds the line), and its current and
+    recommended points."""
     frame = curves.frame.reset_index(drop=True)
     index = pd.Index(frame["ad_set_id"])
     by_id = plan.set_index("ad_set_id")
@@ -422,19 +441,20 @@ def curve_points(curves: Curves, plan: pd.DataFrame, ad_set_ids: list[str], poin
             1.0,
         )
         grid = np.linspace(0.0, 1.25 * top, points)
+        revenue = hill_revenue(grid, v, h, k)
         band = None
         dv, dh, dk = (curves.draws[name][i] for name in DRAW_COLUMNS)
         if dv.size and np.isfinite(dv).all():
             with np.errstate(invalid="ignore", divide="ignore"):
                 sampled = hill_revenue(grid[:, None], dv[None, :], dh[None, :], dk[None, :])
-            band = interval(sampled, axis=1)
+            band = rows_interval_around(revenue, sampled)
         current, recommended = float(planned["current_spend"]), float(planned["recommended_spend"])
         drawn.append(
             {
                 "ad_set_id": ad_set_id,
                 "name": str(planned["ad_set_name"]),
                 "grid": grid,
-                "revenue": hill_revenue(grid, v, h, k),
+                "revenue": revenue,
                 "band": band,
                 "current": (current, float(hill_revenue(current, v, h, k))),
                 "recommended": (recommended, float(hill_revenue(recommended, v, h, k))),
@@ -456,6 +476,27 @@ def default_curves(plan: pd.DataFrame, count: int = 3) -> list[str]:
     if not chosen:
         chosen = list(plan.sort_values("current_spend", ascending=False)["ad_set_id"].head(1))
     return chosen
+
+
+def below_recent_text(plan: pd.DataFrame) -> str | None:
+    """The recipients whose expected revenue after their increase is below what they actually
+    earned a day over the last 28 days: their curve may be behind a change it has not seen."""
+    if "recent_revenue" not in plan:
+        return None
+    recipients = plan[plan["role"] == "recipient"]
+    below = recipients[
+        recipients["expected_revenue_recommended"] < recipients["recent_revenue"].astype(float)
+    ].sort_values(["change", "ad_set_id"], ascending=[False, True])
+    if below.empty:
+        return None
+    listed = ", ".join(str(name) for name in below["ad_set_name"].head(3))
+    more = f" and {len(below) - 3} more" if len(below) > 3 else ""
+    return (
+        f"{narrative.plural(len(below), 'ad set')} that the plan gives more budget "
+        f"({listed}{more}) {'is' if len(below) == 1 else 'are'} expected to earn less a day after "
+        "the increase than they actually earned a day over the last 28 days: check what changed "
+        "before moving budget there."
+    )
 
 
 def unplaced_text(summary: dict) -> str | None:

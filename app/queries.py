@@ -24,6 +24,7 @@ from serving_contract import (
     BUDGET_PLAN_SUMMARY,
     DAILY_METRICS,
     MODEL_JSON_COLUMNS,
+    RESPONSE_CURVE_BACKTEST,
     RESPONSE_CURVES,
     SCORED_ADSETS,
     SCORED_CONVERSIONS,
@@ -411,6 +412,13 @@ def published_plan(source: Source) -> tuple[dict, pd.DataFrame] | None:
         return None
     plan = query(source, f"SELECT * FROM {BUDGET_PLAN} ORDER BY ad_set_id")
     return summary.iloc[0].to_dict(), plan
+
+
+def response_curve_backtest(source: Source) -> pd.DataFrame:
+    """The curves' walk-forward backtest: one row per fold and ad set (empty if not built)."""
+    if RESPONSE_CURVE_BACKTEST not in tables(source):
+        return pd.DataFrame()
+    return query(source, f"SELECT * FROM {RESPONSE_CURVE_BACKTEST} ORDER BY cutoff, ad_set_id")
 
 
 def response_curves(source: Source) -> pd.DataFrame:

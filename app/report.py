@@ -13,8 +13,16 @@ import plotly.graph_objects as go
 from app import charts, evidence, narrative, queries
 from app.next_steps import build_facts, rule_based_actions
 from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
-from app.plan import ROLE_LABELS, SCENARIO_LABELS, headline_text, plan_table, unplaced_text
-from serving_contract import DATA_QUALITY, QUARANTINE
+from app.plan import (
+    CURVES_CANNOT_SEE,
+    ROLE_LABELS,
+    SCENARIO_LABELS,
+    below_recent_text,
+    headline_text,
+    plan_table,
+    unplaced_text,
+)
+from serving_contract import DATA_QUALITY, QUARANTINE, RESPONSE_CURVE_BACKTEST
 
 DEFAULT_DAYS = 28
 """The default period: four full weeks, compared with the four weeks before."""
@@ -169,6 +177,7 @@ PLAN_TABLE = {
     "lower_bound": ("Lower bound", "money"),
     "upper_bound": ("Upper bound", "money"),
     "expected_revenue_recommended": ("Expected revenue", "money"),
+    "recent_revenue": ("Actual revenue/day, last 28 days", "money"),
     "marginal_roas_current": ("Marginal ROAS now", "ratio"),
     "marginal_roas_recommended": ("Marginal ROAS after", "ratio"),
     "under_pacing_risk": ("Under-pacing risk", "percent"),
@@ -218,6 +227,9 @@ def _plan_section(overview: Overview) -> list[str]:
             "sub",
         )
     )
+    if note := below_recent_text(plan.ad_sets):
+        parts.append(_p(note, "sowhat"))
+    parts.append(_p(CURVES_CANNOT_SEE, "sub"))
     return parts
 
 
@@ -244,7 +256,14 @@ def _quality(source: queries.Source, available: frozenset[str]) -> list[str]:
 
 
 def _models(source: queries.Source, available: frozenset[str], figure: _Figures) -> list[str]:
-    parts = ["<h2>Model evidence</h2>"]
+    parts = ["<h2>Model evidence</h2>", "<h3>Response curves (the budget plan's)</h3>"]
+    if RESPONSE_CURVE_BACKTEST in available:
+        found = evidence.curve_backtest(queries.response_curve_backtest(source))
+        parts.append(_p(found["verdict"], "sowhat"))
+        if len(found["folds"]):
+            parts.append(_table(found["folds"]))
+    else:
+        parts.append(_p("Backtest of the response curves: not available yet: run make run."))
     for table, title in evidence.MODEL_TABLES.items():
         if table not in available:
             parts.append(_p(f"{title}: not available yet: run make run."))

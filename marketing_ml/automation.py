@@ -17,9 +17,11 @@ MODELS = dg.AssetSelection.groups("models")
 TRAINING_DATA = dg.AssetSelection.assets(["gold", "labels"], ["gold", "training_dataset"])
 """What only training reads: the daily refresh skips it (4 s a day at 2,000 ad sets × a year)."""
 RESPONSE_CURVES_KEY = dg.AssetKey(["gold", "response_curves"])
-RESPONSE_CURVES = dg.AssetSelection.assets(RESPONSE_CURVES_KEY)
+CURVE_BACKTEST_KEY = dg.AssetKey(["gold", "response_curve_backtest"])
+RESPONSE_CURVES = dg.AssetSelection.assets(RESPONSE_CURVES_KEY, CURVE_BACKTEST_KEY)
 """Refitted weekly, not daily: the fit is most of the plan's cost (3.9 s at 2,000 ad sets × 180
-days) and a week of new days moves a 180-day fit little. The daily plan re-prices today's spend."""
+days) and a week of new days moves a 180-day fit little. The daily plan re-prices today's spend.
+The curves' backtest (three more fits) is refitted with them."""
 PUBLISH = dg.AssetKey("publish")
 MODEL_KEYS = (
     dg.AssetKey(["models", "pacing_risk_model"]),
@@ -99,9 +101,9 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus(automation_status().value),
         description="Starts the daily refresh when a CSV in the raw folder is new, resized or "
         "rewritten (the full refresh while a model has not been trained yet: never materialized, or "
-        "stored as not trained for lack of history; or while the response curves were never "
-        "fitted). The cursor holds the folder's fingerprint, so the same files never trigger "
-        "twice; files older than the last publish (a first start after a build) set the cursor "
+        "stored as not trained for lack of history; or while the response curves or their "
+        "backtest were never made: the daily refresh publishes both). The cursor holds the "
+        "folder's fingerprint, so the same files never trigger twice; files older than the last publish (a first start after a build) set the cursor "
         "without a run.",
     )
     def raw_files_changed(context: dg.SensorEvaluationContext, raw_files: RawFilesResource):
@@ -120,8 +122,9 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
             model_trained(context.instance.get_latest_materialization_event(key))
             for key in MODEL_KEYS
         )
-        curves_fitted = (
-            context.instance.get_latest_materialization_event(RESPONSE_CURVES_KEY) is not None
+        curves_fitted = all(
+            context.instance.get_latest_materialization_event(key) is not None
+            for key in (RESPONSE_CURVES_KEY, CURVE_BACKTEST_KEY)
         )
         job = daily_refresh if models_trained and curves_fitted else full_refresh
         context.update_cursor(cursor)

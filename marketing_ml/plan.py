@@ -20,12 +20,14 @@ from planning import (
     fit_response_curves,
     on_current_state,
 )
+from planning.backtest import CUTOFFS_BEFORE_END, HORIZON_DAYS, backtest_curves, fold_summaries
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
 from planning.delivery import DELIVERY_COLUMNS, DELIVERY_DAYS, measure_delivery
-from planning.optimizer import NEW_FIT, PENNY
+from planning.optimizer import NEW_FIT, PENNY, RECENT_DAYS
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
 RESPONSE_CURVES = dg.AssetKey(["gold", "response_curves"])
+RESPONSE_CURVE_BACKTEST = dg.AssetKey(["gold", "response_curve_backtest"])
 BUDGET_PLAN = dg.AssetKey(["gold", "budget_plan"])
 BUDGET_PLAN_SUMMARY = dg.AssetKey(["gold", "budget_plan_summary"])
 SCORED_ADSETS = dg.AssetKey(["gold", "scored_adsets"])
@@ -48,10 +50,14 @@ ORDER BY ad_set_id, date"""
 def current_state_sql(daily: str, window_days: int = WINDOW_DAYS) -> str:
     """Each ad set's figures the plan starts from, as the curve fit reads them (planning.curves):
     current spend = the mean over its days with spend in the last 7 days of the window, the most
-    it spent in a day of the window, its latest daily budget; the plan is for the next day."""
+    it spent in a day of the window, its latest daily budget, and what it actually spent and
+    earned a day over the last 28 days (beside the plan's expectations); the plan is for the
+    next day."""
     return f"""
 WITH spent AS (
-    SELECT date, ad_set_id, ad_set_name, daily_budget, spend FROM {daily} WHERE spend IS NOT NULL
+    SELECT date, ad_set_id, ad_set_name, daily_budget, spend, coalesce(revenue, 0) AS revenue
+    FROM {daily}
+    WHERE spend IS NOT NULL
 ),
 last_day AS (
     SELECT max(date) AS day FROM spent
@@ -62,6 +68,8 @@ SELECT
     coalesce(avg(spend) FILTER (WHERE date > day - INTERVAL {CURRENT_DAYS} DAY), 0) AS current_spend,
     arg_max(daily_budget, date) AS daily_budget,
     max(spend) AS max_spend,
+    avg(spend) FILTER (WHERE date > day - INTERVAL {RECENT_DAYS} DAY) AS recent_spend,
+    avg(revenue) FILTER (WHERE date > day - INTERVAL {RECENT_DAYS} DAY) AS recent_revenue,
     any_value(day) + INTERVAL 1 DAY AS plan_date
 FROM spent, last_day
 WHERE date > day - INTERVAL {int(window_days)} DAY
@@ -125,6 +133,44 @@ def response_curves(
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()
             else None,
+        },
+    )
+
+
+@dg.asset(
+    key=RESPONSE_CURVE_BACKTEST,
+    ins={"daily": dg.AssetIn(key=DAILY)},
+    group_name="gold",
+    kinds={"duckdb", "scipy"},
+    description="Walk-forward backtest of the response curves: curves fitted through a cutoff "
+    f"({', '.join(str(d) for d in CUTOFFS_BEFORE_END)} days before the last day) predict each ad "
+    f"set's revenue over the next {HORIZON_DAYS} days at the spend that happened; one row per "
+    "fold and ad set with the actual revenue, the expected one and its 90% range (the curve's "
+    "bootstrap widened by how far four-week sums strayed from it before the cutoff). Refitted "
+    "with the curves (weekly retrain, full refresh).",
+)
+def response_curve_backtest(
+    config: ResponseCurvesConfig, daily: Table, lakehouse: LakehouseResource
+) -> dg.Output[pd.DataFrame]:
+    reach = config.window_days + max(CUTOFFS_BEFORE_END)
+    history = lakehouse.frame(curve_window_sql(str(daily), reach))
+    backtest = backtest_curves(history, window_days=config.window_days)
+    folds = fold_summaries(backtest)
+    return dg.Output(
+        backtest,
+        metadata={
+            "folds": len(folds),
+            **{
+                f"fold_{fold.cutoff}": dg.MetadataValue.json(
+                    {
+                        "ad_sets": fold.ad_sets,
+                        "total_revenue_error": round(fold.total_error, 4),
+                        "ad_set_error": round(fold.ad_set_error, 4),
+                        "coverage_of_90_percent_ranges": round(fold.coverage, 4),
+                    }
+                )
+                for fold in folds
+            },
         },
     )
 
@@ -448,5 +494,5 @@ def budget_plan_checks(lakehouse: LakehouseResource):
         yield check(plan, summary)
 
 
-PLAN_ASSETS = [response_curves, budget_plan]
+PLAN_ASSETS = [response_curves, response_curve_backtest, budget_plan]
 PLAN_CHECKS = [budget_plan_checks]

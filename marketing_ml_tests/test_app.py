@@ -305,6 +305,51 @@ def test_forecasts_and_models_tabs_show_the_scored_tables(app_env):
     assert sum("validation rows" in info.value for info in app.info) == 2
 
 
+def test_models_tab_shows_how_well_the_response_curves_predicted_past_weeks(app_env):
+    """The curves the budget plan rests on, backtested: the verdict in words with the served
+    backtest's own figures, a row per four-week period, the latest period per ad set, and what
+    the curves cannot see."""
+    from app import evidence, queries
+    from app.plan import CURVES_CANNOT_SEE
+    from app.text import unescape_markdown
+
+    backtest = queries.response_curve_backtest(app_env.serving)
+    assert backtest["cutoff"].nunique() == 2  # 90 days: the 84-day cutoff has no history
+    found = evidence.curve_backtest(backtest)
+    app = run_app(tab="Models")
+    assert any(header.value.startswith("Response curves") for header in app.subheader), [
+        header.value for header in app.subheader
+    ]
+    [verdict] = [info.value for info in app.info if "four-week periods" in info.value]
+    assert unescape_markdown(verdict) == found["verdict"]
+    assert "predicted total revenue within" in verdict and "of the 90% ranges held" in verdict
+    frames = [frame.value for frame in app.get("dataframe")]
+    periods = [frame for frame in frames if "Actual in the 90% range" in frame.columns]
+    assert len(periods) == 1 and len(periods[0]) == 2
+    per_ad_set = [frame for frame in frames if "actual_revenue" in frame.columns]
+    assert len(per_ad_set) == 1
+    latest = backtest[backtest["cutoff"] == backtest["cutoff"].max()]
+    assert sorted(per_ad_set[0]["actual_revenue"].round(2)) == sorted(
+        latest["actual_revenue"].round(2)
+    )
+    assert any(unescape_markdown(caption.value) == CURVES_CANNOT_SEE for caption in app.caption)
+
+
+def test_the_plan_table_shows_recent_actual_revenue_beside_expected(app_env):
+    from app.plan import CURVES_CANNOT_SEE
+    from app.text import unescape_markdown
+
+    app = run_app(tab="What-if")
+    [table] = [frame.value for frame in app.get("dataframe") if "role" in frame.value]
+    columns = list(table.columns)
+    assert columns.index("recent_revenue") == columns.index("expected_revenue_recommended_high") + 1
+    served = app_env.serving_query("SELECT ad_set_id, recent_revenue FROM gold.budget_plan")
+    recent = dict(served)
+    for ad_set_id, value in zip(table["ad_set_id"], table["recent_revenue"], strict=True):
+        assert value == pytest.approx(recent[ad_set_id])
+    assert any(unescape_markdown(caption.value) == CURVES_CANNOT_SEE for caption in app.caption)
+
+
 def test_whatif_moves_budget_and_offers_the_plan_as_csv(app_env):
     app = run_app(tab="What-if")
     app.slider(key="whatif_share").set_value(0.3)

@@ -19,7 +19,12 @@ def test_daily_refresh_rescores_and_replans_without_retraining_or_refitting():
     keys = job_keys("daily_refresh")
     assert {"bronze/conversion_events", "gold/features", "gold/scored_adsets", "publish"} <= keys
     assert {"gold/budget_plan", "gold/budget_plan_summary"} <= keys
-    weekly_only = {"gold/labels", "gold/training_dataset", "gold/response_curves"}
+    weekly_only = {
+        "gold/labels",
+        "gold/training_dataset",
+        "gold/response_curves",
+        "gold/response_curve_backtest",
+    }
     assert not {"models/pacing_risk_model", "models/conversion_model", *weekly_only} & keys
 
 
@@ -31,8 +36,14 @@ def test_weekly_retrain_trains_both_models_and_republishes():
         "gold/scored_conversions",
     } <= keys
     assert {"gold/labels", "gold/training_dataset", "publish", "report"} <= keys
-    # the curves are refitted and tomorrow's budget re-planned with them and the new risks
-    assert {"gold/response_curves", "gold/budget_plan", "gold/budget_plan_summary"} <= keys
+    # the curves are refitted (and backtested) and tomorrow's budget re-planned with them and
+    # the new risks
+    assert {
+        "gold/response_curves",
+        "gold/response_curve_backtest",
+        "gold/budget_plan",
+        "gold/budget_plan_summary",
+    } <= keys
     assert not {"bronze/conversion_events", "gold/features"} & keys
 
 
@@ -86,6 +97,12 @@ def test_sensor_asks_for_the_daily_refresh_once_models_and_curves_exist(tmp_path
 
         instance.report_runless_asset_event(dg.AssetMaterialization(["gold", "response_curves"]))
         pacing = raw_dir / "budget_pacing.csv"
+        pacing.write_bytes(pacing.read_bytes() + b"21/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
+        without_backtest, cursor = evaluate(sensor, raw_dir, instance, cursor)
+        assert without_backtest.job_name == "full_refresh"  # publish copies the backtest too
+
+        backtest = ["gold", "response_curve_backtest"]
+        instance.report_runless_asset_event(dg.AssetMaterialization(backtest))
         pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
         request, _ = evaluate(sensor, raw_dir, instance, cursor)
         assert request.job_name == "daily_refresh"
@@ -127,6 +144,7 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "gold/data_quality_report",
         "gold/features",
         "gold/labels",
+        "gold/response_curve_backtest",
         "gold/response_curves",
         "gold/row_accounting",
         "gold/scored_adsets",

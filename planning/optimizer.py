@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planning.curves import INTERVAL, hill_marginal, hill_revenue, interval, interval_around
+from planning.claims import claim, rows_interval_around
+from planning.curves import INTERVAL, hill_marginal, hill_revenue
 from planning.delivery import CAP_ASK, CAP_BAND, DELIVERY_DAYS
 from planning.settings import SCENARIOS, PlanSettings
 
@@ -285,10 +286,15 @@ STATE_COLUMNS = (
     "utilization",
     "delivery_cap",
     "capped_days",
+    "recent_spend",
+    "recent_revenue",
 )
 """What a plan needs of each ad set's recent days (gold.daily_adset_metrics and its delivery,
 planning.delivery.measure_delivery; or the published plan in the dashboard): the curves are
-refitted weekly, the plan is made daily on today's spend and delivery."""
+refitted weekly, the plan is made daily on today's spend and delivery. The recent actuals
+(spend and revenue a day over the last RECENT_DAYS) stand beside the plan's expectations, so
+a reader sees where a curve promises more than the ad set earned."""
+RECENT_DAYS = 28
 NEW_FIT = "new"
 """`fit` of an ad set that began spending after the curves were last fitted."""
 
@@ -430,7 +436,8 @@ def build_plan(
     )
     nan_pair = (np.full(n, np.nan), np.full(n, np.nan))
     revenue_now_ci = revenue_new_ci = marginal_new_ci = nan_pair
-    uplift_low = uplift_high = float("nan")
+    as_fitted = float(np.nansum(revenue_new) - np.nansum(revenue_now))
+    claimed = claim(as_fitted, np.zeros(0))
     if draw_v is not None and draw_v.size:
         with np.errstate(invalid="ignore", divide="ignore"):
             drawn_now = hill_revenue(current[:, None], draw_v, draw_h, draw_k)
@@ -440,12 +447,14 @@ def build_plan(
             )
         usable = has_curve & np.isfinite(drawn_now).all(axis=1)
         if usable.any():
-            revenue_now_ci = _rows_interval(drawn_now, usable)
-            revenue_new_ci = _rows_interval(drawn_new, usable)
-            marginal_new_ci = _rows_interval(drawn_marginal, usable & (recommended > 0))
-            uplift_draws = (drawn_new[usable] - drawn_now[usable]).sum(axis=0)
-            uplift_point = float(np.nansum(revenue_new) - np.nansum(revenue_now))
-            uplift_low, uplift_high = interval_around(uplift_point, uplift_draws)
+            revenue_now_ci = _rows_around(revenue_now, drawn_now, usable)
+            revenue_new_ci = _rows_around(revenue_new, drawn_new, usable)
+            marginal_new_ci = _rows_around(marginal_new, drawn_marginal, usable & (recommended > 0))
+            without_draws = np.nansum((revenue_new - revenue_now)[has_curve & ~usable])
+            claimed = claim(
+                as_fitted,
+                (drawn_new[usable] - drawn_now[usable]).sum(axis=0) + without_draws,
+            )
 
     change = recommended - current
     value = (
@@ -488,6 +497,8 @@ def build_plan(
             "delivery_cap": np.where(measured, measured_cap, np.nan),
             "capped_days": np.where(measured, capped_days, np.nan),
             "budget_cv": column("budget_cv"),
+            "recent_spend": column("recent_spend"),
+            "recent_revenue": column("recent_revenue"),
             "expected_revenue_current": revenue_now,
             "expected_revenue_current_low": revenue_now_ci[0],
             "expected_revenue_current_high": revenue_now_ci[1],
@@ -505,7 +516,6 @@ def build_plan(
         reason_text(row, settings, value, has)
         for row, has in zip(plan.itertuples(), has_curve, strict=True)
     ]
-    uplift = float(np.nansum(revenue_new) - np.nansum(revenue_now))
     summary = {
         "scenario": settings.scenario,
         "total_current": total_current,
@@ -516,9 +526,10 @@ def build_plan(
         "revenue_shortfall": float(result.revenue_shortfall),
         "revenue_current": float(np.nansum(revenue_now)),
         "revenue_recommended": float(np.nansum(revenue_new)),
-        "uplift": uplift,
-        "uplift_low": uplift_low,
-        "uplift_high": uplift_high,
+        "uplift": claimed.uplift,
+        "uplift_low": claimed.low,
+        "uplift_high": claimed.high,
+        "uplift_as_fitted": claimed.as_fitted,
         "interval": INTERVAL,
         "marginal_roas": float(value) if np.isfinite(value) else None,
         "target_marginal_roas": settings.target_marginal_roas,
@@ -536,11 +547,9 @@ def build_plan(
     return Plan(plan, summary)
 
 
-def _rows_interval(draws: np.ndarray, rows: np.ndarray):
-    low, high = np.full(len(draws), np.nan), np.full(len(draws), np.nan)
-    if rows.any():
-        low[rows], high[rows] = interval(draws[rows], axis=1)
-    return low, high
+def _rows_around(point: np.ndarray, draws: np.ndarray, rows: np.ndarray):
+    """Each row's 90% range placed around its own point (rows outside `rows`: NaN)."""
+    return rows_interval_around(np.where(rows, point, np.nan), draws)
 
 
 def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> str:
@@ -691,6 +700,8 @@ PLAN_COLUMNS = (
     "delivery_cap",
     "capped_days",
     "budget_cv",
+    "recent_spend",
+    "recent_revenue",
     "expected_revenue_current",
     "expected_revenue_current_low",
     "expected_revenue_current_high",

@@ -12,6 +12,7 @@ QUARANTINE = "silver.quarantine"
 SCORED_ADSETS = "gold.scored_adsets"
 SCORED_CONVERSIONS = "gold.scored_conversions"
 RESPONSE_CURVES = "gold.response_curves"
+RESPONSE_CURVE_BACKTEST = "gold.response_curve_backtest"
 BUDGET_PLAN = "gold.budget_plan"
 BUDGET_PLAN_SUMMARY = "gold.budget_plan_summary"
 PACING_RISK_MODEL = "models.pacing_risk_model"
@@ -26,6 +27,7 @@ SERVED_TABLES = (
     SCORED_ADSETS,
     SCORED_CONVERSIONS,
     RESPONSE_CURVES,
+    RESPONSE_CURVE_BACKTEST,
     BUDGET_PLAN,
     BUDGET_PLAN_SUMMARY,
     PACING_RISK_MODEL,
