@@ -1,5 +1,6 @@
 """Training on generated data: the model round-trips through DuckDB, and awkward data is handled."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml.ml.checks import split_invariants
 from marketing_ml.ml.features import (
     FEATURE_COLUMNS,
     MODEL_FEATURES,
@@ -114,6 +116,19 @@ def test_a_label_nearly_all_one_class_fits_nothing_and_scores_its_base_rate(tmp_
     loaded = CalibratedModel.from_row(row)
     assert loaded.card == model.card and loaded.version == model.version
     np.testing.assert_allclose(loaded.predict_proba(frame), expected)
+
+
+def test_the_split_gate_refuses_an_uninformative_row_with_a_booster_or_a_certain_rate(tmp_path):
+    model = train_model(training_frame(tmp_path, roas_target=1000.0), CONVERSION, FAST)
+    row = model.to_row().iloc[0].to_dict()
+    row["booster_is_null"] = row["booster"] is None
+    assert split_invariants(row, None).passed
+    assert not split_invariants({**row, "booster_is_null": False}, None).passed
+    certain = json.loads(row["metrics"])
+    certain["label"]["served_probability"] = 0.0
+    refused = split_invariants({**row, "metrics": json.dumps(certain)}, None)
+    assert not refused.passed
+    assert "not strictly between 0 and 1" in refused.metadata["problems"].data[0]
 
 
 @pytest.mark.parametrize(
