@@ -735,9 +735,11 @@ def models_tab(fetch, available: frozenset[str]) -> None:
         )
         so_what(narrative.model_so_what(card))
         if str(card.get("status") or "").startswith("uninformative"):
+            label = (card.get("metrics") or {}).get("label") or {}
+            share, rows = label.get("min_minority_share", 0.02), label.get("min_minority_rows", 50)
             st.caption(
-                "A label nearly all one class (under 2% or over 98% of days, or fewer than 50 "
-                "days of the rarer outcome) leaves a model nothing to learn: no model is fitted, "
+                f"A label nearly all one class (the rarer outcome under {share:.0%} of days, or "
+                f"fewer than {rows} days) leaves a model nothing to learn: no model is fitted, "
                 "and every ad set gets the base rate."
             )
             st.divider()
