@@ -550,15 +550,30 @@ SCORING_MODELS = {
 
 
 def untrained_models(fetch, available: frozenset[str]) -> dict[str, str]:
-    """Scored table → its model's "not trained: …" status, for models too young to train."""
+    """Scored table → its model's status, for models too young to train ("not trained: …") and
+    for labels nearly all one class ("uninformative: …", every ad set scored with the base rate:
+    a column of one figure would read as a forecast per ad set, "100% risk")."""
     statuses = {}
     for table, (model_table, _) in SCORING_MODELS.items():
         status = (
             fetch("model_card", model_table).get("status") if model_table in available else None
         )
-        if isinstance(status, str) and status.startswith("not trained"):
+        if isinstance(status, str) and status.startswith(("not trained", "uninformative")):
             statuses[table] = status
     return statuses
+
+
+def untrained_message(table: str, status: str) -> str:
+    """Why a scored table's column is hidden, in words."""
+    if status.startswith("uninformative: "):
+        return (
+            f"{SCORE_LABELS[table]}: no forecast per ad set. "
+            f"{status.removeprefix('uninformative: ')}."
+        )
+    return (
+        f"{SCORE_LABELS[table]} model {status}. Its forecasts appear after the weekly retrain "
+        "once there is that much history."
+    )
 
 
 def forecasts_tab(
@@ -570,18 +585,17 @@ def forecasts_tab(
     untrained = untrained_models(fetch, available)
     for table, status in untrained.items():
         st.info(
-            f"{SCORE_LABELS[table]} model {markdown_text(status)}. Its forecasts appear after the weekly "
-            "retrain once there is that much history.",
-            icon=":material/hourglass_empty:",
+            markdown_text(untrained_message(table, status)), icon=":material/hourglass_empty:"
         )
     scored = [table for table in SCORE_LABELS if table in available and table not in untrained]
     if not scored:
         return
+    hidden = [SCORING_MODELS[table][1] for table in untrained]
     forecasts = (
         every_forecast
         if filters.ad_set_ids is None
         else every_forecast[every_forecast["ad_set_id"].isin(filters.ad_set_ids)]
-    )
+    ).assign(**dict.fromkeys(hidden, float("nan")))
     model_target = (
         forecasts["roas_target"].dropna() if SCORED_CONVERSIONS in scored else pd.Series()
     )
@@ -605,7 +619,6 @@ def forecasts_tab(
             f"The conversion model was trained for a {narrative.ratio(target)} target; the "
             f"sidebar target ({narrative.ratio(filters.roas_target)}) does not change its scores."
         )
-    hidden = [SCORING_MODELS[table][1] for table in untrained]
     shown = forecasts[
         ["ad_set_name", "plan_role", "under_pacing_risk", "roas_on_target_prob", "action"]
     ]
@@ -744,16 +757,23 @@ def models_tab(fetch, available: frozenset[str]) -> None:
             f" · {card.get('training_rows') or 0:,} training rows"
         )
         so_what(narrative.model_so_what(card))
+        if str(card.get("status") or "").startswith("uninformative"):
+            label = (card.get("metrics") or {}).get("label") or {}
+            share, rows = label.get("min_minority_share", 0.02), label.get("min_minority_rows", 50)
+            st.caption(
+                f"A label nearly all one class (the rarer outcome under {share:.0%} of days, or "
+                f"fewer than {rows} days) leaves a model nothing to learn: no model is fitted, "
+                "and every ad set gets the base rate."
+            )
+            st.divider()
+            continue
         left, middle, right = st.columns([2, 3, 3])
         left.markdown("**Windows**")
         left.dataframe(evidence.windows(card), hide_index=True)
         middle.markdown("**Validation scores beside the baselines**")
         middle.dataframe(evidence.scores_table(evidence.validation(card)), hide_index=True)
-        heuristic = (card.get("metrics") or {}).get("heuristic")
-        if heuristic:
-            middle.caption(
-                f"Heuristic: {markdown_text(heuristic)}. Base rate: the training share of positives."
-            )
+        heuristic = (card.get("metrics") or {}).get("heuristic") or "n/a"
+        middle.caption(markdown_text(evidence.GLOSSARY.format(heuristic=heuristic)))
         drift_verdict(right, card)
         left, right = st.columns(2)
         if card.get("reliability"):

@@ -14,7 +14,18 @@ METRICS = (
     ("auc", "AUC (higher is better)"),
     ("brier", "Brier (lower is better)"),
     ("log_loss", "Log loss (lower is better)"),
+    ("ece", "ECE (lower is better)"),
 )
+GLOSSARY = (
+    "AUC: how often the model ranks a random ad set that had the outcome above one that did "
+    "not (0.5 is a coin toss, 1 is always right). Brier: the mean squared gap between the "
+    "probability and what happened (0 is perfect). Log loss: like Brier, but punishes a "
+    "confident miss much harder. ECE (expected calibration error): how far the probabilities "
+    "are from the observed rates, on average (0.02 = 2 points). The simple rule: "
+    "{heuristic}. Base rate: the training share of positives, for every ad set. Logistic "
+    "regression: a straight-line model on the same features."
+)
+"""The jargon in the Models tab, said once in words (the rule is the model's own heuristic)."""
 
 
 def _day(value) -> str:
@@ -22,17 +33,24 @@ def _day(value) -> str:
 
 
 def windows(card: dict) -> pd.DataFrame:
+    """The validated fit's windows (where the scores come from) and the served model's."""
     return pd.DataFrame(
         [
-            ["Training", _day(card.get("training_start")), _day(card.get("training_end"))],
+            [
+                "Trained (validated)",
+                _day(card.get("training_start")),
+                _day(card.get("training_end")),
+            ],
             ["Validation", _day(card.get("validation_start")), _day(card.get("validation_end"))],
+            ["Served model (refit)", _day(card.get("refit_start")), _day(card.get("refit_end"))],
         ],
         columns=["window", "from", "to"],
     )
 
 
 def scores_table(report: dict | None) -> pd.DataFrame:
-    """The model's scores beside the base rate and the heuristic on the same rows."""
+    """The model's scores beside the base rate, the simple rule and the logistic regression on
+    the same rows."""
     report = report or {}
     rows = []
     for key, label in METRICS:
@@ -40,10 +58,12 @@ def scores_table(report: dict | None) -> pd.DataFrame:
             [label]
             + [
                 (report.get(column) or {}).get(key)
-                for column in ("model", "base_rate", "heuristic")
+                for column in ("model", "base_rate", "heuristic", "logistic")
             ]
         )
-    return pd.DataFrame(rows, columns=["metric", "model", "base rate", "heuristic"])
+    return pd.DataFrame(
+        rows, columns=["metric", "model", "base rate", "simple rule", "logistic regression"]
+    )
 
 
 def validation(card: dict) -> dict:
@@ -72,7 +92,8 @@ def backtest_table(card: dict) -> pd.DataFrame:
                 "rows": fold.get("rows"),
                 "fit on": fit_sample_text(fold.get("fit_sample")),
                 "AUC": (fold.get("model") or {}).get("auc"),
-                "heuristic AUC": (fold.get("heuristic") or {}).get("auc"),
+                "simple rule AUC": (fold.get("heuristic") or {}).get("auc"),
+                "logistic AUC": (fold.get("logistic") or {}).get("auc"),
                 "Brier": (fold.get("model") or {}).get("brier"),
                 "base-rate Brier": (fold.get("base_rate") or {}).get("brier"),
                 "status": fold.get("status"),

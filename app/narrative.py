@@ -324,27 +324,67 @@ def quality_so_what(rules: pd.DataFrame, quarantine: pd.DataFrame, accounting: p
     return text
 
 
+RANKED = {
+    "label_under_pacing_next": "ad sets that under-pace tomorrow above those that do not",
+    "label_roas_on_target_next7d": "ad sets that reach the ROAS target over the next 7 days "
+    "above those that do not",
+}
+"""What a model's AUC counts, per label, in words: the share of (positive, negative) pairs it
+orders right."""
+
+
+def _day(value) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%d %b %Y}"
+
+
+def skill_verdict(validation: dict) -> str:
+    """The model against the base rate and the simple rule, in a marketer's words."""
+    model, base = validation.get("model") or {}, validation.get("base_rate") or {}
+    rule = validation.get("heuristic") or {}
+    if base.get("brier") is None or (model.get("brier") or 1) >= base["brier"]:
+        return "No better than the base rate: treat its scores as indicative only"
+    if validation.get("skill_over_heuristic"):
+        return "Better than the simple rule"
+    if (rule.get("auc") or 0) < model["auc"]:
+        return "A little ahead of the simple rule, but not clearly"
+    return "Not better than the simple rule: the rule alone does as well"
+
+
 def model_so_what(card: dict) -> str:
-    """How the model scores against the base rate and the heuristic on the validation window."""
+    """The skill verdict in words: how often the model ranks ad sets right beside the simple rule
+    and the logistic regression, how far off its probabilities are, on which days; or, for a
+    model that was not fitted, why."""
+    status = card.get("status") or ""
+    if status.startswith("uninformative: "):
+        return f"No model: {status.removeprefix('uninformative: ')}."
     validation = (card.get("metrics") or {}).get("validation") or {}
     model = validation.get("model") or {}
     if validation.get("status", "ok") != "ok" or model.get("auc") is None:
         return f"Not scored on validation: {validation.get('status', 'no validation metrics')}."
-    base = validation.get("base_rate") or {}
-    heuristic = validation.get("heuristic") or {}
-    beats_base = (model.get("brier") or 1) < (base.get("brier") or 0)
-    skill = validation.get("skill_over_heuristic")
-    verdict = (
-        "it beats both the base rate and the simple heuristic"
-        if beats_base and skill
-        else "it beats the base rate but not clearly the simple heuristic"
-        if beats_base
-        else "it does not beat the base rate: treat its scores as indicative only"
+    rule = (validation.get("heuristic") or {}).get("auc")
+    logistic = (validation.get("logistic") or {}).get("auc")
+    baselines = [f"simple rule: {percent(rule)}"] if rule is not None else []
+    if logistic is not None:
+        baselines.append(f"logistic regression: {percent(logistic)}")
+    ranked = RANKED.get(card.get("label"), "positives above negatives")
+    ece = validation.get("ece")
+    calibration = (
+        ""
+        if ece is None
+        else f"; its probabilities are {100 * ece:.1f} points from the observed rates on average"
     )
+    refit = (
+        f"; the served model was then refit on data through {_day(card.get('refit_end'))}"
+        if card.get("refit_end") is not None
+        else ""
+    )
+    compared = f" ({', '.join(baselines)})" if baselines else ""
     return (
-        f"On {count(validation.get('rows', 0))} validation rows: AUC {model['auc']:.3f} "
-        f"(heuristic {heuristic.get('auc') or float('nan'):.3f}), Brier {model['brier']:.3f} "
-        f"(base rate {base.get('brier') or float('nan'):.3f}): {verdict}."
+        f"{skill_verdict(validation)}: ranks {ranked} {percent(model['auc'])} of the time"
+        f"{compared}{calibration}. On "
+        f"{count(validation.get('rows', 0))} validation rows ({_day(card.get('validation_start'))}"
+        f" to {_day(card.get('validation_end'))}), trained on data through "
+        f"{_day(card.get('training_end'))}{refit}."
     )
 
 

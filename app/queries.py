@@ -23,6 +23,7 @@ from serving_contract import (
     BUDGET_PLAN,
     BUDGET_PLAN_SUMMARY,
     DAILY_METRICS,
+    MODEL_CARD_COLUMNS,
     MODEL_JSON_COLUMNS,
     RESPONSE_CURVE_BACKTEST,
     RESPONSE_CURVES,
@@ -362,27 +363,6 @@ def row_accounting(source: Source) -> pd.DataFrame:
     )
 
 
-MODEL_COLUMNS = (
-    "model_name",
-    "model_version",
-    "status",
-    "predicts",
-    "label",
-    "horizon_days",
-    "roas_target",
-    "training_start",
-    "training_end",
-    "validation_start",
-    "validation_end",
-    "training_rows",
-    "metrics",
-    "backtest",
-    "reliability",
-    "importances",
-    "psi",
-)
-
-
 def model_card(source: Source, table: str) -> dict:
     """The model's one row without its booster, JSON columns decoded; columns it lacks are None."""
     present = set(
@@ -393,10 +373,10 @@ def model_card(source: Source, table: str) -> dict:
             [table],
         )["column_name"]
     )
-    columns = [column for column in MODEL_COLUMNS if column in present]
+    columns = [column for column in MODEL_CARD_COLUMNS if column in present]
     frame = query(source, f"SELECT {', '.join(columns)} FROM {table} LIMIT 1")
     row = frame.iloc[0].to_dict() if len(frame) else {}
-    card = {column: row.get(column) for column in MODEL_COLUMNS}
+    card = {column: row.get(column) for column in MODEL_CARD_COLUMNS}
     for column in MODEL_JSON_COLUMNS:
         card[column] = json.loads(card[column]) if isinstance(card[column], str) else None
     return card

@@ -84,12 +84,20 @@ def raw_folder_fingerprint(raw_files: RawFilesResource) -> dict[str, list[int]]:
 
 
 def model_trained(event: dg.EventLogRecord | None) -> bool:
-    """Whether a model's latest materialization holds a trained model. A model stored while
-    there was too little history says `trained: false` in its metadata: it counts as not trained
-    (materializations from before that key were all trained ones)."""
+    """Whether a model's latest materialization needs no full refresh to train it. A model
+    stored while there was too little history says `trained: false` in its metadata: it counts
+    as not trained (materializations from before that key were all trained ones). An
+    uninformative model (a label nearly all one class, served as its base rate) also says
+    `trained: false`, but its status says why, and it counts as trained: a full refresh would
+    find the same label, so every file drop would start one."""
+    from marketing_ml.ml.store import UNINFORMATIVE
+
     if event is None or event.asset_materialization is None:
         return False
-    trained = event.asset_materialization.metadata.get("trained")
+    metadata = event.asset_materialization.metadata
+    trained, status = metadata.get("trained"), metadata.get("status")
+    if status is not None and str(status.value).startswith(UNINFORMATIVE):
+        return True
     return trained is None or bool(trained.value)
 
 

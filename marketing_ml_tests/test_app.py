@@ -20,6 +20,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
 from websockets.sync.client import connect
 
+from app.text import unescape_markdown
 from marketing_ml.report import report, report_path
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.chromium import free_port, started, stop
@@ -348,6 +349,38 @@ def test_the_plan_table_shows_recent_actual_revenue_beside_expected(app_env):
     for ad_set_id, value in zip(table["ad_set_id"], table["recent_revenue"], strict=True):
         assert value == pytest.approx(recent[ad_set_id])
     assert any(unescape_markdown(caption.value) == CURVES_CANNOT_SEE for caption in app.caption)
+
+
+UNINFORMATIVE = (
+    "uninformative: 99.1% of 700 labelled ad-set days were under-pacing the next day (the rarer "
+    "outcome: 6 days; a model needs at least 50 and 2%), so no model was fitted and every ad set "
+    "gets the base rate 99.0%"
+)
+
+
+def test_an_uninformative_model_says_why_instead_of_a_risk_per_ad_set(
+    app_env, tmp_path, monkeypatch
+):
+    """Every ad set scored with a 99% base rate would read as "99% risk" ad set by ad set."""
+    serving = tmp_path / "serving.duckdb"
+    shutil.copy(app_env.serving, serving)
+    with duckdb.connect(str(serving)) as connection:
+        connection.execute("UPDATE models.pacing_risk_model SET status = ?", [UNINFORMATIVE])
+        connection.execute(
+            "UPDATE gold.scored_adsets SET under_pacing_risk = 0.99, model_status = ?",
+            [UNINFORMATIVE],
+        )
+    monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(serving))
+    app = run_app(tab="Forecasts")
+    shown = [unescape_markdown(info.value) for info in app.info]
+    reason = UNINFORMATIVE.removeprefix("uninformative: ")
+    assert f"Under-pacing risk: no forecast per ad set. {reason}." in shown
+    assert not any("risk of under-pacing tomorrow" in text for text in shown)
+    table = app.tabs[1].dataframe[0].value
+    assert "under_pacing_risk" not in table and "roas_on_target_prob" in table
+    run_app(app, tab="Models")
+    models = [unescape_markdown(info.value) for info in app.info]
+    assert f"No model: {reason}." in models
 
 
 def test_whatif_moves_budget_and_offers_the_plan_as_csv(app_env):

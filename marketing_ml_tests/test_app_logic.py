@@ -339,3 +339,57 @@ def test_recipients_expected_to_earn_less_than_they_recently_did_are_named():
     assert "Gamma" not in text and "Delta" not in text and "Epsilon" not in text
     assert below_recent_text(plan.assign(recent_revenue=0.0)) is None
     assert below_recent_text(plan.drop(columns="recent_revenue")) is None
+
+
+MODEL_CARD = {
+    "label": "label_under_pacing_next",
+    "status": "trained",
+    "training_end": "2025-05-17",
+    "validation_start": "2025-05-19",
+    "validation_end": "2025-07-30",
+    "refit_end": "2025-07-30",
+    "metrics": {
+        "validation": {
+            "status": "ok",
+            "rows": 14_600,
+            "ece": 0.008,
+            "skill_over_heuristic": True,
+            "model": {"auc": 0.918, "brier": 0.111},
+            "base_rate": {"auc": 0.5, "brier": 0.231},
+            "heuristic": {"auc": 0.904, "brier": 0.121},
+            "logistic": {"auc": 0.914, "brier": 0.114},
+        }
+    },
+}
+
+
+def test_model_verdict_says_how_often_it_ranks_right_beside_the_rule_and_the_regression():
+    text = narrative.model_so_what(MODEL_CARD)
+    assert text.startswith(
+        "Better than the simple rule: ranks ad sets that under-pace tomorrow above those that "
+        "do not 92% of the time (simple rule: 90%, logistic regression: 91%); its probabilities "
+        "are 0.8 points from the observed rates on average."
+    )
+    assert "14,600 validation rows (19 May 2025 to 30 Jul 2025)" in text
+    assert "trained on data through 17 May 2025" in text
+    assert "the served model was then refit on data through 30 Jul 2025" in text
+
+
+def test_model_verdict_without_skill_says_the_rule_does_as_well():
+    card = {**MODEL_CARD, "metrics": {"validation": {**MODEL_CARD["metrics"]["validation"]}}}
+    card["metrics"]["validation"].update(
+        skill_over_heuristic=False, model={"auc": 0.863, "brier": 0.2}
+    )
+    assert narrative.model_so_what(card).startswith(
+        "Not better than the simple rule: the rule alone does as well"
+    )
+
+
+def test_an_uninformative_model_says_why_instead_of_a_score():
+    status = (
+        "uninformative: 98.7% of 70,000 labelled ad-set days were followed by 7 days whose ROAS "
+        "reached the target (the rarer outcome: 910 days; a model needs at least 50 and 2%), so "
+        "no model was fitted and every ad set gets the base rate 98.7%"
+    )
+    text = narrative.model_so_what({**MODEL_CARD, "status": status})
+    assert text == f"No model: {status.removeprefix('uninformative: ')}."

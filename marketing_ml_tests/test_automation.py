@@ -6,8 +6,11 @@ import dagster as dg
 
 from marketing_ml.automation import build_raw_files_sensor
 from marketing_ml.definitions import build_definitions
+from marketing_ml.ml.report import model_metadata
+from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
 from marketing_ml.resources import RawFilesResource
 from marketing_ml_tests.conftest import write_clean_raw_dir
+from marketing_ml_tests.test_ml_training import training_frame
 
 
 def job_keys(job_name: str) -> set[str]:
@@ -105,6 +108,27 @@ def test_sensor_asks_for_the_daily_refresh_once_models_and_curves_exist(tmp_path
         instance.report_runless_asset_event(dg.AssetMaterialization(backtest))
         pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
         request, _ = evaluate(sensor, raw_dir, instance, cursor)
+        assert request.job_name == "daily_refresh"
+
+
+def test_sensor_counts_an_uninformative_model_as_trained(tmp_path):
+    """A label nearly all one class fits no booster (`trained: false`), but a full refresh would
+    find the same label: the next file drop is a daily refresh, not another full one."""
+    frame = training_frame(tmp_path, roas_target=1000.0)  # no 7 days reach 1000x
+    conversion = train_model(frame, CONVERSION, TrainingParameters())
+    pacing = train_model(frame, PACING_RISK, TrainingParameters(max_rounds=5))
+    assert conversion.uninformative and pacing.trained
+    sensor = build_raw_files_sensor()
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    with dg.instance_for_test() as instance:
+        for model in (pacing, conversion):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    ["models", model.card.model_name], metadata=model_metadata(model)
+                )
+            )
+        instance.report_runless_asset_event(dg.AssetMaterialization(["gold", "response_curves"]))
+        request, _ = evaluate(sensor, raw_dir, instance)
         assert request.job_name == "daily_refresh"
 
 

@@ -4,6 +4,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from marketing_ml.ml.checks import build_scores_check
+from marketing_ml.resources import LakehouseResource
 from marketing_ml_tests.ml_fixtures import daily_metrics, materialize_ml, write_daily_metrics
 
 
@@ -100,3 +102,18 @@ def test_a_tiny_sample_materializes_with_warnings_not_crashes(tmp_path):
     result = materialize_ml(database, FAST)
     assert result.success
     assert all(passed for (_, name), (passed, _) in outcomes(result).items() if name in BLOCKING)
+
+
+def test_a_certain_score_fails_the_scores_check(ml_lakehouse):
+    """Calibrated probabilities are never exactly 0 or 1: a score of 0 blocks publish."""
+    assert materialize_ml(ml_lakehouse, FAST).success
+    check = build_scores_check("scored_adsets", "under_pacing_risk")
+    lakehouse = LakehouseResource(database=str(ml_lakehouse))
+    assert check(lakehouse=lakehouse).passed
+    with duckdb.connect(str(ml_lakehouse)) as connection:
+        connection.execute(
+            "UPDATE gold.scored_adsets SET under_pacing_risk = 0 "
+            "WHERE date = (SELECT max(date) FROM gold.scored_adsets)"
+        )
+    result = check(lakehouse=lakehouse)
+    assert not result.passed and result.metadata["outside_0_1_or_null"].value == 12

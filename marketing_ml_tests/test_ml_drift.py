@@ -14,10 +14,10 @@ from marketing_ml_tests.test_ml_assets import FAST
 MODELS = ("models/pacing_risk_model", "models/conversion_model")
 CALENDAR = "days_since_first_day"
 """Counts days: the latest 28 days always lie past every training value."""
-BUDGET_DERIVED = {"daily_budget"} | {
-    feature for feature in FEATURE_COLUMNS if feature.startswith("utilization_")
+BUDGET_DERIVED = {
+    feature for feature in FEATURE_COLUMNS if feature.startswith(("planned_spend_", "utilization_"))
 }
-"""What tripling the budget (planned spend) moves: the budget itself and utilization (actual ÷
+"""What tripling the budget (planned spend) moves: the budget features and utilization (actual ÷
 planned spend); the verdict names these and nothing else."""
 
 
@@ -56,17 +56,17 @@ def test_a_clean_build_of_generated_data_passes_feature_drift(tmp_path, generate
 
 
 def test_a_feature_with_a_real_shift_still_fails_feature_drift(tmp_path, generated):
-    """Budgets tripled over the latest four weeks: daily_budget drifts, and the check says so."""
+    """Budgets tripled over the latest four weeks: the day's planned budget drifts, and the check
+    says so."""
     dates = pd.to_datetime(generated["date"])
     latest = dates > dates.max() - pd.Timedelta(days=28)
     shifted = generated.copy()
-    for column in ("daily_budget", "planned_spend"):
-        shifted.loc[latest, column] = shifted.loc[latest, column] * 3
+    shifted.loc[latest, "planned_spend"] = shifted.loc[latest, "planned_spend"] * 3
     result = materialize_ml(write_daily_metrics(tmp_path / "shifted.duckdb", shifted), FAST)
     checks = drift_checks(result)
     assert sorted(checks) == sorted(MODELS)
     for key, evaluation in checks.items():
         drifted = evaluation.metadata["drifted_features"].data
         assert not evaluation.passed, key
-        assert "daily_budget" in drifted, (key, drifted)
+        assert "planned_spend_1d" in drifted, (key, drifted)
         assert set(drifted) <= BUDGET_DERIVED, (key, sorted(set(drifted) - BUDGET_DERIVED))

@@ -69,6 +69,22 @@ def test_calibration_is_monotone_and_within_zero_and_one():
     assert calibrated.min() >= 0 and calibrated.max() <= 1
 
 
+def test_calibration_is_never_certain_and_its_floor_follows_the_rows_behind_it():
+    """Separable scores: isotonic regression alone puts the 300 lowest rows (no positive) at 0
+    and the 100 highest (no negative) at 1. Their Jeffreys estimates, 0.5 / (m + 1), replace
+    certainty; the blocks between keep their observed rates."""
+    scores = np.arange(500, dtype=float)
+    labels = np.r_[np.zeros(300), np.tile([1.0, 0.0], 50), np.ones(100)]
+    x, y = fit_isotonic(scores, labels)
+    calibrated = apply_isotonic(scores, x, y)
+    assert calibrated.min() == pytest.approx(0.5 / 301) and calibrated.max() == pytest.approx(
+        1 - 0.5 / 101
+    )
+    assert 0 < calibrated.min() and calibrated.max() < 1
+    middle = calibrated[300:400]
+    assert middle.min() >= 0.4 and middle.max() <= 0.6
+
+
 def test_calibration_without_rows_is_the_identity():
     x, y = fit_isotonic(np.empty(0), np.empty(0))
     assert apply_isotonic(np.array([0.2, 0.7]), x, y).tolist() == [0.2, 0.7]

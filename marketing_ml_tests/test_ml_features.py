@@ -127,3 +127,44 @@ def test_a_window_without_spend_has_no_roas_label(connection):
     connection.execute("UPDATE gold.daily_adset_metrics SET spend = 0 WHERE ad_set_id = 'AS_002'")
     labels = connection.execute(label_sql("gold.daily_adset_metrics", 4.0)).df()
     assert labels.loc[labels["ad_set_id"] == "AS_002", "label_roas_on_target_next7d"].isna().all()
+
+
+def test_a_budget_change_dated_after_a_day_never_reaches_that_days_features(connection):
+    before = features_of(connection)
+    connection.execute(
+        "UPDATE gold.daily_adset_metrics SET planned_spend = planned_spend * 3 "
+        f"WHERE date > DATE '{CUTOFF}'"
+    )
+    after = features_of(connection)
+    kept = before["date"] <= pd.Timestamp(CUTOFF)
+    pd.testing.assert_frame_equal(before[kept], after[after["date"] <= pd.Timestamp(CUTOFF)])
+    moved = after[~kept]["planned_spend_1d"] / before[~kept]["planned_spend_1d"]
+    np.testing.assert_allclose(moved, 3.0)  # the budget is dated: each day reads its own
+
+
+def test_the_audience_files_daily_budget_snapshot_is_no_feature(connection):
+    """The audience file's daily_budget is the budget at export time, joined onto every past
+    day: features reading it would change history whenever a new export changes it."""
+    before = features_of(connection)
+    connection.execute("UPDATE gold.daily_adset_metrics SET daily_budget = daily_budget * 10 + 7")
+    pd.testing.assert_frame_equal(before, features_of(connection))
+    assert "daily_budget" not in FEATURE_COLUMNS
+
+
+def test_point_in_time_check_flags_a_budget_feature_read_from_the_next_day(connection):
+    """The budget features come from dated daily rows, so the point-in-time check sees them: a
+    planned_spend taken from tomorrow's row is a mismatch, as any other look-ahead."""
+    connection.execute(
+        "UPDATE gold.daily_adset_metrics SET planned_spend = planned_spend + 100 "
+        f"WHERE date = DATE '{CUTOFF}' + INTERVAL 1 DAY"
+    )
+    connection.execute(
+        "CREATE SCHEMA leaky; CREATE TABLE leaky.daily AS SELECT * REPLACE ("
+        "coalesce(lead(planned_spend) OVER (PARTITION BY ad_set_id ORDER BY date), "
+        "planned_spend) AS planned_spend) FROM gold.daily_adset_metrics"
+    )
+    connection.execute(f"CREATE TABLE leaky.features AS {feature_sql('leaky.daily')}")
+    leaked = point_in_time_mismatches(
+        connection, "gold.daily_adset_metrics", "leaky.features", CUTOFF
+    )
+    assert leaked == 2 * 4  # each of 4 ad sets: the cutoff day read the next day's new budget

@@ -1,5 +1,7 @@
 """Training on generated data: the model round-trips through DuckDB, and awkward data is handled."""
 
+import json
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -7,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml.ml.checks import split_invariants
 from marketing_ml.ml.features import (
     FEATURE_COLUMNS,
     MODEL_FEATURES,
@@ -21,6 +24,7 @@ from marketing_ml.ml.training import (
     LabelledRows,
     TrainingParameters,
     train_model,
+    uninformative_status,
 )
 from marketing_ml_tests.ml_fixtures import daily_metrics, write_daily_metrics
 
@@ -94,13 +98,80 @@ def test_card_reports_validation_backtest_reliability_importances_and_drift(conv
     assert card.roas_target == 4.0 and card.metrics["split_violations"] == []
 
 
-def test_a_label_with_one_class_trains_and_reports_auc_as_not_computable(tmp_path):
+def test_a_label_nearly_all_one_class_fits_nothing_and_scores_its_base_rate(tmp_path):
     frame = training_frame(tmp_path, roas_target=1000.0)  # no window reaches 1000x
     model = train_model(frame, CONVERSION, FAST)
-    validation = model.card.metrics["validation"]
-    assert validation["status"].startswith("not computable")
-    assert validation["model"]["auc"] is None
-    assert np.all(model.predict_proba(frame) < 0.05)
+    labelled = frame[CONVERSION.label].notna().sum()
+    assert model.card.status.startswith("uninformative: 0.0% of ")
+    assert "no model was fitted" in model.card.status
+    assert model.booster == b"" and not model.trained and model.uninformative
+    assert model.version is not None  # it serves scores: they carry a version
+    expected = 1 / (labelled + 2)  # no positive of n: (0 + 1) / (n + 2)
+    np.testing.assert_allclose(model.predict_proba(frame), expected)
+    assert model.card.refit_end == frame.loc[frame[CONVERSION.label].notna(), "date"].max().date()
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as connection:
+        connection.execute("CREATE SCHEMA models")
+        store_model(connection, "models.conversion_model", model)
+        row = connection.execute("SELECT * FROM models.conversion_model").df().iloc[0]
+    loaded = CalibratedModel.from_row(row)
+    assert loaded.card == model.card and loaded.version == model.version
+    np.testing.assert_allclose(loaded.predict_proba(frame), expected)
+
+
+def test_the_split_gate_refuses_an_uninformative_row_with_a_booster_or_a_certain_rate(tmp_path):
+    model = train_model(training_frame(tmp_path, roas_target=1000.0), CONVERSION, FAST)
+    row = model.to_row().iloc[0].to_dict()
+    row["booster_is_null"] = row["booster"] is None
+    assert split_invariants(row, None).passed
+    assert not split_invariants({**row, "booster_is_null": False}, None).passed
+    certain = json.loads(row["metrics"])
+    certain["label"]["served_probability"] = 0.0
+    refused = split_invariants({**row, "metrics": json.dumps(certain)}, None)
+    assert not refused.passed
+    assert "not strictly between 0 and 1" in refused.metadata["problems"].data[0]
+
+
+@pytest.mark.parametrize(
+    ("positives", "rows", "uninformative"),
+    [
+        (49, 10_000, True),  # fewer than 50 of the rarer outcome
+        (150, 10_000, True),  # 1.5%: under 2%
+        (9_850, 10_000, True),  # 98.5% positive: the rarer outcome is 1.5%
+        (200, 10_000, False),  # 2% and 200 rows
+        (50, 2_000, False),  # 2.5% and 50 rows
+        (49, 100, True),
+    ],
+)
+def test_a_label_is_uninformative_under_2_percent_or_50_days_of_its_rarer_outcome(
+    positives, rows, uninformative
+):
+    labels = np.zeros(rows)
+    labels[:positives] = 1.0
+    assert (uninformative_status(labels, PACING_RISK, FAST) is not None) == uninformative
+
+
+def test_the_served_model_is_refit_through_the_last_labelled_day(frame, pacing_model):
+    """Validation is honest (trained before T, judged after it); the served model then learns
+    from every day whose label is known: one label window behind the data, not the validation
+    window."""
+    card = pacing_model.card
+    labelled = frame.loc[frame[PACING_RISK.label].notna(), "date"]
+    last_labelled = labelled.max().date()
+    assert card.refit_end == last_labelled == pacing_model.trained_through
+    assert card.refit_start == labelled.min().date()
+    assert card.trained_at_data_date - card.refit_end == timedelta(days=PACING_RISK.horizon_days)
+    assert card.training_end < card.validation_cutoff < card.validation_start
+    assert card.validation_end == last_labelled  # the validated fit never saw these days
+    validated_rows = card.metrics["validated_fit"]["training_rows"]
+    assert validated_rows < card.training_rows <= frame[PACING_RISK.label].notna().sum()
+
+
+def test_validation_reports_a_logistic_regression_beside_the_heuristic(conversion_model):
+    validation = conversion_model.card.metrics["validation"]
+    logistic = validation["logistic"]
+    assert 0.5 < logistic["auc"] <= 1 and logistic["brier"] < validation["base_rate"]["brier"]
+    assert validation["model"]["ece"] == validation["ece"]
+    assert conversion_model.card.backtest["pooled"]["logistic"]["auc"] is not None
 
 
 def test_all_null_features_train_a_base_rate_model(frame):

@@ -41,3 +41,27 @@ UNSERVED_COLUMNS = frozenset({"booster"})
 
 MODEL_JSON_COLUMNS = ("metrics", "backtest", "reliability", "importances", "psi")
 """Model-card columns stored as JSON text in the model tables, decoded by their readers."""
+
+MODEL_CARD_COLUMNS = (
+    "model_name",
+    "model_version",
+    "status",
+    "predicts",
+    "label",
+    "horizon_days",
+    "roas_target",
+    "training_start",
+    "training_end",
+    "validation_start",
+    "validation_end",
+    "refit_start",
+    "refit_end",
+    "trained_at_data_date",
+    "training_rows",
+    *MODEL_JSON_COLUMNS,
+)
+"""The model-table columns the dashboard and the report read. `status` is "trained", "not
+trained: …" (too little history, scores NULL) or "uninformative: …" (a label nearly all one
+class, every ad set scored with its base rate). `training_*`/`validation_*` are the validated
+fit whose figures the card reports; `refit_*` the served model, refit on every day whose label
+is known (a model stored before the refit has them NULL)."""

@@ -50,8 +50,9 @@ def scored_window_sql(table: str) -> str:
     kinds={"duckdb", "sql"},
     description="Point-in-time features per ad set and day: each row reads only data dated on or "
     "before its date. Trailing 1/3/7/14/28-day windows (NULL until the history spans them) and "
-    "yesterday's value of spend, impressions, clicks, CTR, CPM, frequency, utilization, bookings, "
-    "revenue, ROAS and the under-pacing share; days since the first day, day of week, audience.",
+    "yesterday's value of spend, planned budget (the pacing file's dated planned_spend), "
+    "impressions, clicks, CTR, CPM, frequency, utilization, bookings, revenue, ROAS and the "
+    "under-pacing share; days since the first day, day of week, audience.",
 )
 def features(context: dg.AssetExecutionContext, daily: Table) -> RecomputedFromChangedDays:
     """Recomputed from the first day whose daily rows changed: a feature reads only its own and
@@ -155,7 +156,8 @@ def score(
     model: CalibratedModel, features: Table, column: str, with_roas_target: bool = False
 ) -> ScoredRows:
     """One probability per (ad_set_id, date) of the scored window, with the model version, its
-    last training day and its status (and, `with_roas_target`, the model's ROAS target). A
+    last training day and its status (and, `with_roas_target`, the model's ROAS target). An
+    uninformative model scores every key with its label's base rate, its status saying why. A
     model not trained yet (too little history) scores every key NULL, with NULL version and
     training day, and its status says why: every key is still there, so the dashboard and the
     checks read one shape whatever the history. Scored where the engine runs (see ScoredRows)."""
@@ -172,7 +174,9 @@ def score(
         if with_roas_target:
             scored["roas_target"] = np.full(count, roas_target, dtype=np.float64)
         scored["model_version"] = pd.Series([model.version] * count, dtype="string")
-        scored["trained_through"] = pd.Series([card.training_end] * count, dtype="date32[pyarrow]")
+        scored["trained_through"] = pd.Series(
+            [model.trained_through] * count, dtype="date32[pyarrow]"
+        )
         scored["model_status"] = pd.Series([card.status] * count, dtype="string")
         return pd.DataFrame(scored)
 

@@ -5,7 +5,9 @@ model rows the dashboard will see, not the objects that were meant to be written
 
 A model not trained yet (fewer days of history than its label window and validation need) is a
 state, not a failure: its warning checks fail at WARN with the reason, its blocking checks verify
-that the row and its scores are empty as it says, and the descriptive tables still publish.
+that the row and its scores are empty as it says, and the descriptive tables still publish. So is
+an uninformative model (a label nearly all one class): its blocking checks verify that it stores
+no booster and that every row is scored with its base rate, strictly between 0 and 1.
 """
 
 import hashlib
@@ -23,7 +25,7 @@ from marketing_ml.ml.features import (
     LABEL_COLUMNS,
     feature_sql,
 )
-from marketing_ml.ml.store import DATE_COLUMNS, TRAINED
+from marketing_ml.ml.store import DATE_COLUMNS, TRAINED, UNINFORMATIVE, VALIDATED_FIT_COLUMNS
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import tables_for
@@ -61,9 +63,11 @@ def model_status(row: dict) -> str:
 
 
 def model_not_trained(row: dict, connection) -> dg.AssetCheckResult:
-    """A warning check's verdict on a model not trained yet: not passed, with the reason. Never a
-    metric, and never blocking: the descriptive tables still publish."""
-    history = json.loads(row["metrics"]).get("history") or {}
+    """A warning check's verdict on a model not trained yet or uninformative: not passed, with
+    the reason. Never a metric, and never blocking: the descriptive tables still publish."""
+    metrics = json.loads(row["metrics"])
+    history = metrics.get("history") or {}
+    label = metrics.get("label") or {}
     return dg.AssetCheckResult(
         passed=False,
         severity=WARN,
@@ -71,6 +75,7 @@ def model_not_trained(row: dict, connection) -> dg.AssetCheckResult:
             "status": model_status(row),
             "days_of_history": history.get("days_of_history"),
             "days_needed": history.get("days_needed"),
+            "positive_share": label.get("share"),
         },
     )
 
@@ -194,7 +199,41 @@ def untrained_row_is_empty(row: dict) -> dg.AssetCheckResult:
     )
 
 
+def uninformative_row_serves_its_base_rate(row: dict) -> dg.AssetCheckResult:
+    """A row that says "uninformative" holds no booster and no validated fit; its base rate is
+    strictly between 0 and 1 and comes from labelled days whose windows are all in the data."""
+    label = json.loads(row["metrics"]).get("label") or {}
+    rate = label.get("served_probability")
+    problems = [f"{name} is set" for name in VALIDATED_FIT_COLUMNS if row[name]]
+    if not row["booster_is_null"]:
+        problems.append("it stores a booster")
+    if rate is None or not 0 < rate < 1:
+        problems.append(f"its base rate {rate} is not strictly between 0 and 1")
+    problems += refit_problems(row)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=ERROR,
+        metadata={
+            "status": model_status(row),
+            "problems": [f"marked uninformative but {problem}" for problem in problems],
+        },
+    )
+
+
+def refit_problems(row: dict) -> list[str]:
+    """The served model learnt only from days whose label window the data holds."""
+    if row.get("refit_end") is None:
+        return []
+    horizon = np.timedelta64(int(row["horizon_days"]), "D")
+    refit_end = np.datetime64(row["refit_end"], "D")
+    if refit_end + horizon <= np.datetime64(row["trained_at_data_date"], "D"):
+        return []
+    return [f"the refit's labels reach past the last day of data {row['trained_at_data_date']}"]
+
+
 def split_invariants(row: dict, connection) -> dg.AssetCheckResult:
+    if model_status(row).startswith(UNINFORMATIVE):
+        return uninformative_row_serves_its_base_rate(row)
     if model_status(row) != TRAINED:
         return untrained_row_is_empty(row)
     horizon = np.timedelta64(int(row["horizon_days"]), "D")
@@ -211,6 +250,7 @@ def split_invariants(row: dict, connection) -> dg.AssetCheckResult:
         "validation_start"
     ):
         problems.append("validation starts on or before T")
+    problems += refit_problems(row)
     windows = {
         name: str(row[name])
         for name in (
@@ -221,7 +261,10 @@ def split_invariants(row: dict, connection) -> dg.AssetCheckResult:
             "validation_cutoff",
             "validation_start",
             "validation_end",
+            "refit_start",
+            "refit_end",
         )
+        if name in row
     }
     return dg.AssetCheckResult(
         passed=not problems,
@@ -430,20 +473,22 @@ def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
         additional_deps=[DAILY],
         description=f"The table has exactly one row per (ad_set_id, date) of "
         f"gold.daily_adset_metrics in its latest {SCORED_DAYS} days, each with a model_status; "
-        f"{column} is within [0, 1] on every row scored by a trained model, and NULL (with no "
+        f"{column} is strictly between 0 and 1 on every row scored by a trained or an "
+        "uninformative model (a calibrated probability is never certain), and NULL (with no "
         "model version) on every row of a model not trained yet.",
     )
     def scores_valid(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         scored_window = scored_window_sql("gold.daily_adset_metrics")
+        served = f"(model_status = '{TRAINED}' OR model_status LIKE '{UNINFORMATIVE}%')"
         with lakehouse.connect(read_only=True) as connection:
             outside, not_trained, scored_untrained, no_status, duplicates, missing, extra = (
                 connection.execute(
                     f"""
                 SELECT
-                    (SELECT count(*) FROM gold.{table} WHERE model_status = '{TRAINED}'
-                     AND ({column} IS NULL OR {column} < 0 OR {column} > 1)),
-                    (SELECT count(*) FROM gold.{table} WHERE model_status <> '{TRAINED}'),
-                    (SELECT count(*) FROM gold.{table} WHERE model_status <> '{TRAINED}'
+                    (SELECT count(*) FROM gold.{table} WHERE {served}
+                     AND ({column} IS NULL OR {column} <= 0 OR {column} >= 1)),
+                    (SELECT count(*) FROM gold.{table} WHERE NOT {served}),
+                    (SELECT count(*) FROM gold.{table} WHERE NOT {served}
                      AND ({column} IS NOT NULL OR model_version IS NOT NULL)),
                     (SELECT count(*) FROM gold.{table} WHERE model_status IS NULL),
                     (SELECT count(*) - count(DISTINCT (ad_set_id, date)) FROM gold.{table}),

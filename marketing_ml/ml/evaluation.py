@@ -119,13 +119,27 @@ def make_split(
 
 
 def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[float]]:
-    """Isotonic calibration thresholds (x, y); the identity when there is nothing to fit on."""
+    """Isotonic calibration thresholds (x, y), never exactly 0 or 1; the identity when there is
+    nothing to fit on.
+
+    Isotonic regression gives a block of rows without a positive the rate 0 (and a block
+    without a negative 1), as if the scores were certain. m rows with no positive support a
+    rate of about 1/m at most; the Jeffreys estimate of zero events in m trials, 0.5 / (m + 1),
+    is the floor: the lowest block's rows set the floor, the highest block's the ceiling. A
+    block with a positive (k >= 1 of m) has a rate of at least 1/m, above that floor, so only
+    certain blocks move.
+    """
     finite = np.isfinite(scores)
     if not finite.any():
         return [0.0, 1.0], [0.0, 1.0]
     isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    isotonic.fit(scores[finite].astype(np.float64), labels[finite].astype(np.float64))
-    return isotonic.X_thresholds_.tolist(), isotonic.y_thresholds_.tolist()
+    fitted = isotonic.fit_transform(
+        scores[finite].astype(np.float64), labels[finite].astype(np.float64)
+    )
+    y = isotonic.y_thresholds_
+    floor = 0.5 / (np.count_nonzero(fitted == y.min()) + 1)
+    ceiling = 1.0 - 0.5 / (np.count_nonzero(fitted == y.max()) + 1)
+    return isotonic.X_thresholds_.tolist(), np.clip(y, floor, ceiling).tolist()
 
 
 def apply_isotonic(
@@ -166,15 +180,16 @@ def _log_losses(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
 
 
 def scores(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    """AUC, Brier and log loss of probabilities; AUC None when one class only."""
+    """AUC, Brier, log loss and ECE of probabilities; AUC None when one class only."""
     labels = np.asarray(labels, dtype=np.float64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if len(labels) == 0:
-        return {"auc": None, "brier": None, "log_loss": None}
+        return {"auc": None, "brier": None, "log_loss": None, "ece": None}
     return {
         "auc": auc(labels, probabilities),
         "brier": float(np.mean((probabilities - labels) ** 2)),
         "log_loss": float(np.mean(_log_losses(labels, probabilities))),
+        "ece": expected_calibration_error(reliability_table(labels, probabilities)),
     }
 
 

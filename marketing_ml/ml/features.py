@@ -9,8 +9,12 @@ additions: the point-in-time check compares recomputed features with EXCEPT, exa
 KEY_COLUMNS = ("ad_set_id", "date")
 WINDOWS = (1, 3, 7, 14, 28)
 
-SUMMED = ("spend", "impressions", "clicks", "bookings", "revenue")
-"""Additive daily measures: a window's value is their sum."""
+SUMMED = ("spend", "impressions", "clicks", "bookings", "revenue", "planned_spend")
+"""Additive daily measures: a window's value is their sum. The budget is the pacing file's
+`planned_spend`, dated per day: `planned_spend_1d` is the day's own budget and the longer windows
+say how it moved. (The audience file's `daily_budget` is an export-time snapshot joined onto every
+day: a feature built on it would show each past day the budget of the export, a look-ahead the
+point-in-time check cannot see, so it is no feature.)"""
 
 RATIOS = {
     "ctr": ("clicks", 100.0, "impressions"),
@@ -26,7 +30,6 @@ MEASURES = SUMMED + tuple(RATIOS)
 STATIC_FEATURES = (
     "days_since_first_day",
     "day_of_week",
-    "daily_budget",
     "target_age_lower",
     "target_age_upper",
     "lookalike_source",
@@ -146,7 +149,6 @@ WITH daily AS (
     SELECT
         ad_set_id,
         date,
-        daily_budget,
         lookalike_source,
         CAST(spend AS DECIMAL(18, 6)) AS spend,
         CAST(impressions AS DECIMAL(18, 0)) AS impressions,
@@ -184,7 +186,6 @@ trailing_windows AS (
         ad_set_id,
         date,
         days_since_first_day,
-        daily_budget,
         lookalike_source,
         {trailing}
     FROM history
@@ -196,7 +197,6 @@ SELECT
     {lagged},
     trailing_windows.days_since_first_day,
     CAST(EXTRACT(DOW FROM trailing_windows.date) AS INTEGER) AS day_of_week,
-    CAST(trailing_windows.daily_budget AS DOUBLE) AS daily_budget,
     audience.target_age_lower,
     audience.target_age_upper,
     trailing_windows.lookalike_source

@@ -3,7 +3,8 @@
     python -m marketing_ml.ml.measure --ad-sets 200 --days 365 --seed 42
 
 Generates sample data into a temporary folder, materializes the whole graph in process, and prints
-each model's validation AUC, Brier (beside the base rate's), ECE and the wall time.
+each model's validation AUC (beside the heuristic's and the logistic regression's), Brier (beside
+the base rate's), ECE, how many days the served model is behind the data, and the wall time.
 """
 
 import argparse
@@ -25,16 +26,19 @@ def model_figures(database: Path) -> dict[str, dict]:
     figures = {}
     with duckdb.connect(str(database), read_only=True) as connection:
         for spec in (PACING_RISK, CONVERSION):
-            metrics, backtest, version = connection.execute(
-                f"SELECT metrics, backtest, model_version FROM models.{spec.name}"
+            metrics, backtest, version, days_behind = connection.execute(
+                "SELECT metrics, backtest, model_version, "
+                f"date_diff('day', refit_end, trained_at_data_date) FROM models.{spec.name}"
             ).fetchone()
             validation = json.loads(metrics)["validation"]
             pooled = json.loads(backtest)["pooled"]
             figures[spec.name] = {
                 "version": version,
                 "validation_rows": validation["rows"],
+                "served_model_days_behind_data": days_behind,
                 "auc": validation["model"]["auc"],
                 "heuristic_auc": validation["heuristic"]["auc"],
+                "logistic_auc": validation["logistic"]["auc"],
                 "brier": validation["model"]["brier"],
                 "base_rate_brier": validation["base_rate"]["brier"],
                 "ece": validation["ece"],

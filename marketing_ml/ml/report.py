@@ -15,10 +15,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def scores_table(report: dict) -> str:
-    """Model beside the base rate and the heuristic, with the bootstrap interval of the gap."""
+    """Model beside the base rate, the heuristic and the logistic regression, with the bootstrap
+    interval of the model − heuristic gap."""
     gaps = report.get("model_minus_heuristic") or {}
     rows = []
-    for metric in ("auc", "brier", "log_loss"):
+    for metric in ("auc", "brier", "log_loss", "ece"):
         gap = gaps.get(metric)
         interval = (
             "n/a"
@@ -28,9 +29,10 @@ def scores_table(report: dict) -> str:
         rows.append(
             [
                 metric,
-                _number(report["model"][metric]),
-                _number(report["base_rate"][metric]),
-                _number(report["heuristic"][metric]),
+                _number(report["model"].get(metric)),
+                _number(report["base_rate"].get(metric)),
+                _number(report["heuristic"].get(metric)),
+                _number((report.get("logistic") or {}).get(metric)),
                 interval,
             ]
         )
@@ -42,7 +44,14 @@ def scores_table(report: dict) -> str:
         summary
         + "\n\n"
         + _table(
-            ["metric", "model", "base rate", "heuristic", "model − heuristic [95% CI, by date]"],
+            [
+                "metric",
+                "model",
+                "base rate",
+                "heuristic",
+                "logistic regression",
+                "model − heuristic [95% CI, by date]",
+            ],
             rows,
         )
     )
@@ -61,9 +70,28 @@ def not_trained_metadata(model: CalibratedModel) -> dict:
     }
 
 
+def uninformative_metadata(model: CalibratedModel) -> dict:
+    """No booster was fit (`trained` false), but nothing waits for more history either: the
+    raw-folder sensor reads the status and counts it as trained."""
+    card = model.card
+    label = card.metrics["label"]
+    return {
+        "trained": dg.MetadataValue.bool(False),
+        "status": dg.MetadataValue.text(card.status),
+        "model_version": dg.MetadataValue.text(model.version),
+        "predicts": dg.MetadataValue.text(card.predicts),
+        "labelled_rows": dg.MetadataValue.int(label["rows"]),
+        "positive_share": dg.MetadataValue.float(label["share"]),
+        "served_probability": dg.MetadataValue.float(label["served_probability"]),
+        "refit_window": dg.MetadataValue.text(f"{card.refit_start} → {card.refit_end}"),
+    }
+
+
 def model_metadata(model: CalibratedModel) -> dict:
     """`trained` and `status` on every model materialization (the raw-folder sensor reads them);
     the scores, windows and tables of a trained model."""
+    if model.uninformative:
+        return uninformative_metadata(model)
     if not model.trained:
         return not_trained_metadata(model)
     card = model.card
@@ -95,18 +123,27 @@ def model_metadata(model: CalibratedModel) -> dict:
         "model_version": dg.MetadataValue.text(model.version),
         "predicts": dg.MetadataValue.text(card.predicts),
         "heuristic": dg.MetadataValue.text(card.metrics["heuristic"]),
-        "training_window": dg.MetadataValue.text(f"{card.training_start} → {card.training_end}"),
+        "training_window": dg.MetadataValue.text(
+            f"{card.training_start} → {card.training_end} (the validated fit)"
+        ),
         "calibration_window": dg.MetadataValue.text(
             f"{card.calibration_start} → {card.calibration_end}"
         ),
         "validation_window": dg.MetadataValue.text(
             f"{card.validation_start} → {card.validation_end} (cutoff {card.validation_cutoff})"
         ),
+        "refit_window": dg.MetadataValue.text(
+            f"{card.refit_start} → {card.refit_end} (the served model; data through "
+            f"{card.trained_at_data_date})"
+        ),
         "training_rows": dg.MetadataValue.int(card.training_rows),
         "training_fingerprint": dg.MetadataValue.text(card.training_fingerprint),
         "validation_auc": dg.MetadataValue.float(validation["model"]["auc"] or float("nan")),
         "validation_brier": dg.MetadataValue.float(validation["model"]["brier"] or float("nan")),
         "validation_ece": dg.MetadataValue.float(validation["ece"] or float("nan")),
+        "logistic_auc": dg.MetadataValue.float(
+            (validation.get("logistic") or {}).get("auc") or float("nan")
+        ),
         "skill_over_heuristic": dg.MetadataValue.bool(validation["skill_over_heuristic"]),
         "validation": dg.MetadataValue.md(scores_table(validation)),
         "backtest": dg.MetadataValue.md(

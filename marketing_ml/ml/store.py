@@ -18,9 +18,12 @@ from marketing_ml.storage.engine import tables_for
 from serving_contract import MODEL_JSON_COLUMNS
 
 TRAINED = "trained"
-"""The status of a model that was fit. Any other status starts with "not trained: " and says
-why (too little history for its label window): such a row has no booster, no version and no
-windows, and scores as NULL."""
+"""The status of a model that was fit. Any other status says why it was not: "not trained: "
+(too little history for its label window: no booster, no version, no windows, scores NULL) or
+UNINFORMATIVE (a label nearly all one class: no booster, every row scored with the label's
+smoothed base rate)."""
+UNINFORMATIVE = "uninformative: "
+"""How the status of a model whose label is nearly all one class begins."""
 
 ROWS_PER_THREAD = 10_000
 """Below this many rows per thread, OpenMP start-up costs more than it saves, so small data runs
@@ -81,6 +84,11 @@ class ModelCard:
     validation_cutoff: object
     validation_start: object
     validation_end: object
+    refit_start: object
+    refit_end: object
+    """The served model's training window: refit on every labelled day once validation is done,
+    so it is trained through the last day whose label is known (`training_*`, `calibration_*`
+    and `validation_*` are the validated fit's, whose figures the card reports)."""
     trained_at_data_date: object
     training_rows: int
     training_fingerprint: str
@@ -90,7 +98,8 @@ class ModelCard:
     importances: list = field(default_factory=list)
     psi: list = field(default_factory=list)
     status: str = TRAINED
-    """TRAINED, or "not trained: <days> days of history, needs at least <n>"."""
+    """TRAINED, "not trained: <days> days of history, needs at least <n>", or
+    "uninformative: <why>"."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +115,37 @@ class CalibratedModel:
 
     @property
     def trained(self) -> bool:
-        """False for the stand-in stored while there is too little history to train."""
+        """True when a booster was fit: False for the stand-ins stored while there is too little
+        history or the label is uninformative."""
         return self.card is None or self.card.status == TRAINED
+
+    @property
+    def uninformative(self) -> bool:
+        """The label is nearly all one class: every row scores the smoothed base rate."""
+        return self.card is not None and self.card.status.startswith(UNINFORMATIVE)
+
+    @property
+    def base_rate(self) -> float | None:
+        """The probability an uninformative model gives every row (None for the others)."""
+        return self.card.metrics["label"]["served_probability"] if self.uninformative else None
+
+    @property
+    def trained_through(self):
+        """The last day the served model learnt from: the refit's last day (the validated fit's
+        for a model stored before the refit); None when not trained."""
+        return self.card.refit_end or self.card.training_end
 
     @cached_property
     def version(self) -> str | None:
-        """Changes whenever the booster, the calibration or the feature contract changes; None
-        when the model is not trained (there is nothing to version)."""
-        if not self.trained:
+        """Changes whenever the booster, the calibration, the feature contract or the served base
+        rate changes; None when the model is not trained (there is nothing to version)."""
+        if not self.trained and not self.uninformative:
             return None
         digest = hashlib.sha256(self.booster)
         digest.update(_json([self.calibration_x, self.calibration_y]).encode())
         digest.update(_json([list(self.features), self.categories]).encode())
+        if self.uninformative:
+            digest.update(_json(self.base_rate).encode())
         return digest.hexdigest()[:12]
 
     @cached_property
@@ -137,7 +165,10 @@ class CalibratedModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the label for each row of `frame` (which has the features);
-        NaN for every row when the model is not trained."""
+        the base rate for every row when the label is uninformative; NaN for every row when the
+        model is not trained."""
+        if self.uninformative:
+            return np.full(len(frame), self.base_rate)
         if not self.trained:
             return np.full(len(frame), np.nan)
         return apply_isotonic(self.raw_scores(frame), self.calibration_x, self.calibration_y)
@@ -153,7 +184,7 @@ class CalibratedModel:
         row["features"] = _json(list(self.features))
         row["categories"] = _json(self.categories)
         row["calibration"] = _json({"x": self.calibration_x, "y": self.calibration_y})
-        row["booster"] = self.booster if self.trained else None
+        row["booster"] = self.booster if self.booster else None
         return pd.DataFrame([row])
 
     @classmethod
@@ -163,6 +194,9 @@ class CalibratedModel:
             if item.name == "status":  # rows stored before the status column were all trained
                 status = row.get("status")
                 card["status"] = TRAINED if _missing(status) else str(status)
+                continue
+            if item.name in REFIT_COLUMNS and item.name not in row:  # stored before the refit
+                card[item.name] = None
                 continue
             value = row[item.name]
             if item.name in MODEL_JSON_COLUMNS:
@@ -190,7 +224,7 @@ class CalibratedModel:
         return model
 
 
-DATE_COLUMNS = (
+VALIDATED_FIT_COLUMNS = (
     "training_start",
     "training_end",
     "fit_end",
@@ -199,8 +233,9 @@ DATE_COLUMNS = (
     "validation_cutoff",
     "validation_start",
     "validation_end",
-    "trained_at_data_date",
 )
+REFIT_COLUMNS = ("refit_start", "refit_end")
+DATE_COLUMNS = (*VALIDATED_FIT_COLUMNS, *REFIT_COLUMNS, "trained_at_data_date")
 
 ROW_SCHEMA = (
     ("model_name", "VARCHAR"),
