@@ -10,6 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from marketing_ml.ml.store import UNINFORMATIVE
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import Table
 from planning import (
@@ -341,17 +342,22 @@ def curve_window_days(curves: pd.DataFrame) -> int:
 
 def latest_risk(scored: pd.DataFrame) -> pd.DataFrame:
     """under_pacing_risk per ad set on the latest scored date; NaN (unknown) while the pacing model
-    is not trained. The date and the model's status ride along in attrs."""
+    is not trained or its label is uninformative (every ad set scored with the base rate). The
+    date and the model's status ride along in attrs."""
     if scored.empty:
         frame = pd.DataFrame({"ad_set_id": [], "under_pacing_risk": []})
         frame.attrs.update(date=None, status="no scores")
         return frame
     dates = pd.to_datetime(scored["date"])
     latest = scored[dates == dates.max()]
+    statuses = latest.get("model_status", pd.Series("", index=latest.index)).astype(str)
+    risk = pd.to_numeric(latest["under_pacing_risk"]).astype(float)
     frame = pd.DataFrame(
         {
             "ad_set_id": latest["ad_set_id"].astype(str),
-            "under_pacing_risk": pd.to_numeric(latest["under_pacing_risk"]).astype(float),
+            # A base rate says nothing about one ad set: at 0.5 or more it would veto every
+            # increase where delivery is not measured.
+            "under_pacing_risk": risk.where(~statuses.str.startswith(UNINFORMATIVE)),
         }
     )
     statuses = sorted(set(latest.get("model_status", pd.Series(dtype=str)).dropna().astype(str)))

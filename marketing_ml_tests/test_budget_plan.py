@@ -335,3 +335,23 @@ def test_the_curves_backtest_is_built_and_published(built):
         backtest["actual_revenue"] <= backtest["expected_revenue_high"]
     )
     assert 0.7 <= inside.mean() <= 1.0
+
+
+def test_an_uninformative_pacing_model_vetoes_no_increase():
+    """Its base rate is the same for every ad set: read as a risk of 99% it would keep every ad
+    set without measured delivery from receiving budget."""
+    from marketing_ml.plan import latest_risk
+
+    scored = pd.DataFrame(
+        {
+            "date": ["2025-03-27", "2025-03-28", "2025-03-28"],
+            "ad_set_id": ["AS_1", "AS_1", "AS_2"],
+            "under_pacing_risk": [0.99, 0.99, 0.99],
+            "model_status": ["uninformative: 99% under-pacing"] * 3,
+        }
+    )
+    risk = latest_risk(scored)
+    assert risk["ad_set_id"].tolist() == ["AS_1", "AS_2"]
+    assert risk["under_pacing_risk"].isna().all()
+    trained = latest_risk(scored.assign(model_status="trained"))
+    assert trained["under_pacing_risk"].tolist() == [0.99, 0.99]
