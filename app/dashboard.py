@@ -885,7 +885,13 @@ PLAN_TABLE_COLUMNS = {
         "Marginal ROAS after", format="%.2f×"
     ),
     "under_pacing_risk": st.column_config.NumberColumn("Under-pacing risk", format="percent"),
-    "fit": st.column_config.TextColumn("Curve"),
+    "fit": st.column_config.TextColumn(
+        "Curve",
+        help="own: fitted on its own days; shifted: its revenue per pound stepped to a new "
+        "level, so its curve is fitted on the days since (the reason says when and by how "
+        "much); pooled: its spend barely moved, so its curve's shape comes from its audience "
+        "group; none or new: no curve, its spend is kept.",
+    ),
     "reason": st.column_config.TextColumn("Why", width="large"),
 }
 

@@ -79,7 +79,9 @@ class ResponseCurvesConfig(dg.Config):
     description="One saturating response curve per ad set: daily booking revenue = vmax × "
     "spend^shape / (half_saturation^shape + spend^shape), fitted by bounded least squares on the "
     f"last {WINDOW_DAYS} days (run config window_days); pooled from its audience group when its own spend varied too "
-    "little (fit = 'pooled'), none when nothing could identify one (fit = 'none'). R² on the "
+    "little (fit = 'pooled'), none when nothing could identify one (fit = 'none'); fitted on the "
+    "days since a lasting step in its revenue per pound (fit = 'shifted', shifted_on, "
+    "level_shift = after / before). R² on the "
     "window, marginal ROAS at current spend (mean of the last 7 days) with a 90% bootstrap "
     f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band).",
 )
@@ -103,6 +105,7 @@ def response_curves(
             "ad_sets": len(curves),
             "own_fits": int(counts.get("own", 0)),
             "pooled_fits": int(counts.get("pooled", 0)),
+            "shifted_fits": int(counts.get("shifted", 0)),
             "without_curve": int(counts.get("none", 0)),
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()

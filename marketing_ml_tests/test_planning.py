@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml.sample_data import write_sample_data
 from planning import PlanSettings, allocate, build_plan, fit_response_curves, plan_bounds
 from planning.curves import hill_marginal, hill_revenue
 
@@ -384,3 +385,71 @@ def test_todays_daily_budget_is_what_the_plan_changes_not_a_cap():
     assert len(recipients) > 0
     assert (recipients["recommended_spend"] > recipients["daily_budget"]).all()
     assert recipients["reason"].str.contains("raise it to at least").all()
+
+
+def stepped_daily(seed: int):
+    """40 ad sets × 180 days of planted curves; AS_000-003 lose half their revenue per pound 60
+    days before the end, AS_004-007 gain 70% 90 days before it. → data, truth, per ad set the
+    factor it ends at, the two step dates."""
+    daily, truth = synthetic_daily(seed, 40, 180)
+    days = np.sort(daily["date"].unique())
+    factor = np.ones(40)
+    for first, change, since in ((0, 0.5, days[-60]), (4, 1.7, days[-90])):
+        stepped = [f"AS_{i:03d}" for i in range(first, first + 4)]
+        later = daily["ad_set_id"].isin(stepped) & (daily["date"] >= since)
+        daily.loc[later, "revenue"] *= change
+        factor[first : first + 4] = change
+    return daily, truth, factor, (pd.Timestamp(days[-60]), pd.Timestamp(days[-90]))
+
+
+def test_a_level_step_is_found_near_its_date_and_priced_at_the_new_level():
+    """A curve fitted across a -50% step 60 days ago overstated marginal ROAS ×1.75-2.0: the
+    step is found, and the curve fitted on the days since prices the new level (median ratio to
+    the truth within 0.8-1.25), with a wider range from fewer days."""
+    daily, truth, factor, (down_on, up_on) = stepped_daily(21)
+    curves = fit_response_curves(daily).curves
+    true_marginal = hill_marginal(curves["current_spend"], *truth.to_numpy().T) * factor
+    ratio = (curves["marginal_roas"] / true_marginal).to_numpy()
+    stepped, steady = curves.iloc[:8], curves.iloc[8:]
+    found = stepped[stepped["fit"] == "shifted"]
+    assert len(found) >= 7
+    planted = pd.Series(np.where(found.index < 4, down_on, up_on), index=found.index)
+    off = pd.to_datetime(found["shifted_on"]) - pd.to_datetime(planted)
+    assert (off.abs() <= pd.Timedelta(days=7)).all()
+    assert np.allclose(found["level_shift"], factor[found.index], rtol=0.2)
+    assert (found["days"] <= 91).all()
+    assert 0.8 <= np.median(ratio[:8]) <= 1.25
+    assert 0.8 <= np.median(ratio[4:8]) <= 1.25 and 0.8 <= np.median(ratio[:4]) <= 1.25
+    width = (curves["marginal_roas_high"] - curves["marginal_roas_low"]) / curves["marginal_roas"]
+    assert width.iloc[:8].median() > width.iloc[8:].median()
+    assert steady["shifted_on"].isna().all() and (steady["fit"] == "own").all()
+    reasons = build_plan(curves).ad_sets.set_index("ad_set_id")["reason"]
+    first = found.iloc[0]
+    assert (
+        f"its revenue per pound moved {first['level_shift'] - 1:+.0%} around "
+        f"{pd.Timestamp(first['shifted_on']):%d %b %Y}; curve fitted on the {first['days']} days"
+    ) in reasons[first["ad_set_id"]]
+    assert "revenue per pound moved" not in reasons[steady["ad_set_id"].iloc[0]]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_level_shift_is_found_in_data_without_one(seed, tmp_path):
+    """The sample generator's planted curves (drift, budget moves, dirt) have no step: none is
+    found (seeds 1-5: 0 of 150 ad sets)."""
+    write_sample_data(tmp_path, ad_sets=30, days=180, seed=seed)
+    meta = pd.read_csv(tmp_path / "meta_campaign_performance.csv", encoding="utf-8-sig")
+    meta["spend"] = pd.to_numeric(meta["spend"], errors="coerce")
+    meta = meta[meta["spend"] >= 0].drop_duplicates(["date", "ad_set_id"])
+    events = pd.read_csv(tmp_path / "conversion_events.csv", encoding="utf-8-sig")
+    bookings = events[events["conversion_type"] == "booking_completed"]
+    revenue = (
+        bookings.drop_duplicates("conversion_id")
+        .assign(revenue=lambda frame: pd.to_numeric(frame["value"], errors="coerce"))
+        .groupby(["date", "ad_set_id"], as_index=False)["revenue"]
+        .sum()
+    )
+    daily = meta[["date", "ad_set_id", "spend"]].merge(revenue, how="left")
+    daily["date"] = pd.to_datetime(daily["date"], dayfirst=True)
+    curves = fit_response_curves(daily).curves
+    assert curves["shifted_on"].isna().all()
+    assert "shifted" not in set(curves["fit"])

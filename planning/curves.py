@@ -22,6 +22,12 @@ The fits are a projected Levenberg-Marquardt run on every ad set at once (vector
 not scipy's least_squares per ad set: those calls alone took about 3 s for 2,000 ad sets before
 any whitening, and the whole fit now takes about 3 s.
 
+A lasting step in an ad set's revenue per pound (planning.shifts: a change point on observed over
+fitted revenue, large and well beyond the noise and the drift) would leave a curve fitted across it
+priced at the average of the two levels: the ad set's curve is fitted on the days since the step
+only (`fit = 'shifted'`, `shifted_on`, `level_shift` = after / before), so fewer days and a wider
+interval, and the drift is re-read without the steps.
+
 An ad set whose spend barely moved in the window (`MIN_DAYS`, `MIN_SPEND_CV`) cannot identify a
 curve from its own days: its own days (which pin its level) are fitted under the population prior centred on its
 audience group's curves, and it says so (`fit = 'pooled'`, `pooled_from` the group, or all ad
@@ -41,6 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from planning.shifts import LevelShifts, find_level_shifts
 
 WINDOW_DAYS = 180
 """Trailing days a curve is fitted on. Longer than the 90 days first planned: revenue per pound
@@ -431,6 +439,62 @@ def _empirical_prior(theta, data_normal) -> _Prior:
     return _Prior(mean, np.sqrt(variance))
 
 
+class _Days:
+    """The window's days as the fit reads them (ad sets × days; a masked day is zero): spend
+    over the ad set's mean spend (x), revenue over its mean revenue (y), and which ad sets can
+    identify a curve of their own."""
+
+    def __init__(self, spend: np.ndarray, revenue: np.ndarray, mask: np.ndarray):
+        self.mask, self.seen = mask, mask.astype(float)
+        self.count = mask.sum(axis=1)
+        safe_count = np.maximum(self.count, 1)
+        self.mean_spend = spend.sum(axis=1) / safe_count
+        self.mean_revenue = revenue.sum(axis=1) / safe_count
+        spread = np.sqrt(
+            ((spend - self.mean_spend[:, None]) ** 2 * self.seen).sum(axis=1) / safe_count
+        )
+        positive_spend = np.where(self.mean_spend > 0, self.mean_spend, 1.0)
+        self.spend_cv = np.where(self.mean_spend > 0, spread / positive_spend, 0.0)
+        self.usable = (self.mean_spend > 0) & (self.mean_revenue > 0)
+        self.x = np.where(mask, spend / positive_spend[:, None], 1.0)
+        self.y = revenue / np.where(self.usable, self.mean_revenue, 1.0)[:, None] * self.seen
+        self.log_x = _log(self.x)
+        self.own = np.flatnonzero(
+            self.usable & (self.count >= MIN_DAYS) & (self.spend_cv >= MIN_SPEND_CV)
+        )
+
+
+def _first_fits(days: _Days, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ordinary least squares of the ad sets with a curve of their own → their theta, and every
+    ad set's residuals (against its mean where it has no curve of its own). `known` (ad sets ×
+    3, NaN rows to fit): fits kept from a first pass whose days have not changed."""
+    own, seen = days.own, days.seen
+    residual = (days.y - 1.0) * seen
+    if known is None:
+        known = np.full((len(seen), 3), np.nan)
+    theta = known[own]
+    fresh = np.flatnonzero(np.isnan(theta).any(axis=1))
+    if len(fresh):
+        rows = own[fresh]
+        start = _starts(days.x[rows], days.y[rows], days.mask[rows])
+        theta[fresh], _ = _batch_fit(
+            days.log_x[rows], days.y[rows], seen[rows], start, iterations=FIRST_STEPS
+        )
+    if len(own):
+        residual[own] = (days.y[own] - _values(theta, days.log_x[own])[0]) * seen[own]
+    return theta, residual
+
+
+def _level_shifts(days: _Days, theta_own: np.ndarray, phi: float, drift: float) -> LevelShifts:
+    """Steps in observed over fitted revenue (over its mean where an ad set has no curve of its
+    own yet) for every ad set with data enough on both sides (planning.shifts)."""
+    fitted = np.ones_like(days.y)
+    if len(days.own):
+        fitted[days.own] = _values(theta_own, days.log_x[days.own])[0]
+    ratio = days.y / np.maximum(fitted, 1e-9)
+    return find_level_shifts(ratio, days.mask & days.usable[:, None], phi, drift)
+
+
 def fit_response_curves(
     daily: pd.DataFrame,
     window_days: int = WINDOW_DAYS,
@@ -468,19 +532,9 @@ def fit_response_curves(
     np.add.at(revenue, (row, day), frame["revenue"].to_numpy())
     mask = np.zeros((n, days), dtype=bool)
     mask[row, day] = True
-    seen = mask.astype(float)
-    count = mask.sum(axis=1)
-    mean_spend = spend.sum(axis=1) / count
-    mean_revenue = revenue.sum(axis=1) / count
-    spread = np.sqrt(((spend - mean_spend[:, None]) ** 2 * seen).sum(axis=1) / count)
-    positive_spend = np.where(mean_spend > 0, mean_spend, 1.0)
-    spend_cv = np.where(mean_spend > 0, spread / positive_spend, 0.0)
+    max_spend = np.where(mask, spend, -np.inf).max(axis=1)
     recent = mask[:, days - CURRENT_DAYS :]
     current = spend[:, days - CURRENT_DAYS :].sum(axis=1) / np.maximum(recent.sum(axis=1), 1)
-    usable = (mean_spend > 0) & (mean_revenue > 0)
-    x = np.where(mask, spend / positive_spend[:, None], 1.0)
-    y = revenue / np.where(usable, mean_revenue, 1.0)[:, None] * seen
-    log_x = _log(x)
     groups = np.array(
         [
             audience_group(source, age)
@@ -488,16 +542,30 @@ def fit_response_curves(
         ],
         dtype=object,
     )
-    own = np.flatnonzero(usable & (count >= MIN_DAYS) & (spend_cv >= MIN_SPEND_CV))
 
     # 1. Ordinary least squares per ad set: its residuals tell the slow drift from the noise.
-    residual = (y - 1.0) * seen
-    theta_own = np.zeros((0, 3))
-    if len(own):
-        start = _starts(x[own], y[own], mask[own])
-        theta_own, _ = _batch_fit(log_x[own], y[own], seen[own], start, iterations=FIRST_STEPS)
-        residual[own] = (y[own] - _values(theta_own, log_x[own])[0]) * seen[own]
-    phi, drift = _estimate_drift(residual[own], mask[own])
+    days_of = _Days(spend, revenue, mask)
+    theta_own, residual = _first_fits(days_of)
+    phi, drift = _estimate_drift(residual[days_of.own], mask[days_of.own])
+
+    # A lasting step in revenue per pound: the curve is fitted on the days since (fewer days,
+    # a wider interval), and the drift re-read without the steps.
+    shifts = _level_shifts(days_of, theta_own, phi, drift)
+    shifted = np.flatnonzero(shifts.day >= 0)
+    if len(shifted):
+        known = np.full((n, 3), np.nan)
+        known[days_of.own] = theta_own
+        known[shifted] = np.nan
+        mask = mask.copy()
+        for i in shifted:
+            mask[i, : shifts.day[i]] = False
+        spend, revenue = spend * mask, revenue * mask
+        days_of = _Days(spend, revenue, mask)
+        theta_own, residual = _first_fits(days_of, known)
+        phi, drift = _estimate_drift(residual[days_of.own], mask[days_of.own])
+    seen, count, own = days_of.seen, days_of.count, days_of.own
+    mean_spend, mean_revenue, spend_cv = days_of.mean_spend, days_of.mean_revenue, days_of.spend_cv
+    usable, x, y, log_x = days_of.usable, days_of.x, days_of.y, days_of.log_x
     noise = _noise(residual, seen, drift)
 
     # 2. Generalised least squares under the drift, then shrunk toward the population of curves.
@@ -587,12 +655,20 @@ def fit_response_curves(
 
     is_own = np.zeros(n, dtype=bool)
     is_own[own] = True
+    is_shifted = shifts.day >= 0
+    shifted_on = [
+        (window_start + pd.Timedelta(days=int(d))).date() if d >= 0 else None for d in shifts.day
+    ]
     curves = pd.DataFrame(
         {
             "ad_set_id": last["ad_set_id"],
             "ad_set_name": last["ad_set_name"],
             "audience_group": groups,
-            "fit": np.where(unit_of < 0, "none", np.where(is_own, "own", "pooled")),
+            "fit": np.where(
+                unit_of < 0,
+                "none",
+                np.where(is_own, np.where(is_shifted, "shifted", "own"), "pooled"),
+            ),
             "pooled_from": np.where((unit_of >= 0) & ~is_own, pooled_from, None),
             "vmax": np.nan,
             "half_saturation": np.nan,
@@ -603,12 +679,14 @@ def fit_response_curves(
             "days": count,
             "mean_spend": mean_spend,
             "spend_cv": spend_cv,
-            "max_spend": np.where(mask, spend, -np.inf).max(axis=1),
+            "max_spend": max_spend,
             "daily_budget": pd.to_numeric(last["daily_budget"], errors="coerce").astype(float),
             "current_spend": current,
             "marginal_roas": np.nan,
             "marginal_roas_low": np.nan,
             "marginal_roas_high": np.nan,
+            "shifted_on": pd.Series(shifted_on, dtype="object"),
+            "level_shift": shifts.ratio,
         }
     )
     draw_arrays = _empty_draws(n, draws)
@@ -709,4 +787,6 @@ CURVE_COLUMNS = (
     "marginal_roas",
     "marginal_roas_low",
     "marginal_roas_high",
+    "shifted_on",
+    "level_shift",
 )
