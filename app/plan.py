@@ -24,6 +24,7 @@ from planning import (
     hill_revenue,
     on_current_state,
 )
+from planning.calendar import day_name, factor_for_day, priced_for_day
 from planning.curves import interval, interval_around
 from planning.optimizer import headline
 
@@ -196,6 +197,8 @@ def load_curves(
         draws = {name: rows_at(matrix, position) for name, matrix in draws.items()}
         capacity = published.ad_sets[["ad_set_id", "under_pacing_risk"]].copy()
         settings, plan_date = published.settings, published.plan_date
+        frame, factor = priced_for_day(frame, plan_date)
+        draws = {**draws, "vmax": draws["vmax"] * factor}
     else:
         capacity = pd.DataFrame({"ad_set_id": [], "under_pacing_risk": []})
         settings, plan_date = PlanSettings(), None
@@ -257,6 +260,8 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     settings.check_ad_sets(curves.frame["ad_set_id"], "being re-planned")
     plan = build_plan(curves.frame, curves.capacity, settings, draws=curves.without_draws)
     ad_sets, summary = plan.ad_sets, dict(plan.summary)
+    summary["priced_for_day"] = day_name(curves.plan_date)
+    summary["weekday_factor"] = factor_for_day(curves.frame, curves.plan_date)
     point = summary["revenue_recommended"]
     usable = curves.usable
     if not usable.any():

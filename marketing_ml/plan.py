@@ -20,6 +20,7 @@ from planning import (
     fit_response_curves,
     on_current_state,
 )
+from planning.calendar import WEEKDAY_COLUMNS, WEEKDAYS, day_name, priced_for_day
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
 from planning.optimizer import NEW_FIT, PENNY
 
@@ -107,6 +108,10 @@ def response_curves(
             "pooled_fits": int(counts.get("pooled", 0)),
             "shifted_fits": int(counts.get("shifted", 0)),
             "without_curve": int(counts.get("none", 0)),
+            "weekday_factors": {
+                day: float(curves[column].iloc[0]) if len(curves) else 1.0
+                for day, column in zip(WEEKDAYS, WEEKDAY_COLUMNS, strict=True)
+            },
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()
             else None,
@@ -212,8 +217,9 @@ def budget_plan(
     except PlanSettingsError as error:
         raise refused(error) from None
     frame, _ = on_current_state(state, curves)
-    plan = build_plan(frame, risk, settings)
     plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None
+    frame, weekday_factor = priced_for_day(frame, plan_date)
+    plan = build_plan(frame, risk, settings)
     curves_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
     table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
     table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
@@ -234,6 +240,8 @@ def budget_plan(
             }
         ),
         "curves_fitted_through": curves_end.date() if pd.notna(curves_end) else None,
+        "priced_for_day": day_name(plan_date),
+        "weekday_factor": weekday_factor,
         "risk_date": risk.attrs.get("date"),
         "risk_model_status": risk.attrs.get("status"),
     }

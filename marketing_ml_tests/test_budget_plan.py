@@ -256,3 +256,8 @@ def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_pa
         again.ad_sets["recommended_spend"], plan["recommended_spend"], atol=0.01
     )
     assert again.summary["headline"] == summary["headline"]
+    weekday = pd.Timestamp(summary["plan_date"]).day_name().lower()
+    assert summary["priced_for_day"] == again.summary["priced_for_day"] == weekday
+    factor = curves_before[f"weekday_factor_{weekday}"].iloc[0]
+    assert summary["weekday_factor"] == pytest.approx(factor)
+    assert again.summary["weekday_factor"] == pytest.approx(factor)

@@ -9,6 +9,7 @@ import pytest
 
 from marketing_ml.sample_data import write_sample_data
 from planning import PlanSettings, allocate, build_plan, fit_response_curves, plan_bounds
+from planning.calendar import WEEKDAY_COLUMNS, priced_for_day
 from planning.curves import hill_marginal, hill_revenue
 
 GRID = 121
@@ -453,3 +454,27 @@ def test_no_level_shift_is_found_in_data_without_one(seed, tmp_path):
     curves = fit_response_curves(daily).curves
     assert curves["shifted_on"].isna().all()
     assert "shifted" not in set(curves["fit"])
+
+
+def test_weekday_factors_are_recovered_and_tomorrow_is_priced_as_its_weekday():
+    """Revenue per pound 20% lower on Saturdays than the week's average: a curve fitted without
+    the weekdays priced every day at the average (18-23% high on a slow day on held-out data)."""
+    planted = np.array([1.15, 1.05, 1.0, 0.95, 0.9, 0.8, 1.15])
+    planted /= planted.mean()
+    daily, truth = synthetic_daily(31, 40, 180)
+    daily["revenue"] *= planted[daily["date"].dt.dayofweek]
+    curves = fit_response_curves(daily).curves
+    factors = curves[list(WEEKDAY_COLUMNS)].to_numpy()
+    assert (factors == factors[0]).all()
+    np.testing.assert_allclose(factors[0], planted, atol=0.05)
+    saturday = pd.Timestamp("2024-06-29")
+    priced, factor = priced_for_day(curves, saturday)
+    assert factor == pytest.approx(planted[5], abs=0.05)
+    at_current = hill_revenue(
+        curves["current_spend"], curves["vmax"], curves["half_saturation"], curves["shape"]
+    )
+    plan = build_plan(priced).ad_sets
+    np.testing.assert_allclose(plan["expected_revenue_current"], at_current * factor, rtol=1e-9)
+    planted_saturday = hill_revenue(curves["current_spend"], *truth.to_numpy().T) * planted[5]
+    error = np.median(np.abs(np.log(plan["expected_revenue_current"] / planted_saturday)))
+    assert error < 0.1

@@ -28,6 +28,11 @@ priced at the average of the two levels: the ad set's curve is fitted on the day
 only (`fit = 'shifted'`, `shifted_on`, `level_shift` = after / before), so fewer days and a wider
 interval, and the drift is re-read without the steps.
 
+Revenue per pound by day of the week (planning.calendar): seven factors shared by every ad set,
+read from the first fits' residuals, and the curves fitted to revenue over its day's factor, so
+they are the average day's; the plan multiplies a day's revenue by its weekday's factor
+(`weekday_factor_monday` ... `weekday_factor_sunday`, the same on every row).
+
 An ad set whose spend barely moved in the window (`MIN_DAYS`, `MIN_SPEND_CV`) cannot identify a
 curve from its own days: its own days (which pin its level) are fitted under the population prior centred on its
 audience group's curves, and it says so (`fit = 'pooled'`, `pooled_from` the group, or all ad
@@ -48,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from planning.calendar import WEEKDAY_COLUMNS, weekday_factors, weekday_of
 from planning.shifts import LevelShifts, find_level_shifts
 
 WINDOW_DAYS = 180
@@ -485,13 +491,19 @@ def _first_fits(days: _Days, known: np.ndarray | None = None) -> tuple[np.ndarra
     return theta, residual
 
 
-def _level_shifts(days: _Days, theta_own: np.ndarray, phi: float, drift: float) -> LevelShifts:
-    """Steps in observed over fitted revenue (over its mean where an ad set has no curve of its
-    own yet) for every ad set with data enough on both sides (planning.shifts)."""
+def _fitted_ratio(days: _Days, theta_own: np.ndarray) -> np.ndarray:
+    """Observed over fitted revenue per day (over its mean where an ad set has no curve of its
+    own yet)."""
     fitted = np.ones_like(days.y)
     if len(days.own):
         fitted[days.own] = _values(theta_own, days.log_x[days.own])[0]
-    ratio = days.y / np.maximum(fitted, 1e-9)
+    return days.y / np.maximum(fitted, 1e-9)
+
+
+def _level_shifts(days: _Days, theta_own: np.ndarray, phi: float, drift: float) -> LevelShifts:
+    """Steps in observed over fitted revenue for every ad set with data enough on both sides
+    (planning.shifts)."""
+    ratio = _fitted_ratio(days, theta_own)
     return find_level_shifts(ratio, days.mask & days.usable[:, None], phi, drift)
 
 
@@ -543,9 +555,18 @@ def fit_response_curves(
         dtype=object,
     )
 
-    # 1. Ordinary least squares per ad set: its residuals tell the slow drift from the noise.
+    # 1. Ordinary least squares per ad set: its residuals tell the weekdays (planning.calendar)
+    # and the slow drift from the noise. Curves are fitted to revenue over its day's factor.
+    weekday = weekday_of(window_start, days)
     days_of = _Days(spend, revenue, mask)
     theta_own, residual = _first_fits(days_of)
+    observed = days_of.mask & days_of.usable[:, None]
+    factors = weekday_factors(_fitted_ratio(days_of, theta_own), observed, weekday)
+    day_factor = factors[weekday]
+    known = np.full((n, 3), np.nan)
+    known[days_of.own] = theta_own
+    days_of = _Days(spend, revenue / day_factor, mask)
+    theta_own, residual = _first_fits(days_of, known)
     phi, drift = _estimate_drift(residual[days_of.own], mask[days_of.own])
 
     # A lasting step in revenue per pound: the curve is fitted on the days since (fewer days,
@@ -560,7 +581,7 @@ def fit_response_curves(
         for i in shifted:
             mask[i, : shifts.day[i]] = False
         spend, revenue = spend * mask, revenue * mask
-        days_of = _Days(spend, revenue, mask)
+        days_of = _Days(spend, revenue / day_factor, mask)
         theta_own, residual = _first_fits(days_of, known)
         phi, drift = _estimate_drift(residual[days_of.own], mask[days_of.own])
     seen, count, own = days_of.seen, days_of.count, days_of.own
@@ -687,6 +708,7 @@ def fit_response_curves(
             "marginal_roas_high": np.nan,
             "shifted_on": pd.Series(shifted_on, dtype="object"),
             "level_shift": shifts.ratio,
+            **{column: factor for column, factor in zip(WEEKDAY_COLUMNS, factors, strict=True)},
         }
     )
     draw_arrays = _empty_draws(n, draws)
@@ -715,7 +737,9 @@ def fit_response_curves(
         curves.loc[fitted, "vmax"] = vmax
         curves.loc[fitted, "half_saturation"] = half
         curves.loc[fitted, "shape"] = shape
-        predicted = hill_revenue(spend[fitted], vmax[:, None], half[:, None], shape[:, None])
+        predicted = (
+            hill_revenue(spend[fitted], vmax[:, None], half[:, None], shape[:, None]) * day_factor
+        )
         observed, weight = revenue[fitted], seen[fitted]
         centred = observed - (observed * weight).sum(axis=1, keepdims=True) / count[fitted, None]
         total = (centred**2 * weight).sum(axis=1)
@@ -789,4 +813,5 @@ CURVE_COLUMNS = (
     "marginal_roas_high",
     "shifted_on",
     "level_shift",
+    *WEEKDAY_COLUMNS,
 )
