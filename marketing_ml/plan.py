@@ -82,7 +82,8 @@ class ResponseCurvesConfig(dg.Config):
     f"last {WINDOW_DAYS} days (run config window_days); pooled from its audience group when its own spend varied too "
     "little (fit = 'pooled'), none when nothing could identify one (fit = 'none'); fitted on the "
     "days since a lasting step in its revenue per pound (fit = 'shifted', shifted_on, "
-    "level_shift = after / before). R² on the "
+    "level_shift = after / before); revenue answers to ad-stocked spend (carryover), and "
+    "varies by weekday (weekday_factor_*). R² on the "
     "window, marginal ROAS at current spend (mean of the last 7 days) with a 90% bootstrap "
     f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band).",
 )
@@ -112,6 +113,7 @@ def response_curves(
                 day: float(curves[column].iloc[0]) if len(curves) else 1.0
                 for day, column in zip(WEEKDAYS, WEEKDAY_COLUMNS, strict=True)
             },
+            "carryover": float(curves["carryover"].iloc[0]) if len(curves) else 0.0,
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()
             else None,
