@@ -45,6 +45,7 @@ from app.plan import (
     plan_table,
     replan,
     unplaced_text,
+    weekday_text,
 )
 from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
@@ -909,6 +910,7 @@ def plan_tiles(result: Replan, without: int) -> None:
         f"{ascii_signed(summary['uplift'])} a day",
         border=True,
         help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
+        + weekday_text(summary)
         + scope,
     )
     tiles[1].metric(

@@ -452,6 +452,17 @@ def default_curves(plan: pd.DataFrame, count: int = 3) -> list[str]:
     return chosen
 
 
+def weekday_text(summary: dict) -> str:
+    """The weekday tomorrow is priced as, where the days differ ("" where they do not)."""
+    day, factor = summary.get("priced_for_day"), summary.get("weekday_factor")
+    if not day or factor is None or abs(factor - 1.0) < 0.005:
+        return ""
+    return (
+        f" Priced as a {day.capitalize()}: revenue per pound on {day.capitalize()}s is "
+        f"{factor:.2f}× the average day's."
+    )
+
+
 def unplaced_text(summary: dict) -> str | None:
     """Budget the bounds could not take, spend they forced, revenue they could not reach."""
     parts = []

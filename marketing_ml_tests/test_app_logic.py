@@ -245,3 +245,14 @@ def test_group_so_what_quotes_the_roas_of_each_groups_sums():
     assert text.startswith("Best age band: a at 6.00× (20% of spend, 2 ad sets)")
     assert "weakest: (not set) at 2.00× (20% of spend, 1 ad set)" in text
     assert text.endswith("2 of 3 age bands are below the 4.00× target, holding 80% of spend.")
+
+
+def test_the_plan_tiles_say_which_weekday_tomorrow_is_priced_as():
+    from app.plan import weekday_text
+
+    said = weekday_text({"priced_for_day": "saturday", "weekday_factor": 0.8})
+    assert (
+        said == " Priced as a Saturday: revenue per pound on Saturdays is 0.80× the average day's."
+    )
+    assert weekday_text({"priced_for_day": "monday", "weekday_factor": 1.0}) == ""
+    assert weekday_text({}) == ""
