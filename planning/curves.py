@@ -96,9 +96,10 @@ on the planted data by 0.1 point)."""
 CARRYOVER_GRID = np.round(np.arange(0.0, 0.81, 0.1), 2)
 """Carry-over (the share of a day's ad-stock left the next day) tried: none up to 0.8 (half of
 a pound's effect after three days)."""
-CARRYOVER_AD_SETS = 300
+CARRYOVER_AD_SETS = 150
 """Ad sets with a curve of their own the carry-over is chosen on (the first by id): one shared
-decay is pinned by a few hundred, and the grid costs a fit of them per point."""
+decay is pinned by a hundred or so (40 recover a planted 0.6 exactly), and the grid costs a fit
+of them per point (about 0.4 s for the nine points)."""
 CARRYOVER_STEPS = 8
 DRIFT_MAX_LAG = 30
 """Lags of the residual autocovariance the drift's persistence and variance are fitted on."""
