@@ -162,6 +162,7 @@ def all_forecasts(
     plan_rows = _published.rows_by_id() if _published is not None else {}
     forecasts["action"] = [
         narrative.forecast_action(plan_rows.get(ad_set_id), risk, probability)
+        + narrative.shift_note(plan_rows.get(ad_set_id))
         for ad_set_id, risk, probability in zip(
             forecasts["ad_set_id"],
             forecasts["under_pacing_risk"],

@@ -256,3 +256,15 @@ def test_the_plan_tiles_say_which_weekday_tomorrow_is_priced_as():
     )
     assert weekday_text({"priced_for_day": "monday", "weekday_factor": 1.0}) == ""
     assert weekday_text({}) == ""
+
+
+def test_a_shifted_ad_sets_forecast_action_says_its_curve_is_fitted_since_the_step():
+    row = {"role": "recipient", "change": 200.0, "recommended_spend": 1200.0}
+    row |= {"current_spend": 1000.0, "marginal_roas_current": 5.0}
+    shifted = narrative.forecast_action(row | {"fit": "shifted"}, 0.1, 0.5) + narrative.shift_note(
+        row | {"fit": "shifted"}
+    )
+    assert shifted.startswith("Add £200 a day")
+    assert shifted.endswith("stepped to a new level, so its curve is fitted on the days since")
+    assert narrative.shift_note(row | {"fit": "own"}) == ""
+    assert narrative.shift_note(None) == ""
