@@ -24,7 +24,7 @@ from planning import (
     hill_revenue,
     on_current_state,
 )
-from planning.calendar import day_name, factor_for_day, priced_for_day
+from planning.calendar import day_name, demand_for, factor_for_day, priced_for_day
 from planning.curves import interval, interval_around
 from planning.optimizer import headline
 
@@ -262,6 +262,7 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     ad_sets, summary = plan.ad_sets, dict(plan.summary)
     summary["priced_for_day"] = day_name(curves.plan_date)
     summary["weekday_factor"] = factor_for_day(curves.frame, curves.plan_date)
+    summary["demand_level"] = demand_for(curves.frame)
     point = summary["revenue_recommended"]
     usable = curves.usable
     if not usable.any():
@@ -453,14 +454,22 @@ def default_curves(plan: pd.DataFrame, count: int = 3) -> list[str]:
 
 
 def weekday_text(summary: dict) -> str:
-    """The weekday tomorrow is priced as, where the days differ ("" where they do not)."""
+    """The weekday and the season tomorrow is priced at, where they differ from the average day
+    ("" where they do not)."""
     day, factor = summary.get("priced_for_day"), summary.get("weekday_factor")
-    if not day or factor is None or abs(factor - 1.0) < 0.005:
-        return ""
-    return (
-        f" Priced as a {day.capitalize()}: revenue per pound on {day.capitalize()}s is "
-        f"{factor:.2f}× the average day's."
-    )
+    demand = summary.get("demand_level")
+    said = ""
+    if day and factor is not None and abs(factor - 1.0) >= 0.005:
+        said += (
+            f" Priced as a {day.capitalize()}: revenue per pound on {day.capitalize()}s is "
+            f"{factor:.2f}× the average day's."
+        )
+    if demand is not None and abs(demand - 1.0) >= 0.005:
+        said += (
+            f" Demand shared by every ad set over the last two weeks: {demand:.2f}× the curves' "
+            "average, and tomorrow is priced at it."
+        )
+    return said
 
 
 def unplaced_text(summary: dict) -> str | None:

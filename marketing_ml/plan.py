@@ -20,7 +20,14 @@ from planning import (
     fit_response_curves,
     on_current_state,
 )
-from planning.calendar import WEEKDAY_COLUMNS, WEEKDAYS, day_name, priced_for_day
+from planning.calendar import (
+    WEEKDAY_COLUMNS,
+    WEEKDAYS,
+    day_name,
+    demand_for,
+    factor_for_day,
+    priced_for_day,
+)
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
 from planning.optimizer import NEW_FIT, PENNY
 
@@ -114,6 +121,7 @@ def response_curves(
                 for day, column in zip(WEEKDAYS, WEEKDAY_COLUMNS, strict=True)
             },
             "carryover": float(curves["carryover"].iloc[0]) if len(curves) else 0.0,
+            "demand_level": demand_for(curves),
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()
             else None,
@@ -220,7 +228,7 @@ def budget_plan(
         raise refused(error) from None
     frame, _ = on_current_state(state, curves)
     plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None
-    frame, weekday_factor = priced_for_day(frame, plan_date)
+    frame, _ = priced_for_day(frame, plan_date)
     plan = build_plan(frame, risk, settings)
     curves_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
     table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
@@ -243,7 +251,8 @@ def budget_plan(
         ),
         "curves_fitted_through": curves_end.date() if pd.notna(curves_end) else None,
         "priced_for_day": day_name(plan_date),
-        "weekday_factor": weekday_factor,
+        "weekday_factor": factor_for_day(curves, plan_date),
+        "demand_level": demand_for(curves),
         "risk_date": risk.attrs.get("date"),
         "risk_model_status": risk.attrs.get("status"),
     }

@@ -256,6 +256,11 @@ def test_the_plan_tiles_say_which_weekday_tomorrow_is_priced_as():
     )
     assert weekday_text({"priced_for_day": "monday", "weekday_factor": 1.0}) == ""
     assert weekday_text({}) == ""
+    both = weekday_text({"priced_for_day": "monday", "weekday_factor": 1.0, "demand_level": 1.2})
+    assert both == (
+        " Demand shared by every ad set over the last two weeks: 1.20× the curves' average, and "
+        "tomorrow is priced at it."
+    )
 
 
 def test_a_shifted_ad_sets_forecast_action_says_its_curve_is_fitted_since_the_step():

@@ -261,3 +261,5 @@ def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_pa
     factor = curves_before[f"weekday_factor_{weekday}"].iloc[0]
     assert summary["weekday_factor"] == pytest.approx(factor)
     assert again.summary["weekday_factor"] == pytest.approx(factor)
+    demand = curves_before["demand_level"].iloc[0]
+    assert summary["demand_level"] == again.summary["demand_level"] == pytest.approx(demand)

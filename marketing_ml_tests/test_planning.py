@@ -517,3 +517,46 @@ def test_carry_over_is_recovered_and_not_invented(planted):
     assert abs(curves["carryover"].iloc[0] - planted) <= 0.15
     true_marginal = hill_marginal(curves["current_spend"], *truth.to_numpy().T)
     assert 0.9 <= np.median(curves["marginal_roas"] / true_marginal) <= 1.1
+
+
+def demand_following_daily(seed: int, ad_sets: int = 60, days: int = 180):
+    """A season shared by every ad set (revenue per pound ×0.74-1.35 over the year) and budgets
+    that follow it: spend and demand rise and fall together."""
+    rng = np.random.default_rng(seed)
+    budget = rng.uniform(300, 3000, ad_sets)
+    shape = rng.uniform(0.6, 1.0, ad_sets)
+    half = budget * rng.uniform(0.8, 2.5, ad_sets)
+    vmax = rng.uniform(3, 6, ad_sets) * budget / hill_revenue(budget, 1.0, half, shape)
+    demand = np.exp(0.3 * np.sin(2 * np.pi * (np.arange(days) + rng.uniform(0, 365)) / 365))
+    level = np.exp(0.15 * rng.standard_normal((ad_sets, days // 14 + 1))).repeat(14, axis=1)
+    wobble = np.exp(0.1 * rng.standard_normal((ad_sets, days)))
+    spend = budget[:, None] * level[:, :days] * demand * wobble
+    noise = np.exp(0.2 * rng.standard_normal((ad_sets, days)) - 0.02)
+    revenue = demand * hill_revenue(spend, vmax[:, None], half[:, None], shape[:, None]) * noise
+    daily = pd.DataFrame(
+        {
+            "date": np.tile(pd.date_range("2024-01-01", periods=days), ad_sets),
+            "ad_set_id": np.repeat([f"AS_{i:03d}" for i in range(ad_sets)], days),
+            "spend": spend.ravel(),
+            "revenue": revenue.ravel(),
+        }
+    )
+    truth = pd.DataFrame({"vmax": vmax, "half_saturation": half, "shape": shape})
+    return daily, truth, demand
+
+
+def test_a_season_budgets_follow_is_not_read_as_a_steeper_curve():
+    """Budgets that follow a shared season: a fit without the season read marginal ROAS ×1.7 of
+    the truth (intervals covering 0-10%). The shared demand level is taken out, and tomorrow is
+    priced at the latest one."""
+    daily, truth, demand = demand_following_daily(2)
+    curves = fit_response_curves(daily).curves
+    latest = demand[-14:].mean() / np.exp(np.log(demand).mean())
+    assert curves["demand_level"].iloc[0] == pytest.approx(latest, abs=0.05)
+    priced, factor = priced_for_day(curves, pd.Timestamp("2024-06-29"))
+    assert factor == pytest.approx(curves["demand_level"].iloc[0])
+    true_marginal = hill_marginal(curves["current_spend"], *truth.to_numpy().T) * demand[-1]
+    plan = build_plan(priced).ad_sets
+    assert 0.85 <= np.median(plan["marginal_roas_current"] / true_marginal) <= 1.15
+    flat, _ = synthetic_daily(3, 40, 180)
+    assert (fit_response_curves(flat).curves["demand_level"] == 1.0).all()

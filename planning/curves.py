@@ -31,7 +31,10 @@ interval, and the drift is re-read without the steps.
 Revenue per pound by day of the week (planning.calendar): seven factors shared by every ad set,
 read from the first fits' residuals, and the curves fitted to revenue over its day's factor, so
 they are the average day's; the plan multiplies a day's revenue by its weekday's factor
-(`weekday_factor_monday` ... `weekday_factor_sunday`, the same on every row).
+(`weekday_factor_monday` ... `weekday_factor_sunday`, the same on every row). Likewise a demand
+level shared by every ad set per day (planning.calendar.demand_level: the season, net of each ad
+set's own spend), so budgets that follow demand do not read as a steeper curve; tomorrow is priced
+at the last two weeks' level (`demand_level`).
 
 An ad set whose spend barely moved in the window (`MIN_DAYS`, `MIN_SPEND_CV`) cannot identify a
 curve from its own days: its own days (which pin its level) are fitted under the population prior centred on its
@@ -60,7 +63,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planning.calendar import WEEKDAY_COLUMNS, weekday_factors, weekday_of
+from planning.calendar import (
+    WEEKDAY_COLUMNS,
+    demand_level,
+    latest_demand,
+    weekday_factors,
+    weekday_of,
+)
 from planning.shifts import LevelShifts, find_level_shifts
 
 WINDOW_DAYS = 180
@@ -619,7 +628,12 @@ def fit_response_curves(
     theta_own, residual = _first_fits(days_of)
     observed = days_of.mask & days_of.usable[:, None]
     factors = weekday_factors(_fitted_ratio(days_of, theta_own), observed, weekday)
-    day_factor = factors[weekday]
+    own_days = days_of.mask & np.isin(np.arange(n), days_of.own)[:, None]
+    # each ad set's own drift, read before the demand level is taken out (so if anything too
+    # large: the level's test is then cautious)
+    first_drift = _estimate_drift(residual[days_of.own], mask[days_of.own])
+    season = demand_level(days_of.y / factors[weekday], days_of.x, own_days, *first_drift)
+    day_factor = factors[weekday] * np.exp(season)
     known = np.full((n, 3), np.nan)
     known[days_of.own] = theta_own
     days_of = _Days(spend, revenue / day_factor, mask)
@@ -783,6 +797,7 @@ def fit_response_curves(
             "level_shift": shifts.ratio,
             **{column: factor for column, factor in zip(WEEKDAY_COLUMNS, factors, strict=True)},
             "carryover": carryover,
+            "demand_level": latest_demand(season),
         }
     )
     draw_arrays = _empty_draws(n, draws)
@@ -889,4 +904,5 @@ CURVE_COLUMNS = (
     "level_shift",
     *WEEKDAY_COLUMNS,
     "carryover",
+    "demand_level",
 )

@@ -38,7 +38,7 @@ class LevelShifts:
     standard_errors: np.ndarray
 
 
-def _segment_drift_sums(lengths: np.ndarray, phi: float) -> np.ndarray:
+def segment_drift_sums(lengths: np.ndarray, phi: float) -> np.ndarray:
     """sum over i, j in a run of `lengths` days of phi**|i - j| (the AR(1) correlations)."""
     lags = np.arange(int(lengths.max()) + 1 if lengths.size else 1)
     if phi <= 0:
@@ -81,8 +81,8 @@ def find_level_shifts(ratio: np.ndarray, mask: np.ndarray, phi: float, drift: fl
 
     # the drift's part of var(mean after - mean before), segments read as contiguous runs
     first, second = best + 1, days - (best + 1)
-    s1 = _segment_drift_sums(np.asarray(first), phi)
-    s2 = _segment_drift_sums(np.asarray(second), phi)
+    s1 = segment_drift_sums(np.asarray(first), phi)
+    s2 = segment_drift_sums(np.asarray(second), phi)
     cross = phi * (1 - phi**first) * (1 - phi**second) / (1 - phi) ** 2 if phi > 0 else 0.0
     drift_part = drift * (s1 / first**2 + s2 / second**2 - 2 * cross / (first * second))
     error = np.sqrt(noise / np.maximum(m1, 1) + noise / np.maximum(m2, 1) + drift_part)
