@@ -570,7 +570,7 @@ def _level_shifts(days: _Days, theta_own: np.ndarray, phi: float, drift: float) 
     """Steps in observed over fitted revenue for every ad set with data enough on both sides
     (planning.shifts)."""
     ratio = _fitted_ratio(days, theta_own)
-    return find_level_shifts(ratio, days.mask & days.usable[:, None], phi, drift)
+    return find_level_shifts(ratio, days.mask & days.usable[:, None], phi, drift, days.log_x)
 
 
 def fit_response_curves(

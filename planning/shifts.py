@@ -4,7 +4,9 @@ A creative swap, a tracking fix or a new landing page moves an ad set's revenue 
 a lasting factor. A curve fitted across such a step prices tomorrow at the average of the two
 levels: 60 days after a -50% step, its marginal ROAS read 1.75-2.0 times the truth on generated
 data. The test is a least-squares change point in the ratio of observed to fitted revenue: the
-split that best separates two means, with at least `MIN_SEGMENT_DAYS` days on each side; it is
+split that best separates two means, beside a slope on log spend (a first fit that misreads the
+curve leaves a ratio that moves with spend, and spend that trends with a season would read as a
+step: 3 of 60 ad sets on generated data), with at least `MIN_SEGMENT_DAYS` days on each side; it is
 kept only when the change is large (`MIN_CHANGE`) and well supported (`MIN_STANDARD_ERRORS`). Its
 standard error counts day-to-day noise and the slow drift the curve fit models (an AR(1) level of
 persistence `phi` and variance `drift`, see planning.curves): two means 60 days apart differ by
@@ -52,31 +54,58 @@ def segment_drift_sums(lengths: np.ndarray, phi: float) -> np.ndarray:
     return m + 2.0 * (m * weighted[head] - by_lag[head])
 
 
-def find_level_shifts(ratio: np.ndarray, mask: np.ndarray, phi: float, drift: float) -> LevelShifts:
+def find_level_shifts(
+    ratio: np.ndarray,
+    mask: np.ndarray,
+    phi: float,
+    drift: float,
+    log_spend: np.ndarray | None = None,
+) -> LevelShifts:
     """`ratio` (series × days): observed over fitted revenue, `mask` the days observed; `phi`
-    and `drift` the persistence and variance of the slow drift, in the ratio's units."""
+    and `drift` the persistence and variance of the slow drift, in the ratio's units. With
+    `log_spend` (series × days) the step is estimated beside a slope on log spend: a curve that
+    fits badly leaves a ratio that moves with spend, and spend that trends (budgets that follow a
+    season) would otherwise read as a step. A step mostly explained by spend is not tested."""
     n, days = ratio.shape
     seen = mask.astype(float)
     value = np.where(mask, ratio, 0.0)
     count = np.concatenate([np.zeros((n, 1)), np.cumsum(seen, axis=1)], axis=1)
     total = np.concatenate([np.zeros((n, 1)), np.cumsum(value, axis=1)], axis=1)
+    size = np.maximum(count[:, -1:], 1)
+    mean = total[:, -1:] / size
+    spend = np.zeros_like(value) if log_spend is None else np.where(mask, log_spend, 0.0)
+    centred_spend = (spend - spend.sum(axis=1, keepdims=True) / size) * seen
+    spread = (centred_spend**2).sum(axis=1, keepdims=True)
+    slope = np.where(
+        spread > 1e-9,
+        (centred_spend * value).sum(axis=1, keepdims=True) / np.maximum(spread, 1e-9),
+        0.0,
+    )
+    left = (value - mean - slope * centred_spend) * seen
+    # per first day of the new level: sums over the days from it on (suffix sums)
+    after_left = left[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+    after_spend = centred_spend[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
     before, after = count[:, 1:days], count[:, -1:] - count[:, 1:days]
-    valid = (before >= MIN_SEGMENT_DAYS) & (after >= MIN_SEGMENT_DAYS)
-    safe_before, safe_after = np.maximum(before, 1), np.maximum(after, 1)
-    mean_before = total[:, 1:days] / safe_before
-    mean_after = (total[:, -1:] - total[:, 1:days]) / safe_after
-    gain = np.where(valid, before * after / (before + after) * (mean_after - mean_before) ** 2, -1)
+    plain = before * after / size
+    step_spread = plain - np.where(spread > 1e-9, after_spend**2 / np.maximum(spread, 1e-9), 0.0)
+    valid = (
+        (before >= MIN_SEGMENT_DAYS) & (after >= MIN_SEGMENT_DAYS) & (step_spread >= 0.25 * plain)
+    )
+    safe_spread = np.maximum(step_spread, 1e-9)
+    gain = np.where(valid, after_left**2 / safe_spread, -1)
     best = gain.argmax(axis=1) if days > 1 else np.zeros(n, dtype=int)
     rows = np.arange(n)
     found = gain[rows, best] >= 0 if days > 1 else np.zeros(n, dtype=bool)
-    m1, m2 = before[rows, best], after[rows, best]
-    low, high = mean_before[rows, best], mean_after[rows, best]
+    change = after_left[rows, best] / safe_spread[rows, best]
+    low = mean[:, 0] - change * after[rows, best] / size[:, 0]
+    high = low + change
+    information = safe_spread[rows, best]
+    lost = plain[rows, best] / information  # how much the slope on spend widens the step's error
 
     # day-to-day noise from differences of neighbouring days (a step moves one difference only)
     pairs = seen[:, 1:] * seen[:, :-1]
     differences = (np.diff(value, axis=1) ** 2 * pairs).sum(axis=1) / np.maximum(pairs.sum(1), 1)
-    mean = total[:, -1] / np.maximum(count[:, -1], 1)
-    variance = ((value - mean[:, None]) ** 2 * seen).sum(axis=1) / np.maximum(count[:, -1], 1)
+    variance = ((value - mean) ** 2 * seen).sum(axis=1) / size[:, 0]
     noise = np.maximum(differences / 2 - drift * (1 - phi), NOISE_FLOOR * variance)
 
     # the drift's part of var(mean after - mean before), segments read as contiguous runs
@@ -84,8 +113,8 @@ def find_level_shifts(ratio: np.ndarray, mask: np.ndarray, phi: float, drift: fl
     s1 = segment_drift_sums(np.asarray(first), phi)
     s2 = segment_drift_sums(np.asarray(second), phi)
     cross = phi * (1 - phi**first) * (1 - phi**second) / (1 - phi) ** 2 if phi > 0 else 0.0
-    drift_part = drift * (s1 / first**2 + s2 / second**2 - 2 * cross / (first * second))
-    error = np.sqrt(noise / np.maximum(m1, 1) + noise / np.maximum(m2, 1) + drift_part)
+    drift_part = drift * (s1 / first**2 + s2 / second**2 - 2 * cross / (first * second)) * lost
+    error = np.sqrt(noise / information + drift_part)
     z = np.abs(high - low) / np.maximum(error, 1e-12)
     step = np.where(low > 0, high / np.where(low > 0, low, 1.0), np.nan)
     kept = found & (low > 0) & (np.abs(step - 1) >= MIN_CHANGE) & (z >= MIN_STANDARD_ERRORS)
