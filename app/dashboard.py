@@ -47,6 +47,7 @@ from app.plan import (
     plan_table,
     replan,
     unplaced_text,
+    weekday_text,
 )
 from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
@@ -164,6 +165,7 @@ def all_forecasts(
     plan_rows = _published.rows_by_id() if _published is not None else {}
     forecasts["action"] = [
         narrative.forecast_action(plan_rows.get(ad_set_id), risk, probability)
+        + narrative.shift_note(plan_rows.get(ad_set_id))
         for ad_set_id, risk, probability in zip(
             forecasts["ad_set_id"],
             forecasts["under_pacing_risk"],
@@ -937,7 +939,13 @@ PLAN_TABLE_COLUMNS = {
         "Marginal ROAS after", format="%.2f×"
     ),
     "under_pacing_risk": st.column_config.NumberColumn("Under-pacing risk", format="percent"),
-    "fit": st.column_config.TextColumn("Curve"),
+    "fit": st.column_config.TextColumn(
+        "Curve",
+        help="own: fitted on its own days; shifted: its revenue per pound stepped to a new "
+        "level, so its curve is fitted on the days since (the reason says when and by how "
+        "much); pooled: its spend barely moved, so its curve's shape comes from its audience "
+        "group; none or new: no curve, its spend is kept.",
+    ),
     "reason": st.column_config.TextColumn("Why", width="large"),
 }
 
@@ -956,7 +964,9 @@ def plan_tiles(result: Replan, without: int) -> None:
         border=True,
         help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
         " The uplift is the plan priced on the curves' bootstrap draws, not on the fitted curves "
-        "that chose it (those would flatter it)." + scope,
+        "that chose it (those would flatter it)."
+        + weekday_text(summary)
+        + scope,
     )
     tiles[1].metric(
         "Range (90%)",

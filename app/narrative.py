@@ -276,6 +276,16 @@ def forecast_action(plan: dict | None, risk: float | None, probability: float | 
     return text + " and monitor"
 
 
+def shift_note(plan: dict | None) -> str:
+    """The clause a forecast action ends with when the ad set's curve was fitted after a step in
+    its revenue per pound ("" otherwise; the plan's reason says when and by how much)."""
+    if plan is None or plan.get("fit") != "shifted":
+        return ""
+    return (
+        "; its revenue per pound stepped to a new level, so its curve is fitted on the days since"
+    )
+
+
 def forecast_so_what(forecasts: pd.DataFrame, target: float | None) -> str:
     if forecasts.empty:
         return "No forecasts for the selected ad sets."

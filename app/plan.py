@@ -24,6 +24,7 @@ from planning import (
     hill_revenue,
     on_current_state,
 )
+from planning.calendar import day_name, demand_for, factor_for_day, priced_for_day
 from planning.claims import claim, rows_interval_around
 from planning.curves import interval_around
 from planning.optimizer import headline
@@ -205,6 +206,8 @@ def load_curves(
         draws = {name: rows_at(matrix, position) for name, matrix in draws.items()}
         capacity = published.ad_sets[["ad_set_id", "under_pacing_risk"]].copy()
         settings, plan_date = published.settings, published.plan_date
+        frame, factor = priced_for_day(frame, plan_date)
+        draws = {**draws, "vmax": draws["vmax"] * factor}
     else:
         capacity = pd.DataFrame({"ad_set_id": [], "under_pacing_risk": []})
         settings, plan_date = PlanSettings(), None
@@ -266,6 +269,9 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     settings.check_ad_sets(curves.frame["ad_set_id"], "being re-planned")
     plan = build_plan(curves.frame, curves.capacity, settings, draws=curves.without_draws)
     ad_sets, summary = plan.ad_sets, dict(plan.summary)
+    summary["priced_for_day"] = day_name(curves.plan_date)
+    summary["weekday_factor"] = factor_for_day(curves.frame, curves.plan_date)
+    summary["demand_level"] = demand_for(curves.frame)
     point = summary["revenue_recommended"]
     usable = curves.usable
     if not usable.any():
@@ -497,6 +503,25 @@ def below_recent_text(plan: pd.DataFrame) -> str | None:
         "the increase than they actually earned a day over the last 28 days: check what changed "
         "before moving budget there."
     )
+
+
+def weekday_text(summary: dict) -> str:
+    """The weekday and the season tomorrow is priced at, where they differ from the average day
+    ("" where they do not)."""
+    day, factor = summary.get("priced_for_day"), summary.get("weekday_factor")
+    demand = summary.get("demand_level")
+    said = ""
+    if day and factor is not None and abs(factor - 1.0) >= 0.005:
+        said += (
+            f" Priced as a {day.capitalize()}: revenue per pound on {day.capitalize()}s is "
+            f"{factor:.2f}× the average day's."
+        )
+    if demand is not None and abs(demand - 1.0) >= 0.005:
+        said += (
+            f" Demand shared by every ad set over the last two weeks: {demand:.2f}× the curves' "
+            "average, and tomorrow is priced at it."
+        )
+    return said
 
 
 def unplaced_text(summary: dict) -> str | None:

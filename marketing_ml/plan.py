@@ -22,6 +22,14 @@ from planning import (
     on_current_state,
 )
 from planning.backtest import CUTOFFS_BEFORE_END, HORIZON_DAYS, backtest_curves, fold_summaries
+from planning.calendar import (
+    WEEKDAY_COLUMNS,
+    WEEKDAYS,
+    day_name,
+    demand_for,
+    factor_for_day,
+    priced_for_day,
+)
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
 from planning.delivery import DELIVERY_COLUMNS, DELIVERY_DAYS, measure_delivery
 from planning.optimizer import NEW_FIT, PENNY, RECENT_DAYS
@@ -106,7 +114,9 @@ class ResponseCurvesConfig(dg.Config):
     f"last {WINDOW_DAYS} days (run config window_days); pooled from its audience group when its "
     "planned budget moved too little to identify its own (budget_cv, weekly means, < 5%; the "
     "spend's variation where no planned budget is known: fit = 'pooled'), none when nothing "
-    "could identify one (fit = 'none'). R² on the "
+    "could identify one (fit = 'none'); fitted on the days since a lasting step in its revenue "
+    "per pound (fit = 'shifted', shifted_on, level_shift = after / before); revenue answers to "
+    "ad-stocked spend (carryover), and varies by weekday (weekday_factor_*). R² on the "
     "window, marginal ROAS at current spend (mean of the last 7 days) with a 90% bootstrap "
     f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band).",
 )
@@ -130,7 +140,14 @@ def response_curves(
             "ad_sets": len(curves),
             "own_fits": int(counts.get("own", 0)),
             "pooled_fits": int(counts.get("pooled", 0)),
+            "shifted_fits": int(counts.get("shifted", 0)),
             "without_curve": int(counts.get("none", 0)),
+            "weekday_factors": {
+                day: float(curves[column].iloc[0]) if len(curves) else 1.0
+                for day, column in zip(WEEKDAYS, WEEKDAY_COLUMNS, strict=True)
+            },
+            "carryover": float(curves["carryover"].iloc[0]) if len(curves) else 0.0,
+            "demand_level": demand_for(curves),
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()
             else None,
@@ -279,8 +296,9 @@ def budget_plan(
     except PlanSettingsError as error:
         raise refused(error) from None
     frame, _ = on_current_state(state, curves)
-    plan = build_plan(frame, risk, settings)
     plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None
+    frame, _ = priced_for_day(frame, plan_date)
+    plan = build_plan(frame, risk, settings)
     curves_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
     table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
     table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
@@ -301,6 +319,9 @@ def budget_plan(
             }
         ),
         "curves_fitted_through": curves_end.date() if pd.notna(curves_end) else None,
+        "priced_for_day": day_name(plan_date),
+        "weekday_factor": factor_for_day(curves, plan_date),
+        "demand_level": demand_for(curves),
         "risk_date": risk.attrs.get("date"),
         "risk_model_status": risk.attrs.get("status"),
     }

@@ -393,3 +393,31 @@ def test_an_uninformative_model_says_why_instead_of_a_score():
     )
     text = narrative.model_so_what({**MODEL_CARD, "status": status})
     assert text == f"No model: {status.removeprefix('uninformative: ')}."
+
+
+def test_the_plan_tiles_say_which_weekday_tomorrow_is_priced_as():
+    from app.plan import weekday_text
+
+    said = weekday_text({"priced_for_day": "saturday", "weekday_factor": 0.8})
+    assert (
+        said == " Priced as a Saturday: revenue per pound on Saturdays is 0.80× the average day's."
+    )
+    assert weekday_text({"priced_for_day": "monday", "weekday_factor": 1.0}) == ""
+    assert weekday_text({}) == ""
+    both = weekday_text({"priced_for_day": "monday", "weekday_factor": 1.0, "demand_level": 1.2})
+    assert both == (
+        " Demand shared by every ad set over the last two weeks: 1.20× the curves' average, and "
+        "tomorrow is priced at it."
+    )
+
+
+def test_a_shifted_ad_sets_forecast_action_says_its_curve_is_fitted_since_the_step():
+    row = {"role": "recipient", "change": 200.0, "recommended_spend": 1200.0}
+    row |= {"current_spend": 1000.0, "marginal_roas_current": 5.0}
+    shifted = narrative.forecast_action(row | {"fit": "shifted"}, 0.1, 0.5) + narrative.shift_note(
+        row | {"fit": "shifted"}
+    )
+    assert shifted.startswith("Add £200 a day")
+    assert shifted.endswith("stepped to a new level, so its curve is fitted on the days since")
+    assert narrative.shift_note(row | {"fit": "own"}) == ""
+    assert narrative.shift_note(None) == ""

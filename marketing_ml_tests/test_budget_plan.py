@@ -281,6 +281,13 @@ def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_pa
         again.ad_sets["recommended_spend"], plan["recommended_spend"], atol=0.01
     )
     assert again.summary["headline"] == summary["headline"]
+    weekday = pd.Timestamp(summary["plan_date"]).day_name().lower()
+    assert summary["priced_for_day"] == again.summary["priced_for_day"] == weekday
+    factor = curves_before[f"weekday_factor_{weekday}"].iloc[0]
+    assert summary["weekday_factor"] == pytest.approx(factor)
+    assert again.summary["weekday_factor"] == pytest.approx(factor)
+    demand = curves_before["demand_level"].iloc[0]
+    assert summary["demand_level"] == again.summary["demand_level"] == pytest.approx(demand)
 
 
 def test_the_plan_shows_each_ad_sets_actual_revenue_and_spend_of_the_last_28_days(built):

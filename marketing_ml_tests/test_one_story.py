@@ -253,7 +253,7 @@ def test_the_facts_sent_to_lm_studio_carry_the_plan_and_ground_its_figures(story
 def test_whatif_replans_on_scenario_bounds_locks_and_total(story_env):
     serving = story_env.serving
     plan, summary = published(serving)
-    curves = load_curves(queries.response_curves(serving), None)
+    curves = load_curves(queries.response_curves(serving), served_plan(serving))
     app = render("What-if")
     whatif_tab = app.tabs[4]
     [headline] = [info.value for info in whatif_tab.info if "expected revenue a day" in info.value]
@@ -337,13 +337,18 @@ def test_whatif_draws_curves_with_bands_and_compares_the_naive_rule_on_the_same_
     metrics = {metric.label: metric.value for metric in app.tabs[4].metric}
     overview = load_overview(queries.fetcher(serving), default_filters(serving))
     naive = whatif.reallocate(overview.by_ad_set, 0.2, (0.5, 0.8))
-    curves = load_curves(queries.response_curves(serving), None)
+    curves = load_curves(queries.response_curves(serving), served_plan(serving))
     valued = naive_value(curves, naive.plan)
     assert metrics["Naive rule: expected uplift (same curves)"] == (
         f"{narrative.signed_money(valued.uplift)} a day"
     )
     assert valued.valued == len(valued.donors) + len(valued.recipients)
     assert metrics["Plan: expected uplift"] == f"{narrative.signed_money(summary['uplift'])} a day"
+
+
+def served_plan(serving: Path) -> PublishedPlan:
+    """The published plan as the What-if reads it: its curves are priced for the plan's day."""
+    return PublishedPlan.from_tables(queries.published_plan(serving))
 
 
 @pytest.fixture(scope="module")

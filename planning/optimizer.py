@@ -513,8 +513,8 @@ def build_plan(
         }
     )
     plan["reason"] = [
-        reason_text(row, settings, value, has)
-        for row, has in zip(plan.itertuples(), has_curve, strict=True)
+        reason_text(row, settings, value, has, shift)
+        for row, has, shift in zip(plan.itertuples(), has_curve, shift_clauses(frame), strict=True)
     ]
     summary = {
         "scenario": settings.scenario,
@@ -552,8 +552,27 @@ def _rows_around(point: np.ndarray, draws: np.ndarray, rows: np.ndarray):
     return rows_interval_around(np.where(rows, point, np.nan), draws)
 
 
-def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> str:
-    """Why this ad set moves (or not), in words built from its numbers."""
+def shift_clauses(curves: pd.DataFrame) -> list[str]:
+    """Per ad set, the level shift its curve was fitted after, in words ("" where none)."""
+    if "shifted_on" not in curves:
+        return [""] * len(curves)
+    days = curves.get("days", pd.Series(np.nan, index=curves.index))
+    clauses = []
+    for on, ratio, count in zip(curves["shifted_on"], curves["level_shift"], days, strict=True):
+        if on is None or pd.isna(on) or not np.isfinite(ratio):
+            clauses.append("")
+            continue
+        since = f"; curve fitted on the {int(count)} days since" if np.isfinite(count) else ""
+        clauses.append(
+            f" (its revenue per pound moved {ratio - 1:+.0%} around "
+            f"{pd.Timestamp(on):%d %b %Y}{since})"
+        )
+    return clauses
+
+
+def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shift: str = "") -> str:
+    """Why this ad set moves (or not), in words built from its numbers; `shift` the clause of
+    `shift_clauses` for its level shift."""
     spend = row.current_spend
     if row.role == "locked":
         if row.locked:
@@ -576,7 +595,7 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool) -> s
         if np.isfinite(value)
         else "the other ad sets"
     )
-    marginal = f"Marginal ROAS {row.marginal_roas_current:.1f}× at {money(spend)}/day"
+    marginal = f"Marginal ROAS {row.marginal_roas_current:.1f}× at {money(spend)}/day{shift}"
     pooled = pooled_text(row) if row.fit == "pooled" else ""
     measured = np.isfinite(row.utilization)
     if not np.isfinite(row.under_pacing_risk):
