@@ -335,25 +335,14 @@ def writer_process(path: Path, *chunks: str):
 
 
 def test_check_raw_says_a_file_is_still_being_written(tmp_path, monkeypatch):
-    monkeypatch.setenv(SETTLE_ENV, "0.05")
+    """A settle window of 0.25 s that a writer of another process never leaves quiet (it
+    writes every 10 ms, a line in two halves) for the 2.5 s patience: check-raw says so."""
+    monkeypatch.setenv(SETTLE_ENV, "0.25")
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     path = raw_dir / BUDGET_PACING.file_name
-    stop = threading.Event()
-
-    def keep_writing() -> None:
-        while not stop.is_set():
-            append_bytes(path, pacing_line(3, "AS_001")[:15].encode())
-            time.sleep(0.01)
-            append_bytes(path, pacing_line(3, "AS_001")[15:].encode())
-            time.sleep(0.01)
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
-    try:
+    line = pacing_line(3, "AS_001")
+    with writer_process(path, line[:15], line[15:]):
         report, file_problems = check_raw_folder(raw_dir)
-    finally:
-        stop.set()
-        writer.join()
 
     pacing = next(line for line in report if BUDGET_PACING.file_name in line)
     assert "still being written" in pacing
