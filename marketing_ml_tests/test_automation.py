@@ -171,4 +171,4 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "weekly_retrain",
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
-    assert check_count == 58  # 39 data-quality, 16 model and score, 3 budget-plan checks
+    assert check_count == 59  # 40 data-quality, 16 model and score, 3 budget-plan checks
