@@ -101,6 +101,14 @@ def model_trained(event: dg.EventLogRecord | None) -> bool:
     return trained is None or bool(trained.value)
 
 
+def published_after_every_file(instance: dg.DagsterInstance, fingerprint: dict) -> bool:
+    """Whether the last publish is newer than every raw file. Only a first look may trust it: a
+    run that started before a file changed can publish after the change without having read it."""
+    published = instance.get_latest_materialization_event(PUBLISH)
+    newest_file = max(mtime_ns for _, mtime_ns in fingerprint.values()) / 1e9
+    return published is not None and published.timestamp > newest_file
+
+
 def build_raw_files_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name="raw_files_changed",
@@ -111,8 +119,9 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         "rewritten (the full refresh while a model has not been trained yet: never materialized, or "
         "stored as not trained for lack of history; or while the response curves or their "
         "backtest were never made: the daily refresh publishes both). The cursor holds the "
-        "folder's fingerprint, so the same files never trigger twice; files older than the last publish (a first start after a build) set the cursor "
-        "without a run.",
+        "folder's fingerprint, so the same files never trigger twice; on its first look (no "
+        "cursor yet), files older than the last publish (a first start after a build) set the "
+        "cursor without a run.",
     )
     def raw_files_changed(context: dg.SensorEvaluationContext, raw_files: RawFilesResource):
         fingerprint = raw_folder_fingerprint(raw_files)
@@ -121,9 +130,7 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
             return dg.SkipReason(f"No CSV files in {raw_files.path}.")
         if cursor == context.cursor:
             return dg.SkipReason("The raw files have not changed since the last run request.")
-        published = context.instance.get_latest_materialization_event(PUBLISH)
-        newest_file = max(mtime_ns for _, mtime_ns in fingerprint.values()) / 1e9
-        if published is not None and published.timestamp > newest_file:
+        if context.cursor is None and published_after_every_file(context.instance, fingerprint):
             context.update_cursor(cursor)
             return dg.SkipReason("The last publish already read these files (first look).")
         models_trained = all(

@@ -15,7 +15,12 @@ import duckdb
 
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import RAW_FILES
-from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
+from marketing_ml.raw_files import (
+    RawFileError,
+    load_bronze_table,
+    profile_raw_file,
+    still_being_written_text,
+)
 from marketing_ml.resources import raw_dir_path
 
 
@@ -57,11 +62,8 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
             summary += f", extra column(s) ignored: {', '.join(profile.extra_columns)}"
         if profile.blank_lines:
             summary += f", {profile.blank_lines} blank line(s) skipped"
-        if profile.left_for_next_run:
-            summary += (
-                f", still being written: {profile.left_for_next_run} byte(s) after its last "
-                "complete line would be left for the next run"
-            )
+        if profile.still_being_written:
+            summary += f", {still_being_written_text(profile)}"
         if rows == 0:
             summary += " (header only: no data rows)"
         report.append(summary)

@@ -17,7 +17,13 @@ import os
 from dataclasses import dataclass
 from datetime import date
 
-from marketing_ml.contract import DATE_FORMATS, META_CAMPAIGN_PERFORMANCE, RawFile
+from marketing_ml.contract import (
+    DATE_FORMATS,
+    META_CAMPAIGN_PERFORMANCE,
+    RawFile,
+    hidden_character_name,
+    hidden_character_ranges,
+)
 from marketing_ml.sql import quote_identifier, sql_string
 
 EARLIEST_DATE_ENV = "MARKETING_ML_EARLIEST_DATE"
@@ -40,6 +46,13 @@ ROW_RULES = (
     RowRule(
         "malformed_record",
         "A record the CSV reader cannot split: a stray quote, or longer than 2 MB.",
+    ),
+    RowRule(
+        "invisible_character",
+        "An id or vocabulary value (ad_set_id, conversion_id, pacing_status, conversion_type, "
+        "attribution_window) holds a character that does not show: a zero-width space, a "
+        "no-break space, a bidi control, another format or control character. It would be a "
+        "second ad set (or an unknown status) that looks like the real one.",
     ),
     RowRule("missing_required", "A required field is blank."),
     RowRule("unparseable_date", "A date is neither DD/MM/YYYY nor YYYY-MM-DD."),
@@ -70,6 +83,93 @@ RAW_RECORD_SHOWN = 2000
 
 def _text(column: str) -> str:
     return f"nullif(trim({quote_identifier(column)}), '')"
+
+
+LAYOUT_CHARACTERS = (0x09, 0x0A, 0x0D)
+"""Tab and line breaks: free text keeps them (a quoted value may span lines); an id may not."""
+
+
+def hidden_character_pattern(kept: tuple[int, ...] = ()) -> str:
+    """A regular expression (RE2 and Java alike) matching one hidden character, except `kept`."""
+    ranges = []
+    for first, last in hidden_character_ranges():
+        for code_point in sorted(point for point in kept if first <= point <= last):
+            if first < code_point:
+                ranges.append((first, code_point - 1))
+            first = code_point + 1
+        if first <= last:
+            ranges.append((first, last))
+    return (
+        "["
+        + "".join(
+            rf"\x{{{first:X}}}" if first == last else rf"\x{{{first:X}}}-\x{{{last:X}}}"
+            for first, last in ranges
+        )
+        + "]"
+    )
+
+
+def visible_text_sql(text: str, kept: tuple[int, ...] = ()) -> str:
+    r"""`text` with each hidden character (but `kept`) written as its escape (`\u200b`,
+    `\U000e0041`), so that a name cannot hide one; any other text as it is."""
+    pattern = sql_string(hidden_character_pattern(kept))
+    escape = (
+        r"CASE WHEN unicode(ch) > 65535 THEN printf('\U%08x', unicode(ch)) "
+        r"ELSE printf('\u%04x', unicode(ch)) END"
+    )
+    return (
+        f"CASE WHEN regexp_matches({text}, {pattern}) THEN array_to_string(list_transform("
+        f"regexp_extract_all({text}, '(?s).', 0), lambda ch: CASE WHEN regexp_matches(ch, "
+        f"{pattern}) THEN {escape} ELSE ch END), '') ELSE {text} END"
+    )
+
+
+def hidden_character_sql(text: str) -> str:
+    """The first hidden character of `text`: its code point, its name and its position."""
+    character = f"regexp_extract({text}, {sql_string(hidden_character_pattern())}, 0)"
+    code_point = f"unicode({character})"
+    names = " ".join(
+        f"WHEN {code_point_named} THEN {sql_string(name)}"
+        for first, last in hidden_character_ranges()
+        for code_point_named in range(first, last + 1)
+        if not (name := hidden_character_name(code_point_named)).startswith(("(", "VARIATION"))
+    )
+    name = (
+        f"CASE WHEN {code_point} BETWEEN 65024 AND 65039 THEN 'VARIATION SELECTOR-' "
+        f"|| CAST({code_point} - 65023 AS VARCHAR) "
+        f"WHEN {code_point} >= 917760 THEN 'VARIATION SELECTOR-' "
+        f"|| CAST({code_point} - 917743 AS VARCHAR) "
+        f"ELSE CASE {code_point} {names} ELSE '(a control character)' END END"
+    )
+    return (
+        f"printf('U+%04X ', {code_point}) || {name} || ' at position ' "
+        f"|| CAST(strpos({text}, {character}) AS VARCHAR)"
+    )
+
+
+def _hidden_in_sql(raw_file: RawFile) -> str:
+    """The first identifier or vocabulary column of a row that holds a hidden character."""
+    pattern = sql_string(hidden_character_pattern())
+    found = " ".join(
+        f"WHEN regexp_matches(raw_{column}, {pattern}) THEN {sql_string(column)}"
+        for column in raw_file.exact_text
+    )
+    return f"CASE {found} END AS hidden_in"
+
+
+def _hidden_character_branch(raw_file: RawFile) -> tuple[str, str, str]:
+    """invisible_character: every raw file has an identifier (ad_set_id at least)."""
+    value = (
+        "CASE hidden_in "
+        + " ".join(f"WHEN {sql_string(column)} THEN raw_{column}" for column in raw_file.exact_text)
+        + " END"
+    )
+    reason = (
+        f"hidden_in || ' holds ' || {hidden_character_sql(value)} || ': ''' || "
+        f"{visible_text_sql(value)} || ''' looks like a value without it; remove it in the "
+        "export'"
+    )
+    return "hidden_in IS NOT NULL", "invisible_character", reason
 
 
 def plausible_dates_sql() -> tuple[str, str]:
@@ -120,6 +220,8 @@ def typed_columns_sql(raw_file: RawFile) -> list[str]:
             typed.append(f"{parse_number_sql(text, 'BIGINT')} AS {column}")
         elif column in raw_file.decimals:
             typed.append(f"{parse_number_sql(text, 'DOUBLE')} AS {column}")
+        elif column in raw_file.free_text:
+            typed.append(f"{visible_text_sql(text, LAYOUT_CHARACTERS)} AS {column}")
         else:
             typed.append(f"{text} AS {column}")
     return typed
@@ -148,7 +250,7 @@ def typed_key_expressions(raw_file: RawFile) -> list[str]:
 
 def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
     """CASE expressions giving the first row rule a row breaks, and a reason naming the column."""
-    branches: list[tuple[str, str, str]] = []
+    branches: list[tuple[str, str, str]] = [_hidden_character_branch(raw_file)]
     for column in raw_file.required:
         branches.append(
             (f"raw_{column} IS NULL", "missing_required", f"'{column} is blank (required)'")
@@ -225,7 +327,7 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
 def _row_checked_sql(raw_file: RawFile, rows: str) -> str:
     """`rows` (bronze columns) typed, with the first row rule each breaks and its reason."""
     raw_columns = ", ".join(f"{_text(column)} AS raw_{column}" for column in raw_file.columns)
-    typed_columns = ",\n            ".join(typed_columns_sql(raw_file))
+    typed_columns = ",\n            ".join([*typed_columns_sql(raw_file), _hidden_in_sql(raw_file)])
     row_rule, row_reason = _first_failing_rule_sql(raw_file)
     return f"""
     SELECT *, {row_rule} AS row_rule, {row_reason} AS row_reason

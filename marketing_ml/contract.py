@@ -1,6 +1,8 @@
 """The raw-file contract, written once: bronze, silver, quality, check-raw and sample_data read it."""
 
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d")
 """UK dates first (the vendor's format); ISO dates are accepted too."""
@@ -16,6 +18,46 @@ CONVERSION_TYPES = (
 ATTRIBUTION_WINDOWS = ("7_day_click", "1_day_view", "1_day_click")
 PACING_STATUSES = ("under_pacing", "on_pace", "over_pacing")
 
+VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+PLANES_WITH_HIDDEN_CHARACTERS = ((0x0, 0x1FFFF), (0xE0000, 0xE01FF))
+"""Every control, format and space character Unicode assigns lies in these planes."""
+
+
+def is_hidden_character(character: str) -> bool:
+    """A character that shows nothing or shows as a plain space, so that two values differing
+    by it look the same: controls (C0, DEL, C1), format characters (zero-width space and
+    joiners, bidi marks, embeddings and isolates, BOM, word joiner, soft hyphen), line and
+    paragraph separators, spaces other than U+0020 (no-break and the rest), variation
+    selectors."""
+    code_point = ord(character)
+    category = unicodedata.category(character)
+    return (
+        category in ("Cc", "Cf", "Zl", "Zp")
+        or (category == "Zs" and character != " ")
+        or any(first <= code_point <= last for first, last in VARIATION_SELECTORS)
+    )
+
+
+@lru_cache(maxsize=1)
+def hidden_character_ranges() -> tuple[tuple[int, int], ...]:
+    """The hidden characters as ranges of code points (by this Python's Unicode tables, so the
+    same for both engines)."""
+    ranges: list[list[int]] = []
+    for first, last in PLANES_WITH_HIDDEN_CHARACTERS:
+        for code_point in range(first, last + 1):
+            if not is_hidden_character(chr(code_point)):
+                continue
+            if ranges and ranges[-1][1] == code_point - 1:
+                ranges[-1][1] = code_point
+            else:
+                ranges.append([code_point, code_point])
+    return tuple((first, last) for first, last in ranges)
+
+
+def hidden_character_name(code_point: int) -> str:
+    """Its Unicode name; controls have none."""
+    return unicodedata.name(chr(code_point), "(a control character)")
+
 
 @dataclass(frozen=True)
 class RawFile:
@@ -30,10 +72,26 @@ class RawFile:
     required: tuple[str, ...] = ()
     vocabularies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     non_negative: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    """Text matched by its exact value (keys, and ids that join the files): a character that
+    does not show would make a second value that looks like the first."""
 
     @property
     def file_name(self) -> str:
         return f"{self.name}.csv"
+
+    @property
+    def exact_text(self) -> tuple[str, ...]:
+        """Identifiers and vocabulary values: a row where one holds a hidden character is
+        quarantined (`invisible_character`)."""
+        return self.identifiers + tuple(column for column, _ in self.vocabularies)
+
+    @property
+    def free_text(self) -> tuple[str, ...]:
+        """Names and descriptions (every column that is no identifier, vocabulary, date or
+        number): kept, with hidden characters shown as escapes such as `\\u200b`."""
+        typed = set(self.exact_text + self.dates + self.numeric)
+        return tuple(column for column in self.columns if column not in typed)
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -54,6 +112,7 @@ AUDIENCE_SEGMENTS = RawFile(
     decimals=("daily_budget",),
     required=("ad_set_id", "ad_set_name"),
     non_negative=("daily_budget",),
+    identifiers=("ad_set_id",),
 )
 
 META_CAMPAIGN_PERFORMANCE = RawFile(
@@ -75,6 +134,7 @@ META_CAMPAIGN_PERFORMANCE = RawFile(
     decimals=("spend", "ctr", "cpm", "frequency"),
     required=("date", "ad_set_id", "impressions", "clicks", "spend"),
     non_negative=("impressions", "clicks", "spend"),
+    identifiers=("ad_set_id",),
 )
 
 BUDGET_PACING = RawFile(
@@ -93,6 +153,7 @@ BUDGET_PACING = RawFile(
     required=("date", "ad_set_id", "planned_spend", "actual_spend", "pacing_status"),
     vocabularies=(("pacing_status", PACING_STATUSES),),
     non_negative=("planned_spend", "actual_spend", "budget_utilization"),
+    identifiers=("ad_set_id",),
 )
 
 CONVERSION_EVENTS = RawFile(
@@ -115,6 +176,7 @@ CONVERSION_EVENTS = RawFile(
         ("attribution_window", ATTRIBUTION_WINDOWS),
     ),
     non_negative=("value",),
+    identifiers=("conversion_id", "ad_set_id"),
 )
 
 RAW_FILES = (AUDIENCE_SEGMENTS, META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)

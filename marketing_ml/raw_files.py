@@ -116,9 +116,12 @@ class RawFileProfile:
     appended: "RecordLayout | None" = None
     """Where the records past `extends` start in the copy of the appended part (its header
     line first)."""
+    still_being_written: bool = False
+    """The file kept changing past the patience: only its complete lines are in the copy."""
     left_for_next_run: int = 0
     """Bytes past the last complete line of a file that was still being written: not loaded
-    now; the next run finds the file extends the version loaded and reads them then."""
+    now; the next run finds the file extends the version loaded and reads them then (0 when
+    the copy ended on a line end, as a writer of whole lines leaves it)."""
     snapshot: "_Snapshot | None" = field(default=None, compare=False, repr=False)
     """The private copy this profile describes (None for one rebuilt from a table's state)."""
 
@@ -400,6 +403,7 @@ class _Snapshot:
         self.extends = extends
         self.digest = digest
         self.header_bytes = header_bytes
+        self.still_being_written = False
         self.left_for_next_run = 0
 
     def cut_at_last_line(self, path: Path) -> None:
@@ -421,6 +425,7 @@ class _Snapshot:
                 "again when the export has finished."
             )
         os.truncate(self.file, end)
+        self.still_being_written = True
         self.left_for_next_run = size - end
         self.size_bytes -= size - end
 
@@ -591,6 +596,7 @@ def _profile_snapshot(path: Path, raw_file: RawFile, snapshot: _Snapshot) -> Raw
             odd_records=odd_records,
             data_commas=scan.commas - (len(previous.header) - 1),
             snapshot=snapshot,
+            still_being_written=snapshot.still_being_written,
             left_for_next_run=snapshot.left_for_next_run,
         )
     scan = _scan(snapshot, _Scan(path, snapshot.file), digest := hashlib.sha256())
@@ -619,6 +625,7 @@ def _profile_snapshot(path: Path, raw_file: RawFile, snapshot: _Snapshot) -> Raw
         odd_records=odd_records,
         data_commas=scan.commas - (len(fields or ()) - 1),
         snapshot=snapshot,
+        still_being_written=snapshot.still_being_written,
         left_for_next_run=snapshot.left_for_next_run,
     )
 
@@ -1087,11 +1094,8 @@ def plan_bronze_refresh(
         rows, profile = stage_bronze_append(connection, staging, profile)
         versions = [*built["versions"], [bronze_version(profile), built["rows"] + rows]]
         load, apply = f"appended {rows} rows", append_from(staging)
-    if profile.left_for_next_run:
-        load += (
-            f"; still being written: {profile.left_for_next_run} byte(s) after its last "
-            "complete line left for the next run"
-        )
+    if profile.still_being_written:
+        load += f"; {still_being_written_text(profile)}"
     if apply is None:
         return Update(load, metadata=file_metadata(profile))
     return Update(load, apply, bronze_state(profile, versions), file_metadata(profile))
@@ -1127,6 +1131,15 @@ def plan_bronze_snapshot(
     )
 
 
+def still_being_written_text(profile: RawFileProfile) -> str:
+    """What a load or check-raw says of a file that kept changing past the patience, also
+    when the copy ended on a line end and nothing was left over."""
+    return (
+        f"still being written: loaded up to its last complete line, "
+        f"{profile.left_for_next_run} byte(s) after it left for the next run"
+    )
+
+
 def file_metadata(profile: RawFileProfile) -> dict:
     return {
         "source_path": dg.MetadataValue.path(str(profile.path.resolve())),
@@ -1135,5 +1148,6 @@ def file_metadata(profile: RawFileProfile) -> dict:
         "source_rows": profile.data_rows,
         "source_blank_lines": profile.blank_lines,
         "extra_columns": ", ".join(profile.extra_columns) or "none",
+        "source_still_being_written": profile.still_being_written,
         "source_bytes_left_for_next_run": profile.left_for_next_run,
     }

@@ -146,6 +146,28 @@ def test_sensor_does_not_rebuild_files_the_last_publish_already_read(tmp_path):
         assert isinstance(changed, dg.RunRequest)
 
 
+def test_sensor_runs_for_a_change_that_a_publish_started_before_it_did_not_read(tmp_path):
+    """A run starts, a vendor file changes while it runs, the run publishes: the publish is newer
+    than the file but never read the change, so the next look must still ask for a run."""
+    sensor = build_raw_files_sensor()
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    with dg.instance_for_test() as instance:
+        first, cursor = evaluate(sensor, raw_dir, instance)
+        assert isinstance(first, dg.RunRequest)
+
+        pacing = raw_dir / "budget_pacing.csv"
+        pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
+        changed_at = pacing.stat().st_mtime_ns - 1_000_000_000
+        os.utime(pacing, ns=(changed_at, changed_at))
+        instance.report_runless_asset_event(dg.AssetMaterialization("publish"))
+        published = instance.get_latest_materialization_event(dg.AssetKey("publish"))
+        assert published.timestamp > changed_at / 1e9
+
+        after_publish, new_cursor = evaluate(sensor, raw_dir, instance, cursor)
+        assert isinstance(after_publish, dg.RunRequest)
+        assert after_publish.run_key != first.run_key and new_cursor != cursor
+
+
 def test_sensor_skips_an_empty_raw_folder(tmp_path):
     (tmp_path / "raw").mkdir()
     with dg.instance_for_test() as instance:
@@ -191,4 +213,4 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "weekly_retrain",
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
-    assert check_count == 58  # 39 data-quality, 16 model and score, 3 budget-plan checks
+    assert check_count == 59  # 40 data-quality, 16 model and score, 3 budget-plan checks

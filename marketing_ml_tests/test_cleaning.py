@@ -7,7 +7,14 @@ import duckdb
 import pytest
 
 from marketing_ml.cleaning import classified_rows_sql
-from marketing_ml.contract import CONVERSION_EVENTS, META_CAMPAIGN_PERFORMANCE, RawFile
+from marketing_ml.contract import (
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+    META_CAMPAIGN_PERFORMANCE,
+    RawFile,
+    hidden_character_ranges,
+    is_hidden_character,
+)
 from marketing_ml.raw_files import load_bronze_table, profile_raw_file
 from marketing_ml_tests.conftest import performance_row, write_raw_csv
 
@@ -150,3 +157,84 @@ def test_booking_without_value_stays_a_booking(tmp_path):
     classified = classify(tmp_path, CONVERSION_EVENTS, [conversion(value="")])
     rule, _, typed = classified[2]
     assert rule is None and typed[4] is None
+
+
+def test_an_ad_set_id_with_a_zero_width_space_is_quarantined_not_a_second_ad_set(tmp_path):
+    look_alike = performance_row("10/08/2024", "AS_\u200b003", "43450", "934", "467.89")
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, look_alike])
+    assert kept_lines(classified) == [2]
+    rule, reason, _ = classified[3]
+    assert rule == "invisible_character"
+    assert reason.startswith(
+        "ad_set_id holds U+200B ZERO WIDTH SPACE at position 4: 'AS_\\u200b003'"
+    )
+
+
+HIDDEN_CHARACTERS = {
+    "\u00a0": "NO-BREAK SPACE",
+    "\u202f": "NARROW NO-BREAK SPACE",
+    "\u2007": "FIGURE SPACE",
+    "\u200e": "LEFT-TO-RIGHT MARK",
+    "\u200f": "RIGHT-TO-LEFT MARK",
+    "\u202a": "LEFT-TO-RIGHT EMBEDDING",
+    "\u202e": "RIGHT-TO-LEFT OVERRIDE",
+    "\u2066": "LEFT-TO-RIGHT ISOLATE",
+    "\u2069": "POP DIRECTIONAL ISOLATE",
+    "\ufeff": "ZERO WIDTH NO-BREAK SPACE",
+    "\u2060": "WORD JOINER",
+    "\u00ad": "SOFT HYPHEN",
+    "\x01": "(a control character)",
+    "\x85": "(a control character)",
+}
+
+
+EXACT_COLUMNS = ("conversion_id", "ad_set_id", "conversion_type", "attribution_window")
+
+
+@pytest.mark.parametrize(
+    ("character", "column"),
+    [
+        (character, EXACT_COLUMNS[number % len(EXACT_COLUMNS)])
+        for number, character in enumerate(HIDDEN_CHARACTERS)
+    ],
+)
+def test_every_id_and_vocabulary_column_quarantines_a_hidden_character(tmp_path, column, character):
+    """Inside the value (the ends of a value are trimmed of spaces): the reason names the
+    character's code point, its name and where it is."""
+    row = conversion()
+    position = CONVERSION_EVENTS.columns.index(column)
+    row[position] = row[position][:2] + character + row[position][2:]
+    classified = classify(tmp_path, CONVERSION_EVENTS, [row])
+    rule, reason, _ = classified[2]
+    assert rule == "invisible_character"
+    assert reason.startswith(
+        f"{column} holds U+{ord(character):04X} {HIDDEN_CHARACTERS[character]} at position 3: "
+        f"'{row[position][:2]}\\u{ord(character):04x}{row[position][3:]}'"
+    )
+
+
+def test_a_pacing_status_with_a_hidden_character_is_not_an_unknown_status(tmp_path):
+    row = ["01/08/2024", "AS_001", "500", "450.00", "0.90", "on_pace\u200b"]
+    classified = classify(tmp_path, BUDGET_PACING, [row])
+    assert classified[2][0] == "invisible_character"
+    assert "pacing_status holds U+200B ZERO WIDTH SPACE at position 8" in classified[2][1]
+
+
+def test_names_keep_their_row_and_show_hidden_characters_as_escapes(tmp_path):
+    """Free text is no identifier: the row stays, and what cannot be seen is written out; other
+    non-ASCII text (an accent, an emoji) is left alone, and spaces at the ends are trimmed."""
+    named = performance_row("10/08/2024", "AS_003", "43450", "934", "467.89")
+    named[2] = "\u00a0Caf\u00e9 \U0001f600 \u202eelas\u202c Summer\u200bSale\u00a0"
+    classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, named])
+    assert kept_lines(classified) == [2, 3]
+    assert classified[3][2][2] == "Caf\u00e9 \U0001f600 \\u202eelas\\u202c Summer\\u200bSale"
+
+
+def test_the_hidden_characters_are_the_ones_the_issue_names_and_no_visible_one():
+    def hidden(character: str) -> bool:
+        return any(first <= ord(character) <= last for first, last in hidden_character_ranges())
+
+    for character in [*HIDDEN_CHARACTERS, "\u200b", "\u200d", "\t", "\x7f", "\u2028", "\u3000"]:
+        assert hidden(character) and is_hidden_character(character), repr(character)
+    for character in [" ", "a", "_", "-", "\u00e9", "\u0416", "\U0001f600", "\u4e2d"]:
+        assert not hidden(character), repr(character)

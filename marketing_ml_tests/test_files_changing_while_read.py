@@ -5,8 +5,11 @@ complete line; an appended part is read by the same reader as a whole file."""
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -294,37 +297,79 @@ def test_a_file_still_changing_past_the_patience_loads_its_complete_lines_only(
         "OR planned_spend <> '500' AND planned_spend <> '300' AND planned_spend <> '350' "
         "AND planned_spend <> '2500'"
     ).fetchone() == (0,)
-    if metadata["source_bytes_left_for_next_run"]:
+    if metadata["source_still_being_written"]:
         assert "still being written" in metadata["load"]
     monkeypatch.setenv(SETTLE_ENV, "0")
     refresh(connection, BUDGET_PACING, path)
     assert bronze_rows(connection) == bronze_rows(fresh_load(path, BUDGET_PACING))
 
 
+KEEP_WRITING = """
+import itertools, sys, time
+path, chunks = sys.argv[1], [chunk.encode() for chunk in sys.argv[2:]]
+with open(path, "ab", buffering=0) as stream:
+    stream.write(chunks[0])
+    print("writing", flush=True)
+    for chunk in itertools.islice(itertools.cycle(chunks), 1, None):
+        time.sleep(0.01)
+        stream.write(chunk)
+"""
+
+
+@contextmanager
+def writer_process(path: Path, *chunks: str):
+    """Another process appending `chunks` in turn, one write every 10 ms, until the block ends:
+    a thread of this process could be held for a whole settle window by the reader's own work."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KEEP_WRITING, str(path), *chunks],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        yield
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+
+
 def test_check_raw_says_a_file_is_still_being_written(tmp_path, monkeypatch):
-    monkeypatch.setenv(SETTLE_ENV, "0.05")
+    """A settle window of 0.25 s that a writer of another process never leaves quiet (it
+    writes every 10 ms, a line in two halves) for the 2.5 s patience: check-raw says so."""
+    monkeypatch.setenv(SETTLE_ENV, "0.25")
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     path = raw_dir / BUDGET_PACING.file_name
-    stop = threading.Event()
-
-    def keep_writing() -> None:
-        while not stop.is_set():
-            append_bytes(path, pacing_line(3, "AS_001")[:15].encode())
-            time.sleep(0.01)
-            append_bytes(path, pacing_line(3, "AS_001")[15:].encode())
-            time.sleep(0.01)
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
-    try:
+    line = pacing_line(3, "AS_001")
+    with writer_process(path, line[:15], line[15:]):
         report, file_problems = check_raw_folder(raw_dir)
-    finally:
-        stop.set()
-        writer.join()
 
     pacing = next(line for line in report if BUDGET_PACING.file_name in line)
     assert "still being written" in pacing
     assert file_problems == 0
+
+
+def test_a_writer_of_whole_lines_is_said_to_be_still_writing_with_nothing_left_over(
+    tmp_path, monkeypatch
+):
+    """A writer that writes each line whole leaves the copy on a line end: nothing is left for
+    the next run, yet the file was still being written, and the load and check-raw say so."""
+    monkeypatch.setenv(SETTLE_ENV, "0.1")
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    path = raw_dir / BUDGET_PACING.file_name
+    connection = bronze_connection()
+    with writer_process(path, pacing_line(4, "AS_001")):
+        metadata = refresh(connection, BUDGET_PACING, path)
+        report, _ = check_raw_folder(raw_dir)
+
+    assert metadata["source_still_being_written"] is True
+    assert metadata["source_bytes_left_for_next_run"] == 0
+    assert metadata["load"].endswith(
+        "still being written: loaded up to its last complete line, 0 byte(s) after it left "
+        "for the next run"
+    )
+    pacing = next(line for line in report if BUDGET_PACING.file_name in line)
+    assert "still being written" in pacing
 
 
 def test_a_link_swapped_in_while_loads_run_never_brings_its_target_into_bronze(tmp_path):

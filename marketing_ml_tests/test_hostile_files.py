@@ -574,3 +574,45 @@ def test_an_export_with_a_trailing_comma_on_every_line_is_set_aside_in_one_pass(
         ).fetchone()[0]
         == lines[999]
     )
+
+
+def test_a_look_alike_ad_set_is_quarantined_by_the_run_and_by_check_raw(tmp_path):
+    """AS_001's first day written as `AS_<zero-width space>001`: not a second ad set in silver
+    or gold but a quarantined row naming the character, listed by check-raw; a name with a
+    right-to-left override keeps its row, the override shown as an escape; every record is
+    accounted for."""
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    rows = clean_performance_rows()
+    rows[0][1] = "AS_\u200b001"
+    rows[1][2] = "Budget\u202e_Families"
+    write_raw_csv(
+        raw_dir / "meta_campaign_performance.csv", META_CAMPAIGN_PERFORMANCE.columns, rows
+    )
+    report, file_problems = check_raw_lines(raw_dir)
+    assert file_problems == 0
+    assert any(
+        line.endswith(
+            "meta_campaign_performance.csv:2: invisible_character: ad_set_id holds U+200B "
+            "ZERO WIDTH SPACE at position 4: 'AS_\\u200b001' looks like a value without it; "
+            "remove it in the export"
+        )
+        for line in report
+    )
+
+    lakehouse = Lakehouse(raw_dir, tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb")
+    result = lakehouse.materialize()
+    assert result.success
+    assert lakehouse.serving_query(
+        "SELECT source_line, rule FROM silver.quarantine "
+        "WHERE source_file = 'meta_campaign_performance.csv'"
+    ) == [(2, "invisible_character")]
+    assert lakehouse.serving_query(
+        "SELECT DISTINCT ad_set_id FROM gold.daily_adset_metrics ORDER BY 1"
+    ) == [("AS_001",), ("AS_002",), ("AS_003",)]
+    assert lakehouse.query(
+        "SELECT ad_set_name FROM silver.meta_campaign_performance WHERE _source_line = 3"
+    ) == [("Budget\\u202e_Families",)]
+    assert lakehouse.serving_query("SELECT bool_and(balanced) FROM gold.row_accounting") == [
+        (True,)
+    ]
+    assert check_outcomes(result)["quarantined_invisible_character"]

@@ -19,6 +19,7 @@ from marketing_ml.contract import (
     META_CAMPAIGN_PERFORMANCE,
     PACING_STATUSES,
     RAW_FILES,
+    is_hidden_character,
 )
 from marketing_ml.sample_data import planted_curves, write_sample_data
 
@@ -438,3 +439,12 @@ def test_command_line_creates_the_folder_and_prints_rows_per_file(
     assert any(f"{BUDGET_PACING.file_name}: 12 rows" in line for line in printed)
     pacing = read_raw(out, BUDGET_PACING.file_name)
     assert pacing.date.iloc[0] == "01/03/2024"
+
+
+def test_no_value_holds_a_hidden_character(dirty_sample: Path) -> None:
+    """The generator's ids, vocabularies and names never trip `invisible_character` or get
+    escapes: its dirt is of other kinds."""
+    for raw_file in RAW_FILES:
+        text = (dirty_sample / raw_file.file_name).read_text(encoding="utf-8-sig")
+        hidden = {character for character in text if is_hidden_character(character)}
+        assert hidden <= {"\r", "\n"}, (raw_file.file_name, hidden)

@@ -43,6 +43,9 @@ HOSTILE_PERFORMANCE_ROWS = (
     "12/08/2024,AS_010,NaN spend,100,10,NaN,1.00,10.00,1.00",
     "12/08/2024,AS_010,NaN spend,100,10,NaN,1.00,10.00,1.00",
     "13/08/2024,AS_011,Too few fields,100,10",
+    "14/08/2024,AS_\u200b012,Zero-width look-alike id,100,10,5.00,1.00,10.00,1.00",
+    "15/08/2024,AS_012,A name ending in a no-break space\u00a0,100,10,5.00,1.00,10.00,1.00",
+    "16/08/2024,AS_012,A name with a \u202eright-to-left override,100,10,5.00,1.00,10.00,1.00",
 )
 """Rows of the kinds the reader and every quarantine rule meet, appended to a generated file:
 where the engines' parsers differ (dates, numbers, JSON text, line numbering) a verdict moves."""
@@ -75,7 +78,9 @@ def materialize(database: Path, raw: Path, serving: Path) -> dg.ExecuteInProcess
 def write_generated_raw(raw: Path) -> None:
     """Generated data (with its own dirt) plus the hostile rows above."""
     write_sample_data(raw, 12, 75, 11)
-    with (raw / "meta_campaign_performance.csv").open("a", newline="") as performance:
+    with (raw / "meta_campaign_performance.csv").open(
+        "a", encoding="utf-8", newline=""
+    ) as performance:
         performance.write("".join(f"{row}\r\n" for row in HOSTILE_PERFORMANCE_ROWS))
 
 
@@ -194,7 +199,13 @@ def test_the_hostile_rows_meet_their_rules_on_spark(runs: EngineRuns):
                 "WHERE source_file = 'meta_campaign_performance.csv' GROUP BY rule"
             ).fetchall()
         )
-    assert {"non_finite", "wrong_field_count", "implausible_date", "non_numeric"} <= set(rules)
+    assert {
+        "non_finite",
+        "wrong_field_count",
+        "implausible_date",
+        "non_numeric",
+        "invisible_character",
+    } <= set(rules)
 
 
 @pytest.mark.parametrize("runs", ["generated"], indirect=True)
@@ -209,9 +220,7 @@ def test_a_failed_spark_write_keeps_the_previous_version_and_its_state(runs: Eng
         versions = spark_tables.new_location(connection, table).parent
         assert len(list(versions.iterdir())) == 1
         with pytest.raises(PySparkException):
-            spark_tables.create_table_as(
-                connection, table, f"SELECT no_such_column FROM {table}"
-            )
+            spark_tables.create_table_as(connection, table, f"SELECT no_such_column FROM {table}")
         after = spark_tables.fetch_frame(connection, f"SELECT * FROM {table}")
         assert compare_frames(before, after, table) == []
         assert spark_tables.table_state(connection, "silver", "budget_pacing") == state

@@ -595,14 +595,97 @@ def test_translation_is_cached():
 # --- the pipeline's own SQL: silver classification of bronze rows ---------------------------------
 
 
+def load_keyed_bronze(engines, raw_file, bronze: list[tuple]) -> None:
+    """`bronze` rows (the file's columns, then file, line, row hash, malformed, reason, record)
+    as the view `bronze_rows` in both engines, each with the key hash the engine computes."""
+    from marketing_ml.cleaning import key_hash_sql
+
+    connection, spark, load = engines
+    schema = ", ".join(f"{column} STRING" for column in raw_file.columns)
+    load(
+        "bronze_raw",
+        f"{schema}, _source_file STRING, _source_line BIGINT, _row_hash BIGINT, "
+        "_malformed STRING, _malformed_reason STRING, _raw_record STRING",
+        bronze,
+    )
+    keyed = f"SELECT *, {key_hash_sql(raw_file)} AS _key_hash FROM bronze_raw"
+    connection.execute(f"CREATE VIEW bronze_rows AS {keyed}")
+    spark.sql(to_spark(keyed)).createOrReplaceTempView("bronze_rows")
+
+
+def test_trim_strips_the_space_separators_duckdb_strips(engines):
+    """DuckDB's trim strips every Unicode space separator from the ends (no-break spaces
+    included), Spark's only U+0020: the rewrite strips DuckDB's set, and neither touches tabs,
+    zero-width spaces or spaces inside."""
+    _, _, load = engines
+    ends = [
+        " ",
+        "\u00a0",
+        "\u2007",
+        "\u202f",
+        "\u3000",
+        "\u1680",
+        "\u205f",
+        "\t",
+        "\u200b",
+        "\ufeff",
+    ]
+    texts = [(number, f"{end}a\u00a0b{end}") for number, end in enumerate(ends)]
+    load("texts", "id BIGINT, s STRING", [*texts, (len(ends), None), (len(ends) + 1, "\u00a0")])
+    rows = assert_parity(engines, "SELECT id, trim(s), ltrim(s), rtrim(s) FROM texts ORDER BY id")
+    assert rows[1][1] == "a\u00a0b" and rows[7][1] == "\ta\u00a0b\t"
+
+
+def test_look_alike_ids_are_quarantined_and_names_show_hidden_characters(engines):
+    """The invisible_character rule and the escapes in names (a regular expression of code
+    point ranges, unicode/printf/strpos, a lambda over the characters) give the same verdicts,
+    reasons and names in both engines, astral characters included."""
+    from marketing_ml.cleaning import classified_rows_sql
+    from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE as raw_file
+
+    counts = ["100", "10", "5.00", "", "", ""]
+    rows = [
+        ["01/08/2024", "AS_001", "Real", *counts],
+        ["01/08/2024", "AS_\u200b001", "Zero-width space", *counts],
+        ["02/08/2024", "AS\u00a0001", "No-break space inside", *counts],
+        ["03/08/2024", "AS_001\u2067", "Bidi isolate", *counts],
+        ["04/08/2024", "AS_001\t", "Tab", *counts],
+        ["05/08/2024", "\U000e0041AS_001", "Tag character", *counts],
+        ["06/08/2024", "AS_001\ufe0f", "Variation selector", *counts],
+        ["07/08/2024", "\u3000AS_001\u00a0", "Spaces around\u00a0", *counts],
+        ["08/08/2024", "AS_001", "\u202eevil\u202c \U000e0041 caf\u00e9\u00ad\u0085", *counts],
+    ]
+    bronze = [
+        (*row, "meta.csv", line, line * 7919, None, None, ",".join(row))
+        for line, row in enumerate(rows, start=2)
+    ]
+    load_keyed_bronze(engines, raw_file, bronze)
+    classified = classified_rows_sql(raw_file, "bronze_rows")
+    result = assert_parity(
+        engines,
+        f"SELECT _source_line, ad_set_id, ad_set_name, rule, reason "
+        f"FROM ({classified}) AS classified ORDER BY _source_line",
+    )
+    by_line = {line: (ad_set, name, rule, reason) for line, ad_set, name, rule, reason in result}
+    quarantined = [line for line, (*_, rule, _) in by_line.items() if rule]
+    assert quarantined == [3, 4, 5, 6, 7, 8]
+    assert by_line[3][3].startswith(
+        "ad_set_id holds U+200B ZERO WIDTH SPACE at position 4: 'AS_\\u200b001'"
+    )
+    assert by_line[7][3].startswith(
+        "ad_set_id holds U+E0041 TAG LATIN CAPITAL LETTER A at position 1"
+    )
+    assert by_line[9][:3] == ("AS_001", "Spaces around", None)
+    assert by_line[10][1] == "\\u202eevil\\u202c \\U000e0041 caf\u00e9\\u00ad\\u0085"
+
+
 def test_silver_classification_of_tricky_bronze_rows(engines):
     """cleaning.classified_rows_sql as the pipeline builds it (CTE hints, SEMI/ANTI joins,
     try_strptime, TRY_CAST, regexp_full_match, isfinite, hash, json_object, reasons built with
     ||), on rows that move between silver and quarantine if any helper is off."""
-    from marketing_ml.cleaning import classified_rows_sql, key_hash_sql
+    from marketing_ml.cleaning import classified_rows_sql
     from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE as raw_file
 
-    connection, spark, load = engines
     good = ["a1", "Ad one", "1,000", "10", "12.50", "1.0", "12.5", "1.1"]
     rows = [
         ["01/08/2024", *good],
@@ -635,16 +718,7 @@ def test_silver_classification_of_tricky_bronze_rows(engines):
             'a\tb\n"c',
         )
     ]
-    schema = ", ".join(f"{column} STRING" for column in raw_file.columns)
-    load(
-        "bronze_raw",
-        f"{schema}, _source_file STRING, _source_line BIGINT, _row_hash BIGINT, "
-        "_malformed STRING, _malformed_reason STRING, _raw_record STRING",
-        bronze,
-    )
-    keyed = f"SELECT *, {key_hash_sql(raw_file)} AS _key_hash FROM bronze_raw"
-    connection.execute(f"CREATE VIEW bronze_rows AS {keyed}")
-    spark.sql(to_spark(keyed)).createOrReplaceTempView("bronze_rows")
+    load_keyed_bronze(engines, raw_file, bronze)
     classified = classified_rows_sql(raw_file, "bronze_rows")
     result = assert_parity(
         engines,

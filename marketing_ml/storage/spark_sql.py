@@ -180,6 +180,8 @@ def _rewrite(node: exp.Expression, query: _Query) -> exp.Expression:
         return _regexp_full_match(node.this, node.expression)
     if isinstance(node, exp.JSONObject):
         return _json_object(node)
+    if isinstance(node, exp.Trim) and node.args.get("expression") is None:
+        return _trim_spaces(node)
     if isinstance(node, (exp.First, exp.AnyValue)) and isinstance(node.this, exp.Order):
         return _ordered_aggregate(node)
     if isinstance(node, exp.IgnoreNulls) and _is_generated(node.this):
@@ -317,6 +319,23 @@ def _regexp_full_match(text: exp.Expression, pattern: exp.Expression) -> exp.Exp
     else:
         anchored = _template(r"CONCAT('\\A(?:', {p}, ')\\z')", p=pattern)
     return exp.RegexpLike(this=text, expression=anchored)
+
+
+# 4b. trim(x): DuckDB strips every space separator (Unicode Zs: U+0020, the no-break spaces
+# U+00A0, U+2007, U+202F, the ideographic space ...) from the ends, Spark only U+0020; tabs and
+# line breaks neither. A name ending in U+00A0 was kept whole by Spark and trimmed by DuckDB.
+_SPACE_SEPARATORS = r"[\x{20}\x{A0}\x{1680}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}]"
+_TRIM_ENDS = {
+    None: rf"^{_SPACE_SEPARATORS}+|{_SPACE_SEPARATORS}+\z",
+    "BOTH": rf"^{_SPACE_SEPARATORS}+|{_SPACE_SEPARATORS}+\z",
+    "LEADING": rf"^{_SPACE_SEPARATORS}+",
+    "TRAILING": rf"{_SPACE_SEPARATORS}+\z",
+}
+
+
+def _trim_spaces(node: exp.Trim) -> exp.Expression:
+    pattern = _string(_TRIM_ENDS[node.args.get("position")])
+    return _mark_text(_template("REGEXP_REPLACE({x}, {pattern}, '')", x=node.this, pattern=pattern))
 
 
 # 5. isfinite: no such function in Spark. NULL stays NULL (isnan(NULL) is false, abs(NULL) NULL).
