@@ -127,7 +127,8 @@ def test_sensor_counts_an_uninformative_model_as_trained(tmp_path):
                     ["models", model.card.model_name], metadata=model_metadata(model)
                 )
             )
-        instance.report_runless_asset_event(dg.AssetMaterialization(["gold", "response_curves"]))
+        for curves in ("response_curves", "response_curve_backtest"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(["gold", curves]))
         request, _ = evaluate(sensor, raw_dir, instance)
         assert request.job_name == "daily_refresh"
 
@@ -213,4 +214,4 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "weekly_retrain",
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
-    assert check_count == 59  # 40 data-quality, 16 model and score, 3 budget-plan checks
+    assert check_count == 60  # 40 data-quality, 16 model and score, 4 budget-plan checks
