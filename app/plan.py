@@ -394,11 +394,12 @@ TABLE_COLUMNS = (
 
 
 CURVES_CANNOT_SEE = (
-    "Expected revenue comes from each ad set's response curve: revenue a day against spend that "
-    "day, fitted on the last 180 days. The curves cannot see carry-over beyond the day (spend "
-    "that keeps earning later), competitors and auction prices, creative or audience changes, "
-    "or anything new since they were fitted: actual revenue over the last 28 days stands beside "
-    "each expectation, and the Models tab shows how well the curves predicted past weeks."
+    "Expected revenue comes from each ad set's response curve: revenue a day against spend, "
+    "fitted on the last 180 days with one carry-over, weekday and demand pattern shared by all ad "
+    "sets. The curves cannot see an ad set's own carry-over or season, competitors and auction "
+    "prices, creative or audience changes, or anything new since they were fitted: actual "
+    "revenue over the last 28 days stands beside each expectation, and the Models tab shows how "
+    "well the curves predicted past weeks."
 )
 """Said wherever the plan is shown (What-if, Models tab, report), not only in the README."""
 
