@@ -489,12 +489,21 @@ def _copy_version(
     return _Snapshot(whole, copied)
 
 
-def _header_only(raw_file: RawFile) -> tuple[_Snapshot, Path]:
-    """The copy an absent optional file reads as: the contract's header and no rows."""
+def _header_only(raw_file: RawFile, previous: "RawFileProfile | None") -> tuple[_Snapshot, Path]:
+    """The copy an absent optional file reads as: the contract's header and no rows; the version
+    loaded when that is what was loaded last (so an absent file is not loaded again every run)."""
     folder = Path(tempfile.mkdtemp(prefix="marketing-ml-raw-"))
     header = folder / "header.csv"
-    header.write_bytes((",".join(raw_file.columns) + "\n").encode())
-    return _Snapshot(header, header.stat().st_size), folder
+    line = (",".join(raw_file.columns) + "\n").encode()
+    header.write_bytes(line)
+    digest = hashlib.sha256(line)
+    if (
+        previous is not None
+        and previous.size_bytes == len(line)
+        and previous.sha256 == digest.hexdigest()
+    ):
+        return _Snapshot(header, len(line), previous, digest, len(line)), folder
+    return _Snapshot(header, len(line)), folder
 
 
 def _take_snapshot(
@@ -505,7 +514,7 @@ def _take_snapshot(
     up to its last complete line. Returns the copy and its folder. An optional file that is
     absent is read as its header line alone."""
     if raw_file.optional and not os.path.lexists(path):
-        return _header_only(raw_file)
+        return _header_only(raw_file, previous)
     descriptor = _open_raw(path, raw_file)
     folder = Path(tempfile.mkdtemp(prefix="marketing-ml-raw-"))
     try:

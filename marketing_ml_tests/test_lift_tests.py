@@ -10,6 +10,7 @@ import pytest
 
 from marketing_ml.check_raw import check_raw_folder
 from marketing_ml.contract import EXPERIMENTS
+from marketing_ml.raw_files import profile_raw_file
 from marketing_ml.sample_data import planted_curves, write_sample_data
 from marketing_ml_tests.conftest import Lakehouse, check_outcomes, quality_warnings, write_raw_csv
 from marketing_ml_tests.test_planning import synthetic_daily
@@ -256,3 +257,14 @@ def test_an_experiments_file_calibrates_its_curves_and_quarantines_its_bad_rows(
     )
     assert proposal[0] in reasons
     assert f"for {proposal[1]} days" in proposal[2]
+
+
+def test_an_absent_experiments_file_is_the_version_loaded_until_one_arrives(tmp_path: Path):
+    absent = tmp_path / EXPERIMENTS.file_name
+    loaded = profile_raw_file(absent, EXPERIMENTS)
+    assert (loaded.data_rows, loaded.extends) == (0, None)
+    again = profile_raw_file(absent, EXPERIMENTS, loaded)
+    assert again.extends is loaded and again.sha256 == loaded.sha256
+    write_raw_csv(absent, EXPERIMENTS.columns, [experiments_rows(["AS_001"])[0]])
+    arrived = profile_raw_file(absent, EXPERIMENTS, loaded)
+    assert (arrived.data_rows, arrived.extends) == (1, None)
