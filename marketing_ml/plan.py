@@ -335,7 +335,8 @@ PROPOSAL_TYPES = {
 
 
 def with_lift_tests(table: pd.DataFrame, curves: pd.DataFrame) -> pd.Series:
-    """Each ad set's reason, saying which lift tests its curve is calibrated by."""
+    """Each ad set's reason, saying which lift tests its curve is calibrated by (curves stored
+    before lift tests were read have no `calibrated_by`: the daily plan prices with last week's)."""
     if "calibrated_by" not in curves:
         return table["reason"]
     tests = table["ad_set_id"].map(curves.set_index("ad_set_id")["calibrated_by"])

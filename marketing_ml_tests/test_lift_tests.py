@@ -18,10 +18,10 @@ from planning import fit_response_curves
 from planning.curves import hill_marginal, hill_revenue
 from planning.experiments import (
     LIFT_TEST_COLUMNS,
-    Z90,
     calibrate_curves,
-    days_to_reach,
+    half_width_after,
     propose_budget_test,
+    smallest_settling_test,
 )
 
 INCREMENTAL_SHARE = 0.6
@@ -127,13 +127,31 @@ def plan_rows(widths, changes):
 
 def test_the_proposed_test_is_where_the_most_uplift_rides_on_an_uncertain_curve():
     plan = plan_rows(widths=[3.0, 0.2, 1.5, 2.0], changes=[20.0, 400.0, 100.0, 0.0])
-    curves = pd.DataFrame({"ad_set_id": plan["ad_set_id"], "revenue_noise_sd": 800.0})
+    curves = pd.DataFrame({"ad_set_id": plan["ad_set_id"], "revenue_noise_sd": 200.0})
     proposal = propose_budget_test(plan, curves)
     assert proposal["test_ad_set_id"] == "AS_2"
     assert proposal["test_uplift_at_stake"] == pytest.approx(150.0)
-    assert proposal["test_budget_change"] == pytest.approx(200.0)
-    assert "Ad set 2" in proposal["test_proposal"]
-    assert f"for {proposal['test_days']} days" in proposal["test_proposal"]
+    assert (proposal["test_budget_change"], proposal["test_days"]) == (200.0, 42)
+    assert proposal["test_marginal_roas_half_width"] <= 1.5 / 4
+    assert proposal["test_proposal"].startswith(
+        "Test +20% (+£200 a day) on Ad set 2 for 42 days: it would pin its marginal ROAS to ±0.36×"
+    )
+
+
+@pytest.mark.parametrize(
+    ("noise", "opening", "ending"),
+    [
+        (1000.0, "Test +50% (+£500 a day) on Ad set 0 for 56 days: it would pin", "run."),
+        (5000.0, "Even +50% (+£500 a day) on Ad set 0 for 56 days would pin", "than its curve."),
+    ],
+)
+def test_a_test_that_cannot_halve_the_interval_says_how_far_it_gets(noise, opening, ending):
+    plan = plan_rows(widths=[1.5], changes=[100.0])
+    curves = pd.DataFrame({"ad_set_id": plan["ad_set_id"], "revenue_noise_sd": noise})
+    proposal = propose_budget_test(plan, curves)
+    assert (proposal["test_budget_change"], proposal["test_days"]) == (500.0, 56)
+    assert proposal["test_proposal"].startswith(opening)
+    assert proposal["test_proposal"].endswith(ending)
 
 
 def test_no_test_is_proposed_when_the_plan_moves_nothing():
@@ -142,19 +160,18 @@ def test_no_test_is_proposed_when_the_plan_moves_nothing():
     assert propose_budget_test(plan, curves)["test_proposal"] is None
 
 
-def test_a_test_runs_longer_on_a_noisier_ad_set_and_its_stated_precision_holds():
-    short, _ = days_to_reach(noise_sd=100.0, change=200.0, target_half_width=0.5)
-    long, _ = days_to_reach(noise_sd=400.0, change=200.0, target_half_width=0.5)
-    assert short < long
-    days, half_width = days_to_reach(noise_sd=400.0, change=200.0, target_half_width=0.6)
+def test_a_noisier_ad_set_needs_a_longer_or_larger_test_and_the_stated_precision_holds():
+    quiet = smallest_settling_test(noise_sd=100.0, current_spend=1000.0, target_half_width=0.5)
+    noisy = smallest_settling_test(noise_sd=400.0, current_spend=1000.0, target_half_width=0.5)
+    assert quiet[3] and noisy[3]
+    assert (quiet[0], quiet[1]) < (noisy[0], noisy[1])
+    days, change, marginal, noise = 21, 200.0, 1.5, 400.0
+    half_width = half_width_after(noise, change, days)
     rng = np.random.default_rng(0)
-    marginal = 1.5
-    test_days = 200 * 0.0 + rng.normal(0, 400.0, (20000, days)) + marginal * 200.0
-    control_days = rng.normal(0, 400.0, (20000, days))
-    measured = (test_days.mean(axis=1) - control_days.mean(axis=1)) / 200.0
-    inside = np.abs(measured - marginal) <= half_width
-    assert inside.mean() == pytest.approx(0.9, abs=0.01)
-    assert half_width == pytest.approx(Z90 * 400.0 * np.sqrt(2 / days) / 200.0)
+    with_change = rng.normal(marginal * change, noise, (20000, days)).mean(axis=1)
+    without = rng.normal(0.0, noise, (20000, days)).mean(axis=1)
+    measured = (with_change - without) / change
+    assert (np.abs(measured - marginal) <= half_width).mean() == pytest.approx(0.9, abs=0.01)
 
 
 def test_without_an_experiments_file_everything_builds_as_before(lakehouse):

@@ -32,8 +32,8 @@ LIFT_TEST_COLUMNS = (
     "incremental_revenue_low",
     "incremental_revenue_high",
 )
-TEST_CHANGE = 0.2
-"""The budget change a proposed test makes: +20% of current spend a day."""
+TEST_CHANGES = (0.2, 0.3, 0.5)
+"""Budget changes a proposed test makes, × current spend a day: the smallest that settles it."""
 TEST_DAY_STEPS = (7, 14, 21, 28, 42, 56)
 """Test lengths offered, in whole weeks so every weekday counts equally."""
 NO_PROPOSAL = {
@@ -129,18 +129,26 @@ def revenue_noise_sd(window: pd.DataFrame, curves: pd.DataFrame) -> pd.Series:
     return curves["ad_set_id"].map(noise).astype(float)
 
 
-def days_to_reach(noise_sd: float, change: float, target_half_width: float) -> tuple[int, float]:
-    """The shortest offered test length whose measured marginal ROAS has a 90% half-width of at
-    most `target_half_width`, and that half-width (the longest length's if none reaches it).
+def half_width_after(noise_sd: float, change: float, days: int) -> float:
+    """The 90% half-width of the marginal ROAS a test measures: it compares the days with the
+    change against as many days without it, so the lift a day is a difference of two means of
+    `days` noisy days (standard error `noise_sd × sqrt(2 / days)`), divided by the change."""
+    return float(Z90 * noise_sd * np.sqrt(2 / days) / abs(change))
 
-    The test compares the days with the change against as many days without it: the increment a
-    day is the difference of two means of `days` noisy days, standard error
-    `noise_sd × sqrt(2 / days)`, and marginal ROAS over the change is that divided by `change`."""
-    for days in TEST_DAY_STEPS:
-        half_width = Z90 * noise_sd * np.sqrt(2 / days) / abs(change)
-        if half_width <= target_half_width:
-            break
-    return days, float(half_width)
+
+def smallest_settling_test(
+    noise_sd: float, current_spend: float, target_half_width: float
+) -> tuple[float, int, float, bool]:
+    """(change £ a day, days, half-width, settles): the smallest change in TEST_CHANGES and then
+    the shortest length in TEST_DAY_STEPS that brings the half-width to `target_half_width`;
+    the largest change for the longest length (settles False) when none does."""
+    for share in TEST_CHANGES:
+        change = share * current_spend
+        for days in TEST_DAY_STEPS:
+            half_width = half_width_after(noise_sd, change, days)
+            if half_width <= target_half_width:
+                return change, days, half_width, True
+    return change, days, half_width, False
 
 
 def propose_budget_test(plan: pd.DataFrame, curves: pd.DataFrame) -> dict:
@@ -148,9 +156,9 @@ def propose_budget_test(plan: pd.DataFrame, curves: pd.DataFrame) -> dict:
     uncertainty moves money.
 
     What an ad set's uncertainty puts at stake is the width of its marginal ROAS interval at the
-    recommended spend times the budget the plan moves there (£ of tomorrow's uplift that could be
-    wrong a day). The test on it adds TEST_CHANGE of current spend a day, for as long as it takes
-    to halve that interval (at most the longest length offered)."""
+    recommended spend times the budget the plan moves there (£ a day of the plan's uplift that
+    its curve cannot vouch for); the test goes to the ad set where that is largest, and is the
+    smallest that halves its interval (`smallest_settling_test`), or says none would."""
     frame = plan.merge(
         curves[["ad_set_id", "revenue_noise_sd"]], on="ad_set_id", how="left", validate="1:1"
     )
@@ -164,22 +172,32 @@ def propose_budget_test(plan: pd.DataFrame, curves: pd.DataFrame) -> dict:
     if candidates.empty:
         return dict(NO_PROPOSAL)
     best = candidates.sort_values(["at_stake", "ad_set_id"], ascending=[False, True]).iloc[0]
-    change = TEST_CHANGE * float(best["current_spend"])
-    days, half_width = days_to_reach(
-        float(best["revenue_noise_sd"]), change, float(best["width"]) / 4
+    current = float(best["current_spend"])
+    change, days, half_width, settles = smallest_settling_test(
+        float(best["revenue_noise_sd"]), current, float(best["width"]) / 4
     )
     name = str(best["ad_set_name"] or best["ad_set_id"])
+    low, high = best["marginal_roas_recommended_low"], best["marginal_roas_recommended_high"]
+    now = f"now {low:.2f}×–{high:.2f}×, with £{abs(best['change']):,.0f} a day moved on it"
+    test = f"+{change / current:.0%} (+£{change:,.0f} a day) on {name} for {days} days"
+    if settles:
+        sentence = f"Test {test}: it would pin its marginal ROAS to ±{half_width:.2f}× ({now})."
+    elif half_width < best["width"] / 2:
+        sentence = (
+            f"Test {test}: it would pin its marginal ROAS to ±{half_width:.2f}× "
+            f"(±{best['width'] / 2:.2f}× {now}); halving that would take longer than a test "
+            "should run."
+        )
+    else:
+        sentence = (
+            f"Even {test} would pin its marginal ROAS only to ±{half_width:.2f}× ({now}): its "
+            "daily revenue is too noisy for a budget test on it alone to tell more than its curve."
+        )
     return {
         "test_ad_set_id": str(best["ad_set_id"]),
         "test_budget_change": round(change, 2),
         "test_days": days,
         "test_marginal_roas_half_width": round(half_width, 3),
         "test_uplift_at_stake": round(float(best["at_stake"]), 2),
-        "test_proposal": (
-            f"Test +{TEST_CHANGE:.0%} (+£{change:,.0f} a day) on {name} for {days} days: it "
-            f"would pin its marginal ROAS to ±{half_width:.2f}× (now "
-            f"{best['marginal_roas_recommended_low']:.2f}×–"
-            f"{best['marginal_roas_recommended_high']:.2f}×), where £{best['at_stake']:,.0f} "
-            "a day of the plan's uplift rides on it."
-        ),
+        "test_proposal": sentence,
     }
