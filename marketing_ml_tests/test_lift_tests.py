@@ -2,6 +2,7 @@
 the plan proposes the test worth most. The pure pieces on planted truth first, then the file
 through the whole graph on real DuckDB files."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,25 @@ def test_a_lift_test_pulls_a_biased_curve_to_the_truth_and_narrows_its_interval(
     pd.testing.assert_series_equal(
         calibrated.loc[untested, "marginal_roas"], before.loc[untested, "marginal_roas"]
     )
+
+
+def test_a_test_that_confirms_the_curve_keeps_what_the_fit_priced_beside_it(biased_fits):
+    """A fit may price marginal ROAS with more than the bare curve (a weekday or demand factor):
+    calibration changes only the curve's own factor."""
+    fits, _ = biased_fits
+    curves = fits.curves.copy()
+    columns = ["marginal_roas", "marginal_roas_low", "marginal_roas_high"]
+    curves.loc[5, columns] *= 1.3
+    base = float(curves.at[5, "current_spend"])
+    point = curves.loc[5, ["vmax", "half_saturation", "shape"]].to_numpy(dtype=float)
+    lift = 28 * float(hill_revenue(1.2 * base, *point) - hill_revenue(base, *point))
+    tests = pd.DataFrame(
+        [["LT_5", curves.at[5, "ad_set_id"], 28, base, 0.2 * base, lift, 0.99 * lift, 1.01 * lift]],
+        columns=list(LIFT_TEST_COLUMNS),
+    )
+    calibrated = calibrate_curves(replace(fits, curves=curves), tests).curves
+    assert calibrated.at[5, "marginal_roas"] == pytest.approx(curves.at[5, "marginal_roas"], 0.01)
+    assert calibrated.at[5, "marginal_roas_low"] > 0.8 * curves.at[5, "marginal_roas_low"]
 
 
 def test_a_vague_lift_test_moves_the_curve_less_than_a_precise_one(biased_fits):

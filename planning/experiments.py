@@ -55,7 +55,8 @@ def calibrate_curves(fits: CurveFits, tests: pd.DataFrame) -> CurveFits:
     """`fits` with each tested ad set's curve scaled toward its lift tests (see the module);
     `calibrated_by` names the tests (comma-separated, NULL where none applied). A test on an ad
     set without a curve, or one whose change the curve cannot price (no base spend), is left
-    out."""
+    out. Marginal ROAS keeps whatever the fit priced beside the curve (its ratio to the bare
+    curve's), so only the curve's own factor changes."""
     curves = fits.curves.copy()
     curves["calibrated_by"] = pd.Series([None] * len(curves), dtype="object")
     draws = {name: matrix.copy() for name, matrix in fits.draws.items()}
@@ -68,7 +69,7 @@ def calibrate_curves(fits: CurveFits, tests: pd.DataFrame) -> CurveFits:
     ].sort_values(["ad_set_id", "experiment_id"])
     for ad_set, ad_set_tests in usable.groupby("ad_set_id", sort=True):
         i = row_of[ad_set]
-        if curves.at[i, "fit"] not in ("own", "pooled") or not np.isfinite(curves.at[i, "vmax"]):
+        if not np.isfinite(curves.at[i, "vmax"]):
             continue
         point = curves.loc[i, ["vmax", "half_saturation", "shape"]].to_numpy(dtype=float)
         base = ad_set_tests["base_spend"].to_numpy(dtype=float)
@@ -103,7 +104,8 @@ def calibrate_curves(fits: CurveFits, tests: pd.DataFrame) -> CurveFits:
         curves.at[i, "calibrated_by"] = ", ".join(ad_set_tests["experiment_id"][keep])
         current = float(curves.at[i, "current_spend"])
         if current > 0:
-            curves.at[i, "marginal_roas"] = float(
+            scale = curves.at[i, "marginal_roas"] / hill_marginal(current, *point)
+            curves.at[i, "marginal_roas"] = scale * float(
                 hill_marginal(current, *curves.loc[i, ["vmax", "half_saturation", "shape"]])
             )
             low, high = interval(
@@ -111,7 +113,8 @@ def calibrate_curves(fits: CurveFits, tests: pd.DataFrame) -> CurveFits:
                     current, draws["vmax"][i], draws["half_saturation"][i], draws["shape"][i]
                 )
             )
-            curves.at[i, "marginal_roas_low"], curves.at[i, "marginal_roas_high"] = low, high
+            curves.at[i, "marginal_roas_low"] = scale * low
+            curves.at[i, "marginal_roas_high"] = scale * high
     return replace(fits, curves=curves, draws=draws)
 
 
