@@ -1026,6 +1026,9 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
         )
     else:
         plan_tiles(result, without)
+    published = published_plan(path, stamp)
+    if published is not None and published.test_proposal:
+        st.info(markdown_text(published.test_proposal), icon=":material/science:")
     st.dataframe(
         table,
         hide_index=True,

@@ -89,6 +89,13 @@ class PublishedPlan:
         return str(self.summary.get("headline") or "")
 
     @property
+    def test_proposal(self) -> str:
+        """The lift test worth running next, in one sentence ("" when none is worth it or the
+        plan was published before tests were proposed)."""
+        proposal = self.summary.get("test_proposal")
+        return "" if proposal is None or pd.isna(proposal) else str(proposal)
+
+    @property
     def plan_date(self) -> date | None:
         day = self.summary.get("plan_date")
         return None if day is None or pd.isna(day) else pd.Timestamp(day).date()

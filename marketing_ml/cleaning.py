@@ -70,6 +70,11 @@ ROW_RULES = (
     RowRule("non_finite", "A number that is NaN or infinite (NaN, inf, 1e309)."),
     RowRule("negative_value", "Spend, impressions, clicks, budgets or values below zero."),
     RowRule("clicks_exceed_impressions", "More clicks than impressions on one row."),
+    RowRule(
+        "out_of_order",
+        "A range that runs backwards: a lift test that ends before it starts, or an interval "
+        "whose low end is above its estimate (or its estimate above its high end).",
+    ),
     RowRule("unknown_vocabulary", "A status, type or window outside the contract's vocabulary."),
 )
 KEY_RULES = (
@@ -306,6 +311,15 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
                 "'clicks (' || clicks || ') exceed impressions (' || impressions || ')'",
             )
         )
+    for columns in raw_file.ordered:
+        for low, high in zip(columns, columns[1:], strict=False):
+            branches.append(
+                (
+                    f"{low} > {high}",
+                    "out_of_order",
+                    f"'{low} (' || raw_{low} || ') comes after {high} (' || raw_{high} || ')'",
+                )
+            )
     for column, vocabulary in raw_file.vocabularies:
         allowed = ", ".join(sql_string(value) for value in vocabulary)
         branches.append(

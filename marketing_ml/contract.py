@@ -75,6 +75,10 @@ class RawFile:
     identifiers: tuple[str, ...] = ()
     """Text matched by its exact value (keys, and ids that join the files): a character that
     does not show would make a second value that looks like the first."""
+    ordered: tuple[tuple[str, ...], ...] = ()
+    """Columns whose values must not decrease left to right (a start before its end)."""
+    optional: bool = False
+    """An optional file may be absent: it then reads as its header alone (no rows)."""
 
     @property
     def file_name(self) -> str:
@@ -179,5 +183,51 @@ CONVERSION_EVENTS = RawFile(
     identifiers=("conversion_id", "ad_set_id"),
 )
 
-RAW_FILES = (AUDIENCE_SEGMENTS, META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+EXPERIMENTS = RawFile(
+    name="experiments",
+    columns=(
+        "experiment_id",
+        "ad_set_id",
+        "start_date",
+        "end_date",
+        "budget_change",
+        "incremental_revenue",
+        "incremental_revenue_low",
+        "incremental_revenue_high",
+    ),
+    key=("experiment_id",),
+    dates=("start_date", "end_date"),
+    decimals=(
+        "budget_change",
+        "incremental_revenue",
+        "incremental_revenue_low",
+        "incremental_revenue_high",
+    ),
+    required=(
+        "experiment_id",
+        "ad_set_id",
+        "start_date",
+        "end_date",
+        "budget_change",
+        "incremental_revenue",
+        "incremental_revenue_low",
+        "incremental_revenue_high",
+    ),
+    ordered=(
+        ("start_date", "end_date"),
+        ("incremental_revenue_low", "incremental_revenue", "incremental_revenue_high"),
+    ),
+    optional=True,
+)
+"""Lift tests: one ad set's daily spend moved by `budget_change` (£ a day, negative for a cut)
+from `start_date` to `end_date` (inclusive), and the incremental revenue it measured over the
+whole test (£) with its 90% interval. Optional; the plan calibrates the curves it covers."""
+
+REQUIRED_RAW_FILES = (
+    AUDIENCE_SEGMENTS,
+    META_CAMPAIGN_PERFORMANCE,
+    BUDGET_PACING,
+    CONVERSION_EVENTS,
+)
+RAW_FILES = (*REQUIRED_RAW_FILES, EXPERIMENTS)
 RAW_FILES_BY_NAME = {raw_file.name: raw_file for raw_file in RAW_FILES}

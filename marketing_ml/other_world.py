@@ -44,7 +44,7 @@ from marketing_ml.contract import (
     CONVERSION_TYPES,
     META_CAMPAIGN_PERFORMANCE,
     PACING_STATUSES,
-    RAW_FILES,
+    REQUIRED_RAW_FILES,
 )
 from marketing_ml.sample_data import (
     ATTRIBUTION_SHARES,
@@ -356,7 +356,7 @@ def write_other_world(
             raw_file.file_name: stack.enter_context(
                 open_raw_csv(out_dir / raw_file.file_name, raw_file.columns)
             )
-            for raw_file in RAW_FILES
+            for raw_file in REQUIRED_RAW_FILES
         }
         return simulate(ad_sets, days, seed, setting, start_date, streams)
 

@@ -32,6 +32,13 @@ from planning.calendar import (
 )
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
 from planning.delivery import DELIVERY_COLUMNS, DELIVERY_DAYS, measure_delivery
+from planning.experiments import (
+    LIFT_TEST_COLUMNS,
+    NO_PROPOSAL,
+    calibrate_curves,
+    propose_budget_test,
+    revenue_noise_sd,
+)
 from planning.optimizer import NEW_FIT, PENNY, RECENT_DAYS
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
@@ -40,6 +47,7 @@ RESPONSE_CURVE_BACKTEST = dg.AssetKey(["gold", "response_curve_backtest"])
 BUDGET_PLAN = dg.AssetKey(["gold", "budget_plan"])
 BUDGET_PLAN_SUMMARY = dg.AssetKey(["gold", "budget_plan_summary"])
 SCORED_ADSETS = dg.AssetKey(["gold", "scored_adsets"])
+EXPERIMENTS = dg.AssetKey(["silver", "experiments"])
 ERROR = dg.AssetCheckSeverity.ERROR
 
 
@@ -99,6 +107,33 @@ WHERE planned_spend IS NOT NULL AND date > day - INTERVAL {int(days)} DAY
 ORDER BY ad_set_id, date"""
 
 
+def lift_tests_sql(experiments: str, daily: str) -> str:
+    """Each lift test with its length and base spend: the ad set's mean daily spend over the
+    test's days less the change (the spend it would have had without it); NULL when no day of
+    the test is in gold (the test is then left out)."""
+    return f"""
+WITH spend_during AS (
+    SELECT e.experiment_id, avg(d.spend) AS mean_spend
+    FROM {experiments} AS e
+    JOIN {daily} AS d
+      ON d.ad_set_id = e.ad_set_id AND d.date BETWEEN e.start_date AND e.end_date
+    WHERE d.spend IS NOT NULL
+    GROUP BY e.experiment_id
+)
+SELECT
+    e.experiment_id,
+    e.ad_set_id,
+    date_diff('day', e.start_date, e.end_date) + 1 AS days,
+    s.mean_spend - e.budget_change AS base_spend,
+    e.budget_change,
+    e.incremental_revenue,
+    e.incremental_revenue_low,
+    e.incremental_revenue_high
+FROM {experiments} AS e
+LEFT JOIN spend_during AS s USING (experiment_id)
+ORDER BY e.experiment_id"""
+
+
 class ResponseCurvesConfig(dg.Config):
     window_days: int = WINDOW_DAYS
     """Trailing days each curve is fitted on (see planning.curves.WINDOW_DAYS for why 180)."""
@@ -106,7 +141,7 @@ class ResponseCurvesConfig(dg.Config):
 
 @dg.asset(
     key=RESPONSE_CURVES,
-    ins={"daily": dg.AssetIn(key=DAILY)},
+    ins={"daily": dg.AssetIn(key=DAILY), "experiments": dg.AssetIn(key=EXPERIMENTS)},
     group_name="gold",
     kinds={"duckdb", "scipy"},
     description="One saturating response curve per ad set: daily booking revenue = vmax × "
@@ -118,16 +153,24 @@ class ResponseCurvesConfig(dg.Config):
     "per pound (fit = 'shifted', shifted_on, level_shift = after / before); revenue answers to "
     "ad-stocked spend (carryover), and varies by weekday (weekday_factor_*). R² on the "
     "window, marginal ROAS at current spend (mean of the last 7 days) with a 90% bootstrap "
-    f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band).",
+    f"interval (days resampled, {BOOTSTRAP_DRAWS} draws, kept in draws_* to redraw the band). "
+    "Curves an experiments.csv lift test covers are calibrated to it (calibrated_by names the "
+    "tests); revenue_noise_sd is the daily revenue's spread around the curve.",
 )
 def response_curves(
-    config: ResponseCurvesConfig, daily: Table, lakehouse: LakehouseResource
+    config: ResponseCurvesConfig,
+    daily: Table,
+    experiments: Table,
+    lakehouse: LakehouseResource,
 ) -> dg.Output[pd.DataFrame]:
     if config.window_days < 7:
         raise dg.Failure(f"window_days {config.window_days}: a curve needs at least 7 days")
     window = lakehouse.frame(curve_window_sql(str(daily), config.window_days))
-    fits = fit_response_curves(window, window_days=config.window_days)
+    fitted = fit_response_curves(window, window_days=config.window_days)
+    lift_tests = lakehouse.frame(lift_tests_sql(str(experiments), str(daily)))
+    fits = calibrate_curves(fitted, lift_tests[list(LIFT_TEST_COLUMNS)])
     curves = fits.curves.copy()
+    curves["revenue_noise_sd"] = revenue_noise_sd(window, fits.curves)
     for name, matrix in fits.draws.items():
         curves[f"draws_{name}"] = [
             None if np.isnan(row).all() else [round(float(v), 6) for v in row] for row in matrix
@@ -148,6 +191,8 @@ def response_curves(
             },
             "carryover": float(curves["carryover"].iloc[0]) if len(curves) else 0.0,
             "demand_level": demand_for(curves),
+            "lift_tests": len(lift_tests),
+            "calibrated_by_lift_tests": int(curves["calibrated_by"].notna().sum()),
             "median_r_squared": float(curves["r_squared"].median())
             if curves["r_squared"].notna().any()
             else None,
@@ -304,9 +349,14 @@ def budget_plan(
     table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
     table.insert(1, "scenario", settings.scenario)
     table["capacity_reason"] = table["capacity_reason"].astype("string")
+    table["reason"] = with_lift_tests(table, curves)
+    proposal = (
+        propose_budget_test(table, curves) if "revenue_noise_sd" in curves else dict(NO_PROPOSAL)
+    )
     summary = {
         "plan_date": plan_date,
         **plan.summary,
+        **proposal,
         "settings": json.dumps(
             {
                 "scenario": settings.scenario,
@@ -336,7 +386,31 @@ def budget_plan(
             "new_ad_sets_without_curve": int((frame["fit"] == NEW_FIT).sum()),
         },
     )
-    yield dg.Output(pd.DataFrame([summary]), output_name="budget_plan_summary")
+    yield dg.Output(
+        pd.DataFrame([summary]).astype(PROPOSAL_TYPES), output_name="budget_plan_summary"
+    )
+
+
+PROPOSAL_TYPES = {
+    "test_ad_set_id": "string",
+    "test_budget_change": "float64",
+    "test_days": "Int64",
+    "test_marginal_roas_half_width": "float64",
+    "test_uplift_at_stake": "float64",
+    "test_proposal": "string",
+}
+"""The proposed lift test's fields keep their types when there is none (NULLs)."""
+
+
+def with_lift_tests(table: pd.DataFrame, curves: pd.DataFrame) -> pd.Series:
+    """Each ad set's reason, saying which lift tests its curve is calibrated by (curves stored
+    before lift tests were read have no `calibrated_by`: the daily plan prices with last week's)."""
+    if "calibrated_by" not in curves:
+        return table["reason"]
+    tests = table["ad_set_id"].map(curves.set_index("ad_set_id")["calibrated_by"])
+    return table["reason"].where(
+        tests.isna(), table["reason"] + "; its curve is calibrated by lift test " + tests
+    )
 
 
 def with_delivery(state: pd.DataFrame, delivery: pd.DataFrame) -> pd.DataFrame:

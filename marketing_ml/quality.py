@@ -16,6 +16,7 @@ from marketing_ml.contract import (
     AUDIENCE_SEGMENTS,
     BUDGET_PACING,
     CONVERSION_EVENTS,
+    EXPERIMENTS,
     META_CAMPAIGN_PERFORMANCE,
     RAW_FILES,
     RawFile,
@@ -100,6 +101,8 @@ def _values_in_range(raw_file: RawFile) -> Rule:
     broken = [f"{column} < 0" for column in raw_file.non_negative]
     if raw_file is META_CAMPAIGN_PERFORMANCE:
         broken.append("clicks > impressions")
+    for columns in raw_file.ordered:
+        broken.extend(f"{low} > {high}" for low, high in zip(columns, columns[1:], strict=False))
     for column, vocabulary in raw_file.vocabularies:
         allowed = ", ".join(sql_string(value) for value in vocabulary)
         broken.append(f"{column} NOT IN ({allowed})")
@@ -230,7 +233,7 @@ RULES: tuple[Rule, ...] = (
     *(_values_in_range(raw_file) for raw_file in RAW_FILES),
     *(
         _ad_sets_known(raw_file)
-        for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+        for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS, EXPERIMENTS)
     ),
     Rule(
         name="ctr_cpm_match_reported",
@@ -336,7 +339,10 @@ quality_checks = [
     name="fact_files_fresh",
     description="[warn] The three fact files end on the same day (a lagging export means the "
     "latest days are incomplete). The latest date of each is reported.",
-    additional_deps=[as_key(silver(raw_file)) for raw_file in RAW_FILES[1:]],
+    additional_deps=[
+        as_key(silver(raw_file))
+        for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+    ],
 )
 def fact_files_fresh(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.connect() as connection:

@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from marketing_ml.cleaning import key_hash_sql
-from marketing_ml.contract import RAW_FILES, RawFile
+from marketing_ml.contract import REQUIRED_RAW_FILES, RawFile
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.storage.duckdb_tables import (
     connect,
@@ -314,7 +314,7 @@ def settle_seconds(environ=os.environ) -> float:
 def _missing(path: Path) -> RawFileError:
     return RawFileError(
         f"{path}: file is missing. Expected the four exports "
-        f"({', '.join(f.file_name for f in RAW_FILES)}) in {path.parent}; add it, or point "
+        f"({', '.join(f.file_name for f in REQUIRED_RAW_FILES)}) in {path.parent}; add it, or point "
         "MARKETING_ML_RAW_DIR at the folder that has them."
     )
 
@@ -494,12 +494,32 @@ def _copy_version(
     return _Snapshot(whole, copied)
 
 
+def _header_only(raw_file: RawFile, previous: "RawFileProfile | None") -> tuple[_Snapshot, Path]:
+    """The copy an absent optional file reads as: the contract's header and no rows; the version
+    loaded when that is what was loaded last (so an absent file is not loaded again every run)."""
+    folder = Path(tempfile.mkdtemp(prefix="marketing-ml-raw-"))
+    header = folder / "header.csv"
+    line = (",".join(raw_file.columns) + "\n").encode()
+    header.write_bytes(line)
+    digest = hashlib.sha256(line)
+    if (
+        previous is not None
+        and previous.size_bytes == len(line)
+        and previous.sha256 == digest.hexdigest()
+    ):
+        return _Snapshot(header, len(line), previous, digest, len(line)), folder
+    return _Snapshot(header, len(line)), folder
+
+
 def _take_snapshot(
     path: Path, raw_file: RawFile, previous: "RawFileProfile | None", settle: float
 ) -> tuple[_Snapshot, Path]:
     """A copy of a version of the file that nothing wrote to while it was taken, once the file
     has been quiet for `settle` seconds; a file that keeps changing past the patience is copied
-    up to its last complete line. Returns the copy and its folder."""
+    up to its last complete line. Returns the copy and its folder. An optional file that is
+    absent is read as its header line alone."""
+    if raw_file.optional and not os.path.lexists(path):
+        return _header_only(raw_file, previous)
     descriptor = _open_raw(path, raw_file)
     folder = Path(tempfile.mkdtemp(prefix="marketing-ml-raw-"))
     try:

@@ -9,6 +9,7 @@ from marketing_ml.contract import (
     AUDIENCE_SEGMENTS,
     BUDGET_PACING,
     CONVERSION_EVENTS,
+    EXPERIMENTS,
     META_CAMPAIGN_PERFORMANCE,
     RAW_FILES,
     RawFile,
@@ -29,6 +30,7 @@ SILVER_COLUMNS = {
     AUDIENCE_SEGMENTS.name: list(AUDIENCE_SEGMENTS.columns),
     BUDGET_PACING.name: list(BUDGET_PACING.columns),
     CONVERSION_EVENTS.name: list(CONVERSION_EVENTS.columns),
+    EXPERIMENTS.name: list(EXPERIMENTS.columns),
     META_CAMPAIGN_PERFORMANCE.name: [
         "date",
         "ad_set_id",

@@ -20,7 +20,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
 from websockets.sync.client import connect
 
-from app.text import unescape_markdown
+from app.text import markdown_text, unescape_markdown
 from marketing_ml.report import report, report_path
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.chromium import free_port, started, stop
@@ -391,6 +391,17 @@ def test_whatif_moves_budget_and_offers_the_plan_as_csv(app_env):
         info.value.startswith("Moving £") and "(30% of the spend" in info.value for info in app.info
     )
     assert app.get("download_button")
+
+
+def test_the_plan_view_proposes_the_published_lift_test_in_one_sentence(app_env):
+    ((proposal, ad_set),) = app_env.serving_query(
+        "SELECT test_proposal, test_ad_set_id FROM gold.budget_plan_summary"
+    )
+    assert proposal.startswith(("Test +", "Even +")) and ad_set
+    app = run_app(tab="What-if")
+    assert [info.value for info in app.info if info.value.startswith(("Test +", "Even +"))] == [
+        markdown_text(proposal)
+    ]
 
 
 def test_report_asset_writes_a_self_contained_html_next_to_the_serving_file(served):

@@ -184,6 +184,7 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "bronze/audience_segments",
         "bronze/budget_pacing",
         "bronze/conversion_events",
+        "bronze/experiments",
         "bronze/meta_campaign_performance",
         "gold/budget_plan",
         "gold/budget_plan_summary",
@@ -204,6 +205,7 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "silver/audience_segments",
         "silver/budget_pacing",
         "silver/conversion_events",
+        "silver/experiments",
         "silver/meta_campaign_performance",
         "silver/quarantine",
         "silver/revenue_by_day",
@@ -214,4 +216,4 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
         "weekly_retrain",
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
-    assert check_count == 60  # 40 data-quality, 16 model and score, 4 budget-plan checks
+    assert check_count == 67  # 47 data-quality, 16 model and score, 4 budget-plan checks

@@ -16,9 +16,10 @@ from marketing_ml.contract import (
     BUDGET_PACING,
     CONVERSION_EVENTS,
     CONVERSION_TYPES,
+    EXPERIMENTS,
     META_CAMPAIGN_PERFORMANCE,
     PACING_STATUSES,
-    RAW_FILES,
+    REQUIRED_RAW_FILES,
     is_hidden_character,
 )
 from marketing_ml.sample_data import planted_curves, write_sample_data
@@ -211,16 +212,17 @@ def test_spend_moves_with_budget_steps_and_pacing_swings_but_a_few_ad_sets_stay_
 def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
     write_sample_data(tmp_path / "a", ad_sets=12, days=30, seed=3)
     write_sample_data(tmp_path / "b", ad_sets=12, days=30, seed=3)
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         first = (tmp_path / "a" / raw_file.file_name).read_bytes()
         second = (tmp_path / "b" / raw_file.file_name).read_bytes()
         assert first == second, raw_file.file_name
+    assert not (tmp_path / "a" / EXPERIMENTS.file_name).exists()
 
 
 def test_different_seed_changes_every_file(tmp_path: Path) -> None:
     write_sample_data(tmp_path / "a", ad_sets=12, days=30, seed=3)
     write_sample_data(tmp_path / "b", ad_sets=12, days=30, seed=4)
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         first = (tmp_path / "a" / raw_file.file_name).read_bytes()
         second = (tmp_path / "b" / raw_file.file_name).read_bytes()
         assert first != second, raw_file.file_name
@@ -228,7 +230,7 @@ def test_different_seed_changes_every_file(tmp_path: Path) -> None:
 
 def test_files_have_bom_crlf_and_the_contract_header(tmp_path: Path) -> None:
     write_sample_data(tmp_path, ad_sets=5, days=7, seed=1)
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         content = (tmp_path / raw_file.file_name).read_bytes()
         assert content.startswith(b"\xef\xbb\xbf"), raw_file.file_name
         assert content.endswith(b"\r\n")
@@ -241,7 +243,7 @@ def test_returned_row_counts_match_the_files(tmp_path: Path) -> None:
     rows = write_sample_data(tmp_path, ad_sets=6, days=9, seed=2)
     assert rows[AUDIENCE_SEGMENTS.file_name] == 6
     assert rows[BUDGET_PACING.file_name] == 6 * 9
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         assert len(read_raw(tmp_path, raw_file.file_name)) == rows[raw_file.file_name]
 
 
@@ -435,7 +437,7 @@ def test_command_line_creates_the_folder_and_prints_rows_per_file(
     monkeypatch.setattr(sys, "argv", [*argv, "--start-date", "2024-03-01"])
     sample_data.main()
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == len(RAW_FILES)
+    assert len(printed) == len(REQUIRED_RAW_FILES)
     assert any(f"{BUDGET_PACING.file_name}: 12 rows" in line for line in printed)
     pacing = read_raw(out, BUDGET_PACING.file_name)
     assert pacing.date.iloc[0] == "01/03/2024"
@@ -444,7 +446,7 @@ def test_command_line_creates_the_folder_and_prints_rows_per_file(
 def test_no_value_holds_a_hidden_character(dirty_sample: Path) -> None:
     """The generator's ids, vocabularies and names never trip `invisible_character` or get
     escapes: its dirt is of other kinds."""
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         text = (dirty_sample / raw_file.file_name).read_text(encoding="utf-8-sig")
         hidden = {character for character in text if is_hidden_character(character)}
         assert hidden <= {"\r", "\n"}, (raw_file.file_name, hidden)

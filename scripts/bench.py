@@ -38,7 +38,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from marketing_ml.contract import RAW_FILES  # noqa: E402
+from marketing_ml.contract import REQUIRED_RAW_FILES  # noqa: E402
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -306,7 +306,7 @@ class PeakMemory:
 
 
 # -------------------------------------------------------------------------------------- the data
-DATED_FILES = tuple(raw_file for raw_file in RAW_FILES if raw_file.dates)
+DATED_FILES = tuple(raw_file for raw_file in REQUIRED_RAW_FILES if raw_file.dates)
 """The files an export grows day by day; audience_segments.csv is a snapshot."""
 
 
@@ -357,7 +357,7 @@ def last_day_start(data: bytes, date_column: int) -> int:
 
 def write_initial(next_export: Path, initial: Path) -> None:
     """Each dated file without its last day; the audience file unchanged."""
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         source, target = next_export / raw_file.file_name, initial / raw_file.file_name
         if not raw_file.dates:
             shutil.copyfile(source, target)
@@ -399,7 +399,7 @@ def bare_scan_seconds(raw: Path, repeats: int = 3) -> float:
     sql = " UNION ALL ".join(
         f"SELECT count(*) FROM read_csv('{raw / raw_file.file_name}', all_varchar = true, "
         "header = true)"
-        for raw_file in RAW_FILES
+        for raw_file in REQUIRED_RAW_FILES
     )
     times = []
     with duckdb.connect() as connection:
@@ -411,7 +411,7 @@ def bare_scan_seconds(raw: Path, repeats: int = 3) -> float:
 
 
 def raw_facts(raw: Path) -> dict:
-    sizes = sum((raw / raw_file.file_name).stat().st_size for raw_file in RAW_FILES)
+    sizes = sum((raw / raw_file.file_name).stat().st_size for raw_file in REQUIRED_RAW_FILES)
     with duckdb.connect() as connection:
         events = connection.execute(
             f"SELECT count(*) FROM read_csv('{raw / 'conversion_events.csv'}', all_varchar = true)"
@@ -789,7 +789,7 @@ def bench_scale(scale: Scale, data_root: Path, work: Path, engine: Engine = Engi
     (home / "dagster.yaml").write_text("")  # defaults, without the CLI's warning
     raw = run_dir / "raw"
     raw.mkdir()
-    for raw_file in RAW_FILES:
+    for raw_file in REQUIRED_RAW_FILES:
         shutil.copyfile(initial / raw_file.file_name, raw / raw_file.file_name)
     lakehouse, serving = run_dir / "lakehouse.duckdb", run_dir / "serving.duckdb"
     env = {
