@@ -218,6 +218,7 @@ EXPERIMENTS = RawFile(
         ("incremental_revenue_low", "incremental_revenue", "incremental_revenue_high"),
     ),
     optional=True,
+    identifiers=("experiment_id", "ad_set_id"),
 )
 """Lift tests: one ad set's daily spend moved by `budget_change` (£ a day, negative for a cut)
 from `start_date` to `end_date` (inclusive), and the incremental revenue it measured over the
