@@ -31,7 +31,7 @@ from planning.calendar import (
     priced_for_day,
 )
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
-from planning.delivery import DELIVERY_COLUMNS, DELIVERY_DAYS, measure_delivery
+from planning.delivery import CAP_DAYS, DELIVERY_COLUMNS, measure_delivery
 from planning.optimizer import NEW_FIT, PENNY, RECENT_DAYS
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
@@ -86,9 +86,10 @@ GROUP BY ad_set_id
 ORDER BY ad_set_id"""
 
 
-def delivery_window_sql(daily: str, days: int = DELIVERY_DAYS) -> str:
+def delivery_window_sql(daily: str, days: int = CAP_DAYS) -> str:
     """The dated pacing rows delivery is measured on (planning.delivery): planned and actual
-    spend per ad set and day over the last `days` days."""
+    spend per ad set and day over the last `days` days (the curve window: utilization is read on
+    the last DELIVERY_DAYS of them, a delivery cap on all)."""
     return f"""
 WITH last_day AS (
     SELECT max(date) AS day FROM {daily} WHERE planned_spend IS NOT NULL
@@ -286,7 +287,9 @@ def budget_plan(
     window_days = curve_window_days(curves)
     state = with_delivery(
         lakehouse.frame(current_state_sql(str(daily), window_days)),
-        measure_delivery(lakehouse.frame(delivery_window_sql(str(daily)))),
+        measure_delivery(
+            lakehouse.frame(delivery_window_sql(str(daily), window_days)), cap_days=window_days
+        ),
     )
     try:
         settings.check_ad_sets(

@@ -166,6 +166,45 @@ def test_a_soft_cap_whose_plateau_is_noisy_is_found_too():
         assert capped["capped_days"] >= 3
 
 
+def test_a_cap_seen_sixty_days_ago_is_still_known():
+    """A budget that ran into a £900 cap for three weeks, then went back below it for 60 days:
+    28 days of pacing rows no longer ask for more than the cap delivers, the curve window does,
+    and the cap's evidence is dated."""
+    rng = np.random.default_rng(3)
+    planned = np.concatenate([np.full(40, 800.0), np.full(20, 1400.0), np.full(60, 800.0)])
+    planned = planned * (1 + 0.02 * rng.standard_normal(len(planned)))
+    spend = np.minimum(planned * delivery_noise(rng, len(planned), 0.05), 900.0)
+    delivery = measure_delivery(pacing_rows(planned, spend, "AS_000")).iloc[0]
+    assert delivery["delivery_cap"] == pytest.approx(900.0)
+    assert delivery["capped_days"] >= 10
+    assert delivery["cap_age_days"] == pytest.approx(60.0, abs=3)
+    assert delivery["utilization"] == pytest.approx(0.95, abs=0.05)
+    assert delivery["delivery_days"] == 28
+
+
+def test_a_cap_lifted_since_is_not_kept():
+    """The same cap, then the platform let the ad set spend £1,300 for the last 30 days: its
+    top is where it spends now, and the old plateau is no longer a cap."""
+    rng = np.random.default_rng(4)
+    planned = np.concatenate([np.full(40, 800.0), np.full(50, 1400.0)])
+    planned = planned * (1 + 0.02 * rng.standard_normal(len(planned)))
+    ceiling = np.where(np.arange(len(planned)) < 60, 900.0, np.inf)
+    spend = np.minimum(planned * delivery_noise(rng, len(planned), 0.05), ceiling)
+    delivery = measure_delivery(pacing_rows(planned, spend, "AS_000")).iloc[0]
+    assert np.isnan(delivery["delivery_cap"])
+
+
+def test_an_ad_set_never_seen_above_its_top_is_not_planned_far_above_it_and_says_why():
+    """Its curve says +50%, but it never spent more than £1,100 in a day: beyond that neither
+    its curve nor its delivery is known (a cap its budget never ran into is invisible)."""
+    row = delivered_plan(risk=0.1, measured=True, max_spend=1100.0).loc["AS_000"]
+    assert row["role"] == "recipient"
+    assert row["recommended_spend"] == pytest.approx(1210.0)
+    assert row["recommended_daily_budget"] * row["utilization"] == pytest.approx(1210.0)
+    assert "never seen spending above £1,100 a day" in row["reason"]
+    assert "at most +10% above it" in row["reason"]
+
+
 def test_a_thin_history_borrows_the_populations_utilization():
     """Two days at 50% against five ad sets' 28 days at 90%: weighted 2 : 7 toward the
     population's (pooled) utilization; a full history keeps nearly its own."""
@@ -180,9 +219,11 @@ def test_a_thin_history_borrows_the_populations_utilization():
     assert np.isnan(delivery.loc["THIN", "delivery_cap"])
 
 
-def delivered_plan(risk: float, measured: bool, cap: float = np.nan) -> pd.DataFrame:
+def delivered_plan(
+    risk: float, measured: bool, cap: float = np.nan, max_spend: float = 1100.0
+) -> pd.DataFrame:
     curves = curve_rows([1000.0, 1000.0, 1000.0], [8.0, 2.0, 1.0])
-    curves["max_spend"] = 1100.0
+    curves["max_spend"] = max_spend
     curves["planned_budget"] = 1070.0
     curves["utilization"] = 0.93 if measured else np.nan
     curves["delivery_cap"] = [cap, np.nan, np.nan]
@@ -202,7 +243,7 @@ def test_a_capped_ad_set_is_never_given_budget_above_its_cap():
 def test_an_at_risk_ad_set_whose_spend_follows_its_budget_can_be_a_recipient():
     """The pacing model's risk informs; it vetoes only where the pacing rows measured nothing
     (then the old stand-ins: the most spent in a day, no increase at risk >= 50%)."""
-    plan = delivered_plan(risk=0.9, measured=True)
+    plan = delivered_plan(risk=0.9, measured=True, max_spend=1400.0)
     row = plan.loc["AS_000"]
     assert row["role"] == "recipient"
     assert row["recommended_spend"] == pytest.approx(1500.0)
@@ -216,7 +257,7 @@ def test_an_at_risk_ad_set_whose_spend_follows_its_budget_can_be_a_recipient():
 
 
 def test_the_recommended_daily_budget_buys_the_recommended_spend():
-    plan = delivered_plan(risk=0.1, measured=True)
+    plan = delivered_plan(risk=0.1, measured=True, max_spend=1400.0)
     np.testing.assert_allclose(
         plan["recommended_daily_budget"] * plan["utilization"], plan["recommended_spend"]
     )
