@@ -31,7 +31,7 @@ from planning.calendar import (
     priced_for_day,
 )
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
-from planning.delivery import CAP_DAYS, DELIVERY_COLUMNS, measure_delivery
+from planning.delivery import CAP_DAYS, DELIVERY_COLUMNS, bought_spend, measure_delivery
 from planning.optimizer import NEW_FIT, PENNY, RECENT_DAYS
 
 DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
@@ -476,8 +476,13 @@ def within_delivery(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckResult:
         & (plan["recommended_spend"] > plan["current_spend"] + PENNY)
         & (plan["recommended_spend"] > cap + PENNY)
     )
-    bought = pd.to_numeric(plan["recommended_daily_budget"], errors="coerce") * pd.to_numeric(
-        plan["utilization"], errors="coerce"
+    bought = pd.Series(
+        bought_spend(
+            pd.to_numeric(plan["recommended_daily_budget"], errors="coerce"),
+            pd.to_numeric(plan["utilization"], errors="coerce"),
+            pd.to_numeric(plan.get("soft_cap", np.nan), errors="coerce"),
+        ),
+        index=plan.index,
     )
     unbought = bought.notna() & ((bought - plan["recommended_spend"]).abs() > PENNY)
     broken = plan[above_cap | unbought]
@@ -503,8 +508,9 @@ PLAN_CHECK_SPECS = {
     "negative, and (same_budget) it is non-zero exactly when the total exceeds the sum of upper "
     "bounds, and equals the difference; other scenarios place no total, so it is zero.",
     within_delivery: "No increase goes above a measured delivery cap (where the ad set's spend "
-    "stopped following its budget), and the recommended daily budget × utilization is the "
-    "recommended spend, to the penny.",
+    "stopped following its budget), and the recommended daily budget buys the recommended spend "
+    "under the ad set's delivery (× utilization, or C · tanh(utilization × budget / C) under a "
+    "soft cap C), to the penny.",
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from planning import PlanSettings, build_plan, fit_response_curves
 from planning.curves import hill_revenue
-from planning.delivery import budget_cv, measure_delivery
+from planning.delivery import bought_spend, budget_buying, budget_cv, measure_delivery
 from planning.optimizer import POOLED_MOVE
 
 DAY_ONE = pd.Timestamp("2024-01-01")
@@ -203,6 +203,52 @@ def test_an_ad_set_never_seen_above_its_top_is_not_planned_far_above_it_and_says
     assert row["recommended_daily_budget"] * row["utilization"] == pytest.approx(1210.0)
     assert "never seen spending above £1,100 a day" in row["reason"]
     assert "at most +10% above it" in row["reason"]
+
+
+def soft_capped_pacing(seed: int, ceiling: float, days: int = 180) -> pd.DataFrame:
+    """One ad set whose budget moves every three weeks or so between £500 and £2,500 and whose
+    spend is ceiling · tanh(0.95 · budget / ceiling) with 4% delivery noise; one that follows the
+    same kind of budget in proportion with the same noise."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for ad_set_id, cap in (("SOFT", ceiling), ("FOLLOWS", np.inf)):
+        level, planned = 1000.0, np.empty(days)
+        for day in range(days):
+            if rng.random() < 1 / 21:
+                level = rng.uniform(500.0, 2500.0)
+            planned[day] = level
+        asked = 0.95 * planned
+        bent = asked if np.isinf(cap) else cap * np.tanh(asked / cap)
+        spend = bent * (1 + 0.04 * rng.standard_normal(days))
+        frames.append(pacing_rows(planned, spend, ad_set_id))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_soft_caps_spend_against_budget_is_recovered(seed):
+    delivery = measure_delivery(soft_capped_pacing(seed, 1500.0)).set_index("ad_set_id")
+    soft = delivery.loc["SOFT"]
+    assert soft["soft_cap"] == pytest.approx(1500.0, rel=0.15)
+    assert soft["utilization"] == pytest.approx(0.95, abs=0.05)
+    bought = bought_spend(2000.0, soft["utilization"], soft["soft_cap"])
+    assert bought == pytest.approx(1500.0 * np.tanh(0.95 * 2000.0 / 1500.0), rel=0.05)
+    assert budget_buying(bought, soft["utilization"], soft["soft_cap"]) == pytest.approx(2000.0)
+    assert np.isnan(delivery.loc["FOLLOWS", "soft_cap"])
+
+
+def test_a_soft_capped_ad_set_is_planned_below_its_ceiling_on_a_budget_that_buys_it():
+    """Its curve says +50%; its spend flattens toward £1,200: the plan stops at 90% of that and
+    asks for the budget the tanh needs, not spend ÷ utilization."""
+    curves = curve_rows([1000.0, 1000.0, 1000.0], [8.0, 2.0, 1.0])
+    curves["max_spend"] = 1400.0
+    curves["utilization"] = 0.95
+    curves["soft_cap"] = [1200.0, np.nan, np.nan]
+    row = build_plan(curves).ad_sets.set_index("ad_set_id").loc["AS_000"]
+    assert row["recommended_spend"] == pytest.approx(1080.0)
+    budget = row["recommended_daily_budget"]
+    assert budget == pytest.approx(1200.0 * np.arctanh(0.9) / 0.95)
+    assert bought_spend(budget, 0.95, 1200.0) == pytest.approx(1080.0)
+    assert "its spend flattens toward about £1,200 a day" in row["reason"]
 
 
 def test_a_thin_history_borrows_the_populations_utilization():

@@ -25,6 +25,10 @@ of it. Two things are read from its planned and actual spend:
   seldom seen: budgets move every few weeks, and on generated data with hidden caps the plan
   claimed 1.65× the true uplift in the median, planning capped ad sets far above their caps.
 
+- **Soft cap**: where spend bends toward a ceiling C as budget grows (spend = C · tanh(u ·
+  budget / C)) rather than stopping at a top, fitted on the ad set's days below its top (see
+  `soft_caps`). The plan prices a daily budget through it (`bought_spend`, `budget_buying`).
+
 Without planned budgets (no pacing rows) nothing is measured (NaN) and the plan falls back on the
 most an ad set spent in a day and the pacing model's risk.
 
@@ -49,6 +53,15 @@ CAP_ASK = 0.10
 CAP_MIN_DAYS = 3
 """A measured cap: at least this many days with spend within CAP_BAND of the ad set's top while
 budget × usual utilization asked for CAP_ASK or more above it."""
+SOFT_CAP_GRID = (1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0)
+"""Soft delivery caps tried, as multiples of the most an ad set spent in a day of the window."""
+SOFT_CAP_GAIN = 0.3
+"""A soft cap is kept where it cuts the day-to-day spread of spend ÷ budget (log variance) by at
+least this share against spend following budget in proportion: delivery noise alone gains about
+nothing, a budget that ran up into a tanh ceiling most of it."""
+SOFT_CAP_REACH = 0.9
+"""The plan takes a soft-capped ad set to at most this share of its ceiling: beyond it each extra
+pound of budget buys under 20p of spend (tanh' at atanh(0.9)), and the ceiling is a fit."""
 MIN_BUDGET_CV = 0.05
 """Planned budget whose weekly means vary by less than this (coefficient of variation) did not
 move enough to identify a curve: a flat budget with 2% daily jitter gives about 1%, a budget
@@ -62,6 +75,7 @@ DELIVERY_COLUMNS = (
     "delivery_cap",
     "capped_days",
     "cap_age_days",
+    "soft_cap",
 )
 
 
@@ -124,12 +138,95 @@ def measure_delivery(
     followed_days = followed.groupby("ad_set_id").size().reindex(own.index, fill_value=0)
     ratio = (spent["actual_spend"] / spent["planned_spend"]).reindex(own.index).fillna(pooled)
     own["utilization"] = shrink(ratio, followed_days, pooled)
+    # The soft cap is fitted below the top: under a hard cap spend follows budget there in
+    # proportion (no soft cap), under a soft one it already bends.
+    ceiling, low_budget_utilization, fitted_days = soft_caps(frame[~at_top])
+    soft = ceiling.reindex(ids)
+    own["soft_cap"] = soft
+    own["utilization"] = own["utilization"].where(
+        soft.isna(),
+        shrink(low_budget_utilization.reindex(ids), fitted_days.reindex(ids), pooled),
+    )
     own["delivery_days"] = own["count"].astype(int)
     own["delivery_cap"] = own["top"].where(own["capped_days"] >= CAP_MIN_DAYS)
     own["cap_age_days"] = ((last - latest_held).dt.days.astype(float)).where(
         own["delivery_cap"].notna()
     )
     return own.reset_index()[list(DELIVERY_COLUMNS)]
+
+
+def soft_caps(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per ad set of `frame` (date, ad_set_id, planned_spend, actual_spend): the ceiling C of
+    spend = C · tanh(u · budget / C) that fits its days best (NaN where spend follows budget in
+    proportion as well, within SOFT_CAP_GAIN), u (what it spends of a small budget) and the days
+    fitted. For each C on SOFT_CAP_GRID × its top spend, C · atanh(spend / C) is the spend the
+    budget would have bought without the ceiling; the C whose ratio of that to budget varies
+    least (log variance) is its fit."""
+    days = frame[frame["actual_spend"] > 0]
+    if days.empty:
+        none = pd.Series(dtype=float)
+        return none, none, none
+    planned = days.pivot(index="ad_set_id", columns="date", values="planned_spend")
+    actual = days.pivot(index="ad_set_id", columns="date", values="actual_spend")
+    budget, spend = planned.to_numpy(float), actual.to_numpy(float)
+    known = np.isfinite(budget) & np.isfinite(spend)
+    count = known.sum(axis=1)
+    top = np.nanmax(np.where(known, spend, np.nan), axis=1)
+
+    def spread(log_ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = np.where(known, log_ratio, 0.0)
+        centre = values.sum(axis=1) / np.maximum(count, 1)
+        variance = (np.where(known, log_ratio - centre[:, None], 0.0) ** 2).sum(axis=1)
+        return variance / np.maximum(count - 1, 1), centre
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        linear, _ = spread(np.log(spend / budget))
+        best, best_centre = np.full(len(top), np.inf), np.full(len(top), np.nan)
+        best_cap = np.full(len(top), np.nan)
+        for multiple in SOFT_CAP_GRID:
+            cap = multiple * top[:, None]
+            unbounded = cap * np.arctanh(np.minimum(spend / cap, 1 - 1e-9))
+            variance, centre = spread(np.log(unbounded / budget))
+            better = variance < best
+            best = np.where(better, variance, best)
+            best_centre = np.where(better, centre, best_centre)
+            best_cap = np.where(better, cap[:, 0], best_cap)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        budget_moved, _ = spread(np.log(budget))
+    # A budget that never moved cannot show how spend bends with it; a fit that has small
+    # budgets overspent is a noisy plateau (a hard cap), not a ceiling spend bends toward.
+    kept = (
+        (count >= 2 * CAP_MIN_DAYS)
+        & (np.sqrt(budget_moved) >= MIN_BUDGET_CV)
+        & (best < (1 - SOFT_CAP_GAIN) * linear)
+        & (best_centre <= 0)
+    )
+    index = planned.index
+    return (
+        pd.Series(np.where(kept, best_cap, np.nan), index=index),
+        pd.Series(np.exp(best_centre), index=index),
+        pd.Series(count, index=index),
+    )
+
+
+def bought_spend(budget, utilization, soft_cap):
+    """The spend a daily budget buys under an ad set's delivery: utilization × budget, or
+    C · tanh(utilization × budget / C) under a soft cap C (NaN: none)."""
+    budget, utilization = np.asarray(budget, float), np.asarray(utilization, float)
+    cap = np.asarray(soft_cap, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        softened = cap * np.tanh(utilization * budget / cap)
+    return np.where(np.isfinite(cap), softened, utilization * budget)
+
+
+def budget_buying(spend, utilization, soft_cap):
+    """The daily budget that buys `spend` (the inverse of bought_spend; inf at or above a soft
+    cap, which no budget reaches)."""
+    spend, utilization = np.asarray(spend, float), np.asarray(utilization, float)
+    cap = np.asarray(soft_cap, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        softened = np.where(spend < cap, cap * np.arctanh(spend / cap), np.inf) / utilization
+    return np.where(np.isfinite(cap), softened, spend / utilization)
 
 
 def plateau(frame: pd.DataFrame, ids: pd.Index) -> pd.Series:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from planning.claims import claim, rows_interval_around
 from planning.curves import INTERVAL, hill_marginal, hill_revenue
-from planning.delivery import CAP_ASK, CAP_BAND
+from planning.delivery import CAP_ASK, CAP_BAND, SOFT_CAP_REACH, budget_buying
 from planning.settings import SCENARIOS, PlanSettings
 
 PENNY = 0.005
@@ -223,13 +223,15 @@ def plan_bounds(
     max_spend=None,
     cap_age_days=None,
     window_days=None,
+    soft_cap=None,
 ) -> tuple[np.ndarray, np.ndarray, list]:
     """Lower and upper bound per ad set, and why the upper one is below upper_factor × current.
 
     `measured` marks ad sets whose delivery the pacing rows measured: their `delivery_cap` is a
     measured cap (NaN: none seen; `capped_days` its evidence, `cap_age_days` how long ago it last
     held spend back), their risk does not veto, and an increase goes at most BEYOND_SEEN above
-    `max_spend`, the most they spent in a day of the `window_days`. For the others
+    `max_spend`, the most they spent in a day of the `window_days`, and beyond SOFT_CAP_REACH of
+    a fitted `soft_cap` (NaN: spend follows budget in proportion). For the others
     `delivery_cap` is the most they spent in a day and a risk at the limit vetoes an increase.
     `pooled` ad sets move at most POOLED_MOVE either way."""
     current = np.asarray(current, dtype=float)
@@ -239,6 +241,7 @@ def plan_bounds(
     pooled = np.zeros(n, dtype=bool) if pooled is None else np.asarray(pooled, dtype=bool)
     max_spend = np.full(n, np.nan) if max_spend is None else np.asarray(max_spend, dtype=float)
     cap_age = np.full(n, np.nan) if cap_age_days is None else np.asarray(cap_age_days, float)
+    soft_cap = np.full(n, np.nan) if soft_cap is None else np.asarray(soft_cap, float)
     upper = settings.upper_factor * current
     reasons: list = [None] * n
     for i in range(n):
@@ -256,6 +259,14 @@ def plan_bounds(
                     delivery_text(
                         delivery_cap[i], measured[i], capped_days[i], cap_age[i], window_days
                     ),
+                )
+            )
+        if measured[i] and np.isfinite(soft_cap[i]):
+            candidates.append(
+                (
+                    SOFT_CAP_REACH * soft_cap[i],
+                    f"its spend flattens toward about £{soft_cap[i]:,.0f} a day as its budget "
+                    f"grows (fitted on its budget moves): at most {SOFT_CAP_REACH:.0%} of that",
                 )
             )
         if measured[i] and np.isfinite(max_spend[i]) and max_spend[i] > 0:
@@ -317,6 +328,7 @@ STATE_COLUMNS = (
     "delivery_cap",
     "capped_days",
     "cap_age_days",
+    "soft_cap",
     "recent_spend",
     "recent_revenue",
 )
@@ -447,6 +459,7 @@ def build_plan(
         max_spend=max_spend,
         cap_age_days=column("cap_age_days"),
         window_days=window_days,
+        soft_cap=np.where(measured, column("soft_cap"), np.nan),
     )
     # An ad set without a curve is fixed at its spend (lower == upper) with a zero curve, so it
     # adds nothing to the revenue the optimizer weighs.
@@ -536,11 +549,16 @@ def build_plan(
             "planned_budget": column("planned_budget"),
             "utilization": np.where(measured, utilization, np.nan),
             "recommended_daily_budget": np.where(
-                measured, recommended / np.where(measured, utilization, 1.0), np.nan
+                measured,
+                budget_buying(
+                    recommended, np.where(measured, utilization, 1.0), column("soft_cap")
+                ),
+                np.nan,
             ),
             "delivery_cap": np.where(measured, measured_cap, np.nan),
             "capped_days": np.where(measured, capped_days, np.nan),
             "cap_age_days": np.where(measured, column("cap_age_days"), np.nan),
+            "soft_cap": np.where(measured, column("soft_cap"), np.nan),
             "budget_cv": column("budget_cv"),
             "recent_spend": column("recent_spend"),
             "recent_revenue": column("recent_revenue"),
@@ -694,6 +712,12 @@ def budget_text(row) -> str:
     today's budget (the audience file's) must at least become."""
     if np.isfinite(row.recommended_daily_budget):
         since = f" (from {money(row.planned_budget)})" if np.isfinite(row.planned_budget) else ""
+        if np.isfinite(getattr(row, "soft_cap", np.nan)):
+            return (
+                f" Set its daily budget to {money(row.recommended_daily_budget)}{since}: its "
+                f"spend flattens toward about {money(row.soft_cap)} a day, so that budget buys "
+                f"about {money(row.recommended_spend)}."
+            )
         return (
             f" Set its daily budget to {money(row.recommended_daily_budget)}{since}: it spends "
             f"about {row.utilization:.0%} of its budget."
@@ -764,6 +788,7 @@ PLAN_COLUMNS = (
     "delivery_cap",
     "capped_days",
     "cap_age_days",
+    "soft_cap",
     "budget_cv",
     "recent_spend",
     "recent_revenue",
