@@ -41,7 +41,10 @@ curve is its group's, not its own, so the plan only nudges it."""
 BEYOND_SEEN = 0.10
 """An ad set whose delivery was measured goes at most this share above the most it spent in a
 day of the curve window: a curve beyond its data is extrapolation, and a hidden delivery cap at
-that level (a budget that never asked for more) could not have been seen."""
+that level (a budget that never asked for more) could not have been seen. In the calibration study
+(3 seeds) 5%, 10% and 25% give 64%, 67% and 67% of the true best with hidden caps and claims of
+1.12×, 1.14× and 1.18× the truth on the baseline (72%, 71% and 73% of its best): 10% trims the
+claim at little cost."""
 
 
 # ------------------------------------------------------------------------------ the allocation
