@@ -31,7 +31,7 @@ from planning.calendar import (
     priced_for_day,
 )
 from planning.curves import BOOTSTRAP_DRAWS, CURRENT_DAYS, WINDOW_DAYS
-from planning.delivery import DELIVERY_COLUMNS, DELIVERY_DAYS, measure_delivery
+from planning.delivery import CAP_DAYS, DELIVERY_COLUMNS, bought_spend, measure_delivery
 from planning.experiments import (
     LIFT_TEST_COLUMNS,
     NO_PROPOSAL,
@@ -94,9 +94,10 @@ GROUP BY ad_set_id
 ORDER BY ad_set_id"""
 
 
-def delivery_window_sql(daily: str, days: int = DELIVERY_DAYS) -> str:
+def delivery_window_sql(daily: str, days: int = CAP_DAYS) -> str:
     """The dated pacing rows delivery is measured on (planning.delivery): planned and actual
-    spend per ad set and day over the last `days` days."""
+    spend per ad set and day over the last `days` days (the curve window: utilization is read on
+    the last DELIVERY_DAYS of them, a delivery cap on all)."""
     return f"""
 WITH last_day AS (
     SELECT max(date) AS day FROM {daily} WHERE planned_spend IS NOT NULL
@@ -331,7 +332,9 @@ def budget_plan(
     window_days = curve_window_days(curves)
     state = with_delivery(
         lakehouse.frame(current_state_sql(str(daily), window_days)),
-        measure_delivery(lakehouse.frame(delivery_window_sql(str(daily)))),
+        measure_delivery(
+            lakehouse.frame(delivery_window_sql(str(daily), window_days)), cap_days=window_days
+        ),
     )
     try:
         settings.check_ad_sets(
@@ -547,8 +550,13 @@ def within_delivery(plan: pd.DataFrame, summary: dict) -> dg.AssetCheckResult:
         & (plan["recommended_spend"] > plan["current_spend"] + PENNY)
         & (plan["recommended_spend"] > cap + PENNY)
     )
-    bought = pd.to_numeric(plan["recommended_daily_budget"], errors="coerce") * pd.to_numeric(
-        plan["utilization"], errors="coerce"
+    bought = pd.Series(
+        bought_spend(
+            pd.to_numeric(plan["recommended_daily_budget"], errors="coerce"),
+            pd.to_numeric(plan["utilization"], errors="coerce"),
+            pd.to_numeric(plan.get("soft_cap", np.nan), errors="coerce"),
+        ),
+        index=plan.index,
     )
     unbought = bought.notna() & ((bought - plan["recommended_spend"]).abs() > PENNY)
     broken = plan[above_cap | unbought]
@@ -574,8 +582,9 @@ PLAN_CHECK_SPECS = {
     "negative, and (same_budget) it is non-zero exactly when the total exceeds the sum of upper "
     "bounds, and equals the difference; other scenarios place no total, so it is zero.",
     within_delivery: "No increase goes above a measured delivery cap (where the ad set's spend "
-    "stopped following its budget), and the recommended daily budget × utilization is the "
-    "recommended spend, to the penny.",
+    "stopped following its budget), and the recommended daily budget buys the recommended spend "
+    "under the ad set's delivery (× utilization, or C · tanh(utilization × budget / C) under a "
+    "soft cap C), to the penny.",
 }
 
 

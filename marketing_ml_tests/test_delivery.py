@@ -7,7 +7,7 @@ import pytest
 
 from planning import PlanSettings, build_plan, fit_response_curves
 from planning.curves import hill_revenue
-from planning.delivery import budget_cv, measure_delivery
+from planning.delivery import bought_spend, budget_buying, budget_cv, measure_delivery
 from planning.optimizer import POOLED_MOVE
 
 DAY_ONE = pd.Timestamp("2024-01-01")
@@ -166,6 +166,91 @@ def test_a_soft_cap_whose_plateau_is_noisy_is_found_too():
         assert capped["capped_days"] >= 3
 
 
+def test_a_cap_seen_sixty_days_ago_is_still_known():
+    """A budget that ran into a £900 cap for three weeks, then went back below it for 60 days:
+    28 days of pacing rows no longer ask for more than the cap delivers, the curve window does,
+    and the cap's evidence is dated."""
+    rng = np.random.default_rng(3)
+    planned = np.concatenate([np.full(40, 800.0), np.full(20, 1400.0), np.full(60, 800.0)])
+    planned = planned * (1 + 0.02 * rng.standard_normal(len(planned)))
+    spend = np.minimum(planned * delivery_noise(rng, len(planned), 0.05), 900.0)
+    delivery = measure_delivery(pacing_rows(planned, spend, "AS_000")).iloc[0]
+    assert delivery["delivery_cap"] == pytest.approx(900.0)
+    assert delivery["capped_days"] >= 10
+    assert delivery["cap_age_days"] == pytest.approx(60.0, abs=3)
+    assert delivery["utilization"] == pytest.approx(0.95, abs=0.05)
+    assert delivery["delivery_days"] == 28
+
+
+def test_a_cap_lifted_since_is_not_kept():
+    """The same cap, then the platform let the ad set spend £1,300 for the last 30 days: its
+    top is where it spends now, and the old plateau is no longer a cap."""
+    rng = np.random.default_rng(4)
+    planned = np.concatenate([np.full(40, 800.0), np.full(50, 1400.0)])
+    planned = planned * (1 + 0.02 * rng.standard_normal(len(planned)))
+    ceiling = np.where(np.arange(len(planned)) < 60, 900.0, np.inf)
+    spend = np.minimum(planned * delivery_noise(rng, len(planned), 0.05), ceiling)
+    delivery = measure_delivery(pacing_rows(planned, spend, "AS_000")).iloc[0]
+    assert np.isnan(delivery["delivery_cap"])
+
+
+def test_an_ad_set_never_seen_above_its_top_is_not_planned_far_above_it_and_says_why():
+    """Its curve says +50%, but it never spent more than £1,100 in a day: beyond that neither
+    its curve nor its delivery is known (a cap its budget never ran into is invisible)."""
+    row = delivered_plan(risk=0.1, measured=True, max_spend=1100.0).loc["AS_000"]
+    assert row["role"] == "recipient"
+    assert row["recommended_spend"] == pytest.approx(1210.0)
+    assert row["recommended_daily_budget"] * row["utilization"] == pytest.approx(1210.0)
+    assert "never seen spending above £1,100 a day" in row["reason"]
+    assert "at most +10% above it" in row["reason"]
+
+
+def soft_capped_pacing(seed: int, ceiling: float, days: int = 180) -> pd.DataFrame:
+    """One ad set whose budget moves every three weeks or so between £500 and £2,500 and whose
+    spend is ceiling · tanh(0.95 · budget / ceiling) with 4% delivery noise; one that follows the
+    same kind of budget in proportion with the same noise."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for ad_set_id, cap in (("SOFT", ceiling), ("FOLLOWS", np.inf)):
+        level, planned = 1000.0, np.empty(days)
+        for day in range(days):
+            if rng.random() < 1 / 21:
+                level = rng.uniform(500.0, 2500.0)
+            planned[day] = level
+        asked = 0.95 * planned
+        bent = asked if np.isinf(cap) else cap * np.tanh(asked / cap)
+        spend = bent * (1 + 0.04 * rng.standard_normal(days))
+        frames.append(pacing_rows(planned, spend, ad_set_id))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_soft_caps_spend_against_budget_is_recovered(seed):
+    delivery = measure_delivery(soft_capped_pacing(seed, 1500.0)).set_index("ad_set_id")
+    soft = delivery.loc["SOFT"]
+    assert soft["soft_cap"] == pytest.approx(1500.0, rel=0.15)
+    assert soft["utilization"] == pytest.approx(0.95, abs=0.05)
+    bought = bought_spend(2000.0, soft["utilization"], soft["soft_cap"])
+    assert bought == pytest.approx(1500.0 * np.tanh(0.95 * 2000.0 / 1500.0), rel=0.05)
+    assert budget_buying(bought, soft["utilization"], soft["soft_cap"]) == pytest.approx(2000.0)
+    assert np.isnan(delivery.loc["FOLLOWS", "soft_cap"])
+
+
+def test_a_soft_capped_ad_set_is_planned_below_its_ceiling_on_a_budget_that_buys_it():
+    """Its curve says +50%; its spend flattens toward £1,200: the plan stops at 90% of that and
+    asks for the budget the tanh needs, not spend ÷ utilization."""
+    curves = curve_rows([1000.0, 1000.0, 1000.0], [8.0, 2.0, 1.0])
+    curves["max_spend"] = 1400.0
+    curves["utilization"] = 0.95
+    curves["soft_cap"] = [1200.0, np.nan, np.nan]
+    row = build_plan(curves).ad_sets.set_index("ad_set_id").loc["AS_000"]
+    assert row["recommended_spend"] == pytest.approx(1080.0)
+    budget = row["recommended_daily_budget"]
+    assert budget == pytest.approx(1200.0 * np.arctanh(0.9) / 0.95)
+    assert bought_spend(budget, 0.95, 1200.0) == pytest.approx(1080.0)
+    assert "its spend flattens toward about £1,200 a day" in row["reason"]
+
+
 def test_a_thin_history_borrows_the_populations_utilization():
     """Two days at 50% against five ad sets' 28 days at 90%: weighted 2 : 7 toward the
     population's (pooled) utilization; a full history keeps nearly its own."""
@@ -180,9 +265,11 @@ def test_a_thin_history_borrows_the_populations_utilization():
     assert np.isnan(delivery.loc["THIN", "delivery_cap"])
 
 
-def delivered_plan(risk: float, measured: bool, cap: float = np.nan) -> pd.DataFrame:
+def delivered_plan(
+    risk: float, measured: bool, cap: float = np.nan, max_spend: float = 1100.0
+) -> pd.DataFrame:
     curves = curve_rows([1000.0, 1000.0, 1000.0], [8.0, 2.0, 1.0])
-    curves["max_spend"] = 1100.0
+    curves["max_spend"] = max_spend
     curves["planned_budget"] = 1070.0
     curves["utilization"] = 0.93 if measured else np.nan
     curves["delivery_cap"] = [cap, np.nan, np.nan]
@@ -202,7 +289,7 @@ def test_a_capped_ad_set_is_never_given_budget_above_its_cap():
 def test_an_at_risk_ad_set_whose_spend_follows_its_budget_can_be_a_recipient():
     """The pacing model's risk informs; it vetoes only where the pacing rows measured nothing
     (then the old stand-ins: the most spent in a day, no increase at risk >= 50%)."""
-    plan = delivered_plan(risk=0.9, measured=True)
+    plan = delivered_plan(risk=0.9, measured=True, max_spend=1400.0)
     row = plan.loc["AS_000"]
     assert row["role"] == "recipient"
     assert row["recommended_spend"] == pytest.approx(1500.0)
@@ -216,7 +303,7 @@ def test_an_at_risk_ad_set_whose_spend_follows_its_budget_can_be_a_recipient():
 
 
 def test_the_recommended_daily_budget_buys_the_recommended_spend():
-    plan = delivered_plan(risk=0.1, measured=True)
+    plan = delivered_plan(risk=0.1, measured=True, max_spend=1400.0)
     np.testing.assert_allclose(
         plan["recommended_daily_budget"] * plan["utilization"], plan["recommended_spend"]
     )
