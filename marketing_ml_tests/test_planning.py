@@ -319,6 +319,29 @@ def test_a_slow_drift_is_not_mistaken_for_the_curve_and_intervals_say_how_sure()
     assert inside.mean() >= 0.65
 
 
+def test_ninety_percent_intervals_hold_the_planted_truth_about_ninety_percent_of_the_time():
+    """Pooled over ad sets of five drifting worlds, the plan's 90% intervals at recommended
+    spend hold the planted marginal ROAS and expected revenue 83-97% of the time: neither the
+    narrow bootstrap's 79% and 81% (on these seeds before its spread was calibrated) nor a
+    range so wide it says nothing (at DRAW_SPREAD 1.5: 94% and 95%)."""
+    inside = {"marginal_roas_recommended": [], "expected_revenue_recommended": []}
+    for seed in (21, 22, 23, 24, 25):
+        daily, truth = drifting_daily(seed, 60, 180)
+        fits = fit_response_curves(daily)
+        rows = build_plan(fits.curves, draws=fits.draws).ad_sets
+        spend = rows["recommended_spend"].to_numpy()
+        planted = truth.to_numpy().T
+        true_value = {
+            "marginal_roas_recommended": hill_marginal(spend, *planted),
+            "expected_revenue_recommended": hill_revenue(spend, *planted),
+        }
+        for figure, hits in inside.items():
+            low, high = rows[f"{figure}_low"].to_numpy(), rows[f"{figure}_high"].to_numpy()
+            hits.extend((low <= true_value[figure]) & (true_value[figure] <= high))
+    for figure, hits in inside.items():
+        assert 0.83 <= np.mean(hits) <= 0.97, (figure, np.mean(hits))
+
+
 def test_ad_sets_whose_spend_barely_moved_are_pooled_and_say_so():
     varied, _ = synthetic_daily(4, 10, 100)
     flat, _ = synthetic_daily(5, 4, 100, varied=False)
