@@ -183,18 +183,19 @@ CONVERSION_EVENTS = RawFile(
     identifiers=("conversion_id", "ad_set_id"),
 )
 
+EXPERIMENT_COLUMNS = (
+    "experiment_id",
+    "ad_set_id",
+    "start_date",
+    "end_date",
+    "budget_change",
+    "incremental_revenue",
+    "incremental_revenue_low",
+    "incremental_revenue_high",
+)
 EXPERIMENTS = RawFile(
     name="experiments",
-    columns=(
-        "experiment_id",
-        "ad_set_id",
-        "start_date",
-        "end_date",
-        "budget_change",
-        "incremental_revenue",
-        "incremental_revenue_low",
-        "incremental_revenue_high",
-    ),
+    columns=EXPERIMENT_COLUMNS,
     key=("experiment_id",),
     dates=("start_date", "end_date"),
     decimals=(
@@ -203,16 +204,7 @@ EXPERIMENTS = RawFile(
         "incremental_revenue_low",
         "incremental_revenue_high",
     ),
-    required=(
-        "experiment_id",
-        "ad_set_id",
-        "start_date",
-        "end_date",
-        "budget_change",
-        "incremental_revenue",
-        "incremental_revenue_low",
-        "incremental_revenue_high",
-    ),
+    required=EXPERIMENT_COLUMNS,
     ordered=(
         ("start_date", "end_date"),
         ("incremental_revenue_low", "incremental_revenue", "incremental_revenue_high"),
