@@ -5,6 +5,8 @@ Pure functions over small frames, so each sentence is unit-tested against the fi
 
 import pandas as pd
 
+from planning.optimizer import probability_text
+
 
 def money(value: float | None) -> str:
     """£ with k/m suffixes above ten thousand, the way a marketer reads a slide."""
@@ -26,6 +28,11 @@ def ratio(value: float | None) -> str:
 def percent(value: float | None, digits: int = 0) -> str:
     """`value` is a share (0.25 → 25%)."""
     return "n/a" if value is None or pd.isna(value) else f"{value * 100:.{digits}f}%"
+
+
+def chance(value: float | None) -> str:
+    """A model's probability as a share, never "100%" for one below 1 (planning's wording)."""
+    return "n/a" if value is None or pd.isna(value) else probability_text(float(value))
 
 
 def count(value: int) -> str:
@@ -237,7 +244,7 @@ def forecast_action(plan: dict | None, risk: float | None, probability: float | 
         )
         if at_risk:
             text += (
-                f"; it is also likely to under-pace ({percent(risk)} risk): check delivery "
+                f"; it is also likely to under-pace ({chance(risk)} risk): check delivery "
                 "on what it keeps"
             )
         elif unlikely:
@@ -250,7 +257,7 @@ def forecast_action(plan: dict | None, risk: float | None, probability: float | 
         )
         if at_risk:  # funded because its spend has followed its budget (planning.delivery)
             text += (
-                f"; {percent(risk)} risk of under-pacing tomorrow, but its spend has followed "
+                f"; {chance(risk)} risk of under-pacing tomorrow, but its spend has followed "
                 "its budget: watch its delivery"
             )
         elif likely:
@@ -258,7 +265,7 @@ def forecast_action(plan: dict | None, risk: float | None, probability: float | 
         return text
     if at_risk:
         return (
-            f"Check delivery: {percent(risk)} risk of under-pacing tomorrow; raise bids or widen "
+            f"Check delivery: {chance(risk)} risk of under-pacing tomorrow; raise bids or widen "
             f"the audience before it gets more budget (keeps {spend} a day)"
         )
     if role == "capped":
@@ -297,7 +304,7 @@ def forecast_so_what(forecasts: pd.DataFrame, target: float | None) -> str:
         parts.append(
             f"{count(len(at_risk))} of {plural(len(risk), 'ad set')} have a "
             f"{percent(RISK_ALERT)}+ risk of under-pacing tomorrow (highest: "
-            f"{riskiest['ad_set_name']}, {percent(riskiest['under_pacing_risk'])})"
+            f"{riskiest['ad_set_name']}, {chance(riskiest['under_pacing_risk'])})"
         )
     probability = forecasts["roas_on_target_prob"].dropna()
     if len(probability):

@@ -41,9 +41,9 @@ from urllib.parse import urlsplit
 from app.narrative import (
     MINUS,
     below_target,
+    chance,
     change,
     money,
-    percent,
     percent_change,
     ratio,
     signed_money,
@@ -601,7 +601,7 @@ def plan_delivery_action(plan: dict, facts: dict) -> str | None:
     is told both facts), else the worst past pacing that the plan does not give budget to."""
     if plan["check_delivery"]:
         item = plan["check_delivery"][0]
-        risk = percent(item.get("under_pacing_risk"))
+        risk = chance(item.get("under_pacing_risk"))
         if item.get("role") == "donor":
             return (
                 f"Check delivery on {item['ad_set']}: {risk} risk of under-pacing tomorrow; "

@@ -421,3 +421,16 @@ def test_a_shifted_ad_sets_forecast_action_says_its_curve_is_fitted_since_the_st
     assert shifted.endswith("stepped to a new level, so its curve is fitted on the days since")
     assert narrative.shift_note(row | {"fit": "own"}) == ""
     assert narrative.shift_note(None) == ""
+
+
+def test_a_probability_below_one_is_never_written_as_certain():
+    """Calibrated scores are strictly between 0 and 1: a risk of 0.998 read "100% risk"."""
+    assert narrative.chance(0.998) == "over 99%"
+    assert narrative.chance(0.001) == "under 1%"
+    assert narrative.chance(0.62) == "62%"
+    assert narrative.chance(1.0) == "100%"
+    assert narrative.chance(None) == "n/a"
+    row = {"role": "donor", "change": -300.0, "recommended_spend": 700.0}
+    row |= {"current_spend": 1000.0, "marginal_roas_current": 1.5}
+    action = narrative.forecast_action(row, 0.998, 0.5)
+    assert "100%" not in action

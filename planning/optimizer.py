@@ -381,6 +381,16 @@ def signed_money(value: float) -> str:
     return f"{'-' if value < 0 else '+'}£{abs(value):,.0f}"
 
 
+def probability_text(value: float) -> str:
+    """A calibrated probability in words: never "100%" or "0%" for one strictly between (a
+    model's 0.998 is "over 99%", not a certainty)."""
+    if 0.995 <= value < 1:
+        return "over 99%"
+    if 0 < value < 0.005:
+        return "under 1%"
+    return f"{value:.0%}"
+
+
 def names(frame: pd.DataFrame, count: int = 2) -> str:
     listed = [str(name) for name in frame["ad_set_name"].head(count)]
     more = len(frame) - len(listed)
@@ -670,7 +680,7 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
         )
     elif measured and row.under_pacing_risk >= settings.risk_limit and row.role == "recipient":
         risk = (
-            f" The pacing model gives it a {row.under_pacing_risk:.0%} risk of under-pacing "
+            f" The pacing model gives it a {probability_text(row.under_pacing_risk)} risk of under-pacing "
             "tomorrow, but its spend has followed its budget: watch its delivery."
         )
     else:
