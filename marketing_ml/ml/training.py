@@ -605,39 +605,16 @@ def uninformative(
         "min_minority_rows": params.min_minority_rows,
         "min_minority_share": params.min_minority_share,
     }
-    card = ModelCard(
-        model_name=spec.name,
-        predicts=spec.predicts,
-        label=spec.label,
-        horizon_days=spec.horizon_days,
-        roas_target=roas_target,
-        training_start=None,
-        training_end=None,
-        fit_end=None,
-        calibration_start=None,
-        calibration_end=None,
-        validation_cutoff=None,
-        validation_start=None,
-        validation_end=None,
-        refit_start=_day(rows.dates.min()),
-        refit_end=_day(rows.dates.max()),
+    return _without_booster(
+        spec,
+        roas_target,
+        status,
+        {"label": label},
         trained_at_data_date=_day(as_days(frame["date"]).max()),
+        refit=(_day(rows.dates.min()), _day(rows.dates.max())),
         training_rows=len(rows.labels),
         training_fingerprint=fingerprint(rows, every_row, rows.categories_of(every_row)),
-        metrics={
-            "validation": {
-                "status": status,
-                "rows": 0,
-                "positives": 0,
-                "event_rate": None,
-            },
-            "label": label,
-            "heuristic": spec.heuristic_description,
-            "split_violations": [],
-        },
-        status=status,
     )
-    return CalibratedModel(b"", MODEL_FEATURES, {}, (), (), card)
 
 
 def trainable(split: Split | None) -> bool:
@@ -704,6 +681,23 @@ def not_trained(
         "and training needs at least one such day",
     }
     last_day = as_days(frame["date"]).max() if len(frame) else None
+    return _without_booster(
+        spec, roas_target, status, {"history": history}, trained_at_data_date=_day(last_day)
+    )
+
+
+def _without_booster(
+    spec: ModelSpec,
+    roas_target: float | None,
+    status: str,
+    metrics: dict,
+    trained_at_data_date,
+    refit: tuple = (None, None),
+    training_rows: int = 0,
+    training_fingerprint: str | None = None,
+) -> CalibratedModel:
+    """A model row with no booster and no validation (too little history, or an uninformative
+    label): its card says why in `status` and `metrics`."""
     card = ModelCard(
         model_name=spec.name,
         predicts=spec.predicts,
@@ -718,16 +712,16 @@ def not_trained(
         validation_cutoff=None,
         validation_start=None,
         validation_end=None,
-        refit_start=None,
-        refit_end=None,
-        trained_at_data_date=_day(last_day),
-        training_rows=0,
-        training_fingerprint=None,
+        refit_start=refit[0],
+        refit_end=refit[1],
+        trained_at_data_date=trained_at_data_date,
+        training_rows=training_rows,
+        training_fingerprint=training_fingerprint,
         metrics={
             "validation": {"status": status, "rows": 0, "positives": 0, "event_rate": None},
             "heuristic": spec.heuristic_description,
             "split_violations": [],
-            "history": history,
+            **metrics,
         },
         status=status,
     )
