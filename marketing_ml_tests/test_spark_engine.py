@@ -235,3 +235,20 @@ def test_a_failed_spark_write_keeps_the_previous_version_and_its_state(runs: Eng
         assert connection.execute("SELECT b, c FROM gold.replaced").fetchall() == [("x", 3)]
         replaced_versions = spark_tables.new_location(connection, "gold.replaced").parent
         assert len(list(replaced_versions.iterdir())) == 1
+
+
+@pytest.mark.parametrize("runs", ["generated"], indirect=True)
+def test_an_empty_frame_is_written_with_its_columns_on_spark(runs: EngineRuns):
+    """A curves backtest on too little history (the original sample) is an empty frame: Spark
+    cannot infer a schema from no rows, so the run failed on Spark and not on DuckDB."""
+    import pandas as pd
+
+    from planning.backtest import BACKTEST_COLUMNS, backtest_curves
+
+    empty = backtest_curves(pd.DataFrame(columns=["date", "ad_set_id", "spend", "revenue"]))
+    assert empty.empty and list(empty.columns) == list(BACKTEST_COLUMNS)
+    with spark_engine(runs.warehouse):
+        connection = spark_tables.connect()
+        spark_tables.replace_table_with_frame(connection, "gold.empty_backtest", empty)
+        stored = spark_tables.fetch_frame(connection, "SELECT * FROM gold.empty_backtest")
+    assert stored.empty and list(stored.columns) == list(BACKTEST_COLUMNS)

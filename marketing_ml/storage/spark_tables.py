@@ -90,7 +90,7 @@ class SparkConnection:
         return self.execute(query)
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
-        self.session.createDataFrame(frame).createOrReplaceTempView(name)
+        spark_frame(self.session, frame).createOrReplaceTempView(name)
 
     def unregister(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
@@ -276,7 +276,30 @@ def replace_table_with_query(
 
 
 def replace_table_with_frame(connection: SparkConnection, name: str, frame: pd.DataFrame) -> None:
-    _write_version(connection, name, connection.session.createDataFrame(frame))
+    _write_version(connection, name, spark_frame(connection.session, frame))
+
+
+def spark_frame(session, frame: pd.DataFrame):
+    """`frame` as a Spark DataFrame. Spark infers a schema from the rows, so an empty frame (a
+    curves backtest on too little history) gets one from its pandas dtypes, text by default."""
+    if len(frame):
+        return session.createDataFrame(frame)
+    from pyspark.sql import types
+
+    kinds = {
+        "i": types.LongType(),
+        "u": types.LongType(),
+        "f": types.DoubleType(),
+        "b": types.BooleanType(),
+        "M": types.TimestampType(),
+    }
+    schema = types.StructType(
+        [
+            types.StructField(str(column), kinds.get(dtype.kind, types.StringType()))
+            for column, dtype in frame.dtypes.items()
+        ]
+    )
+    return session.createDataFrame([], schema)
 
 
 SPARK_TYPES = {"VARCHAR": "STRING", "DOUBLE": "DOUBLE", "DATE": "DATE", "BIGINT": "BIGINT"}
