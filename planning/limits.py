@@ -17,9 +17,8 @@ optimum (`planning.optimizer.allocate`), then
 
 A daily budget's change is converted into a spend range through the unit's delivery (`spend` =
 `planning.delivery.bought_spend` of its budget) where its utilization is measured, else in
-proportion. The budget of a spend is read relative to today's (`budget_ratio`), so keeping
-today's spend is keeping today's budget even where today's budget and the delivery model's
-reading of it disagree a little.
+proportion to today's budget. Day 1's range is around today's budget (the pacing file's latest),
+each later day's around the budget that buys the day before's spend.
 """
 
 from dataclasses import dataclass
@@ -60,31 +59,44 @@ class Units:
     def revenue(self, spend: np.ndarray) -> np.ndarray:
         return hill_revenue(spend, self.vmax, self.half, self.shape)
 
-    def budget_ratio(self, spend: np.ndarray) -> np.ndarray:
-        """The daily budget that buys `spend`, over today's (1 where today's spend is zero)."""
-        measured = np.isfinite(self.utilization) & (self.utilization > 0)
-        utilization = np.where(measured, self.utilization, 1.0)
-        cap = np.where(measured, self.soft_cap, np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = budget_buying(spend, utilization, cap) / budget_buying(
-                self.current, utilization, cap
-            )
-        return np.where(self.current > 0, ratio, 1.0)
+    @property
+    def measured(self) -> np.ndarray:
+        return np.isfinite(self.utilization) & (self.utilization > 0)
 
-    def spend_at_ratio(self, spend: np.ndarray, factor: float) -> np.ndarray:
-        """The spend bought when the budget that buys `spend` is multiplied by `factor`."""
-        measured = np.isfinite(self.utilization) & (self.utilization > 0)
-        utilization = np.where(measured, self.utilization, 1.0)
-        cap = np.where(measured, self.soft_cap, np.nan)
-        budget = budget_buying(spend, utilization, cap) * factor
-        return np.where(np.isfinite(budget), bought_spend(budget, utilization, cap), spend)
+    def _delivery(self):
+        return np.where(self.measured, self.utilization, 1.0), np.where(
+            self.measured, self.soft_cap, np.nan
+        )
+
+    def budget_of(self, spend: np.ndarray) -> np.ndarray:
+        """The daily budget that buys `spend`: through the measured delivery, else today's
+        budget in proportion to spend (spend itself where today's budget is unknown)."""
+        utilization, cap = self._delivery()
+        known = np.isfinite(self.budget) & (self.budget > 0) & (self.current > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proportional = np.where(known, self.budget * spend / self.current, spend)
+        return np.where(self.measured, budget_buying(spend, utilization, cap), proportional)
+
+    def spend_of(self, budget: np.ndarray) -> np.ndarray:
+        """The spend a daily budget buys (the inverse of `budget_of`)."""
+        utilization, cap = self._delivery()
+        known = np.isfinite(self.budget) & (self.budget > 0) & (self.current > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proportional = np.where(known, budget * self.current / self.budget, budget)
+        return np.where(self.measured, bought_spend(budget, utilization, cap), proportional)
+
+    @property
+    def today(self) -> np.ndarray:
+        """Today's daily budget: as known, else the one that buys today's spend."""
+        known = np.isfinite(self.budget) & (self.budget > 0)
+        return np.where(known, self.budget, self.budget_of(self.current))
 
     def budget_change(self, spend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The £ change of each unit's daily budget to buy `spend` (in spend where today's budget
-        is unknown), and its share of today's."""
-        share = self.budget_ratio(spend) - 1
-        today = np.where(np.isfinite(self.budget) & (self.budget > 0), self.budget, self.current)
-        return share * today, share
+        """The £ change of each unit's daily budget from today's to buy `spend`, and its share."""
+        today = self.today
+        pounds = self.budget_of(spend) - today
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return pounds, np.where(today > 0, pounds / today, 0.0)
 
 
 @dataclass(frozen=True)
@@ -231,9 +243,9 @@ def limited_plan(units: Units, allocate_for, limits: Limits) -> LimitedPlan:
     )
 
 
-def day_range(units: Units, previous: np.ndarray, change: float):
+def day_range(units: Units, budget: np.ndarray, change: float):
     """Spend a day may take when its budget stays within ±`change` of the previous day's."""
-    return units.spend_at_ratio(previous, 1 - change), units.spend_at_ratio(previous, 1 + change)
+    return units.spend_of(budget * (1 - change)), units.spend_of(budget * (1 + change))
 
 
 def ramp(units: Units, kept, target, at_target, allocate_for, change: float):
@@ -241,10 +253,11 @@ def ramp(units: Units, kept, target, at_target, allocate_for, change: float):
     allocation of the `kept` units within its day range and the final bounds: (units × days,
     the first day's Allocation)."""
     days, previous, first = [], units.current.copy(), None
+    budget = units.today
     for _ in range(MAX_RAMP_DAYS):
-        low, high = day_range(units, previous, change)
-        low = np.maximum(np.minimum(low, high), units.lower)
-        high = np.maximum(np.minimum(high, units.upper), low)
+        low, high = day_range(units, budget, change)
+        low = np.clip(np.minimum(low, high), units.lower, units.upper)
+        high = np.clip(high, low, units.upper)
         inside = (target >= low - 1e-9) & (target <= high + 1e-9)
         if not kept.any() or inside[kept].all():
             spend, result = target.copy(), at_target
@@ -256,5 +269,5 @@ def ramp(units: Units, kept, target, at_target, allocate_for, change: float):
         days.append(spend)
         if np.array_equal(spend, target) or np.max(np.abs(spend - previous)) <= PENNY:
             break
-        previous = spend
+        previous, budget = spend, units.budget_of(spend)
     return np.column_stack(days), first

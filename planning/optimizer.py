@@ -588,8 +588,9 @@ def build_plan(
     )
     role[capped] = "capped"
     role[fixed] = "locked"
-    new_budget = daily_budget_for(units, recommended, measured, utilization)
-    target_budget = daily_budget_for(units, target_spend, measured, utilization)
+    new_budget = daily_budget_for(units, recommended)
+    target_budget = daily_budget_for(units, target_spend)
+    budget_today = daily_budget_for(units, current)
     revenue_target = np.where(has_curve, hill_revenue(target_spend, v, h, k), np.nan)
     unlimited_spend = np.where(has_curve, limited.unlimited, current)
     moving = (limited.move_rank > 0) | (limited.held != "")
@@ -742,17 +743,12 @@ def scenario_allocator(units: Units, settings: PlanSettings, goal_total: float):
     return allocate_for
 
 
-def daily_budget_for(units: Units, spend, measured, utilization) -> np.ndarray:
-    """The daily budget that buys `spend`: today's budget × the delivery's ratio of budgets
-    (keeping today's spend keeps today's budget); where today's budget is unknown, the budget
-    the measured delivery says buys it (NaN unmeasured)."""
-    relative = units.budget * units.budget_ratio(spend)
-    bought = budget_buying(spend, np.where(measured, utilization, 1.0), units.soft_cap)
-    return np.where(
-        np.isfinite(units.budget) & (units.budget > 0),
-        relative,
-        np.where(measured, bought, np.nan),
-    )
+def daily_budget_for(units: Units, spend: np.ndarray) -> np.ndarray:
+    """The daily budget that buys `spend` (today's where spend is today's); NaN where neither
+    today's budget nor the delivery is known."""
+    known = (np.isfinite(units.budget) & (units.budget > 0)) | units.measured
+    moved = np.abs(spend - units.current) > PENNY
+    return np.where(known, np.where(moved, units.budget_of(spend), units.today), np.nan)
 
 
 def _rows_around(point: np.ndarray, draws: np.ndarray, rows: np.ndarray):
