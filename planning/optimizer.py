@@ -535,8 +535,6 @@ def build_plan(
     profit_now_ci = profit_new_ci = nan_pair
     as_fitted = float(np.nansum(revenue_new) - np.nansum(revenue_now))
     claimed = claim(as_fitted, np.zeros(0))
-    as_fitted_profit = settings.margin * as_fitted - float(recommended.sum() - current.sum())
-    claimed_profit = claim(as_fitted_profit, np.zeros(0))
     if draw_v is not None and draw_v.size:
         with np.errstate(invalid="ignore", divide="ignore"):
             drawn_now = hill_revenue(current[:, None], draw_v, draw_h, draw_k)
@@ -557,17 +555,6 @@ def build_plan(
                 margin * revenue_new - recommended,
                 margin * drawn_new - recommended[:, None],
                 usable,
-            )
-            without_profit = np.nansum(
-                (margin * (revenue_new - revenue_now) - (recommended - current))[
-                    has_curve & ~usable
-                ]
-            )
-            claimed_profit = claim(
-                as_fitted_profit,
-                margin * (drawn_new[usable] - drawn_now[usable]).sum(axis=0)
-                - (recommended - current)[usable].sum()
-                + without_profit,
             )
             without_draws = np.nansum((revenue_new - revenue_now)[has_curve & ~usable])
             claimed = claim(
@@ -702,17 +689,26 @@ def build_plan(
         "uplift_target": float(np.nansum(revenue_target) - np.nansum(revenue_now)),
         "profit_current": float(settings.margin * np.nansum(revenue_now) - total_current),
         "profit_recommended": float(settings.margin * np.nansum(revenue_new) - recommended.sum()),
-        "profit_uplift": claimed_profit.uplift,
-        "profit_uplift_low": claimed_profit.low,
-        "profit_uplift_high": claimed_profit.high,
         "profit_uplift_target": float(
             settings.margin * (np.nansum(revenue_target) - np.nansum(revenue_now))
             - (target_spend.sum() - total_current)
         ),
         "period_days": settings.period_days,
     }
+    summary.update(profit_uplift_of(summary))
     summary["headline"] = headline(plan, summary)
     return Plan(plan, summary, spend_path)
+
+
+def profit_uplift_of(summary: dict) -> dict:
+    """Profit's uplift and range a day from the revenue claim's (`uplift`, `uplift_low/high`):
+    spend is what the plan sets, not drawn, so profit's claim is margin × revenue's − Δspend.
+    Whoever re-prices the revenue claim (the What-if's replan) updates profit with this."""
+    spend = summary["total_recommended"] - summary["total_current"]
+    return {
+        f"profit_{name}": summary["margin"] * summary[name] - spend
+        for name in ("uplift", "uplift_low", "uplift_high")
+    }
 
 
 def limits_of(settings: PlanSettings) -> Limits:
@@ -974,7 +970,7 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
         f"{verb} {prose_money(amount)} a day{source}{target} in {moves} "
         f"move{'s' if moves != 1 else ''} worth {summary['uplift_kept_share']:.0%} of the uplift: "
         f"{signed_prose_money(summary['uplift'])} expected revenue a day{rng}, "
-        f"{signed_prose_money(summary['profit_uplift'])} profit"
+        f"{signed_prose_money(profit_uplift_of(summary)['profit_uplift'])} profit"
     )
     if summary["scenario"] != "same_budget":
         text += f", total spend {signed_prose_money(summary['total_recommended'] - summary['total_current'])} a day"
