@@ -851,7 +851,7 @@ def plan_settings(curves: Curves) -> PlanSettings:
         "Target marginal ROAS (×)",
         min_value=TARGET_ROAS_RANGE[0],
         max_value=TARGET_ROAS_RANGE[1],
-        value=float(published.target_marginal_roas),
+        value=float(published.target),
         step=0.1,
         format="%.2f",
         key="plan_target",

@@ -58,7 +58,7 @@ def settings_from(summary: dict) -> PlanSettings:
     try:
         return PlanSettings(
             scenario=stored.get("scenario") or summary.get("scenario") or "same_budget",
-            target_marginal_roas=float(stored.get("target_marginal_roas") or 4.0),
+            target_marginal_roas=stored.get("target_marginal_roas"),
             lower_factor=float(stored.get("lower_factor", 0.5)),
             upper_factor=float(stored.get("upper_factor", 1.5)),
             locked=tuple(stored.get("locked") or ()),

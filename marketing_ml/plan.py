@@ -250,8 +250,8 @@ class BudgetPlanConfig(dg.Config):
     scenario: str = "same_budget"
     """same_budget (most revenue for the same total), target_roas (the most spend whose marginal
     ROAS stays at or above target_marginal_roas), same_revenue (today's revenue for less)."""
-    target_marginal_roas: float = 4.0
-    """target_roas: the marginal ROAS the last pound must return, 0.1 to 50."""
+    target_marginal_roas: float | None = None
+    """target_roas: the marginal ROAS the last pound must return, 0.1 to 50 (unset: break-even)."""
     lower_factor: float = 0.5
     """Lower bound, × current spend: 0 to 1."""
     upper_factor: float = 1.5

@@ -74,7 +74,7 @@ def shares(lakehouse: Lakehouse, seed: int) -> dict:
     )
     base = true_revenue(current, truth).sum()
     optimum = true_revenue(best.spend, truth).sum() - base
-    planned = true_revenue(plan["recommended_spend"].to_numpy(), truth).sum() - base
+    planned = true_revenue(plan["target_spend"].to_numpy(), truth).sum() - base
 
     recent = frame(
         lakehouse,
@@ -126,10 +126,11 @@ def test_plan_beats_the_naive_rule_measured_with_the_true_curves(built, seed):
     assert found["plan_share"] >= 0.6
 
 
-def plain_bounds_share(lakehouse: Lakehouse, seed: int) -> float:
-    """The plan's true uplift as a share of the true best within plain 0.5x-1.5x of current
-    spend (the generator plants no delivery cap), the issue's measure: not the plan's own
-    bounds, which a plan can make as tight as it likes."""
+def plain_bounds_share(lakehouse: Lakehouse, seed: int, spend: str = "target_spend") -> float:
+    """The plan's true uplift (at its `spend` column: where the ramp ends, or the plan without
+    limits) as a share of the true best within plain 0.5x-1.5x of current spend (the generator
+    plants no delivery cap), the issue's measure: not the plan's own bounds, which a plan can
+    make as tight as it likes."""
     plan = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
     truth = planted_curves(AD_SETS, seed).set_index("ad_set_id").loc[plan["ad_set_id"]]
     current = plan["current_spend"].to_numpy()
@@ -141,7 +142,7 @@ def plain_bounds_share(lakehouse: Lakehouse, seed: int) -> float:
         total=float(current.sum()),
     )
     base = true_revenue(current, truth).sum()
-    planned = true_revenue(plan["recommended_spend"].to_numpy(), truth).sum() - base
+    planned = true_revenue(plan[spend].to_numpy(), truth).sum() - base
     return planned / (true_revenue(best.spend, truth).sum() - base)
 
 
@@ -152,10 +153,20 @@ def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
     of 30 ad sets vetoed, spend that follows budget). Under the plan's own bounds: 77%, 80%,
     84% (88%, 79%, 85% under the old, tighter ones). 180 noisy days identify an ad set's
     curvature poorly (even the true mean shape as the prior leaves the median near 83%). This
-    pins what is reached, so a regression shows; the gap is reported on the issue."""
-    captured = sorted(plain_bounds_share(lakehouse, seed) for seed, (lakehouse, _) in built.items())
+    pins what is reached, so a regression shows; the gap is reported on the issue. The plan
+    without limits (`unlimited_spend`) is pinned so; the default limits (the fewest moves keeping
+    90% of the fitted uplift) reach 68%, 61%, 77%: 83%, 83%, 97% of it in truth."""
+    unlimited = {
+        seed: plain_bounds_share(lakehouse, seed, "unlimited_spend")
+        for seed, (lakehouse, _) in built.items()
+    }
+    limited = {seed: plain_bounds_share(lakehouse, seed) for seed, (lakehouse, _) in built.items()}
+    print(f"captured without limits: {unlimited}; with the default limits: {limited}")
+    captured = sorted(unlimited.values())
     assert captured[len(captured) // 2] >= 0.74
     assert captured[0] >= 0.70
+    for seed, share in limited.items():
+        assert share >= 0.8 * unlimited[seed], seed
 
 
 @pytest.mark.parametrize("seed", SEEDS)

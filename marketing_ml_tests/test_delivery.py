@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml_tests.test_planning import NO_LIMITS
 from planning import PlanSettings, build_plan, fit_response_curves
 from planning.curves import hill_revenue
 from planning.delivery import bought_spend, budget_buying, budget_cv, measure_delivery
@@ -120,7 +121,7 @@ def test_a_pooled_curve_moves_at_most_ten_percent_and_says_why():
         fit=["pooled", "own", "pooled", "own"],
         budget_cv=[0.01, 0.2, 0.01, 0.2],
     )
-    plan = build_plan(curves).ad_sets.set_index("ad_set_id")
+    plan = build_plan(curves, settings=PlanSettings(**NO_LIMITS)).ad_sets.set_index("ad_set_id")
     moved = (plan["recommended_spend"] / plan["current_spend"] - 1).abs()
     assert moved[["AS_000", "AS_002"]].max() <= POOLED_MOVE + 1e-9
     assert plan.loc["AS_000", "role"] == "recipient" and plan.loc["AS_002", "role"] == "donor"
@@ -243,7 +244,8 @@ def test_a_soft_capped_ad_set_is_planned_below_its_ceiling_on_a_budget_that_buys
     curves["max_spend"] = 1400.0
     curves["utilization"] = 0.95
     curves["soft_cap"] = [1200.0, np.nan, np.nan]
-    row = build_plan(curves).ad_sets.set_index("ad_set_id").loc["AS_000"]
+    row = build_plan(curves, settings=PlanSettings(**NO_LIMITS)).ad_sets.set_index("ad_set_id")
+    row = row.loc["AS_000"]
     assert row["recommended_spend"] == pytest.approx(1080.0)
     budget = row["recommended_daily_budget"]
     assert budget == pytest.approx(1200.0 * np.arctanh(0.9) / 0.95)
@@ -275,7 +277,8 @@ def delivered_plan(
     curves["delivery_cap"] = [cap, np.nan, np.nan]
     curves["capped_days"] = [4 if np.isfinite(cap) else 0, 0, 0]
     capacity = pd.DataFrame({"ad_set_id": curves["ad_set_id"], "under_pacing_risk": risk})
-    return build_plan(curves, capacity, PlanSettings()).ad_sets.set_index("ad_set_id")
+    # The delivery bounds in one step: the day-to-day limits are planning/limits.py's tests.
+    return build_plan(curves, capacity, PlanSettings(**NO_LIMITS)).ad_sets.set_index("ad_set_id")
 
 
 def test_a_capped_ad_set_is_never_given_budget_above_its_cap():
@@ -310,7 +313,7 @@ def test_the_recommended_daily_budget_buys_the_recommended_spend():
     budget = plan.loc["AS_000", "recommended_daily_budget"]
     assert budget == pytest.approx(1500.0 / 0.93)
     assert (
-        f"Set its daily budget to £{budget:,.0f} (from £1,070): it spends about 93% of its budget."
-        in plan.loc["AS_000", "reason"]
+        f"Set its daily budget to £{budget:,.0f} (from £1,070) on the plan date: it spends about "
+        "93% of its budget." in plan.loc["AS_000", "reason"]
     )
     assert "Set its daily budget to" in plan.loc["AS_002", "reason"]

@@ -62,6 +62,20 @@ PUBLISHED_CONFIG = {"locked_ad_sets": ["AS_002"], "daily_budget_caps": {"AS_001"
         ({"budget_caps": (("AS_001", INF),)}, "daily_budget_caps", "'AS_001': infinity"),
         ({"budget_caps": (("AS_001", -5.0),)}, "daily_budget_caps", "'AS_001': -5"),
         ({"scenario": "most_revenue"}, "scenario", "'most_revenue' is not a scenario"),
+        ({"margin": 0.0}, "margin", "0 is below 0.01"),
+        ({"margin": 1.5}, "margin", "1.5 is above 1"),
+        ({"margin": NAN}, "margin", "NaN is not a number"),
+        ({"max_daily_change": 0.0}, "max_daily_change", "0 is below 0.01"),
+        ({"max_daily_change": 2.0}, "max_daily_change", "2 is above 1"),
+        ({"min_move": -1.0}, "min_move", "-1 is below 0"),
+        ({"min_move": INF}, "min_move", "infinity is not a finite number"),
+        ({"min_move_share": 1.5}, "min_move_share", "1.5 is above 1"),
+        ({"max_moves": 0}, "max_moves", "0 is below 1"),
+        ({"max_moves": 2.5}, "max_moves", "2.5 is not a whole number"),
+        ({"max_moves": NAN}, "max_moves", "NaN is not a number"),
+        ({"period_days": 0}, "period_days", "0 is below 1"),
+        ({"period_days": 92}, "period_days", "92 is above 91"),
+        ({"period_days": 7.5}, "period_days", "7.5 is not a whole number"),
     ],
 )
 def test_a_value_outside_its_range_is_refused_naming_the_field(settings, field, found):
@@ -93,6 +107,16 @@ def test_the_ends_of_every_range_are_accepted():
     PlanSettings(target_marginal_roas=0.1, lower_factor=0.0, upper_factor=UPPER_FACTOR_RANGE[1])
     PlanSettings(target_marginal_roas=50, lower_factor=1.0, upper_factor=1.0, total=1)
     PlanSettings(budget_caps=(("AS_001", 0.0),), total=None)
+    PlanSettings(margin=0.01, max_daily_change=0.01, min_move=0, min_move_share=0, period_days=1)
+    PlanSettings(margin=1, max_daily_change=1, min_move_share=1, max_moves=1, period_days=91)
+
+
+def test_the_target_defaults_to_break_even_never_to_the_average_roas_target():
+    assert PlanSettings().target == pytest.approx(1 / 0.40)
+    assert PlanSettings(margin=0.25).break_even_roas == pytest.approx(4.0)
+    assert PlanSettings(margin=0.25, target_marginal_roas=3.0).target == 3.0
+    # A margin so thin that break-even is past the range a set target may take is still a plan.
+    assert PlanSettings(margin=0.01).target == pytest.approx(100.0)
 
 
 def test_locks_and_caps_naming_ad_sets_not_planned_are_refused_naming_them():

@@ -13,6 +13,8 @@ from planning.calendar import WEEKDAY_COLUMNS, priced_for_day
 from planning.curves import hill_marginal, hill_revenue
 
 GRID = 121
+NO_LIMITS = {"max_daily_change": 1.0, "min_move": 0.0, "min_move_share": 0.0, "max_moves": 10**6}
+"""Limits that hold nothing back: the plan is its unlimited optimum, in one day."""
 
 
 def brute_force(vmax, half, shape, lower, upper, scenario, total=None, target=None, goal=None):
@@ -145,7 +147,9 @@ def test_locked_risky_capped_and_budget_capped_ad_sets_keep_their_bounds():
     capacity = pd.DataFrame(
         {"ad_set_id": curves["ad_set_id"], "under_pacing_risk": [0.1, 0.2, 0.3, 0.9, np.nan, 0.0]}
     )
-    settings = PlanSettings(locked=("AS_000",), budget_caps=(("AS_001", current[1] * 1.1),))
+    settings = PlanSettings(
+        locked=("AS_000",), budget_caps=(("AS_001", current[1] * 1.1),), **NO_LIMITS
+    )
     plan = build_plan(curves, capacity, settings).ad_sets.set_index("ad_set_id")
     assert plan.loc["AS_000", "recommended_spend"] == pytest.approx(current[0])
     assert plan.loc["AS_000", "role"] == "locked"
@@ -408,7 +412,9 @@ def test_todays_daily_budget_is_what_the_plan_changes_not_a_cap():
     recipients = plan[plan["role"] == "recipient"]
     assert len(recipients) > 0
     assert (recipients["recommended_spend"] > recipients["daily_budget"]).all()
-    assert recipients["reason"].str.contains("raise it to at least").all()
+    assert (recipients["new_daily_budget"] > recipients["current_daily_budget"]).all()
+    for row in recipients.itertuples():
+        assert f"Set its daily budget to £{row.new_daily_budget:,.0f} (from £" in row.reason
 
 
 def curse_world(seed: int, n: int = 60, draws: int = 200):

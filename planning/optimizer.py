@@ -30,10 +30,15 @@ import pandas as pd
 from planning.claims import claim, rows_interval_around
 from planning.curves import INTERVAL, hill_marginal, hill_revenue
 from planning.delivery import CAP_ASK, CAP_BAND, SOFT_CAP_REACH, budget_buying
+from planning.limits import Limits, Units, limited_plan
+from planning.money import prose_money, signed_prose_money
 from planning.settings import SCENARIOS, PlanSettings
 
 PENNY = 0.005
 BISECTION_STEPS = 80
+LAMBDA_TOLERANCE = 1e-11
+"""Bisection stops once λ is known to this (in log): the last two allocations are then
+interpolated to meet the goal exactly, and the limits re-allocate a dozen times per plan."""
 NEWTON_STEPS = 40
 POOLED_MOVE = 0.10
 """An ad set without a curve of its own (fit = pooled) moves at most this share either way: its
@@ -146,6 +151,8 @@ class Planner:
         log_low, log_high = self._bracket()
         low_spend, high_spend = self.spend_at(np.exp(log_low)), self.spend_at(np.exp(log_high))
         for _ in range(BISECTION_STEPS):
+            if log_high - log_low < LAMBDA_TOLERANCE:
+                break
             middle = (log_low + log_high) / 2
             spend = self.spend_at(np.exp(middle))
             if measure(spend) >= goal:
@@ -371,6 +378,9 @@ class Plan:
     """One row per ad set: see PLAN_COLUMNS."""
     summary: dict = field(default_factory=dict)
     """Plan-level figures: totals, unplaced budget, uplift and its interval, the headline."""
+    spend_path: np.ndarray | None = None
+    """Ad sets × period_days: each day's expected spend (day 1 = recommended_spend; days past a
+    ramp hold its target)."""
 
 
 def money(value: float) -> str:
@@ -482,19 +492,35 @@ def build_plan(
     revenue_now = np.where(has_curve, hill_revenue(current, v, h, k), np.nan)
     total_current = float(current.sum())
     goal_total = settings.total if settings.total is not None else total_current
-    result = allocate(
-        v,
-        h,
-        k,
-        lower,
-        upper,
-        settings.scenario,
-        total=goal_total,
-        target=settings.target_marginal_roas,
-        revenue_goal=float(np.nansum(revenue_now)),
+    fixed = locked | ~has_curve | (current <= 0)
+    planned_budget = column("planned_budget")
+    budget_today = np.where(
+        np.isfinite(planned_budget) & (planned_budget > 0), planned_budget, daily_budget
+    )
+    units = Units(
+        current=current,
+        vmax=v,
+        half=h,
+        shape=k,
+        lower=lower,
+        upper=upper,
+        budget=budget_today,
+        utilization=np.where(measured, utilization, np.nan),
+        soft_cap=np.where(measured, column("soft_cap"), np.nan),
+        fixed=fixed,
+    )
+    limited = limited_plan(
+        units, scenario_allocator(units, settings, goal_total), limits_of(settings)
     )
     # Ad sets without a curve have lower == upper == current, so they are already fixed.
-    recommended = np.where(has_curve, result.spend, current)
+    recommended = np.where(has_curve, limited.path[:, 0], current)
+    target_spend = np.where(has_curve, limited.target, current)
+    spend_path = limited.path[:, : settings.period_days]
+    if spend_path.shape[1] < settings.period_days:
+        held_target = np.repeat(
+            target_spend[:, None], settings.period_days - spend_path.shape[1], 1
+        )
+        spend_path = np.column_stack([spend_path, held_target])
     revenue_new = np.where(has_curve, hill_revenue(recommended, v, h, k), np.nan)
     marginal_now = np.where(has_curve & (current > 0), hill_marginal(current, v, h, k), np.nan)
     marginal_new = np.where(
@@ -506,6 +532,7 @@ def build_plan(
     )
     nan_pair = (np.full(n, np.nan), np.full(n, np.nan))
     revenue_now_ci = revenue_new_ci = marginal_new_ci = nan_pair
+    profit_now_ci = profit_new_ci = nan_pair
     as_fitted = float(np.nansum(revenue_new) - np.nansum(revenue_now))
     claimed = claim(as_fitted, np.zeros(0))
     if draw_v is not None and draw_v.size:
@@ -520,6 +547,15 @@ def build_plan(
             revenue_now_ci = _rows_around(revenue_now, drawn_now, usable)
             revenue_new_ci = _rows_around(revenue_new, drawn_new, usable)
             marginal_new_ci = _rows_around(marginal_new, drawn_marginal, usable & (recommended > 0))
+            margin = settings.margin
+            profit_now_ci = _rows_around(
+                margin * revenue_now - current, margin * drawn_now - current[:, None], usable
+            )
+            profit_new_ci = _rows_around(
+                margin * revenue_new - recommended,
+                margin * drawn_new - recommended[:, None],
+                usable,
+            )
             without_draws = np.nansum((revenue_new - revenue_now)[has_curve & ~usable])
             claimed = claim(
                 as_fitted,
@@ -527,22 +563,24 @@ def build_plan(
             )
 
     change = recommended - current
-    value = (
-        settings.target_marginal_roas
-        if settings.scenario == "target_roas"
-        else result.marginal_value
-    )
+    value = settings.target if settings.scenario == "target_roas" else limited.marginal_value
     role = np.full(n, "unchanged", dtype=object)
-    role[change > PENNY] = "recipient"
-    role[change < -PENNY] = "donor"
+    role[target_spend - current > PENNY] = "recipient"
+    role[target_spend - current < -PENNY] = "donor"
+    role[limited.held != ""] = "held"
     capped = (
         (role == "unchanged")
         & np.array([r is not None for r in capacity_reasons])
         & (np.nan_to_num(marginal_now) > (value if np.isfinite(value) else np.inf))
     )
     role[capped] = "capped"
-    fixed = locked | ~has_curve | (current <= 0)
     role[fixed] = "locked"
+    new_budget = daily_budget_for(units, recommended)
+    target_budget = daily_budget_for(units, target_spend)
+    budget_today = daily_budget_for(units, current)
+    revenue_target = np.where(has_curve, hill_revenue(target_spend, v, h, k), np.nan)
+    unlimited_spend = np.where(has_curve, limited.unlimited, current)
+    moving = (limited.move_rank > 0) | (limited.held != "")
 
     plan = pd.DataFrame(
         {
@@ -561,6 +599,17 @@ def build_plan(
             "max_spend": max_spend,
             "planned_budget": column("planned_budget"),
             "utilization": np.where(measured, utilization, np.nan),
+            "current_daily_budget": budget_today,
+            "new_daily_budget": new_budget,
+            "budget_change": new_budget - budget_today,
+            "budget_change_share": new_budget / budget_today - 1,
+            "target_spend": target_spend,
+            "target_daily_budget": target_budget,
+            "ramp_days": limited.ramp_days,
+            "unlimited_spend": unlimited_spend,
+            "move_value": np.where(moving, limited.move_value, np.nan),
+            "move_rank": np.where(limited.move_rank > 0, limited.move_rank, np.nan),
+            "held_by": limited.held,
             "recommended_daily_budget": np.where(
                 measured,
                 budget_buying(
@@ -581,6 +630,12 @@ def build_plan(
             "expected_revenue_recommended": revenue_new,
             "expected_revenue_recommended_low": revenue_new_ci[0],
             "expected_revenue_recommended_high": revenue_new_ci[1],
+            "expected_profit_current": settings.margin * revenue_now - current,
+            "expected_profit_current_low": profit_now_ci[0],
+            "expected_profit_current_high": profit_now_ci[1],
+            "expected_profit_recommended": settings.margin * revenue_new - recommended,
+            "expected_profit_recommended_low": profit_new_ci[0],
+            "expected_profit_recommended_high": profit_new_ci[1],
             "marginal_roas_current": marginal_now,
             "marginal_roas_recommended": marginal_new,
             "marginal_roas_recommended_low": marginal_new_ci[0],
@@ -597,9 +652,9 @@ def build_plan(
         "total_current": total_current,
         "total_recommended": float(recommended.sum()),
         "total_goal": float(goal_total) if settings.scenario == "same_budget" else None,
-        "unplaced_budget": float(result.unplaced),
-        "forced_spend": float(result.forced),
-        "revenue_shortfall": float(result.revenue_shortfall),
+        "unplaced_budget": limited.unplaced,
+        "forced_spend": limited.forced,
+        "revenue_shortfall": limited.revenue_shortfall,
         "revenue_current": float(np.nansum(revenue_now)),
         "revenue_recommended": float(np.nansum(revenue_new)),
         "uplift": claimed.uplift,
@@ -608,7 +663,7 @@ def build_plan(
         "uplift_as_fitted": claimed.as_fitted,
         "interval": INTERVAL,
         "marginal_roas": float(value) if np.isfinite(value) else None,
-        "target_marginal_roas": settings.target_marginal_roas,
+        "target_marginal_roas": settings.target,
         "lower_factor": settings.lower_factor,
         "upper_factor": settings.upper_factor,
         "locked_ad_sets": len(settings.locked),
@@ -618,9 +673,78 @@ def build_plan(
         "recipients": int((role == "recipient").sum()),
         "moved": float(change[change > 0].sum()),
         "cut": float(-change[change < 0].sum()),
+        "margin": settings.margin,
+        "break_even_roas": settings.break_even_roas,
+        "max_daily_change": settings.max_daily_change,
+        "min_move": settings.min_move,
+        "min_move_share": settings.min_move_share,
+        "max_moves": limited.max_moves,
+        "moves": int(limited.kept.sum()),
+        "held": int((role == "held").sum()),
+        "uplift_kept_share": limited.kept_share,
+        "uplift_unlimited": limited.value_unlimited,
+        "ramp_days": int(limited.ramp_days.max(initial=0)),
+        "total_target": float(target_spend.sum()),
+        "revenue_target": float(np.nansum(revenue_target)),
+        "uplift_target": float(np.nansum(revenue_target) - np.nansum(revenue_now)),
+        "profit_current": float(settings.margin * np.nansum(revenue_now) - total_current),
+        "profit_recommended": float(settings.margin * np.nansum(revenue_new) - recommended.sum()),
+        "profit_uplift_target": float(
+            settings.margin * (np.nansum(revenue_target) - np.nansum(revenue_now))
+            - (target_spend.sum() - total_current)
+        ),
+        "period_days": settings.period_days,
     }
+    summary.update(profit_uplift_of(summary))
     summary["headline"] = headline(plan, summary)
-    return Plan(plan, summary)
+    return Plan(plan, summary, spend_path)
+
+
+def profit_uplift_of(summary: dict) -> dict:
+    """Profit's uplift and range a day from the revenue claim's (`uplift`, `uplift_low/high`):
+    spend is what the plan sets, not drawn, so profit's claim is margin × revenue's − Δspend.
+    Whoever re-prices the revenue claim (the What-if's replan) updates profit with this."""
+    spend = summary["total_recommended"] - summary["total_current"]
+    return {
+        f"profit_{name}": summary["margin"] * summary[name] - spend
+        for name in ("uplift", "uplift_low", "uplift_high")
+    }
+
+
+def limits_of(settings: PlanSettings) -> Limits:
+    return Limits(
+        settings.max_daily_change, settings.min_move, settings.min_move_share, settings.max_moves
+    )
+
+
+def scenario_allocator(units: Units, settings: PlanSettings, goal_total: float):
+    """`allocate` for the scenario over a subset of units; the others keep today's spend, which
+    comes off a fixed total (same_budget) and a revenue goal (same_revenue, today's revenue)."""
+    revenue_today = units.revenue(units.current)
+    goal_revenue = float(revenue_today.sum())
+
+    def allocate_for(free: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> Allocation:
+        return allocate(
+            units.vmax[free],
+            units.half[free],
+            units.shape[free],
+            lower,
+            upper,
+            settings.scenario,
+            total=goal_total - float(units.current[~free].sum()),
+            target=settings.target,
+            revenue_goal=goal_revenue - float(revenue_today[~free].sum()),
+        )
+
+    return allocate_for
+
+
+def daily_budget_for(units: Units, spend: np.ndarray) -> np.ndarray:
+    """The daily budget that buys `spend` (today's where spend is today's); NaN where neither
+    today's budget nor the delivery is known."""
+    known = (np.isfinite(units.budget) & (units.budget > 0)) | units.measured
+    moved = np.abs(spend - units.current) > PENNY
+    return np.where(known, np.where(moved, units.budget_of(spend), units.today), np.nan)
 
 
 def _rows_around(point: np.ndarray, draws: np.ndarray, rows: np.ndarray):
@@ -665,7 +789,7 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
             f"keeps {money(spend)}/day."
         )
     level = (
-        f"the {settings.target_marginal_roas:.1f}× target"
+        f"the {settings.target:.1f}× target"
         if settings.scenario == "target_roas"
         else f"the {value:.1f}× the plan equalises at"
         if np.isfinite(value)
@@ -685,19 +809,22 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
         )
     else:
         risk = ""
+    if row.role == "held":
+        return f"{marginal}{pooled}: {held_text(row, settings)} Keeps {money(spend)}/day."
+    steps = f"{ramp_text(row, settings)}{budget_text(row)}{average_text(row, settings, value)}"
     if row.role == "donor":
-        bound = " (its lower bound)" if row.recommended_spend <= row.lower_bound + PENNY else ""
+        bound = " (its lower bound)" if row.target_spend <= row.lower_bound + PENNY else ""
         return (
-            f"{marginal}{pooled}, below {level}: move {money(-row.change)} to better ad sets, "
-            f"to {money(row.recommended_spend)}/day{bound}.{budget_text(row)}"
+            f"{marginal}{pooled}, below {level}: move {money(row.current_spend - row.target_spend)} "
+            f"to better ad sets, to {money(row.target_spend)}/day{bound}.{steps}"
         )
     if row.role == "recipient":
         limit = ""
-        if row.recommended_spend >= row.upper_bound - PENNY:
+        if row.target_spend >= row.upper_bound - PENNY:
             limit = f" (its upper bound{': ' + row.capacity_reason if row.capacity_reason else ''})"
         return (
-            f"{marginal}{pooled}, above {level}: add {money(row.change)}, to "
-            f"{money(row.recommended_spend)}/day{limit}.{budget_text(row)}{risk}"
+            f"{marginal}{pooled}, above {level}: add {money(row.target_spend - row.current_spend)}, "
+            f"to {money(row.target_spend)}/day{limit}.{steps}{risk}"
         )
     if row.role == "capped":
         return (
@@ -705,6 +832,71 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
             f"{money(spend)}/day."
         )
     return f"{marginal}{pooled}, at {level}: keeps {money(spend)}/day.{risk}"
+
+
+def held_text(row, settings: PlanSettings) -> str:
+    """Which limit holds a move back, and the move it would have been."""
+    move = row.unlimited_spend - row.current_spend
+    would = (
+        f"the plan without limits would {'add' if move > 0 else 'cut'} {money(move)} "
+        f"({move / row.current_spend:+.0%}), to {money(row.unlimited_spend)}/day"
+    )
+    if row.held_by == "max_moves":
+        return (
+            f"held back: {would}, worth {money(row.move_value)} a day, but it ranks "
+            f"{int(row.move_rank)} and the plan makes only its {settings_moves(settings)} most "
+            "valuable moves."
+        )
+    return (
+        f"held back: {would}, below the minimum move ({money(settings.min_move)} and "
+        f"{settings.min_move_share:.0%} of its budget a day)."
+    )
+
+
+def settings_moves(settings: PlanSettings) -> str:
+    return str(settings.max_moves) if settings.max_moves is not None else "automatically chosen"
+
+
+def ramp_text(row, settings: PlanSettings) -> str:
+    """A move bigger than a day's limit, as the ramp a buyer carries out."""
+    if row.ramp_days <= 1:
+        return ""
+    verb = "Raise" if row.target_spend > row.current_spend else "Cut"
+    budget = row.target_daily_budget if np.isfinite(row.target_daily_budget) else np.nan
+    to = (
+        f"a daily budget of {money(budget)}"
+        if np.isfinite(budget)
+        else (f"{money(row.target_spend)}/day of spend")
+    )
+    return (
+        f" {verb} it by up to {settings.max_daily_change:.0%} a day for {int(row.ramp_days)} days, "
+        f"to {to} (a bigger step puts it back into its learning phase)."
+    )
+
+
+def average_text(row, settings: PlanSettings, value: float) -> str:
+    """Why an ad set whose average ROAS is below the level receives budget, or one above it
+    gives budget: the plan prices its next pound (marginal), not the ones it already spends."""
+    level = settings.target if settings.scenario == "target_roas" else value
+    if not (np.isfinite(level) and np.isfinite(row.recent_spend) and row.recent_spend > 0):
+        return ""
+    average = row.recent_revenue / row.recent_spend
+    if not np.isfinite(average):
+        return ""
+    if row.role == "recipient" and average < level:
+        return (
+            f" Its average ROAS is {average:.1f}×, below {level:.1f}×, yet it gets budget: its "
+            f"next pound returns {row.marginal_roas_current:.1f}×, more than the others' next "
+            f"pound (average ROAS counts the pounds it already spends; the plan weighs the next)."
+        )
+    if row.role == "donor" and average > level:
+        return (
+            f" Its average ROAS is {average:.1f}×, above {level:.1f}×, yet it gives budget: its "
+            f"next pound returns only {row.marginal_roas_current:.1f}×, less than the others' "
+            f"next pound (average ROAS counts the pounds it already spends; the plan weighs the "
+            f"next)."
+        )
+    return ""
 
 
 def pooled_text(row) -> str:
@@ -721,63 +913,73 @@ def pooled_text(row) -> str:
 
 
 def budget_text(row) -> str:
-    """The daily budget that buys the recommended spend, where delivery was measured; else what
-    today's budget (the audience file's) must at least become."""
-    if np.isfinite(row.recommended_daily_budget):
-        since = f" (from {money(row.planned_budget)})" if np.isfinite(row.planned_budget) else ""
-        if np.isfinite(getattr(row, "soft_cap", np.nan)):
-            return (
-                f" Set its daily budget to {money(row.recommended_daily_budget)}{since}: its "
-                f"spend flattens toward about {money(row.soft_cap)} a day, so that budget buys "
-                f"about {money(row.recommended_spend)}."
-            )
+    """The daily budget to set on the plan date, and how the delivery reads it."""
+    if not np.isfinite(row.new_daily_budget):
+        return ""
+    since = (
+        f" (from {money(row.current_daily_budget)})"
+        if np.isfinite(row.current_daily_budget)
+        else ""
+    )
+    text = f" Set its daily budget to {money(row.new_daily_budget)}{since} on the plan date"
+    if np.isfinite(getattr(row, "soft_cap", np.nan)):
         return (
-            f" Set its daily budget to {money(row.recommended_daily_budget)}{since}: it spends "
-            f"about {row.utilization:.0%} of its budget."
+            f"{text}: its spend flattens toward about {money(row.soft_cap)} a day, so that budget "
+            f"buys about {money(row.recommended_spend)}."
         )
-    if np.isfinite(row.daily_budget) and row.recommended_spend > row.daily_budget + PENNY:
-        return (
-            f" Its daily budget is {money(row.daily_budget)} today: raise it to at least "
-            f"{money(row.recommended_spend)}."
-        )
-    return ""
+    if np.isfinite(row.utilization):
+        return f"{text}: it spends about {row.utilization:.0%} of its budget."
+    return f"{text}: its spend follows its budget in proportion."
 
 
 def headline(plan: pd.DataFrame, summary: dict) -> str:
+    """What the plan does (Cut, Move, Add), in how many moves worth what share of the uplift,
+    revenue and profit beside it, and the longest ramp; money in prose."""
     donors = plan[plan["role"] == "donor"].sort_values(["change", "ad_set_id"])
     recipients = plan[plan["role"] == "recipient"].sort_values(
         ["change", "ad_set_id"], ascending=[False, True]
     )
-    uplift = summary["uplift"]
     rng = (
-        f" (range {signed_money(summary['uplift_low'])} to {signed_money(summary['uplift_high'])})"
+        f" (range {signed_prose_money(summary['uplift_low'])} to "
+        f"{signed_prose_money(summary['uplift_high'])})"
         if np.isfinite(summary["uplift_low"])
         else ""
     )
     tail = ""
     if summary["unplaced_budget"] > PENNY:
-        tail = f"; {money(summary['unplaced_budget'])} cannot be placed under the bounds"
+        tail = f"; {prose_money(summary['unplaced_budget'])} cannot be placed under the bounds"
     if donors.empty and recipients.empty:
-        return "Keep the current budgets: no move within the bounds is expected to earn more" + (
+        return "Keep the current budgets: no move within the limits is expected to earn more" + (
             tail + "."
         )
-    if summary["scenario"] == "same_budget" or (not donors.empty and not recipients.empty):
-        moved = summary["cut"] if not donors.empty else summary["moved"]
-        source = f" from {names(donors)}" if not donors.empty else ""
-        target = f" to {names(recipients)}" if not recipients.empty else ""
-        verb = (
-            "Move"
-            if not donors.empty and not recipients.empty
-            else ("Cut" if not donors.empty else "Add")
+    net = summary["total_target"] - summary["total_current"]
+    if summary["scenario"] == "same_budget" or abs(net) <= PENNY:
+        verb, amount = (
+            "Move",
+            plan.loc[plan["role"] == "donor", "current_spend"].sum()
+            - plan.loc[plan["role"] == "donor", "target_spend"].sum(),
         )
-        text = f"{verb} {money(moved)}{source}{target}: {signed_money(uplift)} expected revenue a day{rng}"
-    elif not donors.empty:
-        text = f"Cut {money(summary['cut'])} from {names(donors)}: {signed_money(uplift)} expected revenue a day{rng}"
+    elif net < 0:
+        verb, amount = "Cut", -net
     else:
-        text = f"Add {money(summary['moved'])} to {names(recipients)}: {signed_money(uplift)} expected revenue a day{rng}"
+        verb, amount = "Add", net
+    source = f" from {names(donors)}" if not donors.empty and verb != "Add" else ""
+    target = f" to {names(recipients)}" if not recipients.empty and verb != "Cut" else ""
+    moves = summary["moves"]
+    text = (
+        f"{verb} {prose_money(amount)} a day{source}{target} in {moves} "
+        f"move{'s' if moves != 1 else ''} worth {summary['uplift_kept_share']:.0%} of the uplift: "
+        f"{signed_prose_money(summary['uplift'])} expected revenue a day{rng}, "
+        f"{signed_prose_money(profit_uplift_of(summary)['profit_uplift'])} profit"
+    )
     if summary["scenario"] != "same_budget":
-        saved = summary["total_recommended"] - summary["total_current"]
-        text += f", total spend {signed_money(saved)} a day"
+        text += f", total spend {signed_prose_money(summary['total_recommended'] - summary['total_current'])} a day"
+    if summary["ramp_days"] > 1:
+        text += (
+            f"; the longest ramp takes {summary['ramp_days']} days at up to "
+            f"{summary['max_daily_change']:.0%} a day, to {signed_prose_money(summary['uplift_target'])} "
+            f"revenue and {signed_prose_money(summary['profit_uplift_target'])} profit a day"
+        )
     return text + tail + "."
 
 
@@ -798,6 +1000,17 @@ PLAN_COLUMNS = (
     "planned_budget",
     "utilization",
     "recommended_daily_budget",
+    "current_daily_budget",
+    "new_daily_budget",
+    "budget_change",
+    "budget_change_share",
+    "target_spend",
+    "target_daily_budget",
+    "ramp_days",
+    "unlimited_spend",
+    "move_value",
+    "move_rank",
+    "held_by",
     "delivery_cap",
     "capped_days",
     "cap_age_days",
@@ -811,6 +1024,12 @@ PLAN_COLUMNS = (
     "expected_revenue_recommended",
     "expected_revenue_recommended_low",
     "expected_revenue_recommended_high",
+    "expected_profit_current",
+    "expected_profit_current_low",
+    "expected_profit_current_high",
+    "expected_profit_recommended",
+    "expected_profit_recommended_low",
+    "expected_profit_recommended_high",
     "marginal_roas_current",
     "marginal_roas_recommended",
     "marginal_roas_recommended_low",

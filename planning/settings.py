@@ -21,6 +21,16 @@ UPPER_FACTOR_RANGE = (1.0, 3.0)
 """Upper bound, × current spend: 1 forbids increases. Three times today's spend in a day is past
 what the delivery history (the most an ad set spent in a day) usually allows, and it is the
 What-if slider's end: a published plan must be one the What-if can show."""
+MARGIN_RANGE = (0.01, 1.0)
+"""Contribution margin, profit per £ of revenue before ad spend: 1% to all of it."""
+MAX_DAILY_CHANGE_RANGE = (0.01, 1.0)
+"""The most a daily budget moves from one day to the next, as a share: below 1% nothing moves,
+above 100% a day's move is no limit a learning phase notices."""
+PERIOD_DAYS_RANGE = (1, 91)
+"""Days a plan covers: one day to a quarter."""
+KEEP_SHARE = 0.90
+"""max_moves unset: the fewest moves that keep this share of the uplift of the plan without a
+count limit."""
 MIN_TOTAL = 1.0
 """The least fixed total, £ a day."""
 SHOWN = 5
@@ -98,10 +108,9 @@ class PlanSettings:
     Refuses a value outside its range (PlanSettingsError), so no plan is made from one."""
 
     scenario: str = "same_budget"
-    target_marginal_roas: float = 4.0
-    """Scenario target_roas: spend while the last pound still returns at least this. Default the
-    ROAS target: read as the break-even ROAS (1 / margin), spending past a marginal ROAS below it
-    loses money on the last pound."""
+    target_marginal_roas: float | None = None
+    """Scenario target_roas: spend while the last pound still returns at least this. None: the
+    break-even marginal ROAS (1 / margin), past which the last pound loses money (`target`)."""
     lower_factor: float = 0.5
     upper_factor: float = 1.5
     locked: tuple[str, ...] = ()
@@ -110,6 +119,20 @@ class PlanSettings:
     budget_caps: tuple[tuple[str, float], ...] = ()
     """(ad_set_id, £ a day): the most an ad set may spend a day, whatever the plan finds."""
     risk_limit: float = RISK_LIMIT
+    margin: float = 0.40
+    """Contribution margin: profit per £ of revenue before ad spend."""
+    max_daily_change: float = 0.20
+    """The most a daily budget changes from one day to the next (share): a bigger move is a ramp
+    over days, so the ad set does not go back into its learning phase."""
+    min_move: float = 50.0
+    """£ a day: a budget change below this is not made."""
+    min_move_share: float = 0.05
+    """A budget change below this share of today's budget is not made."""
+    max_moves: int | None = None
+    """At most this many budgets change, the most valuable first; None: the fewest that keep
+    KEEP_SHARE of the uplift without a count limit."""
+    period_days: int = 7
+    """The plan covers this many days from the plan date."""
 
     def __post_init__(self):
         if problems := self.problems():
@@ -128,10 +151,35 @@ class PlanSettings:
         ranges = (
             (
                 "target_marginal_roas",
-                self.target_marginal_roas,
+                TARGET_ROAS_RANGE[0]
+                if self.target_marginal_roas is None
+                else self.target_marginal_roas,  # unset: break-even
                 *TARGET_ROAS_RANGE,
                 f"set the marginal ROAS the last pound must return, from "
-                f"{TARGET_ROAS_RANGE[0]:g}× to {TARGET_ROAS_RANGE[1]:g}×",
+                f"{TARGET_ROAS_RANGE[0]:g}× to {TARGET_ROAS_RANGE[1]:g}×, or leave it unset for "
+                "break-even (1 / margin)",
+            ),
+            (
+                "margin",
+                self.margin,
+                *MARGIN_RANGE,
+                f"set the contribution margin (profit per £ of revenue before ad spend) from "
+                f"{MARGIN_RANGE[0]:g} to {MARGIN_RANGE[1]:g} (0.4: 40p of each £)",
+            ),
+            (
+                "max_daily_change",
+                self.max_daily_change,
+                *MAX_DAILY_CHANGE_RANGE,
+                f"set the most a daily budget changes in a day as a share from "
+                f"{MAX_DAILY_CHANGE_RANGE[0]:g} to {MAX_DAILY_CHANGE_RANGE[1]:g} (0.2: ±20%)",
+            ),
+            ("min_move", self.min_move, 0.0, None, "set the least move in £ per day, 0 or more"),
+            (
+                "min_move_share",
+                self.min_move_share,
+                0.0,
+                1.0,
+                "set the least move as a share of today's budget from 0 to 1 (0.05: 5%)",
             ),
             (
                 "lower_factor",
@@ -159,6 +207,32 @@ class PlanSettings:
             ),
         )
         found.extend(filter(None, (range_problem(*args) for args in ranges)))
+        counts = (
+            (
+                "max_moves",
+                self.max_moves,
+                1,
+                None,
+                "set the most budgets to change as a whole number of 1 or more, or leave it "
+                f"unset for the fewest moves that keep {KEEP_SHARE:.0%} of the uplift",
+            ),
+            (
+                "period_days",
+                self.period_days,
+                *PERIOD_DAYS_RANGE,
+                f"set the days the plan covers as a whole number from {PERIOD_DAYS_RANGE[0]} to "
+                f"{PERIOD_DAYS_RANGE[1]} (7: a week, 28: four weeks)",
+            ),
+        )
+        for field, value, low, high, wanted in counts:
+            if value is None and field == "max_moves":
+                continue
+            if not_a_number(value) is None and float(value) != int(value):
+                found.append(
+                    SettingProblem(field, f"{shown(value)} is not a whole number; {wanted}")
+                )
+            elif problem := range_problem(field, value, low, high, wanted):
+                found.append(problem)
         bad_caps = [
             f"{ad_set_id!r}: {shown(cap)}"
             for ad_set_id, cap in self.budget_caps
@@ -174,6 +248,18 @@ class PlanSettings:
                 )
             )
         return found
+
+    @property
+    def break_even_roas(self) -> float:
+        """The marginal ROAS at which the last pound's profit is zero: 1 / margin."""
+        return 1.0 / self.margin if not_a_number(self.margin) is None and self.margin > 0 else 0.0
+
+    @property
+    def target(self) -> float:
+        """The target marginal ROAS of scenario target_roas: as set, else break-even."""
+        return (
+            self.break_even_roas if self.target_marginal_roas is None else self.target_marginal_roas
+        )
 
     def check_ad_sets(self, ad_set_ids: Iterable[str], planned: str) -> None:
         """Refuse locks and caps naming ad sets that are not among `ad_set_ids`, the ad sets
