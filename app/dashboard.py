@@ -52,7 +52,15 @@ from app.plan import (
 from app.report import DEFAULT_DAYS, FOOTER, build_report
 from app.text import markdown_code, markdown_text
 from planning import PlanSettings, PlanSettingsError
-from planning.settings import LOWER_FACTOR_RANGE, MIN_TOTAL, TARGET_ROAS_RANGE, UPPER_FACTOR_RANGE
+from planning.settings import (
+    LOWER_FACTOR_RANGE,
+    MARGIN_RANGE,
+    MAX_DAILY_CHANGE_RANGE,
+    MIN_TOTAL,
+    PERIOD_DAYS_RANGE,
+    TARGET_ROAS_RANGE,
+    UPPER_FACTOR_RANGE,
+)
 from serving_contract import (
     AUDIENCE_SEGMENTS,
     CONVERSION_MODEL,
@@ -586,9 +594,7 @@ def forecasts_tab(
         return
     untrained = untrained_models(fetch, available)
     for table, status in untrained.items():
-        st.info(
-            markdown_text(untrained_message(table, status)), icon=":material/hourglass_empty:"
-        )
+        st.info(markdown_text(untrained_message(table, status)), icon=":material/hourglass_empty:")
     scored = [table for table in SCORE_LABELS if table in available and table not in untrained]
     if not scored:
         return
@@ -810,7 +816,7 @@ def replanned(
     that changes something else (a filter, the naive rule's sliders) does not re-plan."""
     result = replan(served_curves(path, stamp), settings)
     table = plan_table(result.ad_sets)
-    return result, table.assign(change=table["change"].map(narrative.signed_money))
+    return result, table.assign(budget_change=table["budget_change"].map(narrative.signed_money))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32, hash_funcs={PlanSettings: repr})
@@ -846,17 +852,31 @@ def plan_settings(curves: Curves) -> PlanSettings:
         horizontal=True,
         key="plan_scenario",
     )
-    target, lower, upper, total = st.columns(4)
+    margin, target, lower, upper, total = st.columns(5)
+    margin_value = margin.number_input(
+        "Margin (%)",
+        min_value=100 * MARGIN_RANGE[0],
+        max_value=100 * MARGIN_RANGE[1],
+        value=round(100 * published.margin, 1),
+        step=1.0,
+        format="%.0f",
+        key="plan_margin",
+        help="Profit per £ of revenue before ad spend. Break-even marginal ROAS = 1 / margin: "
+        "a pound returning less than that loses money.",
+    )
+    break_even = 100 / margin_value
     target_value = target.number_input(
         "Target marginal ROAS (×)",
         min_value=TARGET_ROAS_RANGE[0],
         max_value=TARGET_ROAS_RANGE[1],
-        value=float(published.target),
+        value=published.target_marginal_roas,
         step=0.1,
         format="%.2f",
+        placeholder=f"break-even {break_even:.2f}×",
         key="plan_target",
         disabled=scenario != "target_roas",
-        help="Spend while the last pound still returns at least this (break-even = 1 / margin).",
+        help="Spend while the last pound still returns at least this. Empty: break-even "
+        "(1 / margin), where the last pound's profit is zero.",
     )
     lower_value = lower.slider(
         "Lower bound (× current spend)",
@@ -887,6 +907,56 @@ def plan_settings(curves: Curves) -> PlanSettings:
         disabled=scenario != "same_budget",
         help="Same-budget scenario: plan this total instead of today's.",
     )
+    step, least, least_share, moves, period = st.columns(5)
+    step_value = step.number_input(
+        "Most change a day (%)",
+        min_value=100 * MAX_DAILY_CHANGE_RANGE[0],
+        max_value=100 * MAX_DAILY_CHANGE_RANGE[1],
+        value=round(100 * published.max_daily_change, 1),
+        step=5.0,
+        format="%.0f",
+        key="plan_step",
+        help="A daily budget moves at most this much from one day to the next (a sharp change "
+        "puts a Meta ad set back into its learning phase): a bigger move is a ramp over days.",
+    )
+    least_value = least.number_input(
+        "Least move (£/day)",
+        min_value=0.0,
+        value=float(published.min_move),
+        step=10.0,
+        format="%.0f",
+        key="plan_least",
+        help="A budget change smaller than this is not made.",
+    )
+    least_share_value = least_share.number_input(
+        "Least move (%)",
+        min_value=0.0,
+        max_value=100.0,
+        value=round(100 * published.min_move_share, 1),
+        step=1.0,
+        format="%.0f",
+        key="plan_least_share",
+        help="A budget change smaller than this share of today's budget is not made.",
+    )
+    moves_value = moves.number_input(
+        "At most N moves",
+        min_value=1,
+        value=published.max_moves,
+        step=1,
+        placeholder="automatic",
+        key="plan_moves",
+        help="The most valuable moves first. Empty: the fewest moves that keep 90% of the uplift.",
+    )
+    period_value = period.number_input(
+        "Period (days)",
+        min_value=PERIOD_DAYS_RANGE[0],
+        max_value=PERIOD_DAYS_RANGE[1],
+        value=int(published.period_days),
+        step=7,
+        key="plan_period",
+        help="The plan's totals cover this many days from the plan date, each day priced as "
+        "its weekday, with the ramps.",
+    )
     locked = st.multiselect(
         "Locked ad sets (keep today's spend)",
         ids,
@@ -897,7 +967,13 @@ def plan_settings(curves: Curves) -> PlanSettings:
     )
     return PlanSettings(
         scenario=scenario,
-        target_marginal_roas=float(target_value),
+        target_marginal_roas=None if target_value is None else float(target_value),
+        margin=margin_value / 100,
+        max_daily_change=step_value / 100,
+        min_move=float(least_value),
+        min_move_share=least_share_value / 100,
+        max_moves=None if moves_value is None else int(moves_value),
+        period_days=int(period_value),
         lower_factor=float(lower_value),
         upper_factor=float(upper_value),
         locked=tuple(sorted(locked)),
@@ -914,20 +990,42 @@ def ascii_signed(value: float) -> str:
 PLAN_TABLE_COLUMNS = {
     "ad_set_id": None,
     "ad_set_name": st.column_config.TextColumn("Ad set"),
+    "campaign_name": st.column_config.TextColumn("Campaign"),
+    "budget_level": st.column_config.TextColumn(
+        "Budget of",
+        help="ad_set: the ad set has its own daily budget; campaign: its campaign's budget is "
+        "shared by its ad sets (the plan sets the campaign's, for the sum of their curves).",
+    ),
     "role": st.column_config.TextColumn("Plan"),
-    "current_spend": st.column_config.NumberColumn("Today (£/day)", format="£%,.0f"),
-    "recommended_spend": st.column_config.NumberColumn("Recommended", format="£%,.0f"),
-    "change": st.column_config.TextColumn("Change"),
-    "recommended_daily_budget": st.column_config.NumberColumn("New daily budget", format="£%,.0f"),
-    "utilization": st.column_config.NumberColumn("Spends of budget", format="percent"),
-    "delivery_cap": st.column_config.NumberColumn("Delivery cap", format="£%,.0f"),
-    "lower_bound": st.column_config.NumberColumn("Lower bound", format="£%,.0f"),
-    "upper_bound": st.column_config.NumberColumn("Upper bound", format="£%,.0f"),
+    "current_daily_budget": st.column_config.NumberColumn("Budget today", format="£%,.0f"),
+    "new_daily_budget": st.column_config.NumberColumn(
+        "New budget", format="£%,.0f", help="The daily budget to set on the plan date."
+    ),
+    "budget_change": st.column_config.TextColumn("Change"),
+    "budget_change_share": st.column_config.NumberColumn("Change %", format="percent"),
+    "ramp_days": st.column_config.NumberColumn(
+        "Ramp (days)",
+        help="Days until the budget reaches its target, moving at most the limit a day.",
+    ),
+    "target_daily_budget": st.column_config.NumberColumn("Target budget", format="£%,.0f"),
+    "current_spend": st.column_config.NumberColumn("Spend today", format="£%,.0f"),
+    "recommended_spend": st.column_config.NumberColumn("Expected spend", format="£%,.0f"),
+    "change": None,
     "expected_revenue_recommended": st.column_config.NumberColumn(
         "Expected revenue", format="£%,.0f"
     ),
     "expected_revenue_recommended_low": st.column_config.NumberColumn("low", format="£%,.0f"),
     "expected_revenue_recommended_high": st.column_config.NumberColumn("high", format="£%,.0f"),
+    "expected_profit_recommended": st.column_config.NumberColumn(
+        "Expected profit", format="£%,.0f", help="Margin × expected revenue − spend, a day."
+    ),
+    "period_revenue": st.column_config.NumberColumn(
+        "Revenue, period", format="£%,.0f", help="Expected over the plan's period."
+    ),
+    "period_profit": st.column_config.NumberColumn("Profit, period", format="£%,.0f"),
+    "move_rank": st.column_config.NumberColumn(
+        "Move rank", help="1 = the move worth most (expected profit a day)."
+    ),
     "recent_revenue": st.column_config.NumberColumn(
         "Actual revenue/day, last 28 days", format="£%,.0f"
     ),
@@ -938,6 +1036,15 @@ PLAN_TABLE_COLUMNS = {
     "marginal_roas_recommended": st.column_config.NumberColumn(
         "Marginal ROAS after", format="%.2f×"
     ),
+    "utilization": st.column_config.NumberColumn(
+        "Spends of budget",
+        format="percent",
+        help="Its spend ÷ its daily budget over the last 28 days: the new budget buys the "
+        "expected spend at this rate.",
+    ),
+    "delivery_cap": st.column_config.NumberColumn("Delivery cap", format="£%,.0f"),
+    "lower_bound": st.column_config.NumberColumn("Least spend", format="£%,.0f"),
+    "upper_bound": st.column_config.NumberColumn("Most spend", format="£%,.0f"),
     "under_pacing_risk": st.column_config.NumberColumn("Under-pacing risk", format="percent"),
     "fit": st.column_config.TextColumn(
         "Curve",
@@ -964,9 +1071,7 @@ def plan_tiles(result: Replan, without: int) -> None:
         border=True,
         help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
         " The uplift is the plan priced on the curves' bootstrap draws, not on the fitted curves "
-        "that chose it (those would flatter it)."
-        + weekday_text(summary)
-        + scope,
+        "that chose it (those would flatter it)." + weekday_text(summary) + scope,
     )
     tiles[1].metric(
         "Range (90%)",
@@ -1051,7 +1156,7 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
         st.plotly_chart(curves_figure(path, stamp, settings, tuple(chosen)), config=PLOTLY_CONFIG)
     st.download_button(
         "Download this plan (CSV)",
-        lambda: plan_csv(result.ad_sets, settings),
+        lambda: plan_csv(result.ad_sets, settings, curves.plan_date),
         file_name="budget_plan.csv",
         mime="text/csv",
         key="plan_csv",

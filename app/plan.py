@@ -44,11 +44,23 @@ ROLE_LABELS = {
     "recipient": "receives budget",
     "unchanged": "unchanged",
     "capped": "capped",
+    "held": "held back by the limits",
     "locked": "fixed",
 }
 
 
 # ------------------------------------------------------------------------ the published plan
+LIMIT_SETTINGS = (
+    "margin",
+    "max_daily_change",
+    "min_move",
+    "min_move_share",
+    "max_moves",
+    "period_days",
+)
+"""Stored by plans since the buyer's limits; an older plan's summary lacks them (defaults)."""
+
+
 def settings_from(summary: dict) -> PlanSettings:
     """The settings the published plan was made with (its summary's `settings` JSON)."""
     try:
@@ -68,6 +80,7 @@ def settings_from(summary: dict) -> PlanSettings:
                     (str(k), float(v)) for k, v in (stored.get("daily_budget_caps") or {}).items()
                 )
             ),
+            **{name: stored[name] for name in LIMIT_SETTINGS if stored.get(name) is not None},
         )
     except (ValueError, TypeError, AttributeError):
         return PlanSettings()
@@ -378,26 +391,76 @@ def naive_value(curves: Curves, naive_plan: pd.DataFrame) -> NaiveValue | None:
 TABLE_COLUMNS = (
     "ad_set_id",
     "ad_set_name",
+    "campaign_name",
+    "budget_level",
     "role",
+    "current_daily_budget",
+    "new_daily_budget",
+    "budget_change",
+    "budget_change_share",
+    "ramp_days",
+    "target_daily_budget",
     "current_spend",
     "recommended_spend",
     "change",
-    "recommended_daily_budget",
-    "utilization",
-    "delivery_cap",
-    "lower_bound",
-    "upper_bound",
     "expected_revenue_recommended",
     "expected_revenue_recommended_low",
     "expected_revenue_recommended_high",
+    "expected_profit_recommended",
+    "period_revenue",
+    "period_profit",
     "recent_revenue",
     "recent_spend",
     "marginal_roas_current",
     "marginal_roas_recommended",
+    "move_rank",
+    "utilization",
+    "delivery_cap",
+    "lower_bound",
+    "upper_bound",
     "under_pacing_risk",
     "fit",
     "reason",
 )
+EXPORT_COLUMNS = {
+    "plan_date": "plan_date",
+    "scenario": "scenario",
+    "budget_level": "budget_level",
+    "campaign_id": "campaign_id",
+    "campaign_name": "campaign_name",
+    "ad_set_id": "ad_set_id",
+    "ad_set_name": "ad_set_name",
+    "current_daily_budget": "current_daily_budget",
+    "new_daily_budget": "new_daily_budget",
+    "budget_change": "budget_change",
+    "budget_change_share": "budget_change_share",
+    "ramp_days": "ramp_days",
+    "target_daily_budget": "target_daily_budget",
+    "recommended_spend": "expected_spend",
+    "expected_revenue_recommended": "expected_revenue",
+    "expected_revenue_recommended_low": "expected_revenue_low",
+    "expected_revenue_recommended_high": "expected_revenue_high",
+    "expected_profit_recommended": "expected_profit",
+    "expected_profit_recommended_low": "expected_profit_low",
+    "expected_profit_recommended_high": "expected_profit_high",
+    "period_days": "period_days",
+    "period_spend": "period_spend",
+    "period_revenue": "period_revenue",
+    "period_profit": "period_profit",
+    "role": "role",
+    "reason": "reason",
+}
+"""Plan column → the bulk-edit file's column: one row per budget to set, on the plan date."""
+SUMMED = (
+    "recommended_spend",
+    "expected_revenue_recommended",
+    "expected_profit_recommended",
+    "period_spend",
+    "period_revenue",
+    "period_profit",
+)
+"""A campaign budget's row adds up its ad sets' expectations (their ranges are not additive:
+left empty)."""
 
 
 CURVES_CANNOT_SEE = (
@@ -413,7 +476,7 @@ CURVES_CANNOT_SEE = (
 
 def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
     """The per-ad-set plan, biggest moves first (then capped, unchanged, fixed)."""
-    order = {"donor": 0, "recipient": 0, "capped": 1, "unchanged": 2, "locked": 3}
+    order = {"donor": 0, "recipient": 0, "held": 1, "capped": 1, "unchanged": 2, "locked": 3}
     table = plan[[c for c in TABLE_COLUMNS if c in plan]].copy()
     table["_order"] = table["role"].map(order).fillna(4)
     table["_size"] = -table["change"].abs()
@@ -422,13 +485,56 @@ def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def plan_csv(plan: pd.DataFrame, settings: PlanSettings) -> str:
-    """The plan as CSV (money to pence, text neutralised for spreadsheets), with its scenario."""
-    table = plan_table(plan).round(4)
-    for column in ("current_spend", "recommended_spend", "change", "lower_bound", "upper_bound"):
-        table[column] = table[column].round(2)
-    table.insert(0, "scenario", settings.scenario)
-    return csv_text(table)
+def plan_csv(plan: pd.DataFrame, settings: PlanSettings, plan_date: date | None) -> str:
+    """The plan as a bulk-edit file: one row per budget to set (an ad set's, or a campaign's for
+    ad sets under a campaign budget), today's and the new daily budget on `plan_date`, the ramp
+    and the expectations; money to pence, text neutralised for spreadsheets."""
+    rows = plan.assign(
+        plan_date=plan_date.isoformat() if plan_date else None,
+        scenario=settings.scenario,
+        period_days=settings.period_days,
+    ).reindex(columns=list(EXPORT_COLUMNS))
+    rows["budget_level"] = rows["budget_level"].fillna("ad_set")
+    campaign = (rows["budget_level"] == "campaign") & rows["campaign_id"].notna()
+    if campaign.any():
+        members = rows[campaign]
+        firsts = members.groupby("campaign_id", sort=True).first()
+        sums = members.groupby("campaign_id", sort=True)[list(SUMMED)].sum(min_count=1)
+        counts = members.groupby("campaign_id", sort=True).size()
+        budgets = firsts.assign(**sums).assign(
+            ad_set_id=None,
+            ad_set_name=[f"{count} ad sets (campaign budget)" for count in counts],
+            expected_revenue_recommended_low=np.nan,
+            expected_revenue_recommended_high=np.nan,
+            expected_profit_recommended_low=np.nan,
+            expected_profit_recommended_high=np.nan,
+        )
+        rows = pd.concat([rows[~campaign], budgets.reset_index()[list(EXPORT_COLUMNS)]])
+    order = rows["budget_change"].abs().fillna(0)
+    rows = rows.assign(_size=-order).sort_values(["_size", "campaign_id", "ad_set_id"])
+    rows = rows.drop(columns="_size").rename(columns=EXPORT_COLUMNS).reset_index(drop=True)
+    money = rows.columns.intersection(
+        [
+            "current_daily_budget",
+            "new_daily_budget",
+            "budget_change",
+            "target_daily_budget",
+            "expected_spend",
+            "expected_revenue",
+            "expected_revenue_low",
+            "expected_revenue_high",
+            "expected_profit",
+            "expected_profit_low",
+            "expected_profit_high",
+            "period_spend",
+            "period_revenue",
+            "period_profit",
+        ]
+    )
+    rows[money] = rows[money].astype(float).round(2)
+    rows["budget_change_share"] = rows["budget_change_share"].astype(float).round(4)
+    rows["role"] = rows["role"].map(ROLE_LABELS).fillna(rows["role"])
+    return csv_text(rows)
 
 
 def curve_points(curves: Curves, plan: pd.DataFrame, ad_set_ids: list[str], points: int = 60):

@@ -263,6 +263,21 @@ class BudgetPlanConfig(dg.Config):
     daily_budget_caps: dict[str, float] = {}
     """ad_set_id → the most it may spend a day (an account or platform limit on its budget):
     £0 or more, each id among the ad sets planned."""
+    margin: float = 0.40
+    """Contribution margin, profit per £ of revenue before ad spend: 0.01 to 1. Profit stands
+    beside revenue everywhere the plan is; break-even marginal ROAS = 1 / margin."""
+    max_daily_change: float = 0.20
+    """The most a daily budget changes from one day to the next, 0.01 to 1: a bigger move is a
+    ramp over the following days (a sharp change restarts Meta's learning phase)."""
+    min_move: float = 50.0
+    """A budget change below this (£ a day) is not made."""
+    min_move_share: float = 0.05
+    """A budget change below this share of today's budget is not made: 0 to 1."""
+    max_moves: int | None = None
+    """At most this many budgets change, the most valuable first (unset: the fewest moves that
+    keep 90% of the uplift)."""
+    period_days: int = 7
+    """The plan's period: the next 1 to 91 days, priced day by day (ramps and weekdays)."""
 
     def settings(self) -> PlanSettings:
         try:
@@ -274,6 +289,12 @@ class BudgetPlanConfig(dg.Config):
                 locked=tuple(sorted(self.locked_ad_sets)),
                 total=self.fixed_total,
                 budget_caps=tuple(sorted(self.daily_budget_caps.items())),
+                margin=self.margin,
+                max_daily_change=self.max_daily_change,
+                min_move=self.min_move,
+                min_move_share=self.min_move_share,
+                max_moves=self.max_moves,
+                period_days=self.period_days,
             )
         except PlanSettingsError as error:
             raise refused(error) from None
@@ -369,6 +390,12 @@ def budget_plan(
                 "locked": list(settings.locked),
                 "fixed_total": settings.total,
                 "daily_budget_caps": dict(settings.budget_caps),
+                "margin": settings.margin,
+                "max_daily_change": settings.max_daily_change,
+                "min_move": settings.min_move,
+                "min_move_share": settings.min_move_share,
+                "max_moves": settings.max_moves,
+                "period_days": settings.period_days,
             }
         ),
         "curves_fitted_through": curves_end.date() if pd.notna(curves_end) else None,

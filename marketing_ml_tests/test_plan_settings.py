@@ -24,7 +24,10 @@ from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD
 from planning import PlanSettings, PlanSettingsError
 from planning.settings import (
     LOWER_FACTOR_RANGE,
+    MARGIN_RANGE,
+    MAX_DAILY_CHANGE_RANGE,
     MIN_TOTAL,
+    PERIOD_DAYS_RANGE,
     TARGET_ROAS_RANGE,
     UPPER_FACTOR_RANGE,
 )
@@ -264,6 +267,24 @@ def test_the_whatif_inputs_offer_exactly_the_ranges_a_run_accepts(app_env):
     assert (lower.min, lower.max) == LOWER_FACTOR_RANGE
     assert (upper.min, upper.max) == UPPER_FACTOR_RANGE
     assert total.min == MIN_TOTAL
+    margin, step = app.number_input(key="plan_margin"), app.number_input(key="plan_step")
+    period, moves = app.number_input(key="plan_period"), app.number_input(key="plan_moves")
+    assert (margin.min / 100, margin.max / 100) == MARGIN_RANGE
+    assert (step.min / 100, step.max / 100) == MAX_DAILY_CHANGE_RANGE
+    assert (period.min, period.max) == PERIOD_DAYS_RANGE
+    assert moves.min == 1 and moves.value is None, "automatic N unless set"
+
+
+def test_the_whatif_reads_its_limits_into_the_plan_it_shows(app_env):
+    app = whatif({"plan_step": 10.0, "plan_moves": 1, "plan_margin": 50.0, "plan_period": 28})
+    assert not app.error
+    headline = " ".join(markdown.value for markdown in app.markdown)
+    assert "28 days" in headline, "the period the plan covers is said"
+    [plan] = [frame.value for frame in app.get("dataframe") if "role" in frame.value]
+    changed = plan[plan["budget_change"].abs() > 0.005]
+    assert len(changed) <= 1, "at most the one move asked for"
+    share = (changed["new_daily_budget"] / changed["current_daily_budget"] - 1).abs()
+    assert (share <= 0.10 + 1e-9).all(), "no budget moves more than 10% on the plan date"
 
 
 def test_the_whatif_refuses_a_value_a_run_would_refuse_with_the_same_message(app_env):
