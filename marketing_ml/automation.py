@@ -173,6 +173,11 @@ def read_cursor(cursor: str | None) -> tuple[dict | None, str | None]:
     return held, None
 
 
+def digest(text: str) -> str:
+    """A run key: short, and the same for the same text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def write_cursor(fingerprint: dict, retrain: str | None) -> str:
     return json.dumps({"files": fingerprint, "retrain": retrain}, sort_keys=True)
 
@@ -214,9 +219,7 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         job = daily_refresh if models_trained and curves_fitted else full_refresh
         context.update_cursor(write_cursor(fingerprint, retrained_for))
         return dg.RunRequest(
-            run_key=hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[
-                :16
-            ],
+            run_key=digest(json.dumps(fingerprint, sort_keys=True)),
             job_name=job.name,
             tags={"raw_files": ", ".join(fingerprint)},
         )
@@ -239,7 +242,7 @@ def retrain_request(
         return dg.SkipReason(f"The weekly retrain waits for the run in progress: {due}.")
     context.update_cursor(write_cursor(fingerprint, due))
     return dg.RunRequest(
-        run_key="weekly_retrain:" + hashlib.sha256(due.encode()).hexdigest()[:16],
+        run_key=f"weekly_retrain:{digest(due)}",
         job_name=weekly_retrain.name,
         tags={"retrain_for": due},
     )
