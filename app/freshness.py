@@ -8,7 +8,7 @@ show them. Today is a parameter so tests can set the clock.
 
 import html
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
@@ -69,7 +69,7 @@ def freshness_of(summary: dict, today: date) -> Freshness | None:
     plan_date = _day(summary.get("plan_date"))
     data_end = _day(summary.get("data_end"))
     if data_end is None and plan_date is not None:
-        data_end = plan_date - pd.Timedelta(days=1)
+        data_end = plan_date - timedelta(days=1)
     if data_end is None:
         return None
     return Freshness(data_end, plan_date, _day(summary.get("models_trained_through")), today)
