@@ -2,6 +2,8 @@
 says how much newer the data is than what the models learnt from (app/freshness.py), from the
 summary fields the pipeline stores (gold.budget_plan_summary: data_end, models_trained_through)."""
 
+import os
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
@@ -17,6 +19,7 @@ from app.freshness import (
 from app.report import build_report
 from app.text import unescape_markdown
 from marketing_ml.sample_data import write_sample_data
+from marketing_ml_tests.chromium import chromium_page, evaluate, streamlit_server, wait_for
 from marketing_ml_tests.conftest import Lakehouse
 from marketing_ml_tests.test_app import DASHBOARD, served_lakehouse
 
@@ -151,3 +154,54 @@ def test_the_headline_and_the_whatif_warn_that_the_served_data_is_old(served, mo
         assert any(c.startswith(f"Data to {data_end:%a %d %b %Y} · Models") for c in captions)
     report = build_report(served.serving)
     assert f"The data ends {data_end:%d %b %Y}, {days_old} days ago" in report
+
+
+FRESHNESS_BOX = """
+(() => {
+  const block = document.querySelector('.st-key-freshness');
+  if (!block) return null;
+  const box = block.getBoundingClientRect();
+  const cut = [...block.querySelectorAll('*')].filter(
+    (element) => element.scrollWidth > element.clientWidth + 1 && element.clientWidth > 0
+  ).length;
+  return {text: block.innerText, left: box.left, right: box.right, width: innerWidth, cut: cut};
+})()
+"""
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [
+        {"width": 1366, "height": 768, "mobile": False},
+        {"width": 414, "height": 896, "mobile": True},
+    ],
+    ids=["laptop", "phone"],
+)
+def test_the_freshness_notes_are_shown_whole_on_a_laptop_and_a_phone(
+    served, tmp_path, screen, monkeypatch
+):
+    """A real Chromium: the warning and the line wrap inside the page, nothing cut or hidden."""
+    [(data_end,)] = served.serving_query("SELECT data_end FROM gold.budget_plan_summary")
+    env = {
+        **os.environ,
+        "MARKETING_ML_SERVING_DB": str(served.serving),
+        "LM_ENDPOINT": "http://127.0.0.1:9/v1",
+    }
+    with (
+        streamlit_server(DASHBOARD, env, tmp_path / "streamlit.log") as (url, _),
+        contextmanager(chromium_page)(tmp_path) as devtools,
+    ):
+        devtools("Emulation.setDeviceMetricsOverride", deviceScaleFactor=1, **screen)
+        devtools("Page.navigate", url=url)
+
+        def notes_with_the_warning():
+            found = evaluate(devtools, FRESHNESS_BOX)
+            return found if found and "Load newer" in found["text"] else None
+
+        box = wait_for(notes_with_the_warning, 60, "the freshness notes")
+    text = " ".join(box["text"].split())
+    assert f"The data ends {data_end:%d %b %Y}" in text
+    assert "Load newer files to plan ahead." in text
+    assert f"Data to {data_end:%a %d %b %Y} · Models trained through" in text
+    assert 0 <= box["left"] < box["right"] <= box["width"] == screen["width"], box
+    assert box["cut"] == 0, box
