@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, evidence, narrative, next_steps, queries, whatif
+from app.freshness import freshness_notes
 from app.overview import (
     KPI_TILES,
     OVER_PACING,
@@ -1366,10 +1367,23 @@ def plan_headline(overview: Overview) -> None:
         st.success(markdown_text(headline_text(overview.plan)), icon=":material/currency_exchange:")
 
 
+def freshness_panel(overview: Overview) -> None:
+    """When the data ends and how old the models are, under the plan's headline (so on the
+    Overview, the presenter view and the What-if); a warning when the data is old."""
+    summary = None if overview.plan is None else overview.plan.summary
+    line, warning = freshness_notes(summary, date.today())
+    with st.container(key="freshness"):
+        if warning:
+            st.warning(markdown_text(warning), icon=":material/history:")
+        if line:
+            st.caption(markdown_text(line))
+
+
 def title(overview: Overview) -> None:
     filters = overview.filters
     st.title("Marketing performance")
     plan_headline(overview)
+    freshness_panel(overview)
     st.markdown(
         f"**{filters.start:%d %b %Y} – {filters.end:%d %b %Y}** · "
         f"{overview.scope} · ROAS target "

@@ -4,13 +4,14 @@ the file opens offline for people who will not run anything."""
 
 import argparse
 import html
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from app import charts, evidence, narrative, queries
+from app.freshness import freshness_html
 from app.next_steps import build_facts, rule_based_actions
 from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
 from app.plan import (
@@ -129,6 +130,7 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
             "sub",
         ),
         *_plan_headline(overview),
+        *freshness_html(None if overview.plan is None else overview.plan.summary, date.today()),
         _p(overview.headline, "headline"),
         _tiles(overview),
         "<h2>Spend and revenue</h2>",

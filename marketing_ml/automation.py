@@ -27,6 +27,22 @@ MODEL_KEYS = (
     dg.AssetKey(["models", "pacing_risk_model"]),
     dg.AssetKey(["models", "conversion_model"]),
 )
+SCORED_KEYS = (
+    dg.AssetKey(["gold", "scored_adsets"]),
+    dg.AssetKey(["gold", "scored_conversions"]),
+)
+"""Each scoring run says what its model was trained through and what labelled days the data
+now has (marketing_ml/ml/report.py::freshness_metadata)."""
+RETRAIN_AFTER_DAYS = 7
+"""More labelled days than this that a model has not learnt from ask for the weekly retrain: a
+week's data moves a model little, and the Monday schedule retrains weekly anyway."""
+BUSY_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 daily_refresh = dg.define_asset_job(
     "daily_refresh",
@@ -109,10 +125,67 @@ def published_after_every_file(instance: dg.DagsterInstance, fingerprint: dict) 
     return published is not None and published.timestamp > newest_file
 
 
+def untrained_labelled_days(event: dg.EventLogRecord | None) -> tuple[str, str, int] | None:
+    """(trained through, labelled through, labelled days between) from a scoring run's
+    metadata; None when it has none (a model not trained yet, or scores from before the
+    metadata was written)."""
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    if not {"trained_through", "labelled_through", "new_labelled_days"} <= metadata.keys():
+        return None
+    return (
+        str(metadata["trained_through"].value),
+        str(metadata["labelled_through"].value),
+        int(metadata["new_labelled_days"].value),
+    )
+
+
+def retrain_due(instance: dg.DagsterInstance) -> str | None:
+    """Which data the weekly retrain is due for: "<asset> trained through <day>, labelled through
+    <day>" for each scored table whose model has not learnt from more than RETRAIN_AFTER_DAYS
+    labelled days; None when no model is that far behind. The text names the data, so the same
+    data never asks twice, and newer data asks again."""
+    behind = []
+    for key in SCORED_KEYS:
+        days = untrained_labelled_days(instance.get_latest_materialization_event(key))
+        if days is not None and days[2] > RETRAIN_AFTER_DAYS:
+            behind.append(
+                f"{key.to_user_string()} trained through {days[0]}, labelled through {days[1]}"
+            )
+    return "; ".join(behind) or None
+
+
+def a_run_is_busy(instance: dg.DagsterInstance) -> bool:
+    """Whether a run is queued or running: one run at a time holds the lakehouse
+    (marketing_ml/run_lock.py), so a retrain asked for now would fail at once."""
+    return bool(instance.get_run_records(dg.RunsFilter(statuses=BUSY_STATUSES), limit=1))
+
+
+def read_cursor(cursor: str | None) -> tuple[dict | None, str | None]:
+    """(the raw folder's fingerprint, the data the last retrain was asked for) as the cursor
+    holds them; a cursor from before retrains were asked for is the fingerprint alone."""
+    if cursor is None:
+        return None, None
+    held = json.loads(cursor)
+    if set(held) == {"files", "retrain"}:
+        return held["files"], held["retrain"]
+    return held, None
+
+
+def digest(text: str) -> str:
+    """A run key: short, and the same for the same text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_cursor(fingerprint: dict, retrain: str | None) -> str:
+    return json.dumps({"files": fingerprint, "retrain": retrain}, sort_keys=True)
+
+
 def build_raw_files_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name="raw_files_changed",
-        jobs=[daily_refresh, full_refresh],
+        jobs=[daily_refresh, full_refresh, weekly_retrain],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus(automation_status().value),
         description="Starts the daily refresh when a CSV in the raw folder is new, resized or "
@@ -121,17 +194,19 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         "backtest were never made: the daily refresh publishes both). The cursor holds the "
         "folder's fingerprint, so the same files never trigger twice; on its first look (no "
         "cursor yet), files older than the last publish (a first start after a build) set the "
-        "cursor without a run.",
+        "cursor without a run. Once the files are read and no run is busy, it starts the weekly "
+        "retrain when a model has not learnt from more than a week of labelled days, once per "
+        "such data (the cursor and the run key name it).",
     )
     def raw_files_changed(context: dg.SensorEvaluationContext, raw_files: RawFilesResource):
         fingerprint = raw_folder_fingerprint(raw_files)
-        cursor = json.dumps(fingerprint, sort_keys=True)
         if not fingerprint:
             return dg.SkipReason(f"No CSV files in {raw_files.path}.")
-        if cursor == context.cursor:
-            return dg.SkipReason("The raw files have not changed since the last run request.")
+        files, retrained_for = read_cursor(context.cursor)
+        if fingerprint == files:
+            return retrain_request(context, fingerprint, retrained_for)
         if context.cursor is None and published_after_every_file(context.instance, fingerprint):
-            context.update_cursor(cursor)
+            context.update_cursor(write_cursor(fingerprint, None))
             return dg.SkipReason("The last publish already read these files (first look).")
         models_trained = all(
             model_trained(context.instance.get_latest_materialization_event(key))
@@ -142,11 +217,32 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
             for key in (RESPONSE_CURVES_KEY, CURVE_BACKTEST_KEY)
         )
         job = daily_refresh if models_trained and curves_fitted else full_refresh
-        context.update_cursor(cursor)
+        context.update_cursor(write_cursor(fingerprint, retrained_for))
         return dg.RunRequest(
-            run_key=hashlib.sha256(cursor.encode()).hexdigest()[:16],
+            run_key=digest(json.dumps(fingerprint, sort_keys=True)),
             job_name=job.name,
             tags={"raw_files": ", ".join(fingerprint)},
         )
 
     return raw_files_changed
+
+
+def retrain_request(
+    context: dg.SensorEvaluationContext, fingerprint: dict, retrained_for: str | None
+) -> dg.RunRequest | dg.SkipReason:
+    """The weekly retrain when the files read so far brought more than a week of labelled days
+    the models have not learnt from, asked for once per such data; skipped while a run is busy
+    (asked for on a later look)."""
+    due = retrain_due(context.instance)
+    if due is None:
+        return dg.SkipReason("The raw files have not changed since the last run request.")
+    if due == retrained_for:
+        return dg.SkipReason(f"The weekly retrain was already asked for: {due}.")
+    if a_run_is_busy(context.instance):
+        return dg.SkipReason(f"The weekly retrain waits for the run in progress: {due}.")
+    context.update_cursor(write_cursor(fingerprint, due))
+    return dg.RunRequest(
+        run_key=f"weekly_retrain:{digest(due)}",
+        job_name=weekly_retrain.name,
+        tags={"retrain_for": due},
+    )

@@ -5,6 +5,7 @@ and store what the dashboard and the report read. The plan's checks read what wa
 """
 
 import json
+from datetime import timedelta
 
 import dagster as dg
 import numpy as np
@@ -404,6 +405,8 @@ def budget_plan(
         "demand_level": demand_for(curves),
         "risk_date": risk.attrs.get("date"),
         "risk_model_status": risk.attrs.get("status"),
+        "data_end": plan_date - timedelta(days=1) if plan_date else None,
+        "models_trained_through": pd.to_datetime(scored["trained_through"]).min(),
     }
     yield dg.Output(
         table,
@@ -417,7 +420,8 @@ def budget_plan(
         },
     )
     yield dg.Output(
-        pd.DataFrame([summary]).astype(PROPOSAL_TYPES), output_name="budget_plan_summary"
+        pd.DataFrame([summary]).astype({**PROPOSAL_TYPES, **FRESHNESS_TYPES}),
+        output_name="budget_plan_summary",
     )
 
 
@@ -430,6 +434,9 @@ PROPOSAL_TYPES = {
     "test_proposal": "string",
 }
 """The proposed lift test's fields keep their types when there is none (NULLs)."""
+FRESHNESS_TYPES = {"data_end": "date32[pyarrow]", "models_trained_through": "date32[pyarrow]"}
+"""The last day of data and the last day the pacing-risk model the plan reads learnt from
+(NULL while it is not trained): DATE columns even when NULL."""
 
 
 def with_lift_tests(table: pd.DataFrame, curves: pd.DataFrame) -> pd.Series:

@@ -1,15 +1,17 @@
 """Jobs select the right assets; the raw-folder sensor fires once per change of files."""
 
 import os
+from datetime import timedelta
 
 import dagster as dg
 
 from marketing_ml.automation import build_raw_files_sensor
 from marketing_ml.definitions import build_definitions
-from marketing_ml.ml.report import model_metadata
+from marketing_ml.ml.report import freshness_metadata, model_metadata
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
 from marketing_ml.resources import RawFilesResource
-from marketing_ml_tests.conftest import write_clean_raw_dir
+from marketing_ml.sample_data import write_sample_data
+from marketing_ml_tests.conftest import Lakehouse, write_clean_raw_dir
 from marketing_ml_tests.test_ml_training import training_frame
 
 
@@ -217,3 +219,91 @@ def test_every_asset_check_and_job_is_a_reviewed_name():
     ]
     check_count = sum(len(list(checks.check_keys)) for checks in definitions.asset_checks)
     assert check_count == 67  # 47 data-quality, 16 model and score, 4 budget-plan checks
+
+
+def run_job(lakehouse: Lakehouse, instance: dg.DagsterInstance, job_name: str) -> None:
+    job = lakehouse.definitions.resolve_job_def(job_name)
+    assert job.execute_in_process(instance=instance, raise_on_error=False).success
+
+
+def test_sensor_asks_once_for_the_weekly_retrain_when_files_bring_a_week_of_new_labels(tmp_path):
+    """The whole loop on a real lakehouse: files built and published, then two file drops. Each
+    drop is a daily refresh (rescored with the same models); once the data holds more than 7
+    labelled days the models have not learnt from, the next look asks for the weekly retrain
+    (not the full refresh), once; after the retrain the models are fresh and nothing is asked."""
+    lakehouse = Lakehouse(
+        tmp_path / "raw", tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb"
+    )
+    write_sample_data(lakehouse.raw_dir, ad_sets=20, days=120, seed=4)
+    sensor = build_raw_files_sensor()
+    with dg.instance_for_test() as instance:
+        run_job(lakehouse, instance, "full_refresh")
+        first_look, cursor = evaluate(sensor, lakehouse.raw_dir, instance)
+        assert isinstance(first_look, dg.SkipReason)
+        fresh, cursor = evaluate(sensor, lakehouse.raw_dir, instance, cursor)
+        assert isinstance(fresh, dg.SkipReason) and "not changed" in fresh.skip_message
+
+        # a drop of 7 more days: a week of new labels is not more than a week
+        write_sample_data(lakehouse.raw_dir, ad_sets=20, days=127, seed=4)
+        drop, cursor = evaluate(sensor, lakehouse.raw_dir, instance, cursor)
+        assert drop.job_name == "daily_refresh"
+        run_job(lakehouse, instance, "daily_refresh")
+        pacing = instance.get_latest_materialization_event(dg.AssetKey(["gold", "scored_adsets"]))
+        metadata = pacing.asset_materialization.metadata
+        assert metadata["data_end"].value == "2024-12-05"  # 1 Aug 2024 + 126 days
+        assert metadata["labelled_through"].value == "2024-12-04"  # a 1-day label
+        assert metadata["trained_through"].value == "2024-11-27"  # the full refresh's last label
+        assert metadata["new_labelled_days"].value == 7
+        week, cursor = evaluate(sensor, lakehouse.raw_dir, instance, cursor)
+        assert isinstance(week, dg.SkipReason)
+
+        # two days more: the models now miss 9 labelled days
+        write_sample_data(lakehouse.raw_dir, ad_sets=20, days=129, seed=4)
+        drop, cursor = evaluate(sensor, lakehouse.raw_dir, instance, cursor)
+        assert drop.job_name == "daily_refresh"  # the new files are read first
+        run_job(lakehouse, instance, "daily_refresh")
+        retrain, retrain_cursor = evaluate(sensor, lakehouse.raw_dir, instance, cursor)
+        assert isinstance(retrain, dg.RunRequest)
+        assert retrain.job_name == "weekly_retrain"
+        assert "gold/scored_adsets trained through 2024-11-27" in retrain.tags["retrain_for"]
+        again, same_cursor = evaluate(sensor, lakehouse.raw_dir, instance, retrain_cursor)
+        assert isinstance(again, dg.SkipReason) and same_cursor == retrain_cursor
+        # a look that lost its cursor asks with the same run key, which Dagster runs once
+        repeat, _ = evaluate(sensor, lakehouse.raw_dir, instance, cursor)
+        assert repeat.run_key == retrain.run_key
+
+        run_job(lakehouse, instance, "weekly_retrain")
+        retrained = instance.get_latest_materialization_event(
+            dg.AssetKey(["models", "pacing_risk_model"])
+        )
+        assert retrained.asset_materialization.metadata["trained_through"].value == "2024-12-06"
+        after, _ = evaluate(sensor, lakehouse.raw_dir, instance, retrain_cursor)
+        assert isinstance(after, dg.SkipReason) and "not changed" in after.skip_message
+
+
+def test_sensor_holds_the_retrain_while_a_run_holds_the_lakehouse(tmp_path):
+    """One run at a time holds the lakehouse: a retrain asked for while the daily refresh still
+    runs would fail at once and its run key would never run again. It waits for the run."""
+    model = train_model(training_frame(tmp_path), PACING_RISK, TrainingParameters(max_rounds=5))
+    data_end = model.trained_through + timedelta(days=12)
+    sensor = build_raw_files_sensor()
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("publish"))
+        _, cursor = evaluate(sensor, raw_dir, instance)
+        scored = dg.AssetMaterialization(
+            ["gold", "scored_adsets"], metadata=freshness_metadata(model, data_end)
+        )
+        instance.report_runless_asset_event(scored)
+        running = dg.DagsterRun(
+            job_name="daily_refresh", run_id="daily", status=dg.DagsterRunStatus.STARTED
+        )
+        instance.add_run(running)
+        waiting, same_cursor = evaluate(sensor, raw_dir, instance, cursor)
+        assert isinstance(waiting, dg.SkipReason) and "waits" in waiting.skip_message
+        assert same_cursor == cursor
+
+        instance.report_run_failed(running)
+        retrain, _ = evaluate(sensor, raw_dir, instance, cursor)
+        assert retrain.job_name == "weekly_retrain"
+        assert f"labelled through {data_end - timedelta(days=1)}" in retrain.tags["retrain_for"]

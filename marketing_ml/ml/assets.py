@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
-from marketing_ml.ml.report import model_metadata
+from marketing_ml.ml.report import freshness_metadata, model_metadata
 from marketing_ml.ml.store import CalibratedModel
 from marketing_ml.ml.training import (
     CONVERSION,
@@ -152,6 +152,11 @@ pacing_risk_model = build_model_asset(PACING_RISK)
 conversion_model = build_model_asset(CONVERSION)
 
 
+def data_end(lakehouse: LakehouseResource, features: Table):
+    """The last day of the features scored: the day the scores are for."""
+    return lakehouse.frame(f"SELECT max(date) AS day FROM {features}")["day"].iloc[0]
+
+
 def score(
     model: CalibratedModel, features: Table, column: str, with_roas_target: bool = False
 ) -> ScoredRows:
@@ -203,7 +208,13 @@ def score(
     description="under_pacing_risk: calibrated probability that each ad set under-paces the next "
     f"day, for every ad set and day of the latest {SCORED_DAYS} days.",
 )
-def scored_adsets(model: CalibratedModel, features: Table) -> ScoredRows:
+def scored_adsets(
+    context: dg.AssetExecutionContext,
+    model: CalibratedModel,
+    features: Table,
+    lakehouse: LakehouseResource,
+) -> ScoredRows:
+    context.add_output_metadata(freshness_metadata(model, data_end(lakehouse, features)))
     return score(model, features, "under_pacing_risk")
 
 
@@ -218,7 +229,13 @@ def scored_adsets(model: CalibratedModel, features: Table) -> ScoredRows:
     description="roas_on_target_prob: calibrated probability that each ad set's ROAS over the "
     f"next 7 days reaches roas_target, for every ad set and day of the latest {SCORED_DAYS} days.",
 )
-def scored_conversions(model: CalibratedModel, features: Table) -> ScoredRows:
+def scored_conversions(
+    context: dg.AssetExecutionContext,
+    model: CalibratedModel,
+    features: Table,
+    lakehouse: LakehouseResource,
+) -> ScoredRows:
+    context.add_output_metadata(freshness_metadata(model, data_end(lakehouse, features)))
     return score(model, features, "roas_on_target_prob", with_roas_target=True)
 
 

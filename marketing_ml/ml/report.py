@@ -1,6 +1,9 @@
 """A model card as Dagster metadata: markdown tables a reviewer reads in the UI."""
 
+from datetime import date, timedelta
+
 import dagster as dg
+import pandas as pd
 
 from marketing_ml.ml.store import CalibratedModel
 
@@ -84,6 +87,45 @@ def uninformative_metadata(model: CalibratedModel) -> dict:
         "positive_share": dg.MetadataValue.float(label["share"]),
         "served_probability": dg.MetadataValue.float(label["served_probability"]),
         "refit_window": dg.MetadataValue.text(f"{card.refit_start} → {card.refit_end}"),
+        **trained_through_metadata(model),
+    }
+
+
+def day_of(value) -> date | None:
+    """A stored date (date, Timestamp or ISO text) as a date; None when missing."""
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def trained_through_metadata(model: CalibratedModel) -> dict:
+    """The last day the served model learnt from, and its label's horizon (a model not trained
+    yet has neither)."""
+    trained_through = day_of(model.trained_through)
+    if trained_through is None:
+        return {}
+    return {
+        "trained_through": dg.MetadataValue.text(trained_through.isoformat()),
+        "horizon_days": dg.MetadataValue.int(int(model.card.horizon_days)),
+    }
+
+
+def freshness_metadata(model: CalibratedModel, data_end) -> dict:
+    """What a scoring run tells the raw-folder sensor: the last day of the data scored, and
+    (for a trained model) the last day whose label is known in it (data_end − the label's
+    horizon) and how many labelled days the model has not learnt from. More than a week of them
+    asks for the weekly retrain (marketing_ml/automation.py)."""
+    data_end = day_of(data_end)
+    if data_end is None:
+        return {}
+    metadata = {"data_end": dg.MetadataValue.text(data_end.isoformat())}
+    trained_through = day_of(model.trained_through)
+    if trained_through is None:
+        return metadata
+    labelled_through = data_end - timedelta(days=int(model.card.horizon_days))
+    return {
+        **metadata,
+        **trained_through_metadata(model),
+        "labelled_through": dg.MetadataValue.text(labelled_through.isoformat()),
+        "new_labelled_days": dg.MetadataValue.int((labelled_through - trained_through).days),
     }
 
 
@@ -136,6 +178,7 @@ def model_metadata(model: CalibratedModel) -> dict:
             f"{card.refit_start} → {card.refit_end} (the served model; data through "
             f"{card.trained_at_data_date})"
         ),
+        **trained_through_metadata(model),
         "training_rows": dg.MetadataValue.int(card.training_rows),
         "training_fingerprint": dg.MetadataValue.text(card.training_fingerprint),
         "validation_auc": dg.MetadataValue.float(validation["model"]["auc"] or float("nan")),
