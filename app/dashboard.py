@@ -897,7 +897,7 @@ def plan_settings(curves: Curves) -> PlanSettings:
     )
     return PlanSettings(
         scenario=scenario,
-        target_marginal_roas=float(target_value),
+        target_marginal_roas=None if target_value == published.target else float(target_value),
         lower_factor=float(lower_value),
         upper_factor=float(upper_value),
         locked=tuple(sorted(locked)),
