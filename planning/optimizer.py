@@ -532,7 +532,6 @@ def build_plan(
     )
     nan_pair = (np.full(n, np.nan), np.full(n, np.nan))
     revenue_now_ci = revenue_new_ci = marginal_new_ci = nan_pair
-    profit_now_ci = profit_new_ci = nan_pair
     as_fitted = float(np.nansum(revenue_new) - np.nansum(revenue_now))
     claimed = claim(as_fitted, np.zeros(0))
     if draw_v is not None and draw_v.size:
@@ -547,15 +546,6 @@ def build_plan(
             revenue_now_ci = _rows_around(revenue_now, drawn_now, usable)
             revenue_new_ci = _rows_around(revenue_new, drawn_new, usable)
             marginal_new_ci = _rows_around(marginal_new, drawn_marginal, usable & (recommended > 0))
-            margin = settings.margin
-            profit_now_ci = _rows_around(
-                margin * revenue_now - current, margin * drawn_now - current[:, None], usable
-            )
-            profit_new_ci = _rows_around(
-                margin * revenue_new - recommended,
-                margin * drawn_new - recommended[:, None],
-                usable,
-            )
             without_draws = np.nansum((revenue_new - revenue_now)[has_curve & ~usable])
             claimed = claim(
                 as_fitted,
@@ -631,11 +621,12 @@ def build_plan(
             "expected_revenue_recommended_low": revenue_new_ci[0],
             "expected_revenue_recommended_high": revenue_new_ci[1],
             "expected_profit_current": settings.margin * revenue_now - current,
-            "expected_profit_current_low": profit_now_ci[0],
-            "expected_profit_current_high": profit_now_ci[1],
+            # Spend is set, not drawn: profit's range is margin × revenue's − spend.
+            "expected_profit_current_low": settings.margin * revenue_now_ci[0] - current,
+            "expected_profit_current_high": settings.margin * revenue_now_ci[1] - current,
             "expected_profit_recommended": settings.margin * revenue_new - recommended,
-            "expected_profit_recommended_low": profit_new_ci[0],
-            "expected_profit_recommended_high": profit_new_ci[1],
+            "expected_profit_recommended_low": settings.margin * revenue_new_ci[0] - recommended,
+            "expected_profit_recommended_high": settings.margin * revenue_new_ci[1] - recommended,
             "marginal_roas_current": marginal_now,
             "marginal_roas_recommended": marginal_new,
             "marginal_roas_recommended_low": marginal_new_ci[0],
