@@ -134,6 +134,9 @@ def test_the_automatic_count_is_the_fewest_moves_keeping_ninety_percent(scenario
     assert summary["uplift_kept_share"] >= KEEP_SHARE
     count = summary["max_moves"]
     assert 0 < summary["moves"] <= count < 60
+    held = plan.ad_sets[plan.ad_sets["held_by"] == "max_moves"]
+    assert len(held) > 0
+    assert held["reason"].str.contains(f"the plan makes only its {count} most valuable").all()
     fewer = build_plan(curves, settings=PlanSettings(scenario, max_moves=count - 1)).summary
     assert fewer["uplift_kept_share"] < KEEP_SHARE
     unlimited = build_plan(curves, settings=PlanSettings(scenario, **NO_LIMITS)).summary

@@ -635,7 +635,7 @@ def build_plan(
         }
     )
     plan["reason"] = [
-        reason_text(row, settings, value, has, shift)
+        reason_text(row, settings, value, has, shift, limited.max_moves)
         for row, has, shift in zip(plan.itertuples(), has_curve, shift_clauses(frame), strict=True)
     ]
     summary = {
@@ -761,9 +761,11 @@ def shift_clauses(curves: pd.DataFrame) -> list[str]:
     return clauses
 
 
-def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shift: str = "") -> str:
+def reason_text(
+    row, settings: PlanSettings, value: float, has_curve: bool, shift: str = "", moves: int = 0
+) -> str:
     """Why this ad set moves (or not), in words built from its numbers; `shift` the clause of
-    `shift_clauses` for its level shift."""
+    `shift_clauses` for its level shift, `moves` the count limit the plan applied."""
     spend = row.current_spend
     if row.role == "locked":
         if row.locked:
@@ -801,8 +803,8 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
     else:
         risk = ""
     if row.role == "held":
-        return f"{marginal}{pooled}: {held_text(row, settings)} Keeps {money(spend)}/day."
-    steps = f"{ramp_text(row, settings)}{budget_text(row)}{average_text(row, settings, value)}"
+        return f"{marginal}{pooled}. {held_text(row, settings, moves)} Keeps {money(spend)}/day."
+    steps = f"{budget_text(row)}{ramp_text(row, settings)}{average_text(row, settings, value)}"
     if row.role == "donor":
         bound = " (its lower bound)" if row.target_spend <= row.lower_bound + PENNY else ""
         return (
@@ -825,7 +827,7 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
     return f"{marginal}{pooled}, at {level}: keeps {money(spend)}/day.{risk}"
 
 
-def held_text(row, settings: PlanSettings) -> str:
+def held_text(row, settings: PlanSettings, moves: int) -> str:
     """Which limit holds a move back, and the move it would have been."""
     move = row.unlimited_spend - row.current_spend
     would = (
@@ -834,18 +836,14 @@ def held_text(row, settings: PlanSettings) -> str:
     )
     if row.held_by == "max_moves":
         return (
-            f"held back: {would}, worth {money(row.move_value)} a day, but it ranks "
-            f"{int(row.move_rank)} and the plan makes only its {settings_moves(settings)} most "
+            f"Held back: {would}, worth {money(row.move_value)} a day, but it ranks "
+            f"{int(row.move_rank)} and the plan makes only its {moves} most "
             "valuable moves."
         )
     return (
-        f"held back: {would}, below the minimum move ({money(settings.min_move)} and "
+        f"Held back: {would}, below the minimum move ({money(settings.min_move)} and "
         f"{settings.min_move_share:.0%} of its budget a day)."
     )
-
-
-def settings_moves(settings: PlanSettings) -> str:
-    return str(settings.max_moves) if settings.max_moves is not None else "automatically chosen"
 
 
 def ramp_text(row, settings: PlanSettings) -> str:
