@@ -20,6 +20,11 @@ cap: it is what the plan changes, and the plan recommends the daily budget that 
 (recommended spend ÷ utilization). Caps limit increases only: an ad set already above a cap keeps
 current spend as its upper bound, so today's allocation is always feasible. A locked ad set, or
 one without a curve, keeps its spend.
+
+The allocation under these bounds is the plan without limits; planning.limits then keeps the few
+moves that matter and ramps them within the day-to-day change a learning phase allows, and the
+plan's rows are its first day (`recommended_spend`, `new_daily_budget`) and its end
+(`target_spend`, `target_daily_budget`, `ramp_days`; every day in `Plan.spend_path`).
 """
 
 from dataclasses import dataclass, field
