@@ -134,6 +134,9 @@ def test_the_automatic_count_is_the_fewest_moves_keeping_ninety_percent(scenario
     assert summary["uplift_kept_share"] >= KEEP_SHARE
     count = summary["max_moves"]
     assert 0 < summary["moves"] <= count < 60
+    held = plan.ad_sets[plan.ad_sets["held_by"] == "max_moves"]
+    assert len(held) > 0
+    assert held["reason"].str.contains(f"the plan makes only its {count} most valuable").all()
     fewer = build_plan(curves, settings=PlanSettings(scenario, max_moves=count - 1)).summary
     assert fewer["uplift_kept_share"] < KEEP_SHARE
     unlimited = build_plan(curves, settings=PlanSettings(scenario, **NO_LIMITS)).summary
@@ -242,3 +245,16 @@ def test_the_headline_is_worded_for_what_the_plan_does(settings, verb):
         assert net < 0
     if verb == "Add ":
         assert net > 0
+
+
+def test_an_ad_set_cut_to_nothing_is_paused_at_once_not_ramped_for_weeks():
+    """±20% a day never reaches zero: a cut to nothing is a pause, which has no learning phase
+    to protect, so it is made on the plan date."""
+    vmax, half, shape, current = random_case(6, 10, concave=True)
+    shape[0], vmax[0] = 1.0, 0.5 * half[0]  # even its first pound returns 0.5×, below 2.5×
+    settings = PlanSettings("target_roas", lower_factor=0.0, period_days=14, max_moves=10)
+    plan = build_plan(curves_frame(vmax, half, shape, current), settings=settings)
+    row = plan.ad_sets.iloc[0]
+    assert row["target_spend"] == 0 and row["recommended_spend"] == 0
+    assert row["ramp_days"] == 1
+    assert plan.summary["ramp_days"] < 14

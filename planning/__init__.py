@@ -15,6 +15,7 @@ from planning.curves import (
     hill_marginal,
     hill_revenue,
 )
+from planning.limits import LimitedPlan, Limits, Units, limited_plan
 from planning.optimizer import (
     PLAN_COLUMNS,
     STATE_COLUMNS,
@@ -24,6 +25,8 @@ from planning.optimizer import (
     build_plan,
     on_current_state,
     plan_bounds,
+    profit_uplift_of,
+    scenario_allocator,
 )
 from planning.settings import SCENARIOS, PlanSettings, PlanSettingsError
 
@@ -33,6 +36,9 @@ __all__ = [
     "SCENARIOS",
     "STATE_COLUMNS",
     "Allocation",
+    "LimitedPlan",
+    "Limits",
+    "Units",
     "CurveFits",
     "Plan",
     "PlanSettings",
@@ -42,6 +48,9 @@ __all__ = [
     "fit_response_curves",
     "hill_marginal",
     "hill_revenue",
+    "limited_plan",
     "on_current_state",
     "plan_bounds",
+    "profit_uplift_of",
+    "scenario_allocator",
 ]

@@ -31,7 +31,7 @@ from planning.settings import KEEP_SHARE
 
 PENNY = 0.005
 MAX_RAMP_DAYS = 91
-"""A ramp stops here even when short of its target (a cut to nothing only ever gets closer)."""
+"""A ramp stops here even when short of its target."""
 COUNT_TOLERANCE = 0.01
 """The automatic count is the fewest moves keeping KEEP_SHARE to within this share of the moves
 (a move or two more at 2,000 ad sets; each bisection step is a re-allocation)."""
@@ -256,6 +256,8 @@ def ramp(units: Units, kept, target, at_target, allocate_for, change: float):
     budget = units.today
     for _ in range(MAX_RAMP_DAYS):
         low, high = day_range(units, budget, change)
+        # A unit cut to nothing is paused at once: it has no learning phase left to protect.
+        low = np.where(target <= PENNY, target, low)
         low = np.clip(np.minimum(low, high), units.lower, units.upper)
         high = np.clip(high, low, units.upper)
         inside = (target >= low - 1e-9) & (target <= high + 1e-9)

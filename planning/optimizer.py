@@ -20,6 +20,11 @@ cap: it is what the plan changes, and the plan recommends the daily budget that 
 (recommended spend ÷ utilization). Caps limit increases only: an ad set already above a cap keeps
 current spend as its upper bound, so today's allocation is always feasible. A locked ad set, or
 one without a curve, keeps its spend.
+
+The allocation under these bounds is the plan without limits; planning.limits then keeps the few
+moves that matter and ramps them within the day-to-day change a learning phase allows, and the
+plan's rows are its first day (`recommended_spend`, `new_daily_budget`) and its end
+(`target_spend`, `target_daily_budget`, `ramp_days`; every day in `Plan.spend_path`).
 """
 
 from dataclasses import dataclass, field
@@ -532,7 +537,6 @@ def build_plan(
     )
     nan_pair = (np.full(n, np.nan), np.full(n, np.nan))
     revenue_now_ci = revenue_new_ci = marginal_new_ci = nan_pair
-    profit_now_ci = profit_new_ci = nan_pair
     as_fitted = float(np.nansum(revenue_new) - np.nansum(revenue_now))
     claimed = claim(as_fitted, np.zeros(0))
     if draw_v is not None and draw_v.size:
@@ -547,15 +551,6 @@ def build_plan(
             revenue_now_ci = _rows_around(revenue_now, drawn_now, usable)
             revenue_new_ci = _rows_around(revenue_new, drawn_new, usable)
             marginal_new_ci = _rows_around(marginal_new, drawn_marginal, usable & (recommended > 0))
-            margin = settings.margin
-            profit_now_ci = _rows_around(
-                margin * revenue_now - current, margin * drawn_now - current[:, None], usable
-            )
-            profit_new_ci = _rows_around(
-                margin * revenue_new - recommended,
-                margin * drawn_new - recommended[:, None],
-                usable,
-            )
             without_draws = np.nansum((revenue_new - revenue_now)[has_curve & ~usable])
             claimed = claim(
                 as_fitted,
@@ -631,11 +626,12 @@ def build_plan(
             "expected_revenue_recommended_low": revenue_new_ci[0],
             "expected_revenue_recommended_high": revenue_new_ci[1],
             "expected_profit_current": settings.margin * revenue_now - current,
-            "expected_profit_current_low": profit_now_ci[0],
-            "expected_profit_current_high": profit_now_ci[1],
+            # Spend is set, not drawn: profit's range is margin × revenue's − spend.
+            "expected_profit_current_low": settings.margin * revenue_now_ci[0] - current,
+            "expected_profit_current_high": settings.margin * revenue_now_ci[1] - current,
             "expected_profit_recommended": settings.margin * revenue_new - recommended,
-            "expected_profit_recommended_low": profit_new_ci[0],
-            "expected_profit_recommended_high": profit_new_ci[1],
+            "expected_profit_recommended_low": settings.margin * revenue_new_ci[0] - recommended,
+            "expected_profit_recommended_high": settings.margin * revenue_new_ci[1] - recommended,
             "marginal_roas_current": marginal_now,
             "marginal_roas_recommended": marginal_new,
             "marginal_roas_recommended_low": marginal_new_ci[0],
@@ -644,7 +640,7 @@ def build_plan(
         }
     )
     plan["reason"] = [
-        reason_text(row, settings, value, has, shift)
+        reason_text(row, settings, value, has, shift, limited.max_moves)
         for row, has, shift in zip(plan.itertuples(), has_curve, shift_clauses(frame), strict=True)
     ]
     summary = {
@@ -770,9 +766,11 @@ def shift_clauses(curves: pd.DataFrame) -> list[str]:
     return clauses
 
 
-def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shift: str = "") -> str:
+def reason_text(
+    row, settings: PlanSettings, value: float, has_curve: bool, shift: str = "", moves: int = 0
+) -> str:
     """Why this ad set moves (or not), in words built from its numbers; `shift` the clause of
-    `shift_clauses` for its level shift."""
+    `shift_clauses` for its level shift, `moves` the count limit the plan applied."""
     spend = row.current_spend
     if row.role == "locked":
         if row.locked:
@@ -810,8 +808,8 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
     else:
         risk = ""
     if row.role == "held":
-        return f"{marginal}{pooled}: {held_text(row, settings)} Keeps {money(spend)}/day."
-    steps = f"{ramp_text(row, settings)}{budget_text(row)}{average_text(row, settings, value)}"
+        return f"{marginal}{pooled}. {held_text(row, settings, moves)} Keeps {money(spend)}/day."
+    steps = f"{budget_text(row)}{ramp_text(row, settings)}{average_text(row, settings, value)}"
     if row.role == "donor":
         bound = " (its lower bound)" if row.target_spend <= row.lower_bound + PENNY else ""
         return (
@@ -834,7 +832,7 @@ def reason_text(row, settings: PlanSettings, value: float, has_curve: bool, shif
     return f"{marginal}{pooled}, at {level}: keeps {money(spend)}/day.{risk}"
 
 
-def held_text(row, settings: PlanSettings) -> str:
+def held_text(row, settings: PlanSettings, moves: int) -> str:
     """Which limit holds a move back, and the move it would have been."""
     move = row.unlimited_spend - row.current_spend
     would = (
@@ -843,18 +841,14 @@ def held_text(row, settings: PlanSettings) -> str:
     )
     if row.held_by == "max_moves":
         return (
-            f"held back: {would}, worth {money(row.move_value)} a day, but it ranks "
-            f"{int(row.move_rank)} and the plan makes only its {settings_moves(settings)} most "
+            f"Held back: {would}, worth {money(row.move_value)} a day, but it ranks "
+            f"{int(row.move_rank)} and the plan makes only its {moves} most "
             "valuable moves."
         )
     return (
-        f"held back: {would}, below the minimum move ({money(settings.min_move)} and "
+        f"Held back: {would}, below the minimum move ({money(settings.min_move)} and "
         f"{settings.min_move_share:.0%} of its budget a day)."
     )
-
-
-def settings_moves(settings: PlanSettings) -> str:
-    return str(settings.max_moves) if settings.max_moves is not None else "automatically chosen"
 
 
 def ramp_text(row, settings: PlanSettings) -> str:
