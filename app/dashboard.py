@@ -1099,6 +1099,35 @@ def plan_tiles(result: Replan, without: int) -> None:
     )
 
 
+PERIOD_COLUMNS = {
+    "date": st.column_config.DateColumn("Day", format="ddd D MMM"),
+    "weekday": None,
+    "spend_current": st.column_config.NumberColumn("Spend, as today", format="£%,.0f"),
+    "spend": st.column_config.NumberColumn("Spend, planned", format="£%,.0f"),
+    "revenue_current": st.column_config.NumberColumn("Revenue, as today", format="£%,.0f"),
+    "revenue": st.column_config.NumberColumn("Revenue, planned", format="£%,.0f"),
+    "uplift": st.column_config.NumberColumn("Uplift", format="£%,.0f"),
+    "uplift_low": st.column_config.NumberColumn("low", format="£%,.0f"),
+    "uplift_high": st.column_config.NumberColumn("high", format="£%,.0f"),
+    "profit_uplift": st.column_config.NumberColumn("Profit uplift", format="£%,.0f"),
+}
+
+
+def period_table(result: Replan) -> None:
+    """The plan's period day by day: the ramps' days spend differently, and each day is priced
+    as its weekday."""
+    days = result.days
+    if days is None or len(days) <= 1:
+        return
+    with st.expander(f"The next {len(days)} days, day by day"):
+        st.dataframe(days, hide_index=True, column_config=PERIOD_COLUMNS)
+        st.caption(
+            "Uplift is expected revenue against keeping today's budgets, with its 90% range; "
+            "the period's range in the headline is the range of the total, narrower than the "
+            "days' ranges added up. Demand is held at its latest level over the period."
+        )
+
+
 def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | None:
     """The plan for the settings above it: re-planned from the served curves on every change;
     settings a run would refuse are refused with its message (None: no plan)."""
@@ -1132,6 +1161,7 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
         )
     else:
         plan_tiles(result, without)
+    period_table(result)
     published = published_plan(path, stamp)
     if published is not None and published.test_proposal:
         st.info(markdown_text(published.test_proposal), icon=":material/science:")

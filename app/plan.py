@@ -27,7 +27,8 @@ from planning import (
 from planning.calendar import day_name, demand_for, factor_for_day, priced_for_day
 from planning.claims import claim, rows_interval_around
 from planning.curves import interval_around
-from planning.optimizer import headline
+from planning.optimizer import headline, profit_uplift_of, with_period
+from planning.period import price_period
 
 RISK_ALERT = 0.5
 """Under-pacing risk at or above this: told to check delivery (the optimizer's own limit,
@@ -259,6 +260,8 @@ class Replan:
     revenue_low: float
     revenue_high: float
     """90% bootstrap interval of tomorrow's total expected revenue at the recommended spend."""
+    days: pd.DataFrame | None = None
+    """The period day by day (planning.period.DAY_COLUMNS)."""
 
     @property
     def roas(self) -> float | None:
@@ -287,7 +290,13 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     expected revenue at the recommended spend. Refuses (PlanSettingsError, as a run would) locks
     and caps naming ad sets that are not in the plan; `settings` refused other values when made."""
     settings.check_ad_sets(curves.frame["ad_set_id"], "being re-planned")
-    plan = build_plan(curves.frame, curves.capacity, settings, draws=curves.without_draws)
+    plan = build_plan(
+        curves.frame,
+        curves.capacity,
+        settings,
+        draws=curves.without_draws,
+        plan_date=curves.plan_date,
+    )
     ad_sets, summary = plan.ad_sets, dict(plan.summary)
     summary["priced_for_day"] = day_name(curves.plan_date)
     summary["weekday_factor"] = factor_for_day(curves.frame, curves.plan_date)
@@ -295,7 +304,7 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     point = summary["revenue_recommended"]
     usable = curves.usable
     if not usable.any():
-        return Replan(ad_sets, summary, point, point)
+        return Replan(ad_sets, summary, point, point, plan.days)
     recommended = ad_sets["recommended_spend"].to_numpy()
     moved = usable & (recommended != curves.current)
     v, h, k = (curves.draws[name][moved] for name in DRAW_COLUMNS)
@@ -309,6 +318,17 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     )
     claimed = claim(summary["uplift_as_fitted"], uplift + without_draws)
     summary.update(uplift=claimed.uplift, uplift_low=claimed.low, uplift_high=claimed.high)
+    summary.update(profit_uplift_of(summary))
+    period = price_period(
+        curves.frame,
+        curves.current,
+        plan.spend_path,
+        curves.plan_date,
+        settings.margin,
+        curves.draws,
+    )
+    summary.update(period.summary)
+    ad_sets = with_period(ad_sets, period)
     summary["headline"] = headline(ad_sets, summary)
     point = ad_sets["expected_revenue_recommended"].to_numpy()
     drawn_rows = np.full((len(ad_sets), uplift.size), np.nan)
@@ -323,7 +343,7 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     totals = curves.drawn_now[usable].sum(axis=0) + uplift
     rest = float(np.nansum(point[~usable]))
     low, high = interval_around(float(np.nansum(point[usable])), totals)
-    return Replan(ad_sets, summary, float(low) + rest, float(high) + rest)
+    return Replan(ad_sets, summary, float(low) + rest, float(high) + rest, period.days)
 
 
 # ---------------------------------------------------------------- the naive rule, comparably

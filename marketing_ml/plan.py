@@ -368,7 +368,7 @@ def budget_plan(
     frame, _ = on_current_state(state, curves)
     plan_date = pd.Timestamp(state["plan_date"].max()).date() if len(state) else None
     frame, _ = priced_for_day(frame, plan_date)
-    plan = build_plan(frame, risk, settings)
+    plan = build_plan(frame, risk, settings, plan_date=plan_date)
     curves_end = pd.to_datetime(curves["window_end"]).max() if len(curves) else pd.NaT
     table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
     table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
@@ -434,9 +434,14 @@ PROPOSAL_TYPES = {
     "test_proposal": "string",
 }
 """The proposed lift test's fields keep their types when there is none (NULLs)."""
-FRESHNESS_TYPES = {"data_end": "date32[pyarrow]", "models_trained_through": "date32[pyarrow]"}
-"""The last day of data and the last day the pacing-risk model the plan reads learnt from
-(NULL while it is not trained): DATE columns even when NULL."""
+FRESHNESS_TYPES = {
+    "data_end": "date32[pyarrow]",
+    "models_trained_through": "date32[pyarrow]",
+    "period_start": "date32[pyarrow]",
+    "period_end": "date32[pyarrow]",
+}
+"""The last day of data, the last day the pacing-risk model the plan reads learnt from (NULL
+while it is not trained) and the plan's period: DATE columns even when NULL."""
 
 
 def with_lift_tests(table: pd.DataFrame, curves: pd.DataFrame) -> pd.Series:

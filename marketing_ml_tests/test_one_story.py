@@ -415,6 +415,21 @@ def test_the_whatif_at_the_published_settings_is_the_published_plan(story):
     assert again.revenue_low <= again.summary["revenue_recommended"] <= again.revenue_high
 
 
+def test_the_whatif_plans_within_the_limits_it_is_given(story_env):
+    app = render("What-if")
+    for key, value in (("plan_step", 10.0), ("plan_moves", 2), ("plan_period", 28)):
+        app.number_input(key=key).set_value(value)
+        app.run()
+    assert not app.tabs[4].error
+    headline = " ".join(info.value for info in app.tabs[4].info)
+    assert "in 2 moves worth" in headline and "Over the next 28 days" in headline, headline
+    table = whatif_plan_table(app)
+    moved = table[table["ramp_days"] > 0]
+    assert 0 < len(moved) <= 2, "at most the two moves asked for"
+    share = (moved["new_daily_budget"] / moved["current_daily_budget"] - 1).abs()
+    assert (share <= 0.10 + 1e-9).all(), "no budget moves more than 10% on the plan date"
+
+
 def test_the_plan_csv_neutralises_formulas_and_keeps_the_numbers(story):
     found = PublishedPlan.from_tables(queries.published_plan(story.serving))
     frame, draws = queries.response_curve_draws(story.serving)
@@ -422,12 +437,25 @@ def test_the_plan_csv_neutralises_formulas_and_keeps_the_numbers(story):
     found.ad_sets.loc[0, "ad_set_name"] = hostile  # the plan names ad sets as of its day
     curves = load_curves(frame, found, draws)
     result = replan(curves, curves.settings)
-    exported = pd.read_csv(io.StringIO(plan_csv(result.ad_sets, curves.settings)))
-    assert len(exported) == len(frame)
+    exported = pd.read_csv(
+        io.StringIO(plan_csv(result.ad_sets, curves.settings, curves.plan_date))
+    )
     assert "'" + hostile in set(exported["ad_set_name"])
     assert set(exported["scenario"]) == {"same_budget"}
-    assert exported["recommended_spend"].sum() == pytest.approx(
+    assert set(exported["plan_date"]) == {curves.plan_date.isoformat()}
+    assert exported["expected_spend"].sum() == pytest.approx(
         result.summary["total_recommended"], abs=0.05
+    )
+    ad_set_budgets = exported[exported["budget_level"] == "ad_set"]
+    campaign_budgets = exported[exported["budget_level"] == "campaign"]
+    assert ad_set_budgets["ad_set_id"].notna().all() and ad_set_budgets["ad_set_id"].is_unique
+    assert campaign_budgets["ad_set_id"].isna().all(), "a campaign budget is set on the campaign"
+    assert campaign_budgets["campaign_id"].is_unique
+    members = result.ad_sets["budget_level"].eq("campaign").sum()
+    assert len(exported) == len(frame) - members + len(campaign_budgets)
+    moved = exported[exported["budget_change"].abs() > 0.005]
+    np.testing.assert_allclose(
+        moved["new_daily_budget"] - moved["current_daily_budget"], moved["budget_change"], atol=0.02
     )
 
 

@@ -275,18 +275,6 @@ def test_the_whatif_inputs_offer_exactly_the_ranges_a_run_accepts(app_env):
     assert moves.min == 1 and moves.value is None, "automatic N unless set"
 
 
-def test_the_whatif_reads_its_limits_into_the_plan_it_shows(app_env):
-    app = whatif({"plan_step": 10.0, "plan_moves": 1, "plan_margin": 50.0, "plan_period": 28})
-    assert not app.error
-    headline = " ".join(markdown.value for markdown in app.markdown)
-    assert "28 days" in headline, "the period the plan covers is said"
-    [plan] = [frame.value for frame in app.get("dataframe") if "role" in frame.value]
-    changed = plan[plan["budget_change"].abs() > 0.005]
-    assert len(changed) <= 1, "at most the one move asked for"
-    share = (changed["new_daily_budget"] / changed["current_daily_budget"] - 1).abs()
-    assert (share <= 0.10 + 1e-9).all(), "no budget moves more than 10% on the plan date"
-
-
 def test_the_whatif_refuses_a_value_a_run_would_refuse_with_the_same_message(app_env):
     app = whatif({"plan_total": NAN})
     [error] = app.error

@@ -28,6 +28,7 @@ plan's rows are its first day (`recommended_spend`, `new_daily_budget`) and its 
 """
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ from planning.curves import INTERVAL, hill_marginal, hill_revenue
 from planning.delivery import CAP_ASK, CAP_BAND, SOFT_CAP_REACH, budget_buying
 from planning.limits import Limits, Units, limited_plan
 from planning.money import prose_money, signed_prose_money
+from planning.period import ROW_COLUMNS, PeriodPlan, price_period
 from planning.settings import SCENARIOS, PlanSettings
 
 PENNY = 0.005
@@ -386,6 +388,8 @@ class Plan:
     spend_path: np.ndarray | None = None
     """Ad sets × period_days: each day's expected spend (day 1 = recommended_spend; days past a
     ramp hold its target)."""
+    days: pd.DataFrame | None = None
+    """The period day by day (planning.period.DAY_COLUMNS)."""
 
 
 def money(value: float) -> str:
@@ -441,10 +445,13 @@ def build_plan(
     capacity: pd.DataFrame | None = None,
     settings: PlanSettings | None = None,
     draws: dict | None = None,
+    plan_date: date | None = None,
 ) -> Plan:
     """The plan for `settings` from fitted curves (rows of gold.response_curves; bootstrap draws
     from its `draws_*` list columns or from `draws`, arrays in the curves' order) and per ad set
-    capacity (ad_set_id, under_pacing_risk; NaN = unknown). Ad sets in `curves` order."""
+    capacity (ad_set_id, under_pacing_risk; NaN = unknown), from `plan_date` (the period's
+    first day, priced at its weekday; None: every day the average day). Ad sets in `curves`
+    order."""
     settings = settings or PlanSettings()
     frame = curves.reset_index(drop=True).copy()
     n = len(frame)
@@ -692,8 +699,24 @@ def build_plan(
         "period_days": settings.period_days,
     }
     summary.update(profit_uplift_of(summary))
+    drawn = (
+        {"vmax": draw_v, "half_saturation": draw_h, "shape": draw_k}
+        if draw_v is not None and draw_v.size
+        else None
+    )
+    period = price_period(frame, current, spend_path, plan_date, settings.margin, drawn)
+    plan = with_period(plan, period)
+    summary.update(period.summary)
     summary["headline"] = headline(plan, summary)
-    return Plan(plan, summary, spend_path)
+    return Plan(plan, summary, spend_path, period.days)
+
+
+def with_period(plan: pd.DataFrame, period: PeriodPlan) -> pd.DataFrame:
+    """The plan's rows with each ad set's period totals (`planning.period.ROW_COLUMNS`)."""
+    columns = [column for column in ROW_COLUMNS if column != "ad_set_id"]
+    return plan.drop(columns=columns, errors="ignore").assign(
+        **{column: period.rows[column].to_numpy() for column in columns}
+    )
 
 
 def profit_uplift_of(summary: dict) -> dict:
@@ -974,7 +997,27 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
             f"{summary['max_daily_change']:.0%} a day, to {signed_prose_money(summary['uplift_target'])} "
             f"revenue and {signed_prose_money(summary['profit_uplift_target'])} profit a day"
         )
-    return text + tail + "."
+    return text + tail + "." + period_text(summary)
+
+
+def period_text(summary: dict) -> str:
+    """The period's totals in one sentence ("" for a one-day plan)."""
+    days = summary.get("period_days") or 1
+    if days <= 1 or not np.isfinite(summary.get("period_uplift", np.nan)):
+        return ""
+    start, end = summary.get("period_start"), summary.get("period_end")
+    dates = f" ({start:%d %b}–{end:%d %b})" if start is not None and end is not None else ""
+    rng = (
+        f" (range {signed_prose_money(summary['period_uplift_low'])} to "
+        f"{signed_prose_money(summary['period_uplift_high'])})"
+        if np.isfinite(summary["period_uplift_low"])
+        else ""
+    )
+    return (
+        f" Over the next {days} days{dates}: {signed_prose_money(summary['period_uplift'])} "
+        f"expected revenue{rng}, {signed_prose_money(summary['period_profit_uplift'])} profit, "
+        f"on {prose_money(summary['period_spend'])} spend."
+    )
 
 
 PLAN_COLUMNS = (
@@ -1024,6 +1067,11 @@ PLAN_COLUMNS = (
     "expected_profit_recommended",
     "expected_profit_recommended_low",
     "expected_profit_recommended_high",
+    "period_spend",
+    "period_revenue",
+    "period_revenue_low",
+    "period_revenue_high",
+    "period_profit",
     "marginal_roas_current",
     "marginal_roas_recommended",
     "marginal_roas_recommended_low",
