@@ -167,7 +167,7 @@ def test_an_ad_set_id_with_a_zero_width_space_is_quarantined_not_a_second_ad_set
     rule, reason, _ = classified[3]
     assert rule == "invisible_character"
     assert reason.startswith(
-        "ad_set_id holds U+200B ZERO WIDTH SPACE at position 4: 'AS_\u200b003'"
+        "ad_set_id holds U+200B ZERO WIDTH SPACE at position 4: 'AS_\\u200b003'"
     )
 
 
@@ -228,7 +228,7 @@ def test_names_keep_their_row_and_show_hidden_characters_as_escapes(tmp_path):
     named[2] = "\u00a0Caf\u00e9 \U0001f600 \u202eelas\u202c Summer\u200bSale\u00a0"
     classified = classify(tmp_path, META_CAMPAIGN_PERFORMANCE, [VALID, named])
     assert kept_lines(classified) == [2, 3]
-    assert classified[3][2][2] == "Caf\u00e9 \U0001f600 \\u202eelas\\u202c Summer\u200bSale"
+    assert classified[3][2][2] == "Caf\u00e9 \U0001f600 \\u202eelas\\u202c Summer\\u200bSale"
 
 
 def test_the_hidden_characters_are_the_ones_the_issue_names_and_no_visible_one():
