@@ -24,6 +24,19 @@ from marketing_ml.raw_files import (
 from marketing_ml.resources import raw_dir_path
 
 
+def optional_columns_text(header: tuple[str, ...], optional_columns: tuple[str, ...]) -> str:
+    """Which optional columns the file has and which read as blank, so a missing campaign column
+    is seen before a run plans every budget at ad-set level."""
+    present = [column for column in optional_columns if column in header]
+    absent = [column for column in optional_columns if column not in header]
+    text = ""
+    if present:
+        text += f", optional column(s) read: {', '.join(present)}"
+    if absent:
+        text += f", optional column(s) absent (read as blank): {', '.join(absent)}"
+    return text
+
+
 def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], int]:
     """Report lines and the number of file-level problems found in `raw_dir`."""
     report: list[str] = []
@@ -61,6 +74,7 @@ def check_raw_folder(raw_dir: Path, max_listed: int = 50) -> tuple[list[str], in
             f"OK    {path}: {rows} rows, {rows - distinct_rows} exact duplicate(s) to drop, "
             f"{len(rejected)} row(s) to quarantine"
         )
+        summary += optional_columns_text(profile.header, raw_file.optional_columns)
         if profile.extra_columns:
             summary += f", extra column(s) ignored: {', '.join(profile.extra_columns)}"
         if profile.blank_lines:

@@ -49,12 +49,15 @@ ROW_RULES = (
     ),
     RowRule(
         "invisible_character",
-        "An id or vocabulary value (ad_set_id, conversion_id, pacing_status, conversion_type, "
-        "attribution_window) holds a character that does not show: a zero-width space, a "
+        "An id or vocabulary value (ad_set_id, campaign_id, conversion_id, pacing_status, "
+        "conversion_type, attribution_window, budget_level) holds a character that does not show: a zero-width space, a "
         "no-break space, a bidi control, another format or control character. It would be a "
         "second ad set (or an unknown status) that looks like the real one.",
     ),
-    RowRule("missing_required", "A required field is blank."),
+    RowRule(
+        "missing_required",
+        "A required field is blank (campaign_id too, on a row whose budget_level is campaign).",
+    ),
     RowRule("unparseable_date", "A date is neither DD/MM/YYYY nor YYYY-MM-DD."),
     RowRule(
         "implausible_date",
@@ -75,7 +78,10 @@ ROW_RULES = (
         "A range that runs backwards: a lift test that ends before it starts, or an interval "
         "whose low end is above its estimate (or its estimate above its high end).",
     ),
-    RowRule("unknown_vocabulary", "A status, type or window outside the contract's vocabulary."),
+    RowRule(
+        "unknown_vocabulary",
+        "A status, type, window or budget level outside the contract's vocabulary.",
+    ),
 )
 KEY_RULES = (
     RowRule("conflicting_duplicate", "Valid copies of one key disagree: all copies held back."),
@@ -217,8 +223,11 @@ def parse_number_sql(expression: str, sql_type: str) -> str:
 
 def typed_columns_sql(raw_file: RawFile) -> list[str]:
     typed = []
+    defaults = dict(raw_file.defaults)
     for column in raw_file.columns:
         text = f"raw_{column}"
+        if column in defaults:
+            text = f"coalesce({text}, {sql_string(defaults[column])})"
         if column in raw_file.dates:
             typed.append(f"{parse_date_sql(text)} AS {column}")
         elif column in raw_file.integers:
@@ -259,6 +268,15 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
     for column in raw_file.required:
         branches.append(
             (f"raw_{column} IS NULL", "missing_required", f"'{column} is blank (required)'")
+        )
+    for column, other, value in raw_file.required_when:
+        branches.append(
+            (
+                f"raw_{column} IS NULL AND {other} = {sql_string(value)}",
+                "missing_required",
+                f"'{column} is blank where {other} is {value} (required there: "
+                f"a {value}-level budget is planned with the {column} it belongs to)'",
+            )
         )
     for column in raw_file.dates:
         branches.append(

@@ -17,6 +17,9 @@ CONVERSION_TYPES = (
 )
 ATTRIBUTION_WINDOWS = ("7_day_click", "1_day_view", "1_day_click")
 PACING_STATUSES = ("under_pacing", "on_pace", "over_pacing")
+BUDGET_LEVELS = ("ad_set", "campaign")
+"""Where an ad set's daily budget lives: on the ad set, or on its campaign (campaign budget
+optimisation / Advantage+), which then splits it among its ad sets."""
 
 VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
 PLANES_WITH_HIDDEN_CHARACTERS = ((0x0, 0x1FFFF), (0xE0000, 0xE01FF))
@@ -79,6 +82,13 @@ class RawFile:
     """Columns whose values must not decrease left to right (a start before its end)."""
     optional: bool = False
     """An optional file may be absent: it then reads as its header alone (no rows)."""
+    optional_columns: tuple[str, ...] = ()
+    """Columns a file may lack: bronze then holds them as blank (NULL) on every row."""
+    defaults: tuple[tuple[str, str], ...] = ()
+    """(column, value): silver's value where the field is blank."""
+    required_when: tuple[tuple[str, str, str], ...] = ()
+    """(column, other column, value): the column is required on rows where the other column
+    holds that value (a campaign budget needs its campaign)."""
 
     @property
     def file_name(self) -> str:
@@ -101,6 +111,11 @@ class RawFile:
     def numeric(self) -> tuple[str, ...]:
         return self.integers + self.decimals
 
+    @property
+    def header_columns(self) -> tuple[str, ...]:
+        """The columns every export must have (all but the optional ones)."""
+        return tuple(column for column in self.columns if column not in self.optional_columns)
+
 
 AUDIENCE_SEGMENTS = RawFile(
     name="audience_segments",
@@ -111,13 +126,24 @@ AUDIENCE_SEGMENTS = RawFile(
         "target_interests",
         "lookalike_source",
         "daily_budget",
+        "campaign_id",
+        "campaign_name",
+        "budget_level",
     ),
     key=("ad_set_id",),
     decimals=("daily_budget",),
     required=("ad_set_id", "ad_set_name"),
+    vocabularies=(("budget_level", BUDGET_LEVELS),),
     non_negative=("daily_budget",),
-    identifiers=("ad_set_id",),
+    identifiers=("ad_set_id", "campaign_id"),
+    optional_columns=("campaign_id", "campaign_name", "budget_level"),
+    defaults=(("budget_level", "ad_set"),),
+    required_when=(("campaign_id", "budget_level", "campaign"),),
 )
+"""One row per ad set. The campaign columns are optional (a file without them reads as ad-set
+budgets with no campaign): `budget_level` says where the daily budget lives (blank = `ad_set`);
+for an ad set of a campaign-level budget, `daily_budget` is its part of the campaign's budget
+(the campaign's budget is their sum) and `campaign_id` is required."""
 
 META_CAMPAIGN_PERFORMANCE = RawFile(
     name="meta_campaign_performance",

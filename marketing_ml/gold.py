@@ -27,6 +27,9 @@ SELECT
     audience.target_age,
     audience.lookalike_source,
     audience.daily_budget,
+    audience.campaign_id,
+    audience.campaign_name,
+    audience.budget_level,
     performance.spend,
     performance.impressions,
     performance.clicks,
@@ -66,7 +69,9 @@ LEFT JOIN {audience} AS audience
     kinds={"duckdb", "sql"},
     description="One row per ad set and day: spend, impressions, clicks, bookings, revenue, "
     "ROAS (revenue ÷ spend, NULL when spend is 0), CPA, CTR and CVR (percent), CPM, planned "
-    "spend, utilization, the vendor's pacing status, ad set name and audience attributes. "
+    "spend, utilization, the vendor's pacing status, ad set name and audience attributes "
+    "(campaign_id, campaign_name and budget_level among them; NULL where the audience file has "
+    "no such column or no row for the ad set). "
     "Revenue counts bookings with a known value; bookings_without_value says how many lack one.",
 )
 def daily_adset_metrics(

@@ -2,7 +2,8 @@
 tuned against that one, so its figures could be the generator agreeing with itself.
 
 The four CSVs follow the same raw contract (sample_data's writers: BOM, CRLF, DD/MM/YYYY, the
-vendor's vocabularies; the audience file's personas), but the world behind them is another model:
+vendor's vocabularies; the audience file's personas, without the optional campaign columns, so
+every budget is an ad set's), but the world behind them is another model:
 - response: expected booking revenue is `ceiling * (1 - exp(-spend / scale))` (exponential
   saturation, not Hill), times a conversion level that follows a random walk (a martingale, not a
   mean-reverting AR(1)): tomorrow's expected level is today's;
@@ -354,7 +355,7 @@ def write_other_world(
     with ExitStack() as stack:
         streams = {
             raw_file.file_name: stack.enter_context(
-                open_raw_csv(out_dir / raw_file.file_name, raw_file.columns)
+                open_raw_csv(out_dir / raw_file.file_name, raw_file.header_columns)
             )
             for raw_file in REQUIRED_RAW_FILES
         }

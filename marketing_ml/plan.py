@@ -70,10 +70,14 @@ def current_state_sql(daily: str, window_days: int = WINDOW_DAYS) -> str:
     current spend = the mean over its days with spend in the last 7 days of the window, the most
     it spent in a day of the window, its latest daily budget, and what it actually spent and
     earned a day over the last 28 days (beside the plan's expectations); the plan is for the
-    next day."""
+    next day. Its campaign and where its budget lives (the audience file's, carried by gold):
+    campaign_id and campaign_name NULL when unknown, budget_level `ad_set` unless the file says
+    `campaign`."""
     return f"""
 WITH spent AS (
-    SELECT date, ad_set_id, ad_set_name, daily_budget, spend, coalesce(revenue, 0) AS revenue
+    SELECT
+        date, ad_set_id, ad_set_name, daily_budget, campaign_id, campaign_name, budget_level,
+        spend, coalesce(revenue, 0) AS revenue
     FROM {daily}
     WHERE spend IS NOT NULL
 ),
@@ -85,6 +89,9 @@ SELECT
     arg_max(ad_set_name, date) AS ad_set_name,
     coalesce(avg(spend) FILTER (WHERE date > day - INTERVAL {CURRENT_DAYS} DAY), 0) AS current_spend,
     arg_max(daily_budget, date) AS daily_budget,
+    arg_max(campaign_id, date) AS campaign_id,
+    arg_max(campaign_name, date) AS campaign_name,
+    coalesce(arg_max(budget_level, date), 'ad_set') AS budget_level,
     max(spend) AS max_spend,
     avg(spend) FILTER (WHERE date > day - INTERVAL {RECENT_DAYS} DAY) AS recent_spend,
     avg(revenue) FILTER (WHERE date > day - INTERVAL {RECENT_DAYS} DAY) AS recent_revenue,

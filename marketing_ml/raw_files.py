@@ -587,7 +587,7 @@ def _profile_snapshot(path: Path, raw_file: RawFile, snapshot: _Snapshot) -> Raw
     if snapshot.size_bytes == 0:
         raise RawFileError(
             f"{path}: file is empty (0 bytes). Re-export {raw_file.file_name} with its header row "
-            f"({','.join(raw_file.columns)})."
+            f"({','.join(raw_file.header_columns)})."
         )
     previous = snapshot.extends
     if previous is not None:
@@ -658,12 +658,17 @@ def _checked_header(path: Path, raw_file: RawFile, fields: tuple[str, ...]) -> t
             f"{path}: header column(s) {', '.join(blank)} have no name. Name them or delete "
             "the empty column(s) in the export."
         )
-    missing = [column for column in raw_file.columns if column not in header]
+    missing = [column for column in raw_file.header_columns if column not in header]
     if missing:
+        optional = (
+            f" (optional: {', '.join(raw_file.optional_columns)})"
+            if raw_file.optional_columns
+            else ""
+        )
         raise RawFileError(
             f"{path}: missing required column(s) {', '.join(missing)}; the header is "
-            f"{','.join(header)!r}. Expected {','.join(raw_file.columns)}: rename or add the "
-            "column(s) in the export."
+            f"{','.join(header)!r}. Expected {','.join(raw_file.header_columns)}{optional}: "
+            "rename or add the column(s) in the export."
         )
     folded = [column.casefold() for column in header]
     duplicated = sorted({column for column in header if folded.count(column.casefold()) > 1})
@@ -709,11 +714,18 @@ def bronze_sql(profile: RawFileProfile, source: str = "") -> str:
     `source` is the file's `read_csv` unless given. `_source_line` is left NULL, to be filled
     from row ids once the rows are committed. The hashes are DuckDB's 64-bit `hash`: cleaning
     confirms rows sharing one by comparing their text. Malformed records are added after.
+    An optional column the file lacks is a column of NULLs, so every later layer sees the
+    contract's columns whichever export it was.
     """
     quoted = [quote_identifier(column) for column in profile.header]
+    absent = [
+        f"CAST(NULL AS VARCHAR) AS {quote_identifier(column)}"
+        for column in profile.raw_file.optional_columns
+        if column not in profile.header
+    ]
     return f"""
 SELECT
-    {", ".join(quoted)},
+    {", ".join(quoted + absent)},
     {sql_string(profile.path.name)} AS _source_file,
     CAST(NULL AS BIGINT) AS {BRONZE_LINE_COLUMN},
     hash({", ".join(quoted)}) AS _row_hash,

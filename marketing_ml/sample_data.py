@@ -16,6 +16,11 @@ the number of booking_completed events (Poisson) and their values (lognormal), s
 revenue of a day given its spend is exactly the curve, times a mean-one drift that is independent of
 spend; blank booking values and duplicated events (the dirt) come on top.
 
+Campaigns: each persona's ad sets are grouped into campaigns of one to four; about a third of the
+campaigns with two or more hold a campaign-level budget (`budget_level` campaign, CBO), the rest
+ad-set budgets. An ad set's daily_budget is its part of its campaign's budget, so every figure
+but the three campaign columns is what it was.
+
 Variants (`--variant`, opt-in) plant what real accounts do on top of that world, each drawn from a
 stream of its own so that the default sample is byte for byte what it was: a hidden delivery cap,
 a step in revenue per pound, budgets that never move, carry-over, a weekday effect, a yearly demand
@@ -26,7 +31,7 @@ truth a plan for the day after the data should be judged against.
 import argparse
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -294,6 +299,8 @@ class AdSets:
     booking_value_mean: np.ndarray
     frequency_mean: np.ndarray
     segment_codes: np.ndarray
+    campaigns: list[tuple[str, str, str]] = field(default_factory=list)
+    """(campaign_id, campaign_name, budget_level) per ad set, the audience file's last columns."""
 
     @property
     def count(self) -> int:
@@ -512,14 +519,45 @@ def make_curves(rng: np.random.Generator, ad_sets: AdSets) -> Curves:
     )
 
 
+CAMPAIGN_SIZES = (1, 4)
+"""Ad sets per campaign: each persona's ad sets, in id order, in campaigns of one to four."""
+CAMPAIGN_BUDGET_SHARE = 0.3
+"""Chance that a campaign of two or more ad sets has a campaign-level budget (CBO)."""
+
+
+def assign_campaigns(rng: np.random.Generator, ad_sets: AdSets) -> list[tuple[str, str, str]]:
+    """Group each persona's ad sets into campaigns; a few of those with two to four ad sets hold
+    the budget at campaign level. Drawn from a stream of its own, so nothing else changes."""
+    members: list[list[int]] = []
+    for persona in range(len(PERSONAS)):
+        ad_set_numbers = np.flatnonzero(ad_sets.persona == persona).tolist()
+        while ad_set_numbers:
+            size = int(rng.integers(CAMPAIGN_SIZES[0], CAMPAIGN_SIZES[1] + 1))
+            members.append(ad_set_numbers[:size])
+            ad_set_numbers = ad_set_numbers[size:]
+    members.sort(key=lambda numbers: numbers[0])
+    width = max(3, len(str(len(members))))
+    campaigns: list[tuple[str, str, str]] = [("", "", "")] * ad_sets.count
+    for number, numbers in enumerate(members, start=1):
+        at_campaign = len(numbers) >= 2 and rng.random() < CAMPAIGN_BUDGET_SHARE
+        level = "campaign" if at_campaign else "ad_set"
+        audience = PERSONAS[int(ad_sets.persona[numbers[0]])].audience
+        name = f"{audience}_{'CBO' if at_campaign else 'Prospecting'}_{number:0{width}d}"
+        for ad_set in numbers:
+            campaigns[ad_set] = (f"CMP_{number:0{width}d}", name, level)
+    return campaigns
+
+
 Generators = tuple[np.random.Generator, np.random.Generator, np.random.Generator]
 
 
 def make_population(seed: int, ad_sets: int) -> tuple[AdSets, Curves, Generators]:
     """The ad sets and their curves for a seed, and the generators (profile, daily, dirt) the
-    rest draws from. The curves have a stream of their own: the audience file is as before."""
-    profile_rng, daily_rng, dirt_rng, curve_rng = np.random.default_rng(seed).spawn(4)
+    rest draws from. The curves and the campaigns have a stream each: the rest is as before."""
+    generators = np.random.default_rng(seed).spawn(5)
+    profile_rng, daily_rng, dirt_rng, curve_rng, campaign_rng = generators
     population = make_ad_sets(profile_rng, ad_sets)
+    population = replace(population, campaigns=assign_campaigns(campaign_rng, population))
     curves = make_curves(curve_rng, population)
     return population, curves, (profile_rng, daily_rng, dirt_rng)
 
@@ -834,7 +872,10 @@ def write_sample_data(
     conversion_id_width = max(6, len(str(ad_sets * days * MAX_EVENTS_PER_AD_SET_DAY)))
 
     with open_raw_csv(out_dir / AUDIENCE_SEGMENTS.file_name, AUDIENCE_SEGMENTS.columns) as stream:
-        csv.writer(stream, lineterminator=NEWLINE).writerows(population.audience_rows)
+        csv.writer(stream, lineterminator=NEWLINE).writerows(
+            row + campaign
+            for row, campaign in zip(population.audience_rows, population.campaigns, strict=True)
+        )
     rows = {
         AUDIENCE_SEGMENTS.file_name: ad_sets,
         META_CAMPAIGN_PERFORMANCE.file_name: 0,

@@ -154,7 +154,9 @@ def clean_conversion_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
 
 def write_clean_raw_dir(raw_dir: Path) -> Path:
     raw_dir.mkdir(parents=True, exist_ok=True)
-    write_raw_csv(raw_dir / "audience_segments.csv", AUDIENCE_SEGMENTS.columns, AUDIENCE_ROWS)
+    write_raw_csv(
+        raw_dir / "audience_segments.csv", AUDIENCE_SEGMENTS.header_columns, AUDIENCE_ROWS
+    )
     write_raw_csv(
         raw_dir / "meta_campaign_performance.csv",
         META_CAMPAIGN_PERFORMANCE.columns,

@@ -8,6 +8,7 @@ import pytest
 
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import (
+    AUDIENCE_SEGMENTS,
     BUDGET_PACING,
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
@@ -238,3 +239,63 @@ def test_the_hidden_characters_are_the_ones_the_issue_names_and_no_visible_one()
         assert hidden(character) and is_hidden_character(character), repr(character)
     for character in [" ", "a", "_", "-", "\u00e9", "\u0416", "\U0001f600", "\u4e2d"]:
         assert not hidden(character), repr(character)
+
+
+def audience(campaign_id: str, campaign_name: str, budget_level: str, ad_set_id="AS_001"):
+    return [ad_set_id, "Premium_Travelers", "25-45", "luxury travel", "high_value", "500"] + [
+        campaign_id,
+        campaign_name,
+        budget_level,
+    ]
+
+
+def test_a_budget_level_outside_the_vocabulary_is_quarantined_naming_the_levels(tmp_path):
+    classified = classify(tmp_path, AUDIENCE_SEGMENTS, [audience("CMP_1", "Spring", "adset")])
+    rule, reason, _ = classified[2]
+    assert rule == "unknown_vocabulary"
+    assert reason == "budget_level 'adset' is not one of ad_set, campaign"
+
+
+def test_a_campaign_budget_without_its_campaign_is_quarantined_saying_so(tmp_path):
+    rows = [audience("", "Spring", "campaign"), audience("", "", "ad_set", ad_set_id="AS_002")]
+    classified = classify(tmp_path, AUDIENCE_SEGMENTS, rows)
+    rule, reason, _ = classified[2]
+    assert rule == "missing_required"
+    assert reason.startswith("campaign_id is blank where budget_level is campaign")
+    assert kept_lines(classified) == [3]
+
+
+def test_a_blank_budget_level_is_an_ad_set_budget_and_the_campaign_is_kept(tmp_path):
+    rows = [
+        audience("CMP_1", "Spring CBO", "campaign"),
+        audience("CMP_1", "Spring CBO", " ", ad_set_id="AS_002"),
+    ]
+    classified = classify(tmp_path, AUDIENCE_SEGMENTS, rows)
+    assert kept_lines(classified) == [2, 3]
+    columns = AUDIENCE_SEGMENTS.columns
+    campaign, name, level = (columns.index(c) for c in AUDIENCE_SEGMENTS.optional_columns)
+    assert [classified[line][2][level] for line in (2, 3)] == ["campaign", "ad_set"]
+    assert classified[2][2][campaign] == "CMP_1" and classified[3][2][name] == "Spring CBO"
+
+
+def test_a_campaign_id_with_a_hidden_character_is_quarantined(tmp_path):
+    classified = classify(tmp_path, AUDIENCE_SEGMENTS, [audience("CMP\u200b_1", "", "campaign")])
+    assert classified[2][0] == "invisible_character"
+    assert classified[2][1].startswith("campaign_id holds U+200B ZERO WIDTH SPACE at position 4")
+
+
+def test_an_audience_file_without_campaign_columns_reads_as_ad_set_budgets(tmp_path):
+    """The seed's header: the optional columns are blank in bronze, the level ad_set in silver."""
+    row = ["AS_001", "Premium_Travelers", "25-45", "luxury travel", "high_value", "500"]
+    path = write_raw_csv(
+        tmp_path / "audience_segments.csv", AUDIENCE_SEGMENTS.header_columns, [row]
+    )
+    connection = duckdb.connect()
+    profile = profile_raw_file(path, AUDIENCE_SEGMENTS)
+    assert profile.extra_columns == ()
+    load_bronze_table(connection, "main", "bronze_rows", profile)
+    typed = connection.execute(
+        "SELECT rule, daily_budget, campaign_id, campaign_name, budget_level "
+        f"FROM ({classified_rows_sql(AUDIENCE_SEGMENTS, 'bronze_rows')})"
+    ).fetchall()
+    assert typed == [(None, 500.0, None, None, "ad_set")]

@@ -370,7 +370,7 @@ def test_audience_interests_with_quoted_newlines_are_kept_whole(tmp_path):
         ["AS_001", "Premium", "25-45", csv_field("luxury travel,\npremium hotels"), "x", "500"],
         ["AS_002", "Budget", "28-50", csv_field("family"), "y", "300"],
     ]
-    path = write_raw_csv(tmp_path / "audience_segments.csv", AUDIENCE_SEGMENTS.columns, rows)
+    path = write_raw_csv(tmp_path / "audience_segments.csv", AUDIENCE_SEGMENTS.header_columns, rows)
     connection = load(path, AUDIENCE_SEGMENTS)
     assert connection.execute(
         "SELECT ad_set_id, target_interests, _source_line FROM bronze_rows ORDER BY ad_set_id"

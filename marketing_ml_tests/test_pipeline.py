@@ -248,7 +248,7 @@ def test_audience_file_with_a_duplicate_id_keeps_one_version(lakehouse):
         ["AS_002", "Families", "28-50", '"x"', "y", "300"],
         ["AS_003", "Seniors", "55+", '"x"', "y", "350"],
     ]
-    write_raw_csv(raw_path(lakehouse, AUDIENCE_SEGMENTS), AUDIENCE_SEGMENTS.columns, rows)
+    write_raw_csv(raw_path(lakehouse, AUDIENCE_SEGMENTS), AUDIENCE_SEGMENTS.header_columns, rows)
     result = lakehouse.materialize()
     assert result.success
     assert lakehouse.query(

@@ -15,6 +15,7 @@ from marketing_ml.contract import (
 )
 from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
 from marketing_ml_tests.conftest import (
+    AUDIENCE_ROWS,
     clean_conversion_rows,
     clean_pacing_rows,
     clean_performance_rows,
@@ -38,7 +39,7 @@ def test_zero_byte_file_asks_for_a_header(tmp_path):
 
 
 def test_file_that_is_not_utf8_names_the_line(tmp_path):
-    path = write_raw_csv(tmp_path / "audience_segments.csv", AUDIENCE_SEGMENTS.columns, [])
+    path = write_raw_csv(tmp_path / "audience_segments.csv", AUDIENCE_SEGMENTS.header_columns, [])
     path.write_bytes(path.read_bytes() + "AS_9,Caf\u00e9,25-45,x,y,5\r\n".encode("latin-1"))
     with pytest.raises(RawFileError, match=r"not UTF-8 \(byte 0xe9 .* line 2\).*Re-export"):
         profile_raw_file(path, AUDIENCE_SEGMENTS)
@@ -176,3 +177,35 @@ def test_bronze_keeps_every_record_as_it_arrived_and_silver_rebuilds_without_the
         connection.execute("DROP TABLE silver.conversion_events")
     assert lakehouse.materialize(selection="silver/conversion_events").success
     assert lakehouse.query(silver) == built and len(built) == len(rows) + 1
+
+
+def test_check_raw_says_which_optional_campaign_columns_a_file_has(tmp_path):
+    raw_dir = write_clean_raw_dir(tmp_path / "raw")
+    report, _ = check_raw_folder(raw_dir)
+    absent = "optional column(s) absent (read as blank): campaign_id, campaign_name, budget_level"
+    assert any(
+        line.startswith("OK") and "audience_segments.csv" in line and absent in line
+        for line in report
+    )
+    rows = [[*row, "CMP_1", "Spring CBO", "campaign"] for row in AUDIENCE_ROWS]
+    rows[0][-1] = "cbo"
+    write_raw_csv(raw_dir / "audience_segments.csv", AUDIENCE_SEGMENTS.columns, rows)
+    report, file_problems = check_raw_folder(raw_dir)
+    assert file_problems == 0
+    read = "optional column(s) read: campaign_id, campaign_name, budget_level"
+    assert any("audience_segments.csv" in line and read in line for line in report)
+    assert any(
+        "audience_segments.csv:2: unknown_vocabulary: budget_level 'cbo' is not one of "
+        "ad_set, campaign" in line
+        for line in report
+    )
+
+
+def test_a_missing_column_message_tells_required_from_optional(tmp_path):
+    header = [c for c in AUDIENCE_SEGMENTS.header_columns if c != "daily_budget"]
+    path = write_raw_csv(tmp_path / "audience_segments.csv", header, [])
+    with pytest.raises(RawFileError) as error:
+        profile_raw_file(path, AUDIENCE_SEGMENTS)
+    message = str(error.value)
+    assert "missing required column(s) daily_budget" in message
+    assert "(optional: campaign_id, campaign_name, budget_level)" in message

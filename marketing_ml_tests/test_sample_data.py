@@ -450,3 +450,27 @@ def test_no_value_holds_a_hidden_character(dirty_sample: Path) -> None:
         text = (dirty_sample / raw_file.file_name).read_text(encoding="utf-8-sig")
         hidden = {character for character in text if is_hidden_character(character)}
         assert hidden <= {"\r", "\n"}, (raw_file.file_name, hidden)
+
+
+def test_a_few_campaigns_hold_campaign_budgets_over_two_to_four_ad_sets(dirty_sample: Path) -> None:
+    """Every ad set has a campaign; a campaign has one level and one name; campaign-level
+    budgets (CBO) are a minority, each over 2-4 ad sets of one audience."""
+    audience = read_raw(dirty_sample, AUDIENCE_SEGMENTS.file_name)
+    assert audience.campaign_id.str.fullmatch(r"CMP_\d{3}").all()
+    assert set(audience.budget_level) == {"ad_set", "campaign"}
+    campaigns = audience.groupby("campaign_id").agg(
+        levels=("budget_level", "nunique"),
+        names=("campaign_name", "nunique"),
+        level=("budget_level", "first"),
+        ad_sets=("ad_set_id", "size"),
+    )
+    assert (campaigns.levels == 1).all() and (campaigns.names == 1).all()
+    persona = audience.campaign_name.str.rsplit("_", n=2).str[0]
+    assert all(
+        f"_{name}_" in ad_set for name, ad_set in zip(persona, audience.ad_set_name, strict=True)
+    )
+    at_campaign = campaigns[campaigns.level == "campaign"]
+    assert len(at_campaign) >= 3
+    assert at_campaign.ad_sets.between(2, 4).all()
+    assert at_campaign.ad_sets.sum() < len(audience) / 2
+    assert campaigns.ad_sets.between(1, 4).all()

@@ -49,6 +49,11 @@ HOSTILE_PERFORMANCE_ROWS = (
 )
 """Rows of the kinds the reader and every quarantine rule meet, appended to a generated file:
 where the engines' parsers differ (dates, numbers, JSON text, line numbering) a verdict moves."""
+HOSTILE_AUDIENCE_ROWS = (
+    "AS_098,Unknown level,25-34,travel,travellers,100.00,CMP_098,Spring,cbo",
+    "AS_099,Campaign budget without its campaign,25-34,travel,travellers,100.00,,Spring,campaign",
+)
+"""Audience rows breaking the campaign columns' rules (ad sets with no days: gold is unchanged)."""
 
 
 @contextmanager
@@ -82,6 +87,8 @@ def write_generated_raw(raw: Path) -> None:
         "a", encoding="utf-8", newline=""
     ) as performance:
         performance.write("".join(f"{row}\r\n" for row in HOSTILE_PERFORMANCE_ROWS))
+    with (raw / "audience_segments.csv").open("a", encoding="utf-8", newline="") as audience:
+        audience.write("".join(f"{row}\r\n" for row in HOSTILE_AUDIENCE_ROWS))
 
 
 @dataclass
@@ -134,9 +141,7 @@ def duckdb_frame(database: Path, table: str):
 def test_both_engines_build_the_whole_graph(runs: EngineRuns):
     assert runs.duckdb_run.success
     assert runs.spark_run.success
-    materialized = {
-        event.asset_key for event in runs.spark_run.get_asset_materialization_events()
-    }
+    materialized = {event.asset_key for event in runs.spark_run.get_asset_materialization_events()}
     assert materialized == {
         event.asset_key for event in runs.duckdb_run.get_asset_materialization_events()
     }
@@ -206,6 +211,27 @@ def test_the_hostile_rows_meet_their_rules_on_spark(runs: EngineRuns):
         "non_numeric",
         "invisible_character",
     } <= set(rules)
+
+
+@pytest.mark.parametrize("runs", ["generated"], indirect=True)
+def test_the_campaign_columns_meet_their_rules_on_spark(runs: EngineRuns):
+    """A budget level outside the vocabulary and a campaign budget without its campaign are
+    quarantined; every kept ad set has a level (blank would read as ad_set)."""
+    with spark_engine(runs.warehouse):
+        connection = spark_tables.connect()
+        quarantined = connection.execute(
+            "SELECT source_line, rule, reason FROM silver.quarantine "
+            "WHERE source_file = 'audience_segments.csv' ORDER BY source_line"
+        ).fetchall()
+        levels = connection.execute(
+            "SELECT budget_level, count(*) FROM silver.audience_segments GROUP BY budget_level"
+        ).fetchall()
+    assert [(rule, reason.split(" (")[0]) for _, rule, reason in quarantined] == [
+        ("unknown_vocabulary", "budget_level 'cbo' is not one of ad_set, campaign"),
+        ("missing_required", "campaign_id is blank where budget_level is campaign"),
+    ]
+    assert {level for level, _ in levels} <= {"ad_set", "campaign"}
+    assert sum(count for _, count in levels) == 12
 
 
 @pytest.mark.parametrize("runs", ["generated"], indirect=True)
