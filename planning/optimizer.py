@@ -33,6 +33,13 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from planning.campaigns import (
+    BudgetUnits,
+    ad_set_spend,
+    budget_units,
+    unit_bounds,
+    unit_curves,
+)
 from planning.claims import claim, rows_interval_around
 from planning.curves import INTERVAL, hill_marginal, hill_revenue
 from planning.delivery import CAP_ASK, CAP_BAND, SOFT_CAP_REACH, budget_buying
@@ -348,6 +355,9 @@ STATE_COLUMNS = (
     "soft_cap",
     "recent_spend",
     "recent_revenue",
+    "campaign_id",
+    "campaign_name",
+    "budget_level",
 )
 """What a plan needs of each ad set's recent days (gold.daily_adset_metrics and its delivery,
 planning.delivery.measure_delivery; or the published plan in the dashboard): the curves are
@@ -509,30 +519,48 @@ def build_plan(
     budget_today = np.where(
         np.isfinite(planned_budget) & (planned_budget > 0), planned_budget, daily_budget
     )
-    units = Units(
-        current=current,
-        vmax=v,
-        half=h,
-        shape=k,
-        lower=lower,
-        upper=upper,
-        budget=budget_today,
-        utilization=np.where(measured, utilization, np.nan),
-        soft_cap=np.where(measured, column("soft_cap"), np.nan),
-        fixed=fixed,
+    groups = budget_units(
+        frame["ad_set_id"],
+        text_column(frame, "campaign_id"),
+        text_column(frame, "budget_level"),
+        current,
+        ad_set_name=frame.get("ad_set_name"),
+        campaign_name=text_column(frame, "campaign_name"),
+        has_curve=has_curve,
+    )
+    units = units_of(
+        groups,
+        Units(
+            current=current,
+            vmax=v,
+            half=h,
+            shape=k,
+            lower=lower,
+            upper=upper,
+            budget=budget_today,
+            utilization=np.where(measured, utilization, np.nan),
+            soft_cap=np.where(measured, column("soft_cap"), np.nan),
+            fixed=fixed,
+        ),
+        has_curve,
     )
     limited = limited_plan(
         units, scenario_allocator(units, settings, goal_total), limits_of(settings)
     )
-    # Ad sets without a curve have lower == upper == current, so they are already fixed.
-    recommended = np.where(has_curve, limited.path[:, 0], current)
-    target_spend = np.where(has_curve, limited.target, current)
-    spend_path = limited.path[:, : settings.period_days]
-    if spend_path.shape[1] < settings.period_days:
+    # A campaign's spend goes to its ad sets at today's split; ad sets without a curve have
+    # lower == upper == current, so they are already fixed.
+    unit_path = limited.path[:, : settings.period_days]
+    if unit_path.shape[1] < settings.period_days:
         held_target = np.repeat(
-            target_spend[:, None], settings.period_days - spend_path.shape[1], 1
+            limited.target[:, None], settings.period_days - unit_path.shape[1], 1
         )
-        spend_path = np.column_stack([spend_path, held_target])
+        unit_path = np.column_stack([unit_path, held_target])
+    spend_path = np.column_stack([ad_set_spend(groups, day) for day in unit_path.T])
+    spend_path = np.where(has_curve[:, None], spend_path, current[:, None])
+    recommended = np.where(has_curve, ad_set_spend(groups, limited.path[:, 0]), current)
+    target_spend = np.where(has_curve, ad_set_spend(groups, limited.target), current)
+    of_unit = groups.unit_of
+    held_by = limited.held[of_unit]
     revenue_new = np.where(has_curve, hill_revenue(recommended, v, h, k), np.nan)
     marginal_now = np.where(has_curve & (current > 0), hill_marginal(current, v, h, k), np.nan)
     marginal_new = np.where(
@@ -569,7 +597,7 @@ def build_plan(
     role = np.full(n, "unchanged", dtype=object)
     role[target_spend - current > PENNY] = "recipient"
     role[target_spend - current < -PENNY] = "donor"
-    role[limited.held != ""] = "held"
+    role[held_by != ""] = "held"
     capped = (
         (role == "unchanged")
         & np.array([r is not None for r in capacity_reasons])
@@ -577,17 +605,21 @@ def build_plan(
     )
     role[capped] = "capped"
     role[fixed] = "locked"
-    new_budget = daily_budget_for(units, recommended)
-    target_budget = daily_budget_for(units, target_spend)
-    budget_today = daily_budget_for(units, current)
+    new_budget = daily_budget_for(units, limited.path[:, 0])[of_unit]
+    target_budget = daily_budget_for(units, limited.target)[of_unit]
+    budget_today = daily_budget_for(units, units.current)[of_unit]
     revenue_target = np.where(has_curve, hill_revenue(target_spend, v, h, k), np.nan)
-    unlimited_spend = np.where(has_curve, limited.unlimited, current)
-    moving = (limited.move_rank > 0) | (limited.held != "")
+    unlimited_spend = np.where(has_curve, ad_set_spend(groups, limited.unlimited), current)
+    moving = ((limited.move_rank > 0) | (limited.held != ""))[of_unit]
+    move_value, move_rank = limited.move_value[of_unit], limited.move_rank[of_unit]
 
     plan = pd.DataFrame(
         {
             "ad_set_id": frame["ad_set_id"].astype(str),
             "ad_set_name": frame.get("ad_set_name", frame["ad_set_id"]).astype(str),
+            "campaign_id": pd.Series(text_column(frame, "campaign_id"), dtype=object),
+            "campaign_name": pd.Series(text_column(frame, "campaign_name"), dtype=object),
+            "budget_level": groups.unit_levels[of_unit],
             "fit": frame.get("fit", pd.Series("own", index=frame.index)),
             "current_spend": current,
             "recommended_spend": recommended,
@@ -607,11 +639,11 @@ def build_plan(
             "budget_change_share": new_budget / budget_today - 1,
             "target_spend": target_spend,
             "target_daily_budget": target_budget,
-            "ramp_days": limited.ramp_days,
+            "ramp_days": limited.ramp_days[of_unit],
             "unlimited_spend": unlimited_spend,
-            "move_value": np.where(moving, limited.move_value, np.nan),
-            "move_rank": np.where(limited.move_rank > 0, limited.move_rank, np.nan),
-            "held_by": limited.held,
+            "move_value": np.where(moving, move_value, np.nan),
+            "move_rank": np.where(move_rank > 0, move_rank, np.nan),
+            "held_by": held_by,
             "recommended_daily_budget": np.where(
                 measured,
                 budget_buying(
@@ -650,6 +682,7 @@ def build_plan(
         reason_text(row, settings, value, has, shift, limited.max_moves)
         for row, has, shift in zip(plan.itertuples(), has_curve, shift_clauses(frame), strict=True)
     ]
+    plan["reason"] = plan["reason"] + campaign_clauses(plan, groups)
     summary = {
         "scenario": settings.scenario,
         "total_current": total_current,
@@ -716,6 +749,83 @@ def with_period(plan: pd.DataFrame, period: PeriodPlan) -> pd.DataFrame:
     columns = [column for column in ROW_COLUMNS if column != "ad_set_id"]
     return plan.drop(columns=columns, errors="ignore").assign(
         **{column: period.rows[column].to_numpy() for column in columns}
+    )
+
+
+def campaign_clauses(plan: pd.DataFrame, groups: BudgetUnits) -> pd.Series:
+    """For an ad set under a campaign budget, that the plan sets its campaign's budget (the
+    platform splits it), in one sentence ("" for the others)."""
+    members = np.bincount(groups.unit_of, weights=~groups.fixed, minlength=groups.count)
+    clauses = []
+    for row, unit in zip(plan.itertuples(), groups.unit_of, strict=True):
+        if not groups.is_campaign[unit] or row.role == "locked":
+            clauses.append("")
+            continue
+        budget = (
+            f": set the campaign's daily budget to {prose_money(row.new_daily_budget)}"
+            if np.isfinite(row.new_daily_budget) and abs(row.budget_change) > PENNY
+            else ""
+        )
+        clauses.append(
+            f" Its budget is its campaign's ({groups.unit_names[unit]}, "
+            f"{int(members[unit])} ad sets), planned as one on the sum of their curves at today's "
+            f"split{budget}."
+        )
+    return pd.Series(clauses, index=plan.index, dtype=object)
+
+
+def text_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A text column as objects (None where missing or blank; all None when absent)."""
+    if name not in frame:
+        return np.full(len(frame), None, dtype=object)
+    values = frame[name].astype(object).where(frame[name].notna(), None)
+    return np.array([v if isinstance(v, str) and v.strip() else None for v in values], object)
+
+
+def units_of(groups: BudgetUnits, ad_sets: Units, has_curve: np.ndarray) -> Units:
+    """The budget units the plan moves: each ad set on its own budget as it is, and each
+    campaign budget as one (planning.campaigns: the sum of its ad sets' curves at today's split,
+    bounded by its first ad set to reach its own bound, its budget the sum of theirs). A
+    campaign is fixed when one of its ad sets is (locked: the platform splits one budget, so
+    one ad set cannot keep its spend while the others move)."""
+    if not groups.is_campaign.any():
+        return ad_sets
+    vmax, half, shape, _ = unit_curves(
+        groups,
+        np.where(has_curve, ad_sets.vmax, np.nan),
+        np.where(has_curve, ad_sets.half, np.nan),
+        np.where(has_curve, ad_sets.shape, np.nan),
+    )
+    curved = np.isfinite(vmax)
+    lower, upper = unit_bounds(groups, ad_sets.lower, ad_sets.upper)
+    current = groups.unit_current
+    counted = ~groups.fixed
+    budget = np.bincount(
+        groups.unit_of,
+        weights=np.where(counted, np.nan_to_num(ad_sets.budget), 0.0),
+        minlength=groups.count,
+    )
+    unknown = np.bincount(
+        groups.unit_of, weights=counted & ~(ad_sets.budget > 0), minlength=groups.count
+    )
+    first = np.zeros(groups.count, dtype=int)
+    first[groups.unit_of[::-1]] = np.arange(len(groups.unit_of))[::-1]
+    campaign = groups.is_campaign
+    locked = np.bincount(groups.unit_of, weights=ad_sets.fixed & counted, minlength=groups.count)
+    fixed = np.where(campaign, (locked > 0) | ~curved | (current <= 0), ad_sets.fixed[first])
+    upper = np.where(fixed, current, np.maximum(upper, current))
+    lower = np.where(fixed, current, np.minimum(lower, upper))
+    return Units(
+        current=current,
+        vmax=np.where(curved, vmax, 0.0),
+        half=np.where(curved, half, 1.0),
+        shape=np.where(curved, shape, 1.0),
+        lower=lower,
+        upper=upper,
+        budget=np.where(campaign, np.where(unknown > 0, np.nan, budget), ad_sets.budget[first]),
+        utilization=np.where(campaign, np.nan, ad_sets.utilization[first]),
+        soft_cap=np.where(campaign, np.nan, ad_sets.soft_cap[first]),
+        fixed=fixed,
     )
 
 
@@ -1023,6 +1133,9 @@ def period_text(summary: dict) -> str:
 PLAN_COLUMNS = (
     "ad_set_id",
     "ad_set_name",
+    "campaign_id",
+    "campaign_name",
+    "budget_level",
     "fit",
     "current_spend",
     "recommended_spend",
