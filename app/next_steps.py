@@ -161,10 +161,34 @@ def _plan_ad_set(row: dict) -> dict:
         "recommended_spend": _round(row["recommended_spend"]),
         "marginal_roas": _round(row["marginal_roas_current"]),
     }
+    for name in ("current_daily_budget", "new_daily_budget", "target_daily_budget", "ramp_days"):
+        if (value := _round(row.get(name))) is not None:
+            facts[name] = value
     risk = _round(row.get("under_pacing_risk"))
     if risk is not None:
         facts["under_pacing_risk"] = risk
     return facts
+
+
+PLAN_LIMIT_FACTS = (
+    "margin",
+    "break_even_roas",
+    "profit_uplift",
+    "profit_uplift_low",
+    "profit_uplift_high",
+    "moves",
+    "ramp_days",
+    "max_daily_change",
+    "uplift_target",
+    "profit_uplift_target",
+    "period_days",
+    "period_spend",
+    "period_uplift",
+    "period_uplift_low",
+    "period_uplift_high",
+    "period_profit_uplift",
+)
+"""The plan's limits, profit and period figures its headline quotes (a day unless `period_`)."""
 
 
 def plan_facts(plan) -> dict | None:
@@ -195,6 +219,8 @@ def _plan_facts(plan) -> dict:
         "spend_recommended_per_day": _round(summary.get("total_recommended")),
         "marginal_roas": _round(summary.get("marginal_roas")),
         "unplaced_budget": _round(summary.get("unplaced_budget")),
+        **{name: _round(summary.get(name)) for name in PLAN_LIMIT_FACTS},
+        "uplift_kept_percent": _round(100 * (summary.get("uplift_kept_share") or 0), 0),
         "donor_count": int(len(donors)),
         "recipient_count": int(len(recipients)),
         "donors": [_plan_ad_set(row) for row in donors.head(PLAN_NAMED).to_dict("records")],

@@ -17,6 +17,7 @@ from app.whatif import reallocate
 from marketing_ml.sample_data import planted_curves, write_sample_data
 from marketing_ml_tests.conftest import Lakehouse, check_outcomes
 from planning import PlanSettings, allocate, build_plan, on_current_state
+from planning.campaigns import ad_set_spend, budget_units, unit_bounds, unit_curves
 from planning.curves import hill_revenue
 
 AD_SETS, DAYS = 30, 180
@@ -55,6 +56,21 @@ def true_revenue(spend: np.ndarray, truth: pd.DataFrame) -> np.ndarray:
     return hill_revenue(spend, truth["vmax"], truth["half_saturation"], truth["shape"]).to_numpy()
 
 
+def true_best(plan: pd.DataFrame, truth: pd.DataFrame, lower, upper, total: float) -> np.ndarray:
+    """The best spend per ad set on the true curves within bounds and a total, with the
+    plan's budgets: an ad set under a campaign budget moves with its campaign at today's split
+    (the one thing a buyer can set), so the best is found over the same units."""
+    groups = budget_units(
+        plan["ad_set_id"], plan["campaign_id"], plan["budget_level"], plan["current_spend"]
+    )
+    vmax, half, shape, _ = unit_curves(
+        groups, truth["vmax"], truth["half_saturation"], truth["shape"]
+    )
+    unit_lower, unit_upper = unit_bounds(groups, lower, upper)
+    best = allocate(vmax, half, shape, unit_lower, unit_upper, "same_budget", total=float(total))
+    return ad_set_spend(groups, best.spend)
+
+
 def shares(lakehouse: Lakehouse, seed: int) -> dict:
     """Uplift (true curves) of the stored plan and of the naive rule, as shares of the true
     optimum's uplift under the plan's own bounds and total."""
@@ -62,18 +78,9 @@ def shares(lakehouse: Lakehouse, seed: int) -> dict:
     summary = frame(lakehouse, "SELECT * FROM gold.budget_plan_summary").iloc[0]
     truth = planted_curves(AD_SETS, seed).set_index("ad_set_id").loc[plan["ad_set_id"]]
     current = plan["current_spend"].to_numpy()
-    lower, upper = plan["lower_bound"].to_numpy(), plan["upper_bound"].to_numpy()
-    best = allocate(
-        truth["vmax"].to_numpy(),
-        truth["half_saturation"].to_numpy(),
-        truth["shape"].to_numpy(),
-        lower,
-        upper,
-        "same_budget",
-        total=float(summary["total_goal"]),
-    )
+    best = true_best(plan, truth, plan["lower_bound"], plan["upper_bound"], summary["total_goal"])
     base = true_revenue(current, truth).sum()
-    optimum = true_revenue(best.spend, truth).sum() - base
+    optimum = true_revenue(best, truth).sum() - base
     planned = true_revenue(plan["target_spend"].to_numpy(), truth).sum() - base
 
     recent = frame(
@@ -134,16 +141,10 @@ def plain_bounds_share(lakehouse: Lakehouse, seed: int, spend: str = "target_spe
     plan = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")
     truth = planted_curves(AD_SETS, seed).set_index("ad_set_id").loc[plan["ad_set_id"]]
     current = plan["current_spend"].to_numpy()
-    best = allocate(
-        *(truth[c].to_numpy() for c in ("vmax", "half_saturation", "shape")),
-        0.5 * current,
-        1.5 * current,
-        "same_budget",
-        total=float(current.sum()),
-    )
+    best = true_best(plan, truth, 0.5 * current, 1.5 * current, current.sum())
     base = true_revenue(current, truth).sum()
     planned = true_revenue(plan[spend].to_numpy(), truth).sum() - base
-    return planned / (true_revenue(best.spend, truth).sum() - base)
+    return planned / (true_revenue(best, truth).sum() - base)
 
 
 def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
@@ -155,7 +156,11 @@ def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
     curvature poorly (even the true mean shape as the prior leaves the median near 83%). This
     pins what is reached, so a regression shows; the gap is reported on the issue. The plan
     without limits (`unlimited_spend`) is pinned so; the default limits (the fewest moves keeping
-    90% of the fitted uplift) reach 68%, 61%, 77%: 83%, 83%, 97% of it in truth."""
+    90% of the fitted uplift) reach 68%, 61%, 77%: 83%, 83%, 97% of it in truth. With a third of
+    the sample's multi-ad-set campaigns on campaign budgets (issue 22), their ad sets move
+    together at today's split, and the true best is found over the same units: 73%, 75%, 61%
+    without limits (seed 3 lower: a campaign moves no more than its pooled ad set, +10%), 61%,
+    63%, 67% with them."""
     unlimited = {
         seed: plain_bounds_share(lakehouse, seed, "unlimited_spend")
         for seed, (lakehouse, _) in built.items()
@@ -163,8 +168,8 @@ def test_plan_captures_most_of_the_true_optimum_across_seeds(built):
     limited = {seed: plain_bounds_share(lakehouse, seed) for seed, (lakehouse, _) in built.items()}
     print(f"captured without limits: {unlimited}; with the default limits: {limited}")
     captured = sorted(unlimited.values())
-    assert captured[len(captured) // 2] >= 0.74
-    assert captured[0] >= 0.70
+    assert captured[len(captured) // 2] >= 0.72
+    assert captured[0] >= 0.60
     for seed, share in limited.items():
         assert share >= 0.8 * unlimited[seed], seed
 
@@ -224,7 +229,9 @@ def test_the_dashboard_replans_from_the_served_tables(built):
     np.testing.assert_allclose(again["recommended_spend"], stored["recommended_spend"], atol=0.01)
     cheaper = build_plan(state, stored, PlanSettings(scenario="same_revenue")).summary
     assert cheaper["total_recommended"] < cheaper["total_current"]
-    assert cheaper["revenue_recommended"] >= cheaper["revenue_current"] - 0.01
+    # A campaign budget is planned on its ad sets' summed curves refitted as one (to 0.6%): the
+    # plan meets today's revenue on that fit, so it holds to a hundredth of a percent.
+    assert cheaper["revenue_recommended"] >= cheaper["revenue_current"] * (1 - 1e-4)
 
 
 def test_the_summary_headline_names_the_biggest_moves(built):

@@ -231,7 +231,7 @@ def test_the_facts_sent_to_lm_studio_carry_the_plan_and_ground_its_figures(story
     assert budget["uplift_high"] == pytest.approx(summary["uplift_high"], abs=0.01)
     assert budget["moved_per_day"] == pytest.approx(summary["cut"], abs=0.01)
     # the headline's money, written as the plan writes it, and the plan's action are grounded
-    for figure in re.findall(r"[+-]?£[\d,]+", summary["headline"]):
+    for figure in re.findall(r"[+\-−]?£[\d,]+(?:\.\d+)?[km]?", summary["headline"]):
         assert next_steps.is_grounded(figure, facts), figure
     assert next_steps.is_grounded(next_steps.plan_move_action(budget), facts)
     # a reply that gives a donor more budget or takes it from a recipient alone is replaced
@@ -269,6 +269,7 @@ def test_whatif_replans_on_scenario_bounds_locks_and_total(story_env):
         plan[["ad_set_id", "under_pacing_risk"]],
         PlanSettings(scenario="same_revenue", upper_factor=1.3),
         draws=curves.draws,
+        plan_date=curves.plan_date,
     )
     table = whatif_plan_table(app).set_index("ad_set_id").loc[plan["ad_set_id"]]
     np.testing.assert_allclose(
