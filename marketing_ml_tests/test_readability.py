@@ -106,11 +106,55 @@ def test_whatif_changes_are_signed_before_the_pound(serving):
 
 
 def test_signed_money_puts_the_sign_before_the_pound():
-    assert narrative.signed_money(5417) == "+£5,417"
-    assert narrative.signed_money(-5417) == "−£5,417"
+    assert narrative.signed_money(5417) == "+£5.42k"
+    assert narrative.signed_money(-5417) == "−£5.42k"
+    assert narrative.signed_pounds(-5417) == "−£5,417"
     assert narrative.signed_money(0.001) == "£0"
+    assert narrative.signed_pounds(0.001) == "£0"
     assert narrative.percent_change(-0.0004) is None
     assert narrative.percent_change(0.052) == "+5.2%"
+
+
+@pytest.mark.parametrize(
+    ("value", "prose", "table"),
+    [
+        (950, "£950", "£950"),
+        (12.5, "£12.50", "£12.50"),
+        (999.6, "£1.00k", "£1,000"),
+        (9_996, "£10.0k", "£9,996"),
+        (12_745, "£12.7k", "£12,745"),
+        (113_449, "£113k", "£113,449"),
+        (999_600, "£1.00m", "£999,600"),
+        (1_870_000, "£1.87m", "£1,870,000"),
+        (52_300_000, "£52.3m", "£52,300,000"),
+    ],
+)
+def test_money_has_three_significant_figures_in_prose_and_full_figures_in_tables(
+    value, prose, table
+):
+    """One money style: a sentence never mixes "+£9,689 to +£15.4k"; a table keeps every pound."""
+    assert narrative.money(value) == prose
+    assert narrative.FORMATS["money"](value) == table
+    assert narrative.signed_money(-value) == narrative.MINUS + prose
+
+
+@pytest.mark.parametrize(
+    ("change", "rise_is_good", "expected"),
+    [
+        (2_260.0, True, ("+£2.26k", "normal")),
+        (-2_260.0, True, ("-£2.26k", "normal")),
+        (-52_300.0, False, ("-£52.3k", "inverse")),
+        (400.0, None, ("+£400", "off")),
+        (0.001, True, (None, "off")),
+        (float("nan"), True, (None, "off")),
+    ],
+)
+def test_a_money_delta_has_its_arrow_from_the_sign_and_its_colour_from_the_meaning(
+    change, rise_is_good, expected
+):
+    """st.metric draws a down arrow for a leading "-" (an ASCII one: a real minus reads as a
+    rise), and a change that rounds to £0 gets no arrow at all, never "+£0.00" in green."""
+    assert narrative.money_delta(change, rise_is_good) == expected
 
 
 @pytest.fixture
