@@ -26,7 +26,18 @@ from serving_contract import DATA_QUALITY, QUARANTINE, RESPONSE_CURVE_BACKTEST
 
 DEFAULT_DAYS = 28
 """The default period: four full weeks, compared with the four weeks before."""
-FOOTER = "Generated locally with DuckDB + LM Studio | v1.0"
+VERSION = "v1.0"
+
+
+def footer_text(lm_studio_used: bool) -> str:
+    """The page's last line, true to what made it: LM Studio is named only when it wrote the
+    Next steps shown above (the report never calls it; the dashboard does when it answers)."""
+    tools = "DuckDB + LM Studio" if lm_studio_used else "DuckDB"
+    return f"Generated locally with {tools} | {VERSION}"
+
+
+FOOTER = footer_text(lm_studio_used=False)
+"""The report's footer: its Next steps are always rule-based."""
 
 STYLE = """
 body { font-family: "Source Sans Pro", Helvetica, Arial, sans-serif; color: #1F2933;

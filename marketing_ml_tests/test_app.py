@@ -28,7 +28,10 @@ from marketing_ml_tests.conftest import Lakehouse
 
 DASHBOARD = str(Path(__file__).resolve().parent.parent / "app" / "dashboard.py")
 KPI_LABELS = ["Spend", "Revenue", "Bookings", "ROAS", "CPA"]
-FOOTER = "Generated locally with DuckDB + LM Studio | v1.0"
+FOOTER = "Generated locally with DuckDB | v1.0"
+"""The footer of a page whose Next steps are rule-based (LM Studio offline, and every report)."""
+FOOTER_WITH_LM = "Generated locally with DuckDB + LM Studio | v1.0"
+"""The footer when LM Studio wrote Next steps on the page."""
 CLOSED_PORT_ENDPOINT = "http://127.0.0.1:9/v1"
 """Nothing listens on port 9: LM Studio is offline, answered at once with a refused connection."""
 _built: dict[str, Lakehouse] = {}
@@ -113,11 +116,11 @@ def serving_kpis(serving: Path, ad_set_ids: list[str], start: date, end: date) -
             [ad_set_ids, start, end],
         ).fetchone()
 
-    def money(value: float) -> str:
-        if value >= 1_000_000:
-            return f"£{value / 1_000_000:.2f}m"
-        if value >= 10_000:
-            return f"£{value / 1_000:.1f}k"
+    def money(value: float) -> str:  # three significant figures above £1,000 (£12.7k, £1.87m)
+        for unit, suffix in ((1_000_000, "m"), (1_000, "k")):
+            if value >= unit:
+                scaled = value / unit
+                return f"£{scaled:.{2 if scaled < 10 else 1 if scaled < 100 else 0}f}{suffix}"
         return f"£{value:,.0f}" if value >= 100 else f"£{value:,.2f}"
 
     return {
