@@ -637,14 +637,16 @@ def forecasts_tab(
             # red for bad news: a high risk of under-pacing is bad, a high chance of reaching
             # the ROAS target is good (green)
             "under_pacing_risk": st.column_config.ProgressColumn(
-                "Under-pacing risk, tomorrow",
+                "Risk tomorrow",
+                help="The chance the ad set under-paces tomorrow (spends well under its budget).",
                 format="%d%%",
                 min_value=0,
                 max_value=100,
                 color="auto-inverse",
             ),
             "roas_on_target_prob": st.column_config.ProgressColumn(
-                "P(ROAS ≥ target), next 7 days",
+                "On target, 7 days",
+                help="The chance the ad set's ROAS over the next 7 days reaches the target.",
                 format="%d%%",
                 min_value=0,
                 max_value=100,
@@ -924,10 +926,10 @@ PLAN_TABLE_COLUMNS = {
     "expected_revenue_recommended_low": st.column_config.NumberColumn("low", format="£%,.0f"),
     "expected_revenue_recommended_high": st.column_config.NumberColumn("high", format="£%,.0f"),
     "recent_revenue": st.column_config.NumberColumn(
-        "Actual revenue/day, last 28 days", format="£%,.0f"
+        "Revenue/day, 28d", format="£%,.0f", help="Actual revenue a day over the last 28 days."
     ),
     "recent_spend": st.column_config.NumberColumn(
-        "Actual spend/day, last 28 days", format="£%,.0f"
+        "Spend/day, 28d", format="£%,.0f", help="Actual spend a day over the last 28 days."
     ),
     "marginal_roas_current": st.column_config.NumberColumn("Marginal ROAS now", format="%.2f×"),
     "marginal_roas_recommended": st.column_config.NumberColumn(

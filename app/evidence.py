@@ -155,8 +155,8 @@ CALENDAR_NOTE = (
 DRIFT_COLUMNS = {
     "feature": ("Feature", "text"),
     "psi": ("PSI", "number"),
-    "null_share_training": ("Empty share, training", "percent"),
-    "null_share_latest": ("Empty share, latest 28 days", "percent"),
+    "null_share_training": ("Empty, training", "percent"),
+    "null_share_latest": ("Empty, latest 28d", "percent"),
 }
 
 
@@ -273,7 +273,7 @@ def curve_backtest(backtest: pd.DataFrame) -> dict:
             "Actual revenue (£)": [round(fold.actual) for fold in folds],
             "Total off by": [f"{fold.total_error:+.1%}" for fold in folds],
             "Per ad set off by": [f"{fold.ad_set_error:.1%}" for fold in folds],
-            "Actual in the 90% range": [f"{fold.coverage:.0%}" for fold in folds],
+            "In the 90% range": [f"{fold.coverage:.0%}" for fold in folds],
         }
     )
     last = backtest[backtest["cutoff"] == backtest["cutoff"].max()].copy()

@@ -328,7 +328,7 @@ def test_models_tab_shows_how_well_the_response_curves_predicted_past_weeks(app_
     assert unescape_markdown(verdict) == found["verdict"]
     assert "predicted total revenue within" in verdict and "of the 90% ranges held" in verdict
     frames = [frame.value for frame in app.get("dataframe")]
-    periods = [frame for frame in frames if "Actual in the 90% range" in frame.columns]
+    periods = [frame for frame in frames if "In the 90% range" in frame.columns]
     assert len(periods) == 1 and len(periods[0]) == 2
     per_ad_set = [frame for frame in frames if "actual_revenue" in frame.columns]
     assert len(per_ad_set) == 1

@@ -323,3 +323,24 @@ def test_the_reports_footer_does_not_name_lm_studio_which_it_never_calls(serving
     footer = re.search(r"<footer>(.*?)</footer>", build_report(serving)).group(1)
     assert footer.startswith("Generated locally with DuckDB | v1.0")
     assert "LM Studio" not in footer
+
+
+MAX_HEADER = 20
+"""Characters a table header may have: the grid sizes a column to its cells and cuts a longer
+header ("Expected r…"); a longer meaning goes in the column's help."""
+
+
+@pytest.mark.parametrize("tab", ["Overview", "Forecasts", "What-if", "Models"])
+def test_every_table_header_is_short_enough_to_be_read_whole(serving, tab):
+    index = ["Overview", "Forecasts", "Data quality", "Models", "What-if"].index(tab)
+    tables = shown_tables(render(tab).tabs[index])
+    assert tables
+    long = [
+        header(config, name)
+        for frame, config in tables
+        for name in frame.columns
+        if (config.get(name) or {}).get("hidden") is not True
+        and len(header(config, name)) > MAX_HEADER
+        and (config.get(name) or {}).get("width") != "large"
+    ]
+    assert not long, long
