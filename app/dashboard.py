@@ -50,7 +50,7 @@ from app.plan import (
     weekday_text,
 )
 from app.report import DEFAULT_DAYS, build_report, footer_text
-from app.text import csv_text, markdown_code, markdown_text
+from app.text import markdown_code, markdown_text
 from planning import PlanSettings, PlanSettingsError
 from planning.settings import LOWER_FACTOR_RANGE, MIN_TOTAL, TARGET_ROAS_RANGE, UPPER_FACTOR_RANGE
 from serving_contract import (
@@ -1165,7 +1165,7 @@ def naive_view(overview: Overview, path: str, stamp, planned: Replan | None) -> 
     )
     st.download_button(
         "Download the naive reallocation (CSV)",
-        lambda: csv_text(table[[name for name in NAIVE_COLUMNS]].round(2)),
+        lambda: whatif.plan_csv(table[list(NAIVE_COLUMNS)]),
         file_name="naive_reallocation.csv",
         mime="text/csv",
         key="whatif_csv",
