@@ -291,26 +291,6 @@ def importances(rows: list[dict], top: int = 12) -> go.Figure:
     )
 
 
-def whatif_revenue(before: float, low: float, high: float) -> go.Figure:
-    return go.Figure(
-        go.Bar(
-            x=["Now", "After, low", "After, high"],
-            y=[before, low, high],
-            marker_color=[NEUTRAL, SPEND, REVENUE],
-            text=[f"£{v:,.0f}" for v in (before, low, high)],
-            textposition="outside",
-            hovertemplate="£%{y:,.0f}<extra></extra>",
-        ),
-        _layout(
-            "Revenue: now and projected",
-            height=320,
-            yaxis={"tickprefix": "£", "tickformat": "~s", "rangemode": "tozero"},
-            hovermode="closest",
-            showlegend=False,
-        ),
-    )
-
-
 CURVE_COLOURS = ("#4C78A8", "#2E9E5B", "#F2A541", "#B279A2", "#E45756", "#72B7B2")
 
 

@@ -50,7 +50,7 @@ from app.plan import (
     unplaced_text,
     weekday_text,
 )
-from app.report import DEFAULT_DAYS, FOOTER, build_report
+from app.report import DEFAULT_DAYS, build_report, footer_text
 from app.text import markdown_code, markdown_text
 from planning import PlanSettings, PlanSettingsError
 from planning.settings import (
@@ -218,12 +218,13 @@ def not_built_page(path: Path) -> None:
     footer()
 
 
-def footer() -> None:
+def footer(steps: next_steps.NextSteps | None = None) -> None:
     """The page's last element, in a keyed container (`.st-key-page_end`): a browser probe that
-    sees it, with no script running, has the whole page."""
+    sees it, with no script running, has the whole page. It names LM Studio only when LM Studio
+    wrote the Next steps on the page (`steps`)."""
     st.divider()
     with st.container(key="page_end"):
-        st.caption(FOOTER)
+        st.caption(footer_text(steps is not None and steps.from_lm))
 
 
 def default_range(first: date, last: date) -> tuple[date, date]:
@@ -619,7 +620,8 @@ def forecasts_tab(
     for table in scored:
         if provenance := fetch("score_provenance", table):
             st.caption(
-                f"{SCORE_LABELS[table]}: model {markdown_code(provenance['model_version'])}, "
+                f"{SCORE_LABELS[table]}: model "
+                f"{markdown_text(evidence.version_text(provenance['model_version']))}, "
                 f"trained on data through {pd.Timestamp(provenance['trained_through']):%d %b %Y}; scores for "
                 f"{pd.Timestamp(provenance['scored_date']):%d %b %Y}."
             )
@@ -644,14 +646,16 @@ def forecasts_tab(
             # red for bad news: a high risk of under-pacing is bad, a high chance of reaching
             # the ROAS target is good (green)
             "under_pacing_risk": st.column_config.ProgressColumn(
-                "Under-pacing risk, tomorrow",
+                "Risk tomorrow",
+                help="The chance the ad set under-paces tomorrow (spends well under its budget).",
                 format="%d%%",
                 min_value=0,
                 max_value=100,
                 color="auto-inverse",
             ),
             "roas_on_target_prob": st.column_config.ProgressColumn(
-                "P(ROAS ≥ target), next 7 days",
+                "On target, 7 days",
+                help="The chance the ad set's ROAS over the next 7 days reaches the target.",
                 format="%d%%",
                 min_value=0,
                 max_value=100,
@@ -729,6 +733,7 @@ def drift_verdict(container, card: dict) -> None:
         icon=":material/check_circle:" if drift["passed"] else ":material/warning:",
     )
     container.caption(markdown_text(drift["note"]))
+    container.caption(markdown_text(evidence.PSI_TEXT.format(limit=evidence.DRIFT_LIMIT)))
     if len(drift["table"]):
         people_table(container, drift["table"].head(5), evidence.DRIFT_COLUMNS)
 
@@ -761,9 +766,8 @@ def models_tab(fetch, available: frozenset[str]) -> None:
             continue
         card = fetch("model_card", table)
         st.markdown(
-            f"{markdown_text(card.get('predicts') or '')}  \nVersion "
-            f"{markdown_code(card.get('model_version'))} · label {markdown_code(card.get('label'))}"
-            f" · {card.get('training_rows') or 0:,} training rows"
+            f"{markdown_text(card.get('predicts') or '')}  \n"
+            f"{markdown_text(evidence.model_intro(card))}"
         )
         so_what(narrative.model_so_what(card))
         if str(card.get("status") or "").startswith("uninformative"):
@@ -817,7 +821,7 @@ def replanned(
     that changes something else (a filter, the naive rule's sliders) does not re-plan."""
     result = replan(served_curves(path, stamp), settings)
     table = plan_table(result.ad_sets)
-    return result, table.assign(budget_change=table["budget_change"].map(narrative.signed_money))
+    return result, table.assign(budget_change=table["budget_change"].map(narrative.signed_pounds))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32, hash_funcs={PlanSettings: repr})
@@ -983,11 +987,6 @@ def plan_settings(curves: Curves) -> PlanSettings:
     )
 
 
-def ascii_signed(value: float) -> str:
-    """A money change for st.metric's delta: its arrow reads an ASCII sign."""
-    return ("-" if value < 0 else "+") + narrative.money(abs(value))
-
-
 PLAN_TABLE_COLUMNS = {
     "ad_set_id": None,
     "ad_set_name": st.column_config.TextColumn("Ad set"),
@@ -1028,10 +1027,10 @@ PLAN_TABLE_COLUMNS = {
         "Move rank", help="1 = the move worth most (expected profit a day)."
     ),
     "recent_revenue": st.column_config.NumberColumn(
-        "Actual revenue/day, last 28 days", format="£%,.0f"
+        "Revenue/day, 28d", format="£%,.0f", help="Actual revenue a day over the last 28 days."
     ),
     "recent_spend": st.column_config.NumberColumn(
-        "Actual spend/day, last 28 days", format="£%,.0f"
+        "Spend/day, 28d", format="£%,.0f", help="Actual spend a day over the last 28 days."
     ),
     "marginal_roas_current": st.column_config.NumberColumn("Marginal ROAS now", format="%.2f×"),
     "marginal_roas_recommended": st.column_config.NumberColumn(
@@ -1059,16 +1058,20 @@ PLAN_TABLE_COLUMNS = {
 
 
 def plan_tiles(result: Replan, without: int) -> None:
-    """Expected revenue and ROAS tomorrow with their 90% intervals, and the spend."""
+    """Expected revenue and ROAS tomorrow with their 90% intervals, and the spend with its
+    change: arrows and colours follow the sign and what it means (a cut is good news only when
+    the scenario is to save: "Same revenue for less"); ranges carry no arrow."""
     summary = result.summary
     scope = (
         f" Ad sets without a curve ({without}) are left out of expected revenue." if without else ""
     )
     tiles = st.columns(4)
+    uplift, uplift_color = narrative.money_delta(summary["uplift"])
     tiles[0].metric(
         "Expected revenue tomorrow",
         narrative.money(summary["revenue_recommended"]),
-        f"{ascii_signed(summary['uplift'])} a day",
+        None if uplift is None else f"{uplift} a day",
+        delta_color=uplift_color,
         border=True,
         help=f"Today's spend is expected to return {narrative.money(summary['revenue_current'])}."
         " The uplift is the plan priced on the curves' bootstrap draws, not on the fitted curves "
@@ -1080,6 +1083,7 @@ def plan_tiles(result: Replan, without: int) -> None:
         f"uplift {narrative.signed_money(summary['uplift_low'])} to "
         f"{narrative.signed_money(summary['uplift_high'])}",
         delta_color="off",
+        delta_arrow="off",
         border=True,
     )
     tiles[2].metric(
@@ -1087,15 +1091,22 @@ def plan_tiles(result: Replan, without: int) -> None:
         narrative.ratio(result.roas),
         f"range {narrative.ratio(result.roas_low)}–{narrative.ratio(result.roas_high)}",
         delta_color="off",
+        delta_arrow="off",
         border=True,
+    )
+    saving = summary.get("scenario") == "same_revenue"
+    spend_change, spend_color = narrative.money_delta(
+        summary["total_recommended"] - summary["total_current"], False if saving else None
     )
     tiles[3].metric(
         "Spend, recommended",
         narrative.money(summary["total_recommended"]),
-        f"marginal ROAS {narrative.ratio(summary['marginal_roas'])}",
-        delta_color="off",
+        None if spend_change is None else f"{spend_change} a day",
+        delta_color=spend_color,
         border=True,
-        help="The marginal ROAS every ad set that is not at a bound is brought to.",
+        help=f"Today's spend: {narrative.money(summary['total_current'])} a day. Every ad set "
+        "that is not at a bound is brought to a marginal ROAS of "
+        f"{narrative.ratio(summary['marginal_roas'])}.",
     )
 
 
@@ -1197,16 +1208,31 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
     return result
 
 
+NAIVE_COLUMNS = {
+    "ad_set_id": None,
+    "ad_set_name": st.column_config.TextColumn("Ad set"),
+    "group": st.column_config.TextColumn("Naive rule"),
+    "roas": st.column_config.NumberColumn("ROAS", format="%.2f×", help="Over the period shown."),
+    "spend": st.column_config.NumberColumn("Spend/day", format="£%,.0f", help="Today, a day."),
+    "new_spend": st.column_config.NumberColumn("New/day", format="£%,.0f"),
+    "spend_change": st.column_config.TextColumn("Change/day"),
+    "revenue_change": st.column_config.TextColumn(
+        "Revenue/day", help="Expected change in revenue a day, on the plan's curves."
+    ),
+}
+
+
 def naive_view(overview: Overview, path: str, stamp, planned: Replan | None) -> None:
-    """The old linear quartile rule, labelled naive, valued with the plan's curves."""
+    """The old linear quartile rule, labelled naive: who gives and who receives comes from the
+    period on screen; it is valued once, a day, on the plan's curves and draws."""
     st.subheader("Naive rule, for comparison")
     st.caption(
-        "Moves a share of the lowest-ROAS quarter's spend to the highest-ROAS quarter in the "
-        "selected period, as if every pound returned its ad set's average ROAS: no diminishing "
-        "returns, no bounds, no delivery capacity."
+        "Moves a share of the lowest-ROAS quarter's spend to the highest-ROAS quarter (by ROAS "
+        "in the selected period), as if every pound returned its ad set's average ROAS: no "
+        "diminishing returns, no bounds, no delivery capacity. Valued here a day, on the same "
+        "curves as the plan."
     )
-    left, right = st.columns(2)
-    share = left.slider(
+    share = st.slider(
         "Share of bottom-quartile budget to move",
         0.0,
         0.5,
@@ -1215,19 +1241,28 @@ def naive_view(overview: Overview, path: str, stamp, planned: Replan | None) -> 
         key="whatif_share",
         format="percent",
     )
-    elasticity = right.slider(
-        "Revenue elasticity to spend (range)",
-        0.1,
-        1.0,
-        (0.5, 0.8),
-        0.05,
-        key="whatif_elasticity",
-        help="1.0 keeps each ad set's ROAS as it is; lower values mean diminishing returns.",
-    )
-    naive = whatif.reallocate(overview.by_ad_set, share, elasticity)
+    naive = whatif.reallocate(overview.by_ad_set, share, (1.0, 1.0))
     valued = naive_valued(path, stamp, overview.filters, share, naive.plan)
-    if planned is not None and valued is not None and valued.valued:
-        compare = st.columns(2)
+    if valued is None or not valued.valued:
+        st.info(
+            "The naive rule cannot be valued: none of the ad sets it moves has a response curve.",
+            icon=":material/hourglass_empty:",
+        )
+        return
+    plan_uplift = planned.summary["uplift"] if planned is not None else None
+    so_what(
+        narrative.naive_so_what(
+            valued.moved,
+            len(valued.donors),
+            len(valued.recipients),
+            valued.uplift,
+            valued.low,
+            valued.high,
+            plan_uplift,
+        )
+    )
+    compare = st.columns(2)
+    if planned is not None:
         summary = planned.summary
         compare[0].metric(
             "Plan: expected uplift",
@@ -1235,74 +1270,42 @@ def naive_view(overview: Overview, path: str, stamp, planned: Replan | None) -> 
             f"range {narrative.signed_money(summary['uplift_low'])} to "
             f"{narrative.signed_money(summary['uplift_high'])}",
             delta_color="off",
+            delta_arrow="off",
             border=True,
         )
-        compare[1].metric(
-            "Naive rule: expected uplift (same curves)",
-            f"{narrative.signed_money(valued.uplift)} a day",
-            f"range {narrative.signed_money(valued.low)} to {narrative.signed_money(valued.high)}",
-            delta_color="off",
-            border=True,
-            help=f"Tomorrow's spend moved as the naive rule moves the period's "
-            f"({narrative.money(valued.moved)} a day), valued with the fitted curves"
-            + (
-                f"; {narrative.plural(valued.unvalued, 'ad set')} without a curve left out"
-                if valued.unvalued
-                else ""
-            )
-            + ".",
-        )
-    donors = int((naive.plan["group"] == "gives budget").sum())
-    recipients = int((naive.plan["group"] == "receives budget").sum())
-    so_what(
-        narrative.whatif_so_what(
-            naive.moved,
-            share,
-            donors,
-            recipients,
-            naive.revenue_before,
-            naive.revenue_low,
-            naive.revenue_high,
-            naive.spend,
-            elasticity,
-        )
-    )
-    columns = st.columns(3)
-    columns[0].metric("Budget moved", narrative.money(naive.moved), border=True)
-    columns[1].metric(
-        "Revenue after",
-        f"{narrative.money(naive.revenue_low)}–{narrative.money(naive.revenue_high)}",
-        f"now {narrative.money(naive.revenue_before)}",
+    compare[1].metric(
+        "Naive rule: expected uplift (same curves)",
+        f"{narrative.signed_money(valued.uplift)} a day",
+        f"range {narrative.signed_money(valued.low)} to {narrative.signed_money(valued.high)}",
         delta_color="off",
+        delta_arrow="off",
         border=True,
+        help=f"Tomorrow's spend moved as the naive rule moves the period's "
+        f"({narrative.money(valued.moved)} a day), valued with the plan's curves"
+        + (
+            f"; {narrative.plural(valued.unvalued, 'ad set')} without a curve left out"
+            if valued.unvalued
+            else ""
+        )
+        + ".",
     )
-    columns[2].metric(
-        "ROAS after",
-        f"{narrative.ratio(naive.roas_low)}–{narrative.ratio(naive.roas_high)}",
-        f"now {narrative.ratio(naive.roas_before)}",
-        delta_color="off",
-        border=True,
+    names = naive.plan.set_index("ad_set_id")
+    table = valued.per_day.assign(
+        ad_set_name=valued.per_day["ad_set_id"].map(names["ad_set_name"]),
+        roas=valued.per_day["ad_set_id"].map(names["roas"]),
     )
-    st.plotly_chart(
-        charts.whatif_revenue(naive.revenue_before, naive.revenue_low, naive.revenue_high),
-        config=PLOTLY_CONFIG,
-    )
+    table = table.sort_values("roas", ascending=False)
     st.dataframe(  # a signed change reads +£5,417 / −£5,417 (a printf format gives £+5,417)
-        naive.plan.assign(spend_change=naive.plan["spend_change"].map(narrative.signed_money)),
+        table.assign(
+            spend_change=table["spend_change"].map(narrative.signed_pounds),
+            revenue_change=table["revenue_change"].map(narrative.signed_pounds),
+        )[list(NAIVE_COLUMNS)],
         hide_index=True,
-        column_config={
-            "ad_set_id": None,
-            **AD_SET_COLUMNS,
-            "group": st.column_config.TextColumn("Naive rule"),
-            "new_spend": st.column_config.NumberColumn("New spend", format="£%,.0f"),
-            "spend_change": st.column_config.TextColumn("Change"),
-            "revenue_low": st.column_config.NumberColumn("Revenue, low", format="£%,.0f"),
-            "revenue_high": st.column_config.NumberColumn("Revenue, high", format="£%,.0f"),
-        },
+        column_config=NAIVE_COLUMNS,
     )
     st.download_button(
         "Download the naive reallocation (CSV)",
-        lambda: whatif.plan_csv(naive),
+        lambda: whatif.plan_csv(table[list(NAIVE_COLUMNS)]),
         file_name="naive_reallocation.csv",
         mime="text/csv",
         key="whatif_csv",
@@ -1373,7 +1376,32 @@ def next_steps_panel(container, overview: Overview) -> next_steps.NextSteps:
     return result
 
 
-def presenter_view(overview: Overview, fetch) -> None:
+NARROW = 768
+# The page's own CSS. Metric tiles wrap their label, value and delta instead of cutting them
+# with "…" ("£589k–£6…"), and their value shrinks with the window. Below NARROW px Streamlit
+# collapses the sidebar: Next steps then show in the main column under the headline and their
+# sidebar copy is hidden (the other way round above it).
+PAGE_STYLE = f"""<style>
+[data-testid="stMetric"] .stMarkdownEllipsis {{
+  white-space: normal; overflow: visible; text-overflow: clip; overflow-wrap: anywhere; }}
+[data-testid="stMetricValue"] {{ font-size: clamp(1.5rem, 2.2vw, 2.25rem); }}
+@media (max-width: {NARROW}px) {{ .st-key-next_steps_wide {{ display: none; }} }}
+@media (min-width: {NARROW + 1}px) {{ .st-key-next_steps_narrow {{ display: none; }} }}
+</style>"""
+
+
+def page_style() -> None:
+    st.html(PAGE_STYLE)
+
+
+def next_steps_places() -> tuple:
+    """Where Next steps go: the main column's place (under the headline, `.st-key-next_steps_
+    narrow`) for a phone, whose sidebar is collapsed, and the sidebar's for a wider screen; CSS
+    (PAGE_STYLE) shows one of the two."""
+    return st.container(key="next_steps_narrow"), st.sidebar.container(key="next_steps_wide")
+
+
+def presenter_view(overview: Overview, fetch) -> next_steps.NextSteps:
     """Headline numbers and the key charts with their "so what": nothing to click, no tables."""
     st.markdown(
         "<style>[data-testid='stToolbar'], [data-testid='stHeader'] {display: none;}</style>",
@@ -1384,7 +1412,7 @@ def presenter_view(overview: Overview, fetch) -> None:
     spend_revenue_chart(overview)
     roas_chart(overview, fetch)
     pacing_chart(overview)
-    next_steps_panel(st.container(), overview)
+    return next_steps_panel(st.container(), overview)
 
 
 def plan_headline(overview: Overview) -> None:
@@ -1430,6 +1458,7 @@ def main() -> None:
         return load(name, str(path), stamp, *arguments)
 
     freeze_startup_objects()
+    page_style()
     serving = serving_file(str(path), stamp) if stamp else Serving(frozenset())
     available, ad_sets, published = serving.tables, serving.ad_sets, serving.plan
     if ad_sets is None or serving.bounds is None:
@@ -1443,12 +1472,13 @@ def main() -> None:
         filters = current_filters(first, last)
     else:
         filters = sidebar_filters(ad_sets, first, last)
-    steps_container = st.sidebar.container()
     overview = overview_for(path, stamp, filters, serving)
+    steps = None
     if presenter:
-        presenter_view(overview, fetch)
+        steps = presenter_view(overview, fetch)
     else:
         title(overview)
+        narrow_steps, wide_steps = next_steps_places()
         bodies = {
             "Overview": lambda: overview_tab(overview, fetch, groups),
             "Forecasts": lambda: forecasts_tab(
@@ -1478,8 +1508,9 @@ def main() -> None:
             icon=":material/description:",
             width="stretch",
         )
-        next_steps_panel(steps_container, overview)
-    footer()
+        steps = next_steps_panel(narrow_steps, overview)
+        next_steps_panel(wide_steps, overview)
+    footer(steps)
 
 
 main()

@@ -28,6 +28,46 @@ GLOSSARY = (
 """The jargon in the Models tab, said once in words (the rule is the model's own heuristic)."""
 
 
+LABELS = {
+    "label_under_pacing_next": "whether the ad set under-paced the next day (the vendor's "
+    "pacing status), yes or no per ad set and day",
+    "label_roas_on_target_next7d": "whether the ad set's ROAS over the next 7 days reached the "
+    "ROAS target, yes or no per ad set and day",
+}
+"""What each model learns from, in words instead of its column name."""
+PSI_TEXT = (
+    "PSI (population stability index): how far a feature's values in the latest 28 days have "
+    "moved from those the model was trained on; under 0.1 is stable, above {limit} is drift."
+)
+VERSION_SHOWN = 7
+"""Characters of a model version shown: enough to tell two fits apart."""
+
+
+def label_text(label: str | None) -> str:
+    """A model's label in words (an unknown one: its name without the `label_` prefix)."""
+    if not label:
+        return "n/a"
+    return LABELS.get(label, label.removeprefix("label_").replace("_", " "))
+
+
+def version_text(version: str | None) -> str:
+    """A model version (a hash of the fit) shortened, with what it is."""
+    if not version:
+        return "no version recorded"
+    return (
+        f"version {str(version)[:VERSION_SHOWN]} (an id of this fit; each retrain gets a new one)"
+    )
+
+
+def model_intro(card: dict) -> str:
+    """The line under a model's title: what it learns from and which fit it is, in words."""
+    rows = card.get("training_rows") or 0
+    return (
+        f"Learns from {label_text(card.get('label'))}. Model {version_text(card.get('model_version'))}"
+        f", trained on {rows:,} rows."
+    )
+
+
 def _day(value) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%d %b %Y}"
 
@@ -115,8 +155,8 @@ CALENDAR_NOTE = (
 DRIFT_COLUMNS = {
     "feature": ("Feature", "text"),
     "psi": ("PSI", "number"),
-    "null_share_training": ("Empty share, training", "percent"),
-    "null_share_latest": ("Empty share, latest 28 days", "percent"),
+    "null_share_training": ("Empty, training", "percent"),
+    "null_share_latest": ("Empty, latest 28d", "percent"),
 }
 
 
@@ -233,7 +273,7 @@ def curve_backtest(backtest: pd.DataFrame) -> dict:
             "Actual revenue (£)": [round(fold.actual) for fold in folds],
             "Total off by": [f"{fold.total_error:+.1%}" for fold in folds],
             "Per ad set off by": [f"{fold.ad_set_error:.1%}" for fold in folds],
-            "Actual in the 90% range": [f"{fold.coverage:.0%}" for fold in folds],
+            "In the 90% range": [f"{fold.coverage:.0%}" for fold in folds],
         }
     )
     last = backtest[backtest["cutoff"] == backtest["cutoff"].max()].copy()

@@ -9,15 +9,31 @@ from planning.optimizer import probability_text
 
 
 def money(value: float | None) -> str:
-    """£ with k/m suffixes above ten thousand, the way a marketer reads a slide."""
+    """£ the way a marketer reads a slide, the one money style of every sentence: whole pounds
+    up to £999 (pence below £100), then three significant figures with k or m (£12.7k,
+    £1.87m). Tables show full figures."""
     if value is None or pd.isna(value):
         return "n/a"
     sign = "-" if value < 0 else ""
     value = abs(value)
-    if value >= 1_000_000:
-        return f"{sign}£{value / 1_000_000:.2f}m"
-    if value >= 10_000:
-        return f"{sign}£{value / 1_000:.1f}k"
+    if round(value) < 1_000:
+        return f"{sign}£{value:,.0f}" if value >= 100 else f"{sign}£{value:,.2f}"
+    for unit, suffix in ((1_000_000_000, "bn"), (1_000_000, "m"), (1_000, "k")):
+        if value >= unit * 0.9995 or unit == 1_000:
+            scaled = value / unit
+            digits = 2 if scaled < 9.995 else 1 if scaled < 99.95 else 0
+            text = f"{scaled:,.{digits}f}"
+            if float(text.replace(",", "")) < 1_000 or suffix == "bn":
+                return f"{sign}£{text}{suffix}"
+    return f"{sign}£{value:,.0f}"
+
+
+def pounds(value: float | None) -> str:
+    """£ in full, for a table's cell: £12,745 (pence below £100)."""
+    if value is None or pd.isna(value):
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
     return f"{sign}£{value:,.0f}" if value >= 100 else f"{sign}£{value:,.2f}"
 
 
@@ -43,15 +59,37 @@ MINUS = "\u2212"
 """The minus sign of a signed figure in text: `−£5,417` (a hyphen is too short to read)."""
 
 
-def signed_money(value: float | None) -> str:
-    """A change in pounds with its sign before the £: `+£5,417`, `−£5,417`, never `£+5,417`;
-    `£0` when it rounds to nothing."""
+def _signed(value: float | None, shown) -> str:
     if value is None or pd.isna(value):
         return "n/a"
-    shown = money(abs(value))
-    if shown in ("£0", "£0.00"):
+    text = shown(abs(value))
+    if text in ("£0", "£0.00"):
         return "£0"
-    return ("+" if value > 0 else MINUS) + shown
+    return ("+" if value > 0 else MINUS) + text
+
+
+def signed_money(value: float | None) -> str:
+    """A change in pounds in a sentence, its sign before the £: `+£5.42k`, `−£950`, never
+    `£+5.42k`; `£0` when it rounds to nothing."""
+    return _signed(value, money)
+
+
+def signed_pounds(value: float | None) -> str:
+    """A change in pounds in a table's cell, in full: `+£5,417`, `−£5,417`; `£0` when it rounds
+    to nothing."""
+    return _signed(value, pounds)
+
+
+def money_delta(value: float | None, rise_is_good: bool | None = True) -> tuple[str | None, str]:
+    """A money change as st.metric's (delta, delta_color): the arrow from its sign (an ASCII
+    "-", which st.metric reads as a fall), the colour from what that sign means here (a spend
+    cut is good news when the plan saves: `rise_is_good=False`; None: grey). No delta, so no
+    arrow and no "+£0.00" in green, when it rounds to £0."""
+    shown = signed_money(value)
+    if shown in ("n/a", "£0"):
+        return None, "off"
+    color = "off" if rise_is_good is None else "normal" if rise_is_good else "inverse"
+    return shown.replace(MINUS, "-"), color
 
 
 def percent_change(change_: float | None, digits: int = 1) -> str | None:
@@ -67,8 +105,8 @@ def percent_change(change_: float | None, digits: int = 1) -> str | None:
 
 
 FORMATS = {
-    "money": lambda value: money(value),
-    "signed_money": lambda value: signed_money(value),
+    "money": lambda value: pounds(value),
+    "signed_money": lambda value: signed_pounds(value),
     "ratio": lambda value: ratio(value),
     "percent": lambda value: percent(value),
     "count": lambda value: "n/a" if value is None or pd.isna(value) else count(value),
@@ -78,8 +116,8 @@ FORMATS = {
         "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
     ),
 }
-"""Every kind of figure the product shows, formatted one way for the dashboard, the presenter
-view and the report alike."""
+"""Every kind of figure a table shows, formatted one way for the dashboard, the presenter view
+and the report alike: money in full (£12,745), as tables show it; sentences use `money`."""
 
 
 def for_people(frame: pd.DataFrame, columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
@@ -452,23 +490,24 @@ def group_so_what(groups: pd.DataFrame, noun: str, target: float) -> str:
     )
 
 
-def whatif_so_what(
+def naive_so_what(
     moved: float,
-    share: float,
     donors: int,
     recipients: int,
-    before: float,
+    uplift: float,
     low: float,
     high: float,
-    spend: float,
-    elasticity: tuple[float, float],
+    plan_uplift: float | None,
 ) -> str:
+    """The naive rule's one valuation, a day, on the plan's curves, beside the plan's uplift."""
     if moved <= 0 or not recipients:
         return "Nothing to move: the selection needs at least two ad sets with spend."
-    return (
-        f"Moving {money(moved)} ({percent(share)} of the spend of the "
-        f"{plural(donors, 'lowest-ROAS ad set')}) to the {plural(recipients, 'highest-ROAS ad set')}"
-        f" takes revenue from {money(before)} to {money(low)}–{money(high)} (ROAS "
-        f"{ratio(before / spend)} → {ratio(low / spend)}–{ratio(high / spend)}) at an elasticity "
-        f"of {elasticity[0]:.2f}–{elasticity[1]:.2f}, with total spend unchanged."
+    text = (
+        f"The naive rule moves {money(moved)} a day from the "
+        f"{plural(donors, 'lowest-ROAS ad set')} to the {plural(recipients, 'highest-ROAS ad set')}"
+        f": {signed_money(uplift)} expected revenue a day on the plan's curves (90% range "
+        f"{signed_money(low)} to {signed_money(high)})"
     )
+    if plan_uplift is None:
+        return text + "."
+    return text + f", against {signed_money(plan_uplift)} a day for the plan."

@@ -359,6 +359,9 @@ class NaiveValue:
     unvalued: int
     recipients: tuple[str, ...]
     donors: tuple[str, ...]
+    per_day: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per ad set, a day: `ad_set_id`, `group`, `spend` (tomorrow's current spend), `new_spend`,
+    `spend_change`, `revenue_change` (on the fitted curves; NaN without a curve)."""
 
 
 def naive_value(curves: Curves, naive_plan: pd.DataFrame) -> NaiveValue | None:
@@ -404,6 +407,16 @@ def naive_value(curves: Curves, naive_plan: pd.DataFrame) -> NaiveValue | None:
         unvalued=int((moved & ~has).sum()),
         recipients=tuple(naive_ids[groups == "receives budget"]),
         donors=tuple(naive_ids[groups == "gives budget"]),
+        per_day=pd.DataFrame(
+            {
+                "ad_set_id": naive_ids,
+                "group": groups,
+                "spend": current,
+                "new_spend": new,
+                "spend_change": new - current,
+                "revenue_change": np.where(has, gain, np.nan),
+            }
+        ),
     )
 
 

@@ -27,7 +27,18 @@ from serving_contract import DATA_QUALITY, QUARANTINE, RESPONSE_CURVE_BACKTEST
 
 DEFAULT_DAYS = 28
 """The default period: four full weeks, compared with the four weeks before."""
-FOOTER = "Generated locally with DuckDB + LM Studio | v1.0"
+VERSION = "v1.0"
+
+
+def footer_text(lm_studio_used: bool) -> str:
+    """The page's last line, true to what made it: LM Studio is named only when it wrote the
+    Next steps shown above (the report never calls it; the dashboard does when it answers)."""
+    tools = "DuckDB + LM Studio" if lm_studio_used else "DuckDB"
+    return f"Generated locally with {tools} | {VERSION}"
+
+
+FOOTER = footer_text(lm_studio_used=False)
+"""The report's footer: its Next steps are always rule-based."""
 
 STYLE = """
 body { font-family: "Source Sans Pro", Helvetica, Arial, sans-serif; color: #1F2933;
@@ -47,6 +58,16 @@ table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-size: 0.92rem; }
 th, td { border-bottom: 1px solid #E4E7EB; padding: 0.3rem 0.7rem; text-align: left; }
 footer { margin-top: 3rem; color: #616E7C; font-size: 0.85rem; border-top: 1px solid #E4E7EB;
          padding-top: 0.8rem; }
+body { overflow-wrap: anywhere; }
+@media (max-width: 640px) {
+  body { padding: 0 0.8rem; }
+  table, thead, tbody, tr, th, td { display: block; }
+  thead { position: absolute; left: -9999px; }
+  tr { border: 1px solid #E4E7EB; border-radius: 8px; margin-bottom: 0.6rem; padding: 0.3rem 0; }
+  td { border: none; padding: 0.15rem 0.7rem; }
+  td::before { content: attr(data-label) ": "; color: #616E7C; }
+  .tile { min-width: 120px; }
+}
 """
 
 
@@ -75,8 +96,34 @@ def _p(text: str, css: str = "") -> str:
     return f'<p class="{css}">{html.escape(text)}</p>'
 
 
+def _cell(value) -> str:
+    """A table cell's text: n/a for a missing value, floats to three decimals (the tables'
+    money and ratios arrive as text from narrative.for_people), a midnight timestamp as its day."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "n/a"
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return f"{value:%Y-%m-%d}"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    return str(value)
+
+
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, na_rep="n/a", float_format=lambda v: f"{v:,.3f}")
+    """A table whose cells carry their column's header (`data-label`), so that on a phone each
+    row becomes a card of "header: value" lines (STYLE's media query) instead of a table wider
+    than the screen. Headers and cells are escaped (names are data)."""
+    headers = [html.escape(str(column)) for column in frame.columns]
+    head = "".join(f"<th>{header}</th>" for header in headers)
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td data-label="{header}">{html.escape(_cell(value))}</td>'
+            for header, value in zip(headers, row, strict=True)
+        )
+        + "</tr>"
+        for row in frame.itertuples(index=False, name=None)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 AD_SET_TABLE = {
@@ -164,6 +211,7 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Marketing performance report</title>"
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )

@@ -97,7 +97,8 @@ def reallocate(
     )
 
 
-def plan_csv(reallocation: Reallocation) -> str:
-    """The plan as a CSV a media buyer can load into a spreadsheet, money rounded to pence; a
-    name a spreadsheet would run as a formula is written as text (`app.text.csv_text`)."""
-    return csv_text(reallocation.plan.round(2))
+def plan_csv(plan: pd.DataFrame) -> str:
+    """A reallocation's rows as a CSV a media buyer can load into a spreadsheet, money rounded
+    to pence; a name a spreadsheet would run as a formula is written as text
+    (`app.text.csv_text`)."""
+    return csv_text(plan.round(2))

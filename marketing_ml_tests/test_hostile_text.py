@@ -249,7 +249,7 @@ def test_whatif_csv_neutralises_formulas_and_keeps_numbers(hostile_app):
     serving, names = hostile_app
     overview = load_overview(queries.fetcher(serving), default_filters(serving))
     plan = whatif.reallocate(overview.by_ad_set, 0.3, (0.5, 0.8))
-    exported = whatif.plan_csv(plan)
+    exported = whatif.plan_csv(plan.plan)
     rows = list(csv.DictReader(io.StringIO(exported)))
     by_id = {row["ad_set_id"]: row for row in rows}
     for ad_set_id, name in names.items():
