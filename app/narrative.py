@@ -5,27 +5,16 @@ Pure functions over small frames, so each sentence is unit-tested against the fi
 
 import pandas as pd
 
+from planning.money import prose_money
 from planning.optimizer import probability_text
 
 
 def money(value: float | None) -> str:
-    """£ the way a marketer reads a slide, the one money style of every sentence: whole pounds
-    up to £999 (pence below £100), then three significant figures with k or m (£12.7k,
-    £1.87m). Tables show full figures."""
+    """£ the way a marketer reads a slide, the one money style of every sentence (the plan's
+    headline too: planning.money): £5.42, £950, £12.7k, £1.87m. Tables show full figures."""
     if value is None or pd.isna(value):
         return "n/a"
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    if round(value) < 1_000:
-        return f"{sign}£{value:,.0f}" if value >= 100 else f"{sign}£{value:,.2f}"
-    for unit, suffix in ((1_000_000_000, "bn"), (1_000_000, "m"), (1_000, "k")):
-        if value >= unit * 0.9995 or unit == 1_000:
-            scaled = value / unit
-            digits = 2 if scaled < 9.995 else 1 if scaled < 99.95 else 0
-            text = f"{scaled:,.{digits}f}"
-            if float(text.replace(",", "")) < 1_000 or suffix == "bn":
-                return f"{sign}£{text}{suffix}"
-    return f"{sign}£{value:,.0f}"
+    return ("-" if value < 0 else "") + prose_money(value)
 
 
 def pounds(value: float | None) -> str:

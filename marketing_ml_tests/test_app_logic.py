@@ -102,7 +102,7 @@ def test_roas_so_what_names_the_worst_ad_set_and_the_revenue_gap():
     text = narrative.roas_so_what(ad_sets([2.0, 3.0, 5.0, 6.0]), target=4.0)
     assert text.startswith("2 of 4 ad sets are below the 4.00× target, holding 50% of spend")
     assert "Set 0 at 2.00× (2.00× short)" in text
-    assert "£3.00k more revenue" in text
+    assert "£3k more revenue" in text
 
 
 def test_roas_so_what_when_every_ad_set_meets_the_target():
@@ -155,7 +155,7 @@ def test_whatif_range_widens_with_the_elasticity_range():
     point = whatif.reallocate(frame, 0.3, (0.7, 0.7))
     ranged = whatif.reallocate(frame, 0.3, (0.4, 1.0))
     assert ranged.revenue_low < point.revenue_low == point.revenue_high < ranged.revenue_high
-    csv = whatif.plan_csv(ranged)
+    csv = whatif.plan_csv(ranged.plan)
     assert csv.splitlines()[0].startswith("ad_set_id,ad_set_name,group,roas,spend,new_spend")
 
 

@@ -5,8 +5,10 @@ MINUS = "−"
 
 
 def prose_money(value: float) -> str:
-    """An amount's size in prose: £950, £12.7k, £1.87m."""
+    """An amount's size in prose: £5.42 (pence below £100), £950, £12.7k, £1.87m."""
     size = abs(float(value))
+    if size < 99.995:
+        return f"£{size:,.2f}"
     if size < 999.5:
         return f"£{size:,.0f}"
     for scale, unit in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
@@ -20,4 +22,7 @@ def prose_money(value: float) -> str:
 
 def signed_prose_money(value: float) -> str:
     """+£12.7k, −£3.2k, +£0 (a real minus; zero has a plus)."""
-    return f"{MINUS if value < 0 and prose_money(value) != '£0' else '+'}{prose_money(value)}"
+    shown = prose_money(value)
+    if shown in ("£0", "£0.00"):
+        return "£0"
+    return f"{MINUS if value < 0 else '+'}{shown}"
