@@ -1394,13 +1394,6 @@ def page_style() -> None:
     st.html(PAGE_STYLE)
 
 
-def next_steps_places() -> tuple:
-    """Where Next steps go: the main column's place (under the headline, `.st-key-next_steps_
-    narrow`) for a phone, whose sidebar is collapsed, and the sidebar's for a wider screen; CSS
-    (PAGE_STYLE) shows one of the two."""
-    return st.container(key="next_steps_narrow"), st.sidebar.container(key="next_steps_wide")
-
-
 def presenter_view(overview: Overview, fetch) -> next_steps.NextSteps:
     """Headline numbers and the key charts with their "so what": nothing to click, no tables."""
     st.markdown(
@@ -1437,16 +1430,22 @@ def freshness_panel(overview: Overview) -> None:
             st.caption(markdown_text(line))
 
 
-def title(overview: Overview) -> None:
+def title(overview: Overview):
+    """The title, the plan's headline, then the place of Next steps on a phone (a keyed
+    container, `.st-key-next_steps_narrow`: the sidebar, where a wider screen shows them, is
+    collapsed on a phone; PAGE_STYLE shows one of the two), the data's freshness and the
+    period on screen. Returns the phone's place."""
     filters = overview.filters
     st.title("Marketing performance")
     plan_headline(overview)
+    narrow_steps = st.container(key="next_steps_narrow")
     freshness_panel(overview)
     st.markdown(
         f"**{filters.start:%d %b %Y} – {filters.end:%d %b %Y}** · "
         f"{overview.scope} · ROAS target "
         f"{narrative.ratio(filters.roas_target)}  \n{markdown_text(overview.headline)}"
     )
+    return narrow_steps
 
 
 def main() -> None:
@@ -1477,8 +1476,8 @@ def main() -> None:
     if presenter:
         steps = presenter_view(overview, fetch)
     else:
-        title(overview)
-        narrow_steps, wide_steps = next_steps_places()
+        narrow_steps = title(overview)
+        wide_steps = st.sidebar.container(key="next_steps_wide")
         bodies = {
             "Overview": lambda: overview_tab(overview, fetch, groups),
             "Forecasts": lambda: forecasts_tab(

@@ -219,18 +219,18 @@ def _report_html(source: queries.Source, filters: Filters) -> str:
 
 PLAN_TABLE = {
     "ad_set_name": ("Ad set", "text"),
+    "campaign_name": ("Campaign", "text"),
     "role": ("Plan", "text"),
-    "current_spend": ("Today (£/day)", "money"),
-    "recommended_spend": ("Recommended", "money"),
-    "change": ("Change", "signed_money"),
-    "recommended_daily_budget": ("New daily budget", "money"),
-    "lower_bound": ("Lower bound", "money"),
-    "upper_bound": ("Upper bound", "money"),
+    "current_daily_budget": ("Budget today", "money"),
+    "new_daily_budget": ("New budget", "money"),
+    "budget_change": ("Change", "signed_money"),
+    "ramp_days": ("Ramp (days)", "count"),
+    "target_daily_budget": ("Target budget", "money"),
     "expected_revenue_recommended": ("Expected revenue", "money"),
-    "recent_revenue": ("Actual revenue/day, last 28 days", "money"),
+    "expected_profit_recommended": ("Expected profit", "money"),
+    "recent_revenue": ("Actual revenue/day", "money"),
     "marginal_roas_current": ("Marginal ROAS now", "ratio"),
     "marginal_roas_recommended": ("Marginal ROAS after", "ratio"),
-    "under_pacing_risk": ("Under-pacing risk", "percent"),
     "reason": ("Why", "text"),
 }
 """The report's plan table: the dashboard's What-if columns, formatted by app.narrative."""
@@ -243,6 +243,21 @@ def _plan_headline(overview: Overview) -> list[str]:
     return [_p(headline_text(overview.plan), "headline plan")]
 
 
+def period_sentence(summary: dict) -> str:
+    """The plan's period totals (" " + a sentence; "" for a one-day plan or an older plan)."""
+    days = summary.get("period_days")
+    uplift = summary.get("period_uplift")
+    if not days or days <= 1 or uplift is None or pd.isna(uplift):
+        return ""
+    return (
+        f" Over the next {int(days)} days: {narrative.signed_money(uplift)} expected revenue "
+        f"(90% range {narrative.signed_money(summary.get('period_uplift_low'))} to "
+        f"{narrative.signed_money(summary.get('period_uplift_high'))}) and "
+        f"{narrative.signed_money(summary.get('period_profit_uplift'))} profit on "
+        f"{narrative.money(summary.get('period_spend'))} spend, ramps and weekdays included."
+    )
+
+
 def _plan_section(overview: Overview) -> list[str]:
     """The published plan's ad sets that move (donors and recipients, biggest first), then how
     many keep their budget and why."""
@@ -253,16 +268,20 @@ def _plan_section(overview: Overview) -> list[str]:
     table = plan_table(plan.ad_sets)
     moving = table[table["role"].isin([ROLE_LABELS["donor"], ROLE_LABELS["recipient"]])]
     kept = len(table) - len(moving)
+    day = plan.plan_date
     parts = [
-        "<h2>Budget plan for tomorrow</h2>",
+        f"<h2>Budget plan{f' from {day:%a %d %b %Y}' if day else ''}</h2>",
         _p(
             f"Scenario {SCENARIO_LABELS.get(summary.get('scenario'), summary.get('scenario'))}: "
             f"expected revenue {narrative.money(summary.get('revenue_recommended'))} a day "
-            f"against {narrative.money(summary.get('revenue_current'))} at today's spend "
+            f"against {narrative.money(summary.get('revenue_current'))} at today's budgets "
             f"(uplift {narrative.signed_money(summary.get('uplift'))}, 90% range "
             f"{narrative.signed_money(summary.get('uplift_low'))} to "
-            f"{narrative.signed_money(summary.get('uplift_high'))}); every ad set not at a bound "
-            f"ends at a marginal ROAS of {narrative.ratio(summary.get('marginal_roas'))}.",
+            f"{narrative.signed_money(summary.get('uplift_high'))}; profit "
+            f"{narrative.signed_money(summary.get('profit_uplift'))} at a "
+            f"{narrative.percent(summary.get('margin'))} margin); every budget not at a bound "
+            f"ends at a marginal ROAS of {narrative.ratio(summary.get('marginal_roas'))}."
+            f"{period_sentence(summary)}",
             "sowhat",
         ),
     ]

@@ -200,13 +200,15 @@ def test_every_view_names_the_same_donors_and_recipients(story_env):
     report = build_report(serving)
     for name in donors:  # £ and × as the dashboard writes them, a cut as −£…
         assert re.search(
-            rf"<td[^>]*>{re.escape(name)}</td>\s*<td[^>]*>gives budget</td>\s*"
+            rf"<td[^>]*>{re.escape(name)}</td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>gives budget</td>\s*"
             rf"<td[^>]*>£[\d,.]+k?</td>\s*<td[^>]*>£[\d,.]+k?</td>\s*<td[^>]*>−£[\d,.]+k?</td>",
             report,
         )
     for name in recipients:
         assert re.search(
-            rf"<td[^>]*>{re.escape(name)}</td>\s*<td[^>]*>receives budget</td>", report
+            rf"<td[^>]*>{re.escape(name)}</td>\s*<td[^>]*>[^<]*</td>\s*"
+            rf"<td[^>]*>receives budget</td>",
+            report,
         )
     assert summary["headline"] in report
 
