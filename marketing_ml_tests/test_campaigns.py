@@ -1,6 +1,8 @@
 """Campaign budgets: the audience file's campaign columns reach the plan's state, and a
 campaign-level budget is planned as one unit (planning.campaigns)."""
 
+import io
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -9,10 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.plan import plan_csv
 from marketing_ml.contract import AUDIENCE_SEGMENTS
 from marketing_ml.plan import current_state_sql
 from marketing_ml.sample_data import make_population, reference_spend, write_sample_data
 from marketing_ml_tests.conftest import Lakehouse
+from planning import PlanSettings, build_plan
 from planning.campaigns import (
     ad_set_spend,
     budget_units,
@@ -189,3 +193,52 @@ def test_a_file_without_campaign_columns_plans_every_ad_set_at_its_own_budget(la
     assert len(state) > 0
     assert state["campaign_id"].isna().all() and state["campaign_name"].isna().all()
     assert (state["budget_level"] == "ad_set").all()
+
+
+def campaign_plan_frame() -> pd.DataFrame:
+    """Six ad sets with curves of different strength: three share campaign C1's budget, the
+    others have their own; every budget is known and spend follows it."""
+    rng = np.random.default_rng(7)
+    current = np.array([400.0, 250.0, 350.0, 300.0, 500.0, 200.0])
+    return pd.DataFrame(
+        {
+            "ad_set_id": [f"AS_{i}" for i in range(6)],
+            "ad_set_name": [f"Set {i}" for i in range(6)],
+            "campaign_id": ["C1", "C1", "C1", "C2", "C3", "C4"],
+            "campaign_name": ["Spring", "Spring", "Spring", None, None, None],
+            "budget_level": ["campaign", "campaign", "campaign", "ad_set", "ad_set", "ad_set"],
+            "current_spend": current,
+            "daily_budget": current,
+            "planned_budget": current,
+            "vmax": current * rng.uniform(3.0, 9.0, 6),
+            "half_saturation": current * rng.uniform(0.6, 1.6, 6),
+            "shape": np.ones(6),
+            "fit": "own",
+        }
+    )
+
+
+def test_a_campaign_budget_moves_its_ad_sets_together_and_is_exported_once():
+    settings = PlanSettings(min_move=0.0, min_move_share=0.0, max_daily_change=1.0)
+    plan = build_plan(campaign_plan_frame(), None, settings).ad_sets
+    members = plan[plan["budget_level"] == "campaign"]
+    ratio = members["target_spend"] / members["current_spend"]
+    assert ratio.max() - ratio.min() < 1e-9, "the platform's split is kept"
+    assert abs(ratio.iloc[0] - 1) > 0.01, "the campaign moves"
+    assert members["current_daily_budget"].nunique() == 1, "one budget: the campaign's"
+    assert members["current_daily_budget"].iloc[0] == pytest.approx(1000.0)
+    assert all("campaign's daily budget" in reason for reason in members["reason"])
+    assert plan["budget_level"].tolist()[3:] == ["ad_set"] * 3
+    exported = pd.read_csv(io.StringIO(plan_csv(plan, settings, date(2025, 3, 29))))
+    [campaign] = exported[exported["budget_level"] == "campaign"].itertuples()
+    assert campaign.campaign_id == "C1" and pd.isna(campaign.ad_set_id)
+    assert campaign.new_daily_budget == pytest.approx(members["new_daily_budget"].iloc[0], 0.01)
+    assert campaign.expected_spend == pytest.approx(members["recommended_spend"].sum(), abs=0.05)
+
+
+def test_locking_one_ad_set_of_a_campaign_fixes_the_campaign():
+    settings = PlanSettings(locked=("AS_1",), min_move=0.0, min_move_share=0.0)
+    plan = build_plan(campaign_plan_frame(), None, settings).ad_sets
+    members = plan[plan["campaign_id"] == "C1"]
+    np.testing.assert_allclose(members["recommended_spend"], members["current_spend"])
+    assert plan.loc[plan["campaign_id"] != "C1", "budget_change"].abs().max() > 0.005
