@@ -1119,19 +1119,28 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
     source = f" from {names(donors)}" if not donors.empty and verb != "Add" else ""
     target = f" to {names(recipients)}" if not recipients.empty and verb != "Cut" else ""
     moves = summary["moves"]
+    ramped = summary["ramp_days"] > 1
     text = (
         f"{verb} {prose_money(amount)} a day{source}{target} in {moves} "
-        f"move{'s' if moves != 1 else ''} worth {summary['uplift_kept_share']:.0%} of the uplift: "
-        f"{signed_prose_money(summary['uplift'])} expected revenue a day{rng}, "
-        f"{signed_prose_money(profit_uplift_of(summary)['profit_uplift'])} profit"
+        f"move{'s' if moves != 1 else ''} worth {summary['uplift_kept_share']:.0%} of the uplift"
     )
-    if summary["scenario"] != "same_budget":
-        text += f", total spend {signed_prose_money(summary['total_recommended'] - summary['total_current'])} a day"
-    if summary["ramp_days"] > 1:
+    if ramped:
         text += (
             f"; the longest ramp takes {summary['ramp_days']} days at up to "
-            f"{summary['max_daily_change']:.0%} a day, to {signed_prose_money(summary['uplift_target'])} "
-            f"revenue and {signed_prose_money(summary['profit_uplift_target'])} profit a day"
+            f"{summary['max_daily_change']:.0%} a day"
+        )
+    profit = signed_prose_money(profit_uplift_of(summary)["profit_uplift"])
+    text += (
+        f". {'Tomorrow' if ramped else 'Expected'}: "
+        f"{signed_prose_money(summary['uplift'])} expected revenue a day{rng}, {profit} profit"
+    )
+    if summary["scenario"] != "same_budget":
+        spent = signed_prose_money(summary["total_recommended"] - summary["total_current"])
+        text += f", total spend {spent} a day"
+    if ramped:
+        text += (
+            f"; once ramped: {signed_prose_money(summary['uplift_target'])} revenue and "
+            f"{signed_prose_money(summary['profit_uplift_target'])} profit a day"
         )
     return text + tail + "." + period_text(summary)
 
