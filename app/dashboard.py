@@ -1058,7 +1058,7 @@ PLAN_TABLE_COLUMNS = {
 
 
 def plan_tiles(result: Replan, without: int) -> None:
-    """Expected revenue and ROAS tomorrow with their 90% intervals, and the spend with its
+    """Expected revenue and profit tomorrow, revenue's 90% interval, and the spend with its
     change: arrows and colours follow the sign and what it means (a cut is good news only when
     the scenario is to save: "Same revenue for less"); ranges carry no arrow."""
     summary = result.summary
@@ -1086,13 +1086,20 @@ def plan_tiles(result: Replan, without: int) -> None:
         delta_arrow="off",
         border=True,
     )
+    profit, profit_color = narrative.money_delta(summary.get("profit_uplift"))
     tiles[2].metric(
-        "ROAS, recommended",
-        narrative.ratio(result.roas),
-        f"range {narrative.ratio(result.roas_low)}–{narrative.ratio(result.roas_high)}",
-        delta_color="off",
-        delta_arrow="off",
+        "Expected profit tomorrow",
+        narrative.money(summary.get("profit_recommended")),
+        None if profit is None else f"{profit} a day",
+        delta_color=profit_color,
         border=True,
+        help=f"Margin {narrative.percent(summary.get('margin'))} × expected revenue − spend: a "
+        "pound is worth spending while it returns at least the break-even marginal ROAS of "
+        f"{narrative.ratio(summary.get('break_even_roas'))}. Profit uplift range "
+        f"{narrative.signed_money(summary.get('profit_uplift_low'))} to "
+        f"{narrative.signed_money(summary.get('profit_uplift_high'))} a day. ROAS after the "
+        f"plan {narrative.ratio(result.roas)} (range {narrative.ratio(result.roas_low)}–"
+        f"{narrative.ratio(result.roas_high)}).",
     )
     saving = summary.get("scenario") == "same_revenue"
     spend_change, spend_color = narrative.money_delta(
