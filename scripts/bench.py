@@ -707,29 +707,31 @@ def browser_dashboard(serving: Path) -> dict:
 # ----------------------------------------------------------------------------------- the plan
 REPLAN_PROBE = r"""
 import json, statistics, sys, time
-import duckdb
-from planning import PlanSettings, build_plan
+from pathlib import Path
+from app import queries
+from app.plan import PublishedPlan, load_curves, replan
+from planning import PlanSettings
 
-with duckdb.connect(sys.argv[1], read_only=True) as connection:
-    curves = connection.execute("SELECT * FROM gold.response_curves ORDER BY ad_set_id").df()
-    capacity = connection.execute(
-        "SELECT ad_set_id, under_pacing_risk FROM gold.budget_plan ORDER BY ad_set_id"
-    ).df()
+serving = Path(sys.argv[1])
+published = PublishedPlan.from_tables(queries.published_plan(serving))
+frame, draws = queries.response_curve_draws(serving)
+curves = load_curves(frame, published, draws)
 scenarios = ["same_budget", "target_roas", "same_revenue"]
 times = []
 for i in range(10):
     settings = PlanSettings(scenario=scenarios[i % 3], upper_factor=1.5 + 0.05 * i)
     started = time.perf_counter()
-    build_plan(curves, capacity, settings)
+    replan(curves, settings)
     times.append(time.perf_counter() - started)
-print(json.dumps({"ad_sets": len(curves), "replan_median_s": round(statistics.median(times), 3),
+print(json.dumps({"ad_sets": len(frame), "replan_median_s": round(statistics.median(times), 3),
                   "replan_max_s": round(max(times), 3)}))
 """
 
 
 def replan(serving: Path) -> dict:
-    """The optimizer alone re-planning every ad set of the serving file (curves and bootstrap
-    draws already read), 10 scenario and bound changes: what the dashboard pays per change."""
+    """The What-if's re-plan of every ad set of the serving file (app.plan.replan: the limits,
+    campaign budgets, the period and the bootstrap ranges; curves and draws already read), 10
+    scenario and bound changes: what the dashboard pays per change."""
     result = subprocess.run(
         [sys.executable, "-c", REPLAN_PROBE, str(serving)],
         cwd=ROOT,
