@@ -246,17 +246,16 @@ def unit_curves(units: BudgetUnits, vmax, half_saturation, shape) -> UnitCurves:
 
 
 def unit_bounds(units: BudgetUnits, lower, upper) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit's spend bounds from its ad sets': a campaign's lower bound is the sum of its
-    ad sets' lower bounds, its upper bound the spend at which its first ad set reaches its own
-    (min_i upper_i / w_i); an ad-set unit keeps its own. Fixed ad sets do not bound the unit."""
+    """Each unit's spend bounds from its ad sets': a campaign moves its ad sets together at
+    today's split, so it is bounded by the first of them to reach its own bound, below
+    (max_i lower_i / w_i) and above (min_i upper_i / w_i); an ad-set unit keeps its own. Fixed
+    ad sets do not bound the unit."""
     lower = np.asarray(lower, dtype=float)
     upper = np.asarray(upper, dtype=float)
-    unit_lower = unit_spend(units, lower)
-    reach = np.where(
-        units.fixed | (units.shares <= 0),
-        np.inf,
-        upper / np.where(units.shares > 0, units.shares, 1),
-    )
+    counted = ~units.fixed & (units.shares > 0)
+    share = np.where(counted, units.shares, 1.0)
+    unit_lower = np.zeros(units.count)
+    np.maximum.at(unit_lower, units.unit_of, np.where(counted, lower / share, 0.0))
     unit_upper = np.full(units.count, np.inf)
-    np.minimum.at(unit_upper, units.unit_of, reach)
+    np.minimum.at(unit_upper, units.unit_of, np.where(counted, upper / share, np.inf))
     return unit_lower, unit_upper
