@@ -380,7 +380,10 @@ def budget_plan(
     table = plan.ad_sets[list(PLAN_COLUMNS)].copy()
     table.insert(0, "plan_date", pd.Series([plan_date] * len(table), dtype="object"))
     table.insert(1, "scenario", settings.scenario)
-    table["capacity_reason"] = table["capacity_reason"].astype("string")
+    # Text that can be NULL in every row (no campaign columns in the audience file, nothing
+    # capped) keeps a text type: an untyped all-NULL column has no type on Spark.
+    text = ["capacity_reason", "campaign_id", "campaign_name", "budget_level", "held_by"]
+    table[text] = table[text].astype("string")
     table["reason"] = with_lift_tests(table, curves)
     proposal = (
         propose_budget_test(table, curves) if "revenue_noise_sd" in curves else dict(NO_PROPOSAL)
