@@ -258,3 +258,14 @@ def test_an_ad_set_cut_to_nothing_is_paused_at_once_not_ramped_for_weeks():
     assert row["target_spend"] == 0 and row["recommended_spend"] == 0
     assert row["ramp_days"] == 1
     assert plan.summary["ramp_days"] < 14
+
+
+def test_a_plan_whose_every_move_is_below_the_minimum_says_so():
+    vmax, half, shape, current = random_case(11, 6, concave=True)
+    curves = curves_frame(vmax, half, shape, current)
+    plan = build_plan(curves, None, PlanSettings(min_move=10 * float(current.max())))
+    held = int((plan.ad_sets["role"] == "held").sum())
+    assert held > 0 and plan.summary["moves"] == 0
+    assert plan.summary["headline"].startswith(
+        f"Keep the current budgets: the {held} moves the plan found are below the minimum move"
+    )

@@ -1102,6 +1102,15 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
     if summary["unplaced_budget"] > PENNY:
         tail = f"; {prose_money(summary['unplaced_budget'])} cannot be placed under the bounds"
     if donors.empty and recipients.empty:
+        held = int((plan["role"] == "held").sum())
+        if held:
+            return (
+                f"Keep the current budgets: the {held} move{'s' if held != 1 else ''} the plan "
+                f"found {'are' if held != 1 else 'is'} below the minimum move "
+                f"({prose_money(summary['min_move'])} and {summary['min_move_share']:.0%} of a "
+                f"budget a day; lower it in the run config or the What-if to see "
+                f"{'them' if held != 1 else 'it'})" + tail + "."
+            )
         return "Keep the current budgets: no move within the limits is expected to earn more" + (
             tail + "."
         )
