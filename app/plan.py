@@ -296,15 +296,27 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
         settings,
         draws=curves.without_draws,
         plan_date=curves.plan_date,
+        price_the_period=False,
     )
     ad_sets, summary = plan.ad_sets, dict(plan.summary)
     summary["priced_for_day"] = day_name(curves.plan_date)
     summary["weekday_factor"] = factor_for_day(curves.frame, curves.plan_date)
     summary["demand_level"] = demand_for(curves.frame)
-    point = summary["revenue_recommended"]
     usable = curves.usable
+    period = price_period(
+        curves.frame,
+        curves.current,
+        plan.spend_path,
+        curves.plan_date,
+        settings.margin,
+        curves.draws if usable.any() else None,
+    )
+    summary.update(period.summary)
+    ad_sets = with_period(ad_sets, period)
     if not usable.any():
-        return Replan(ad_sets, summary, point, point, plan.days)
+        summary["headline"] = headline(ad_sets, summary)
+        point = summary["revenue_recommended"]
+        return Replan(ad_sets, summary, point, point, period.days)
     recommended = ad_sets["recommended_spend"].to_numpy()
     moved = usable & (recommended != curves.current)
     v, h, k = (curves.draws[name][moved] for name in DRAW_COLUMNS)
@@ -319,16 +331,6 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     claimed = claim(summary["uplift_as_fitted"], uplift + without_draws)
     summary.update(uplift=claimed.uplift, uplift_low=claimed.low, uplift_high=claimed.high)
     summary.update(profit_uplift_of(summary))
-    period = price_period(
-        curves.frame,
-        curves.current,
-        plan.spend_path,
-        curves.plan_date,
-        settings.margin,
-        curves.draws,
-    )
-    summary.update(period.summary)
-    ad_sets = with_period(ad_sets, period)
     summary["headline"] = headline(ad_sets, summary)
     point = ad_sets["expected_revenue_recommended"].to_numpy()
     drawn_rows = np.full((len(ad_sets), uplift.size), np.nan)

@@ -458,11 +458,13 @@ def build_plan(
     settings: PlanSettings | None = None,
     draws: dict | None = None,
     plan_date: date | None = None,
+    price_the_period: bool = True,
 ) -> Plan:
     """The plan for `settings` from fitted curves (rows of gold.response_curves; bootstrap draws
     from its `draws_*` list columns or from `draws`, arrays in the curves' order) and per ad set
     capacity (ad_set_id, under_pacing_risk; NaN = unknown), from `plan_date` (the period's
-    first day, priced at its weekday; None: every day the average day). Ad sets in `curves`
+    first day, priced at its weekday; None: every day the average day; `price_the_period`
+    False: the caller prices it, as the What-if does on its own draws). Ad sets in `curves`
     order."""
     settings = settings or PlanSettings()
     frame = curves.reset_index(drop=True).copy()
@@ -739,11 +741,13 @@ def build_plan(
         if draw_v is not None and draw_v.size
         else None
     )
-    period = price_period(frame, current, spend_path, plan_date, settings.margin, drawn)
-    plan = with_period(plan, period)
-    summary.update(period.summary)
+    days = None
+    if price_the_period:
+        period = price_period(frame, current, spend_path, plan_date, settings.margin, drawn)
+        plan, days = with_period(plan, period), period.days
+        summary.update(period.summary)
     summary["headline"] = headline(plan, summary)
-    return Plan(plan, summary, spend_path, period.days)
+    return Plan(plan, summary, spend_path, days)
 
 
 def with_period(plan: pd.DataFrame, period: PeriodPlan) -> pd.DataFrame:
@@ -758,17 +762,16 @@ def campaign_clauses(plan: pd.DataFrame, groups: BudgetUnits) -> pd.Series:
     """For an ad set under a campaign budget, that the plan sets its campaign's budget (the
     platform splits it), in one sentence ("" for the others)."""
     members = np.bincount(groups.unit_of, weights=~groups.fixed, minlength=groups.count)
-    clauses = []
-    for row, unit in zip(plan.itertuples(), groups.unit_of, strict=True):
-        if not groups.is_campaign[unit] or row.role == "locked":
-            clauses.append("")
-            continue
+    in_campaign = groups.is_campaign[groups.unit_of] & (plan["role"] != "locked").to_numpy()
+    clauses = np.full(len(plan), "", dtype=object)
+    for position in np.flatnonzero(in_campaign):
+        row, unit = plan.iloc[position], groups.unit_of[position]
         budget = (
             f": set the campaign's daily budget to {prose_money(row.new_daily_budget)}"
             if np.isfinite(row.new_daily_budget) and abs(row.budget_change) > PENNY
             else ""
         )
-        clauses.append(
+        clauses[position] = (
             f" Its budget is its campaign's ({groups.unit_names[unit]}, "
             f"{int(members[unit])} ad sets), planned as one on the sum of their curves at today's "
             f"split{budget}."
