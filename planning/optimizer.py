@@ -764,11 +764,13 @@ def campaign_clauses(plan: pd.DataFrame, groups: BudgetUnits) -> pd.Series:
     members = np.bincount(groups.unit_of, weights=~groups.fixed, minlength=groups.count)
     in_campaign = groups.is_campaign[groups.unit_of] & (plan["role"] != "locked").to_numpy()
     clauses = np.full(len(plan), "", dtype=object)
+    new_budget = plan["new_daily_budget"].to_numpy(dtype=float)
+    change = plan["budget_change"].to_numpy(dtype=float)
     for position in np.flatnonzero(in_campaign):
-        row, unit = plan.iloc[position], groups.unit_of[position]
+        unit = groups.unit_of[position]
         budget = (
-            f": set the campaign's daily budget to {prose_money(row.new_daily_budget)}"
-            if np.isfinite(row.new_daily_budget) and abs(row.budget_change) > PENNY
+            f": set the campaign's daily budget to {prose_money(new_budget[position])}"
+            if np.isfinite(new_budget[position]) and abs(change[position]) > PENNY
             else ""
         )
         clauses[position] = (
