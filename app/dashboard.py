@@ -877,7 +877,7 @@ def plan_settings(curves: Curves) -> PlanSettings:
         value=published.target_marginal_roas,
         step=0.1,
         format="%.2f",
-        placeholder=f"break-even {break_even:.2f}×",
+        placeholder=f"{break_even:.2f}×",
         key="plan_target",
         disabled=scenario != "target_roas",
         help="Spend while the last pound still returns at least this. Empty: break-even "
@@ -907,10 +907,10 @@ def plan_settings(curves: Curves) -> PlanSettings:
         value=None if published.total is None else float(published.total),
         step=100.0,
         format="%.0f",
-        placeholder=f"today's {narrative.money(current_total)}",
+        placeholder=narrative.money(current_total),
         key="plan_total",
         disabled=scenario != "same_budget",
-        help="Same-budget scenario: plan this total instead of today's.",
+        help="Same-budget scenario: plan this total instead of today's (empty: today's total).",
     )
     step, least, least_share, moves, period = st.columns(5)
     step_value = step.number_input(
@@ -1332,7 +1332,8 @@ def whatif_tab(overview: Overview, path: str, stamp: tuple[int, int]) -> None:
     if curves is None or not len(curves):
         st.warning(f"Budget plan: {NOT_AVAILABLE}")
     else:
-        st.subheader("Budget plan for tomorrow")
+        day = curves.plan_date
+        st.subheader(f"Budget plan from {day:%a %d %b %Y}" if day else "Budget plan")
         planned = plan_view(curves, path, stamp)
         st.divider()
     naive_view(overview, path, stamp, planned)

@@ -187,8 +187,11 @@ PLAN_LIMIT_FACTS = (
     "period_uplift_low",
     "period_uplift_high",
     "period_profit_uplift",
+    "move_target",
+    "move_first_day",
 )
-"""The plan's limits, profit and period figures its headline quotes (a day unless `period_`)."""
+"""The plan's limits, profit and period figures its headline quotes (a day unless `period_`;
+`move_target` once ramped, `move_first_day` on the plan date)."""
 
 
 def plan_facts(plan) -> dict | None:
@@ -616,10 +619,19 @@ def plan_move_action(plan: dict) -> str:
         else:
             added = money(sum(item["change"] or 0 for item in recipients))
             text = f"Add {added} a day of budget to {target}: {uplift} expected revenue a day"
-        text += f"{spread}."
+        text += f"{spread}{ramp_clause(plan)}."
         if len(text) <= MAX_BULLET_CHARS:
             break
     return text
+
+
+def ramp_clause(plan: dict) -> str:
+    """A ramped plan's first day, as its headline says it ("" when every move is made at once):
+    the move above is the plan date's."""
+    days, target = plan.get("ramp_days") or 0, plan.get("move_target")
+    if days <= 1 or target is None:
+        return ""
+    return f"; that is tomorrow's step of {money(target)} a day moved over up to {days:.0f} days"
 
 
 def plan_delivery_action(plan: dict, facts: dict) -> str | None:

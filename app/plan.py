@@ -426,8 +426,6 @@ def naive_value(curves: Curves, naive_plan: pd.DataFrame) -> NaiveValue | None:
 TABLE_COLUMNS = (
     "ad_set_id",
     "ad_set_name",
-    "campaign_name",
-    "budget_level",
     "role",
     "current_daily_budget",
     "new_daily_budget",
@@ -435,6 +433,8 @@ TABLE_COLUMNS = (
     "budget_change_share",
     "ramp_days",
     "target_daily_budget",
+    "campaign_name",
+    "budget_level",
     "current_spend",
     "recommended_spend",
     "change",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from planning.curves import CurveFits, hill_marginal, hill_revenue, interval
+from planning.money import prose_money, signed_prose_money
 
 Z90 = 1.6449
 """A 90% interval's half-width in standard errors."""
@@ -181,8 +182,8 @@ def propose_budget_test(plan: pd.DataFrame, curves: pd.DataFrame) -> dict:
     )
     name = str(best["ad_set_name"] or best["ad_set_id"])
     low, high = best["marginal_roas_recommended_low"], best["marginal_roas_recommended_high"]
-    now = f"now {low:.2f}×–{high:.2f}×, with £{abs(best['change']):,.0f} a day moved on it"
-    test = f"+{change / current:.0%} (+£{change:,.0f} a day) on {name} for {days} days"
+    now = f"now {low:.2f}×–{high:.2f}×, with {prose_money(best['change'])} a day moved on it"
+    test = f"+{change / current:.0%} ({signed_prose_money(change)} a day) on {name} for {days} days"
     if settles:
         sentence = f"Test {test}: it would pin its marginal ROAS to ±{half_width:.2f}× ({now})."
     elif half_width < best["width"] / 2:

@@ -736,6 +736,7 @@ def build_plan(
         "period_days": settings.period_days,
     }
     summary.update(profit_uplift_of(summary))
+    _, summary["move_target"], summary["move_first_day"] = move_amounts(plan, summary)
     drawn = (
         {"vmax": draw_v, "half_saturation": draw_h, "shape": draw_k}
         if draw_v is not None and draw_v.size
@@ -1119,17 +1120,7 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
         return "Keep the current budgets: no move within the limits is expected to earn more" + (
             tail + "."
         )
-    net = summary["total_target"] - summary["total_current"]
-    if summary["scenario"] == "same_budget" or abs(net) <= PENNY:
-        verb, amount = (
-            "Move",
-            plan.loc[plan["role"] == "donor", "current_spend"].sum()
-            - plan.loc[plan["role"] == "donor", "target_spend"].sum(),
-        )
-    elif net < 0:
-        verb, amount = "Cut", -net
-    else:
-        verb, amount = "Add", net
+    verb, amount, first = move_amounts(plan, summary)
     source = f" from {names(donors)}" if not donors.empty and verb != "Add" else ""
     target = f" to {names(recipients)}" if not recipients.empty and verb != "Cut" else ""
     moves = summary["moves"]
@@ -1141,7 +1132,7 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
     if ramped:
         text += (
             f"; the longest ramp takes {summary['ramp_days']} days at up to "
-            f"{summary['max_daily_change']:.0%} a day"
+            f"{summary['max_daily_change']:.0%} a day ({prose_money(first)} of it tomorrow)"
         )
     profit = signed_prose_money(profit_uplift_of(summary)["profit_uplift"])
     text += (
@@ -1157,6 +1148,20 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
             f"{signed_prose_money(summary['profit_uplift_target'])} profit a day"
         )
     return text + tail + "." + period_text(summary)
+
+
+def move_amounts(plan: pd.DataFrame, summary: dict) -> tuple[str, float, float]:
+    """What the plan does (Move, Cut or Add), the pounds a day it moves once ramped, and on the
+    plan date: the headline and Next steps quote the same two figures."""
+    net = summary["total_target"] - summary["total_current"]
+    first_net = summary["total_recommended"] - summary["total_current"]
+    if summary["scenario"] == "same_budget" or abs(net) <= PENNY:
+        donors = plan["role"] == "donor"
+        cut = plan.loc[donors, "current_spend"].sum() - plan.loc[donors, "target_spend"].sum()
+        return "Move", float(cut), float(summary["cut"])
+    if net < 0:
+        return "Cut", float(-net), float(-first_net)
+    return "Add", float(net), float(first_net)
 
 
 def period_text(summary: dict) -> str:
