@@ -11,6 +11,7 @@ import dagster as dg
 from dagster import DagsterEventType
 
 from marketing_ml.contract import BUDGET_PACING, META_CAMPAIGN_PERFORMANCE
+from marketing_ml.run_lock import lakehouse_run_lock
 from marketing_ml_tests.conftest import (
     Lakehouse,
     clean_performance_rows,
@@ -112,3 +113,22 @@ def test_failed_run_exits_non_zero_with_its_step_message_and_log(lakehouse, tmp_
 
     log = Path(printed(output, "Full log"))
     assert "budget_pacing.csv: file is missing" in log.read_text()
+
+
+def test_run_failed_outside_any_step_says_why(lakehouse, tmp_path):
+    """The lakehouse held by another run fails the run before its first step: no step failed,
+    so the run's own failure must be what the summary names."""
+    dagster_home = tmp_path / "dagster_home"
+    with lakehouse_run_lock(lakehouse.database, "another-run", wait_seconds=0):
+        completed = run_summary(lakehouse, dagster_home)
+    output = completed.stdout
+    assert completed.returncode != 0, output
+
+    run, events, _ = recorded_run(dagster_home)
+    assert not [e for e in events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert printed(output, f"Run {run.run_id}") == "FAILED"
+    assert printed(output, "Assets built") == "0"
+    reason = printed(output, "Run failed")
+    assert f"The lakehouse {lakehouse.database} is in use by another run" in reason
+    assert "run id another-run" in reason
+    assert Path(printed(output, "Full log")).is_file()

@@ -41,7 +41,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 @dataclass(frozen=True)
 class StepFailure:
-    step: str
+    step: str | None  # None: the run failed outside any step
     message: str
 
 
@@ -91,6 +91,7 @@ def summarize_run(instance: dg.DagsterInstance, run_id: str) -> RunSummary:
             DagsterEventType.ASSET_MATERIALIZATION,
             DagsterEventType.ASSET_CHECK_EVALUATION,
             DagsterEventType.STEP_FAILURE,
+            DagsterEventType.RUN_FAILURE,
         },
         limit=1_000_000,
     ).records
@@ -120,16 +121,27 @@ def summarize_run(instance: dg.DagsterInstance, run_id: str) -> RunSummary:
         checks_passed=checks(True),
         checks_warned=checks(False, dg.AssetCheckSeverity.WARN),
         checks_failed=checks(False, dg.AssetCheckSeverity.ERROR),
-        failures=tuple(
-            StepFailure(event.step_key, failure_message(event))
-            for event in events
-            if event.event_type == DagsterEventType.STEP_FAILURE
-        ),
+        failures=failures(events),
     )
 
 
-def failure_message(event: dg.DagsterEvent) -> str:
-    error = event.step_failure_data.error
+def failures(events: list[dg.DagsterEvent]) -> tuple[StepFailure, ...]:
+    """Each failed step, or the run's own failure when it failed outside any step (a resource
+    that could not start, such as the lakehouse's run lock held by another run)."""
+    steps = tuple(
+        StepFailure(event.step_key, failure_message(event.step_failure_data.error, event))
+        for event in events
+        if event.event_type == DagsterEventType.STEP_FAILURE
+    )
+    run = tuple(
+        StepFailure(None, failure_message(event.event_specific_data.error, event))
+        for event in events
+        if event.event_type == DagsterEventType.RUN_FAILURE
+    )
+    return steps or run
+
+
+def failure_message(error, event: dg.DagsterEvent) -> str:
     if error is None:
         return event.message or "failed"
     # Dagster's wrapper says "error occurred while executing"; its cause says why.
@@ -162,7 +174,8 @@ def summary_lines(summary: RunSummary, headline: str | None, log_path: Path) -> 
     lines += [f"  FAILED: {printable(name)}" for name in summary.checks_failed]
     for failure in summary.failures:
         first_line, *_ = failure.message.splitlines() or [""]
-        lines.append(f"Step failed: {printable(failure.step)}: {printable(first_line)}")
+        where = f"Step failed: {printable(failure.step)}" if failure.step else "Run failed"
+        lines.append(f"{where}: {printable(first_line)}")
     if summary.succeeded:
         lines.append(f"Plan: {printable(headline) if headline else 'no plan was published'}")
         lines += [f"Dashboard: {DASHBOARD}", f"UI: {UI} ({BOTH})"]
