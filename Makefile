@@ -8,7 +8,7 @@ SAMPLE_DAYS ?= 240
 SAMPLE_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install dev-install run test dev app check-raw sample-data lint dagster-home bench compose-test \
+.PHONY: install dev-install run test dev app up check-raw sample-data lint dagster-home bench compose-test \
 	spark-install spark-cluster-test calibrate
 
 $(BIN)/dagster: pyproject.toml constraints.txt
@@ -43,8 +43,9 @@ sample-data: install
 			--ad-sets $(SAMPLE_AD_SETS) --days $(SAMPLE_DAYS) --seed $(SAMPLE_SEED); \
 	fi
 
+# Dagster's full log goes to $(DAGSTER_HOME)/logs/run-<UTC time>.log; the terminal gets a summary.
 run: install dagster-home sample-data
-	$(BIN)/dagster asset materialize -m marketing_ml --select '*'
+	$(BIN)/python scripts/run_summary.py
 
 test: dev-install spark-install
 	$(BIN)/python -m pytest
@@ -54,6 +55,10 @@ dev: install dagster-home
 
 app: install
 	$(BIN)/streamlit run app/dashboard.py --server.address 127.0.0.1 --server.port 8501
+
+# The UI and the dashboard together; Ctrl-C stops both. UI_PORT, DASHBOARD_PORT choose the ports.
+up: install dagster-home
+	BIN=$(BIN) bash scripts/up.sh
 
 check-raw: install
 	$(BIN)/python -m marketing_ml.check_raw "$(RAW_DIR)"

@@ -94,8 +94,8 @@ CONVERSION = ModelSpec(
 
 
 class TrainingParameters(dg.Config):
-    """XGBoost and evaluation settings (run config of both model assets); the README's figures
-    use the defaults."""
+    """XGBoost and evaluation settings (run config of both model assets); the figures in
+    docs/design.md use the defaults."""
 
     max_rounds: int = 200
     early_stopping_rounds: int = 10
