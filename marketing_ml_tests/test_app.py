@@ -21,39 +21,22 @@ from streamlit.testing.v1 import AppTest
 from websockets.sync.client import connect
 
 from app.text import markdown_text, unescape_markdown
-from marketing_ml.report import report, report_path
-from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.chromium import free_port, started, stop
-from marketing_ml_tests.conftest import Lakehouse
-
-DASHBOARD = str(Path(__file__).resolve().parent.parent / "app" / "dashboard.py")
-KPI_LABELS = ["Spend", "Revenue", "Bookings", "ROAS", "CPA"]
-FOOTER = "Generated locally with DuckDB | v1.0"
-"""The footer of a page whose Next steps are rule-based (LM Studio offline, and every report)."""
-FOOTER_WITH_LM = "Generated locally with DuckDB + LM Studio | v1.0"
-"""The footer when LM Studio wrote Next steps on the page."""
-CLOSED_PORT_ENDPOINT = "http://127.0.0.1:9/v1"
-"""Nothing listens on port 9: LM Studio is offline, answered at once with a refused connection."""
-_built: dict[str, Lakehouse] = {}
-
-
-def served_lakehouse(tmp_path_factory) -> Lakehouse:
-    """The whole graph (and the report) materialized once per session from generated data."""
-    if "lakehouse" not in _built:
-        root = tmp_path_factory.mktemp("served")
-        lakehouse = Lakehouse(root / "raw", root / "lakehouse.duckdb", root / "serving.duckdb")
-        write_sample_data(lakehouse.raw_dir, ad_sets=10, days=90, seed=3)
-        definitions = lakehouse.definitions
-        wired = any(report.key in getattr(asset, "keys", ()) for asset in definitions.assets)
-        result = lakehouse.materialize(extra_checks=() if wired else (report,))
-        assert result.success, "the graph failed to materialize"
-        _built["lakehouse"] = lakehouse
-    return _built["lakehouse"]
+from marketing_ml.report import report_path
+from marketing_ml_tests.support import REPOSITORY
+from marketing_ml_tests.support.chromium import free_port, started, stop
+from marketing_ml_tests.support.dashboard import (
+    CLOSED_PORT_ENDPOINT,
+    DASHBOARD,
+    FOOTER,
+    KPI_LABELS,
+    TABS,
+)
+from marketing_ml_tests.support.lakehouse import Lakehouse
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Lakehouse:
-    return served_lakehouse(tmp_path_factory)
+def served(served_lakehouse) -> Lakehouse:
+    return served_lakehouse
 
 
 @pytest.fixture
@@ -64,9 +47,6 @@ def app_env(monkeypatch, served: Lakehouse) -> Lakehouse:
     st.cache_data.clear()
     yield served
     st.cache_data.clear()
-
-
-TABS = ["Overview", "Forecasts", "Data quality", "Models", "What-if"]
 
 
 def run_app(app: AppTest | None = None, tab: str | None = None) -> AppTest:
@@ -421,11 +401,9 @@ def test_report_asset_writes_a_self_contained_html_next_to_the_serving_file(serv
 
 # --- deployment defaults: .streamlit/config.toml --------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_committed_streamlit_config_is_offline_on_loopback_with_a_viewer_toolbar():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((REPOSITORY / ".streamlit" / "config.toml").read_text())
     assert config["browser"]["gatherUsageStats"] is False
     assert config["server"]["address"] == "127.0.0.1"
     assert config["client"]["toolbarMode"] == "viewer"
@@ -482,7 +460,7 @@ def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(
         + ["--server.port", str(port), "--server.headless", "true"],
         env,
         log,
-        cwd=ROOT,
+        cwd=REPOSITORY,
     )
     try:
         deadline = time.monotonic() + 60

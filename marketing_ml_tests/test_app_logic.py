@@ -282,7 +282,7 @@ def test_every_whatif_figure_sits_inside_its_own_range_at_two_thousand_ad_sets()
     import numpy as np
 
     from app.plan import curve_points, load_curves, replan
-    from marketing_ml_tests.test_planning import curves_frame, random_case
+    from marketing_ml_tests.support.planning_cases import curves_frame, random_case
     from planning import PlanSettings
 
     n, draws = 2000, 200

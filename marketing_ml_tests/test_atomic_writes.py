@@ -12,7 +12,7 @@ from marketing_ml.silver import revenue_by_day
 from marketing_ml.storage import Sql, Table, duckdb_tables
 from marketing_ml.storage.duckdb_tables import replace_table_with_query
 from marketing_ml.storage.io_manager import LakehouseIOManager, table_of
-from marketing_ml_tests.conftest import (
+from marketing_ml_tests.support.lakehouse import (
     MATERIALIZE_EVERYTHING,
     Lakehouse,
     check_outcomes,

@@ -11,8 +11,8 @@ from marketing_ml.ml.report import freshness_metadata, model_metadata
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.conftest import Lakehouse, write_clean_raw_dir
-from marketing_ml_tests.test_ml_training import training_frame
+from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
+from marketing_ml_tests.support.ml_data import training_frame
 
 
 def job_keys(job_name: str) -> set[str]:

@@ -1,6 +1,6 @@
 """A real browser: headless Chromium loads `streamlit run app/dashboard.py` over loopback.
 
-Chromium is driven through the DevTools protocol (marketing_ml_tests.chromium, shared with
+Chromium is driven through the DevTools protocol (marketing_ml_tests.support.chromium, shared with
 scripts/browser_timing.py): `--dump-dom` would fire before Streamlit renders the page over its
 own websocket.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from marketing_ml.report import report_path
-from marketing_ml_tests.chromium import (
+from marketing_ml_tests.support.chromium import (
     CHROMIUM,
     chromium_page,
     click,
@@ -21,20 +21,19 @@ from marketing_ml_tests.chromium import (
     streamlit_server,
     wait_for,
 )
-from marketing_ml_tests.test_app import (
+from marketing_ml_tests.support.dashboard import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
     FOOTER,
     KPI_LABELS,
-    served_lakehouse,
 )
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
 
 @pytest.fixture
-def dashboard_url(tmp_path_factory, tmp_path):
-    served = served_lakehouse(tmp_path_factory)
+def dashboard_url(served_lakehouse, tmp_path):
+    served = served_lakehouse
     env = {
         **os.environ,
         "MARKETING_ML_SERVING_DB": str(served.serving),
@@ -45,9 +44,9 @@ def dashboard_url(tmp_path_factory, tmp_path):
 
 
 @pytest.fixture
-def served_report(tmp_path_factory) -> Path:
+def served_report(served_lakehouse) -> Path:
     """The report the pipeline wrote next to the served lakehouse's serving file."""
-    return report_path(served_lakehouse(tmp_path_factory).serving)
+    return report_path(served_lakehouse.serving)
 
 
 @pytest.fixture

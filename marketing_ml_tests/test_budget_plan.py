@@ -15,7 +15,7 @@ import pytest
 
 from app.whatif import reallocate
 from marketing_ml.sample_data import planted_curves, write_sample_data
-from marketing_ml_tests.conftest import Lakehouse, check_outcomes
+from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes
 from planning import PlanSettings, allocate, build_plan, on_current_state
 from planning.campaigns import ad_set_spend, budget_units, unit_bounds, unit_curves
 from planning.curves import hill_revenue

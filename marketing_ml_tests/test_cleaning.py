@@ -17,7 +17,7 @@ from marketing_ml.contract import (
     is_hidden_character,
 )
 from marketing_ml.raw_files import load_bronze_table, profile_raw_file
-from marketing_ml_tests.conftest import performance_row, write_raw_csv
+from marketing_ml_tests.support.lakehouse import performance_row, write_raw_csv
 
 
 def classify(tmp_path: Path, raw_file: RawFile, rows) -> dict[int, tuple]:

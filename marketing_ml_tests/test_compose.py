@@ -12,9 +12,9 @@ import yaml
 from app import queries
 from app.next_steps import LMSettings
 from marketing_ml import resources
+from marketing_ml_tests.support import REPOSITORY
 
-ROOT = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
+COMPOSE_FILE = REPOSITORY / "docker-compose.yml"
 SERVICES = ("webserver", "daemon", "dashboard")
 DATA_DIR = "/app/data"
 DAGSTER_HOME = "/app/.dagster"
@@ -85,7 +85,7 @@ def test_webserver_serves_the_workspace_on_3000(services):
     assert option(arguments, "-p", "--port") == "3000"
     assert option(arguments, "-h", "--host") == "0.0.0.0"
     assert option(arguments, "-w", "--workspace") == "workspace.yaml"
-    assert (ROOT / "workspace.yaml").exists()
+    assert (REPOSITORY / "workspace.yaml").exists()
     assert published_ports(services["webserver"]) == ["127.0.0.1:3000:3000"]
 
 
@@ -103,7 +103,7 @@ def test_daemon_runs_schedules_and_sensors_with_the_same_workspace(services):
 def test_dashboard_runs_the_app_on_8501(services):
     arguments = command(services["dashboard"])
     assert arguments[:3] == ["streamlit", "run", "app/dashboard.py"]
-    assert (ROOT / "app" / "dashboard.py").exists()
+    assert (REPOSITORY / "app" / "dashboard.py").exists()
     assert option(arguments, "--server.port") == "8501"
     assert option(arguments, "--server.address") == "0.0.0.0"
     assert option(arguments, "--server.headless") == "true"
@@ -147,10 +147,10 @@ def test_dashboard_mounts_the_data_volume_read_only(services):
 
 
 def test_image_carries_the_streamlit_settings():
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = (REPOSITORY / "Dockerfile").read_text()
     assert re.search(r"^COPY \.streamlit \./\.streamlit$", dockerfile, re.M)
-    assert "!.streamlit/" in (ROOT / ".dockerignore").read_text().split()
-    assert (ROOT / ".streamlit" / "config.toml").is_file()
+    assert "!.streamlit/" in (REPOSITORY / ".dockerignore").read_text().split()
+    assert (REPOSITORY / ".streamlit" / "config.toml").is_file()
 
 
 def test_paths_point_into_the_volumes(services):
@@ -202,17 +202,17 @@ def test_only_keys_docker_compose_1_29_accepts(compose, services):
 
 
 def test_image_and_entrypoint_match_the_compose_file():
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = (REPOSITORY / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.12-slim$", dockerfile, re.M)
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
     assert re.search(r"^USER (?!root\b)\S+$", dockerfile, re.M), "the image must not run as root"
     assert f"DAGSTER_HOME={DAGSTER_HOME}" in dockerfile
     assert "--constraint constraints.txt" in dockerfile
-    entrypoint = (ROOT / "deploy" / "entrypoint.sh").read_text()
-    assert "deploy/dagster.yaml" in entrypoint and (ROOT / "deploy" / "dagster.yaml").exists()
+    entrypoint = (REPOSITORY / "deploy" / "entrypoint.sh").read_text()
+    assert "deploy/dagster.yaml" in entrypoint and (REPOSITORY / "deploy" / "dagster.yaml").exists()
     assert "dagster asset materialize -m marketing_ml --select '*'" in entrypoint
     assert entrypoint.rstrip().endswith('exec "$@"')
-    ignored = (ROOT / ".dockerignore").read_text().split()
+    ignored = (REPOSITORY / ".dockerignore").read_text().split()
     assert "*" in ignored, ".dockerignore should exclude everything it does not re-include"
     for path in (".venv", "data", ".dagster", ".git"):
         assert f"!{path}" not in ignored and f"!{path}/" not in ignored
@@ -222,7 +222,7 @@ def test_image_and_entrypoint_match_the_compose_file():
 def test_docker_compose_validates_the_file():
     result = subprocess.run(
         ["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"],
-        cwd=ROOT,
+        cwd=REPOSITORY,
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml_tests.test_planning import drifting_daily
+from marketing_ml_tests.support.planning_cases import drifting_daily
 from planning.backtest import (
     BACKTEST_COLUMNS,
     MAX_AD_SETS,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml_tests.test_planning import NO_LIMITS
+from marketing_ml_tests.support.planning_cases import NO_LIMITS
 from planning import PlanSettings, build_plan, fit_response_curves
 from planning.curves import hill_revenue
 from planning.delivery import bought_spend, budget_buying, budget_cv, measure_delivery

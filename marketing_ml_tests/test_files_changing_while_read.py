@@ -26,12 +26,14 @@ from marketing_ml.raw_files import (
     load_bronze_table,
     profile_raw_file,
 )
-from marketing_ml_tests.conftest import Lakehouse, clean_pacing_rows, write_clean_raw_dir
-from marketing_ml_tests.test_incremental_loads import (
+from marketing_ml_tests.support.lakehouse import (
     COMPARED_TABLES,
     UP_TO_FEATURES,
+    Lakehouse,
+    clean_pacing_rows,
     differences,
     load_outcomes,
+    write_clean_raw_dir,
 )
 
 PERFORMANCE_DAY = "22/08/2024,AS_001,Premium_Travelers_25-45,62000,1020,272.50,1.65,4.40,2.1"

@@ -19,9 +19,9 @@ from app.freshness import (
 from app.report import build_report
 from app.text import unescape_markdown
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.chromium import chromium_page, evaluate, streamlit_server, wait_for
-from marketing_ml_tests.conftest import Lakehouse
-from marketing_ml_tests.test_app import DASHBOARD, served_lakehouse
+from marketing_ml_tests.support.chromium import chromium_page, evaluate, streamlit_server, wait_for
+from marketing_ml_tests.support.dashboard import DASHBOARD
+from marketing_ml_tests.support.lakehouse import Lakehouse
 
 DATA_END = date(2025, 3, 28)
 PLAN_DATE = date(2025, 3, 29)
@@ -93,8 +93,8 @@ def test_the_report_escapes_the_notes_and_boxes_the_warning():
 
 # ------------------------------------------------------------------ the pipeline and the pages
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Lakehouse:
-    return served_lakehouse(tmp_path_factory)
+def served(served_lakehouse) -> Lakehouse:
+    return served_lakehouse
 
 
 def test_the_summary_stores_the_data_end_and_the_models_training_day(served: Lakehouse):

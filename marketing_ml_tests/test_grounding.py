@@ -16,54 +16,14 @@ from app import next_steps, queries
 from app.overview import load_overview
 from app.plan import PublishedPlan
 from app.report import default_filters
-from marketing_ml_tests.lm_server import FakeLMStudio, facts_from, grounded_bullets
-from marketing_ml_tests.test_app import served_lakehouse
+from marketing_ml_tests.support.lm_server import (
+    FakeLMStudio,
+    ScriptedLMStudio,
+    facts_from,
+    grounded_bullets,
+)
 
 TIMEOUT = 5.0
-
-
-class ScriptedLMStudio(FakeLMStudio):
-    """FakeLMStudio whose chat replies are `script(facts)` (the facts it was sent), answered
-    after `delay` seconds. Every request is recorded, as in FakeLMStudio."""
-
-    def __init__(self, script: Callable[[dict], str], delay: float = 0.0, **options) -> None:
-        self.script = script
-        self.delay = delay
-        super().__init__("grounded", **options)
-
-    def _handler(self):
-        server = self
-        base = super()._handler()
-
-        class Handler(base):
-            def do_POST(self) -> None:
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    super().do_POST()
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(("POST", self.path, body))
-                if server.delay:
-                    time.sleep(server.delay)
-                completion = {
-                    "id": "chatcmpl-scripted",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body.get("model"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {
-                                "role": "assistant",
-                                "content": server.script(facts_from(body)),
-                            },
-                        }
-                    ],
-                }
-                self._send(200, json.dumps(completion).encode())
-
-        return Handler
 
 
 def settings_for(server: FakeLMStudio) -> next_steps.LMSettings:
@@ -73,8 +33,8 @@ def settings_for(server: FakeLMStudio) -> next_steps.LMSettings:
 
 
 @pytest.fixture(scope="module")
-def facts(tmp_path_factory) -> dict:
-    served = served_lakehouse(tmp_path_factory)
+def facts(served_lakehouse) -> dict:
+    served = served_lakehouse
     overview = load_overview(queries.fetcher(served.serving), default_filters(served.serving))
     return next_steps.build_facts(overview)
 

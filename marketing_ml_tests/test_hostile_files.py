@@ -19,7 +19,7 @@ from marketing_ml.contract import (
     RawFile,
 )
 from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
-from marketing_ml_tests.conftest import (
+from marketing_ml_tests.support.lakehouse import (
     Lakehouse,
     check_outcomes,
     clean_performance_rows,

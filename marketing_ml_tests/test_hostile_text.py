@@ -7,83 +7,33 @@ import html
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 import streamlit as st
-from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from app import queries, whatif
 from app.overview import load_overview
 from app.report import build_report, default_filters
-from app.text import WORD_JOINER, csv_cell, markdown_text, unescape_markdown
-from marketing_ml_tests.conftest import Lakehouse
-from marketing_ml_tests.test_app import (
+from app.text import csv_cell, markdown_text, unescape_markdown
+from marketing_ml_tests.support.dashboard import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
     FOOTER,
     TABS,
-    served_lakehouse,
 )
-
-FORMULA_PREFIXES = ('=HYPERLINK("{base}/csv","x")', "+1", "-1+1", "@SUM(1+1)")
-OTHER_PREFIXES = (
-    "Plain",
-    "Bold **b** __u__ `c`",
-    ":red[x] $x$ ~~s~~ # h |",
-    "www.example.invalid",
-    "{base}/bare",
-    "Set",
+from marketing_ml_tests.support.hostile_text import (
+    RAW_TAG,
+    hostile_names,
+    hostile_serving_file,
+    rendered,
+    rendered_text,
 )
-PAYLOAD = (
-    "![p]({base}/img{i}.png) <img src={base}/tag{i}.png> [click]({base}/link{i}) "
-    '<a href="{base}/a{i}">a</a> <b>bold</b>'
-)
-
-
-def hostile_names(base: str, count: int) -> list[str]:
-    """One name per ad set: a formula or Markdown prefix, then an image, a raw <img>, a link, a
-    raw <a href> and <b> pointing at `base` (every name carries them all, so whichever name a
-    sentence quotes, it quotes them)."""
-    prefixes = [*FORMULA_PREFIXES, *OTHER_PREFIXES]
-    return [
-        f"{prefixes[i % len(prefixes)]} {PAYLOAD} #{i}".format(base=base, i=i) for i in range(count)
-    ]
-
-
-def hostile_serving_file(served: Lakehouse, target: Path, base: str) -> dict[str, str]:
-    """A copy of the served file whose ad sets carry hostile names and whose model cards and
-    scores carry hostile text; returns ad_set_id -> name."""
-    shutil.copy(served.serving, target)
-    with duckdb.connect(str(target)) as connection:
-        ids = [
-            row[0]
-            for row in connection.execute(
-                "SELECT DISTINCT ad_set_id FROM gold.daily_adset_metrics ORDER BY ad_set_id"
-            ).fetchall()
-        ]
-        names = dict(zip(ids, hostile_names(base, len(ids)), strict=True))
-        for ad_set_id, name in names.items():
-            connection.execute(
-                "UPDATE gold.daily_adset_metrics SET ad_set_name = ? WHERE ad_set_id = ?",
-                [name, ad_set_id],
-            )
-        text = f"v1 ![m]({base}/model.png) <img src={base}/model-tag.png>"
-        for table in ("models.pacing_risk_model", "models.conversion_model"):
-            connection.execute(f"UPDATE {table} SET predicts = ?, model_version = ?", [text, text])
-        for table in ("gold.scored_adsets", "gold.scored_conversions"):
-            connection.execute(f"UPDATE {table} SET model_version = ?", [text])
-    return names
-
 
 BASE = "http://127.0.0.1:9"
 """The URL the hostile names point at (nothing listens: AppTest fetches nothing anyway)."""
-MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
-RAW_TAG = re.compile(r"<(img|a|b|s|del|table|h\d)\b", re.IGNORECASE)
-"""Tags only data could make: the app itself writes bold, italics and code, never these."""
 MARKDOWN_KINDS = (
     "title",
     "header",
@@ -98,8 +48,8 @@ MARKDOWN_KINDS = (
 
 
 @pytest.fixture
-def hostile_app(monkeypatch, tmp_path_factory, tmp_path):
-    served = served_lakehouse(tmp_path_factory)
+def hostile_app(monkeypatch, served_lakehouse, tmp_path):
+    served = served_lakehouse
     serving = tmp_path / "serving.duckdb"
     names = hostile_serving_file(served, serving, BASE)
     monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(serving))
@@ -108,17 +58,6 @@ def hostile_app(monkeypatch, tmp_path_factory, tmp_path):
     st.cache_data.clear()
     yield serving, names
     st.cache_data.clear()
-
-
-def rendered(markdown: str) -> str:
-    """The HTML a CommonMark renderer (raw HTML allowed, as a browser would meet it) makes."""
-    return MARKDOWN.render(markdown)
-
-
-def rendered_text(markdown: str) -> str:
-    """The text a reader sees (app.text's invisible word joiners left out)."""
-    text = html.unescape(re.sub(r"<[^>]+>", "", rendered(markdown)))
-    return text.replace(WORD_JOINER, "")
 
 
 def markdown_elements(app: AppTest) -> list[str]:

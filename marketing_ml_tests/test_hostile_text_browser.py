@@ -15,16 +15,16 @@ import pytest
 
 from app.report import build_report
 from app.text import WORD_JOINER
-from marketing_ml_tests.chromium import (
+from marketing_ml_tests.support.chromium import (
     CHROMIUM,
     chromium_page,
     evaluate,
     streamlit_server,
     wait_for,
 )
-from marketing_ml_tests.lm_server import FakeLMStudio
-from marketing_ml_tests.test_app import DASHBOARD, FOOTER_WITH_LM, TABS, served_lakehouse
-from marketing_ml_tests.test_hostile_text import hostile_serving_file
+from marketing_ml_tests.support.dashboard import DASHBOARD, FOOTER_WITH_LM, TABS
+from marketing_ml_tests.support.hostile_text import hostile_serving_file
+from marketing_ml_tests.support.lm_server import FakeLMStudio
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
@@ -87,9 +87,9 @@ def recorder():
 
 
 @pytest.fixture
-def hostile_serving(tmp_path_factory, tmp_path, recorder) -> Path:
+def hostile_serving(served_lakehouse, tmp_path, recorder) -> Path:
     serving = tmp_path / "serving.duckdb"
-    hostile_serving_file(served_lakehouse(tmp_path_factory), serving, recorder.base)
+    hostile_serving_file(served_lakehouse, serving, recorder.base)
     return serving
 
 

@@ -12,26 +12,18 @@ from marketing_ml.contract import (
     BUDGET_PACING,
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
-    RAW_FILES,
 )
 from marketing_ml.raw_files import profile_raw_file
 from marketing_ml.storage import FULL_LOAD_TAG
-from marketing_ml_tests.conftest import (
+from marketing_ml_tests.support.lakehouse import (
+    COMPARED_TABLES,
+    UP_TO_FEATURES,
     Lakehouse,
+    differences,
+    load_outcomes,
     performance_row,
     write_clean_raw_dir,
 )
-
-UP_TO_FEATURES = (
-    dg.AssetSelection.groups("bronze", "silver")
-    | dg.AssetSelection.assets(["gold", "features"]).upstream()
-)
-COMPARED_TABLES = [
-    *(f"{layer}.{raw_file.name}" for layer in ("bronze", "silver") for raw_file in RAW_FILES),
-    "silver.quarantine",
-    "gold.daily_adset_metrics",
-    "gold.features",
-]
 
 NEXT_DAY_EVENTS = [
     "CV_X001,22/08/2024,AS_001,booking_completed,1200,7_day_click,premium_leisure",
@@ -46,28 +38,6 @@ NEXT_DAY_EVENTS = [
 def append_lines(path: Path, lines: list[str]) -> None:
     with path.open("ab") as stream:
         stream.write("".join(f"{line}\r\n" for line in lines).encode())
-
-
-def load_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    return {
-        event.asset_key.to_user_string(): event.materialization.metadata["load"].value
-        for event in result.get_asset_materialization_events()
-        if "load" in event.materialization.metadata
-    }
-
-
-def differences(first: Path, second: Path, table: str) -> int:
-    """Rows in one table and not the other (as multisets), both ways."""
-    with duckdb.connect() as connection:
-        connection.execute(f"ATTACH '{first}' AS first (READ_ONLY)")
-        connection.execute(f"ATTACH '{second}' AS second (READ_ONLY)")
-        return connection.execute(
-            f"""SELECT count(*) FROM (
-                (SELECT * FROM first.{table} EXCEPT ALL SELECT * FROM second.{table})
-                UNION ALL
-                (SELECT * FROM second.{table} EXCEPT ALL SELECT * FROM first.{table})
-            )"""
-        ).fetchone()[0]
 
 
 def materialize(lakehouse: Lakehouse, tags: dict | None = None) -> dg.ExecuteInProcessResult:

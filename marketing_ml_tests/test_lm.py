@@ -10,16 +10,23 @@ from app import next_steps, queries
 from app.overview import load_overview
 from app.report import default_filters
 from app.text import unescape_markdown
-from marketing_ml_tests.lm_server import MODEL_ID, FakeLMStudio, facts_from
-from marketing_ml_tests.test_app import DASHBOARD, FOOTER, FOOTER_WITH_LM, served_lakehouse
-from marketing_ml_tests.test_hostile_text import RAW_TAG, rendered, rendered_text
+from marketing_ml_tests.support.dashboard import (
+    ASKING,
+    DASHBOARD,
+    FOOTER,
+    FOOTER_WITH_LM,
+    next_step_bullets,
+    sidebar_text,
+)
+from marketing_ml_tests.support.hostile_text import RAW_TAG, rendered, rendered_text
+from marketing_ml_tests.support.lm_server import MODEL_ID, FakeLMStudio, facts_from
 
 TIMEOUT = 1.5
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    return served_lakehouse(tmp_path_factory)
+def served(served_lakehouse):
+    return served_lakehouse
 
 
 @pytest.fixture(scope="module")
@@ -150,18 +157,6 @@ def dashboard(monkeypatch, served):
     st.cache_data.clear()
 
 
-def sidebar_text(app: AppTest) -> str:
-    """What the sidebar reads (the app escapes the text it did not write as Markdown)."""
-    return "\n".join(
-        unescape_markdown(str(element.value))
-        for kind in ("markdown", "caption", "success", "info", "warning")
-        for element in app.sidebar.get(kind)
-    )
-
-
-ASKING = "Asking LM Studio…"
-
-
 def answered(app: AppTest, within: float = 15.0) -> AppTest:
     """Rerun the page until LM Studio's answer (or its failure) has arrived: the question is
     asked in the background, and the first render shows the rule-based actions meanwhile."""
@@ -172,10 +167,6 @@ def answered(app: AppTest, within: float = 15.0) -> AppTest:
         assert not app.exception, [exception.message for exception in app.exception]
     assert ASKING not in sidebar_text(app), "LM Studio's answer never arrived"
     return app
-
-
-def next_step_bullets(app: AppTest) -> list[str]:
-    return [item.value for item in app.sidebar.markdown if item.value.startswith("- ")]
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,15 @@ from streamlit.testing.v1 import AppTest
 from app import next_steps, queries
 from app.overview import load_overview
 from app.report import default_filters
-from marketing_ml_tests.lm_server import reply_for
-from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, served_lakehouse
-from marketing_ml_tests.test_grounding import ScriptedLMStudio
-from marketing_ml_tests.test_lm import ASKING, next_step_bullets, sidebar_text
+from marketing_ml_tests.support.dashboard import (
+    ASKING,
+    CLOSED_PORT_ENDPOINT,
+    DASHBOARD,
+    next_step_bullets,
+    sidebar_text,
+)
+from marketing_ml_tests.support.lakehouse import Lakehouse
+from marketing_ml_tests.support.lm_server import ScriptedLMStudio, reply_for
 
 DELAY = 5.0
 FIRST_RENDER_LIMIT = DELAY - 1.5
@@ -38,12 +43,12 @@ def slow_server():
 
 
 @pytest.fixture
-def serving(tmp_path_factory, tmp_path, monkeypatch):
+def serving(served_lakehouse, tmp_path, monkeypatch):
     """A copy of the served lakehouse of its own (a test replaces it), with the queries' caches
     warmed by a render against an LM Studio that is not running: what is timed below is the
     Next steps panel, not DuckDB's first queries."""
     path = tmp_path / "serving.duckdb"
-    shutil.copy(served_lakehouse(tmp_path_factory).serving, path)
+    shutil.copy(served_lakehouse.serving, path)
     monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(path))
     monkeypatch.setenv("LM_ENDPOINT", CLOSED_PORT_ENDPOINT)
     monkeypatch.delenv("LM_MODEL", raising=False)
@@ -131,7 +136,7 @@ def test_the_same_facts_are_asked_once_and_a_new_filter_or_serving_file_once_mor
     assert lm_bullets(app) == 3
 
 
-def test_the_default_timeout_waits_for_a_model_that_takes_seconds(tmp_path_factory):
+def test_the_default_timeout_waits_for_a_model_that_takes_seconds(served_lakehouse):
     """A local model takes 10–30 s for three bullets: the default budget lets one attempt run
     that long (asked in the background, it holds nothing up), and a slow answer is not asked
     again."""
@@ -140,7 +145,7 @@ def test_the_default_timeout_waits_for_a_model_that_takes_seconds(tmp_path_facto
     with ScriptedLMStudio(grounded, delay=3.5) as server:
         started = time.monotonic()
         result = next_steps.ask(
-            facts_on_screen(tmp_path_factory),
+            facts_on_screen(served_lakehouse),
             next_steps.LMSettings.from_env({"LM_ENDPOINT": server.base_url}),
         )
         elapsed = time.monotonic() - started
@@ -149,9 +154,9 @@ def test_the_default_timeout_waits_for_a_model_that_takes_seconds(tmp_path_facto
     assert elapsed >= 3.5
 
 
-def facts_on_screen(tmp_path_factory) -> dict:
+def facts_on_screen(served: Lakehouse) -> dict:
     """The facts the dashboard sends for its default filters on the served lakehouse."""
-    serving = served_lakehouse(tmp_path_factory).serving
+    serving = served.serving
     return next_steps.build_facts(load_overview(queries.fetcher(serving), default_filters(serving)))
 
 
@@ -171,21 +176,21 @@ true
 
 @pytest.fixture
 def browser(tmp_path):
-    from marketing_ml_tests.chromium import chromium_page
+    from marketing_ml_tests.support.chromium import chromium_page
 
     yield from chromium_page(tmp_path)
 
 
 def test_in_the_browser_the_answer_arrives_without_a_click_and_polling_stops(
-    tmp_path_factory, tmp_path, browser
+    served_lakehouse, tmp_path, browser
 ):
     """`streamlit run` against a model that takes 2 s: the page shows the rule-based actions
     and "Asking LM Studio…", then the model's bullets on their own (the panel polls while the
     question is pending), and once they are there nothing reruns any more."""
-    from marketing_ml_tests.chromium import evaluate, free_port, healthy, started, stop
-    from marketing_ml_tests.chromium import wait_for as waited
+    from marketing_ml_tests.support.chromium import evaluate, free_port, healthy, started, stop
+    from marketing_ml_tests.support.chromium import wait_for as waited
 
-    serving = served_lakehouse(tmp_path_factory).serving
+    serving = served_lakehouse.serving
     with ScriptedLMStudio(grounded, delay=DELAY) as server:
         port = free_port()
         env = {

@@ -10,13 +10,12 @@ import pytest
 from app import next_steps, queries
 from app.overview import load_overview
 from app.report import default_filters
-from marketing_ml_tests.lm_server import (
+from marketing_ml_tests.support.lm_server import (
     DRIP_SECONDS,
     ENDLESS_LIMIT,
     FakeLMStudio,
     grounded_bullets,
 )
-from marketing_ml_tests.test_app import served_lakehouse
 
 DEADLINE = 2.0
 MARGIN = 2.0
@@ -25,14 +24,14 @@ enforced on every socket operation; the rest is the fallback and a loaded machin
 
 
 @pytest.fixture(scope="module")
-def facts(tmp_path_factory) -> dict:
+def facts(served_lakehouse) -> dict:
     """The facts on screen; the openai client loaded, as after a process's first question (the
     deadline leaves out that one-off import, the timings below measure the exchange)."""
     import openai  # noqa: F401
 
     import app.lm_http  # noqa: F401
 
-    served = served_lakehouse(tmp_path_factory)
+    served = served_lakehouse
     overview = load_overview(queries.fetcher(served.serving), default_filters(served.serving))
     return next_steps.build_facts(overview)
 

@@ -15,9 +15,9 @@ import pytest
 
 from marketing_ml.contract import BUDGET_PACING
 from marketing_ml.definitions import build_definitions
-from marketing_ml_tests.conftest import write_clean_raw_dir
+from marketing_ml_tests.support import REPOSITORY
+from marketing_ml_tests.support.lakehouse import write_clean_raw_dir
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 

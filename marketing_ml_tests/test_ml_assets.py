@@ -6,7 +6,12 @@ import pytest
 
 from marketing_ml.ml.checks import build_scores_check
 from marketing_ml.resources import LakehouseResource
-from marketing_ml_tests.ml_fixtures import daily_metrics, materialize_ml, write_daily_metrics
+from marketing_ml_tests.support.ml_data import (
+    FAST_RUN_CONFIG,
+    daily_metrics,
+    materialize_ml,
+    write_daily_metrics,
+)
 
 
 @pytest.fixture
@@ -20,12 +25,6 @@ def ml_lakehouse(tmp_path, daily_frame):
     return write_daily_metrics(tmp_path / "lakehouse.duckdb", daily_frame)
 
 
-FAST = {
-    "ops": {
-        f"models__{name}": {"config": {"max_rounds": 30, "bootstrap_samples": 50}}
-        for name in ("pacing_risk_model", "conversion_model")
-    }
-}
 BLOCKING = {
     "features_exclude_labels",
     "features_point_in_time",
@@ -48,7 +47,7 @@ def stored(database, query: str) -> pd.DataFrame:
 
 
 def test_ml_graph_materializes_scores_every_key_and_passes_its_gates(ml_lakehouse, daily_frame):
-    result = materialize_ml(ml_lakehouse, FAST)
+    result = materialize_ml(ml_lakehouse, FAST_RUN_CONFIG)
     assert result.success
     checks = outcomes(result)
     assert len(checks) == 16
@@ -78,7 +77,10 @@ def test_ml_graph_materializes_scores_every_key_and_passes_its_gates(ml_lakehous
 
 def test_two_runs_write_byte_identical_models_and_scores(ml_lakehouse, tmp_path, daily_frame):
     other = write_daily_metrics(tmp_path / "other.duckdb", daily_frame)
-    assert materialize_ml(ml_lakehouse, FAST).success and materialize_ml(other, FAST).success
+    assert (
+        materialize_ml(ml_lakehouse, FAST_RUN_CONFIG).success
+        and materialize_ml(other, FAST_RUN_CONFIG).success
+    )
     for table in (
         "models.pacing_risk_model",
         "models.conversion_model",
@@ -91,7 +93,7 @@ def test_two_runs_write_byte_identical_models_and_scores(ml_lakehouse, tmp_path,
 
 
 def test_a_roas_target_from_config_reaches_labels_and_scores(ml_lakehouse):
-    config = {"ops": {**FAST["ops"], "gold__labels": {"config": {"roas_target": 3.0}}}}
+    config = {"ops": {**FAST_RUN_CONFIG["ops"], "gold__labels": {"config": {"roas_target": 3.0}}}}
     assert materialize_ml(ml_lakehouse, config).success
     targets = stored(ml_lakehouse, "SELECT DISTINCT roas_target FROM gold.scored_conversions")
     assert targets["roas_target"].tolist() == [3.0]
@@ -99,14 +101,14 @@ def test_a_roas_target_from_config_reaches_labels_and_scores(ml_lakehouse):
 
 def test_a_tiny_sample_materializes_with_warnings_not_crashes(tmp_path):
     database = write_daily_metrics(tmp_path / "tiny.duckdb", daily_metrics(6, 21))
-    result = materialize_ml(database, FAST)
+    result = materialize_ml(database, FAST_RUN_CONFIG)
     assert result.success
     assert all(passed for (_, name), (passed, _) in outcomes(result).items() if name in BLOCKING)
 
 
 def test_a_certain_score_fails_the_scores_check(ml_lakehouse):
     """Calibrated probabilities are never exactly 0 or 1: a score of 0 blocks publish."""
-    assert materialize_ml(ml_lakehouse, FAST).success
+    assert materialize_ml(ml_lakehouse, FAST_RUN_CONFIG).success
     check = build_scores_check("scored_adsets", "under_pacing_risk")
     lakehouse = LakehouseResource(database=str(ml_lakehouse))
     assert check(lakehouse=lakehouse).passed

@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 
 from marketing_ml.ml.features import FEATURE_COLUMNS
-from marketing_ml_tests.ml_fixtures import daily_metrics, materialize_ml, write_daily_metrics
-from marketing_ml_tests.test_ml_assets import FAST
+from marketing_ml_tests.support.ml_data import (
+    FAST_RUN_CONFIG,
+    daily_metrics,
+    materialize_ml,
+    write_daily_metrics,
+)
 
 MODELS = ("models/pacing_risk_model", "models/conversion_model")
 CALENDAR = "days_since_first_day"
@@ -38,7 +42,7 @@ def generated() -> pd.DataFrame:
 
 def test_a_clean_build_of_generated_data_passes_feature_drift(tmp_path, generated):
     database = write_daily_metrics(tmp_path / "clean.duckdb", generated)
-    result = materialize_ml(database, FAST)
+    result = materialize_ml(database, FAST_RUN_CONFIG)
     assert result.success
     checks = drift_checks(result)
     assert sorted(checks) == sorted(MODELS)
@@ -62,7 +66,9 @@ def test_a_feature_with_a_real_shift_still_fails_feature_drift(tmp_path, generat
     latest = dates > dates.max() - pd.Timedelta(days=28)
     shifted = generated.copy()
     shifted.loc[latest, "planned_spend"] = shifted.loc[latest, "planned_spend"] * 3
-    result = materialize_ml(write_daily_metrics(tmp_path / "shifted.duckdb", shifted), FAST)
+    result = materialize_ml(
+        write_daily_metrics(tmp_path / "shifted.duckdb", shifted), FAST_RUN_CONFIG
+    )
     checks = drift_checks(result)
     assert sorted(checks) == sorted(MODELS)
     for key, evaluation in checks.items():

@@ -9,7 +9,7 @@ import pytest
 
 from marketing_ml.ml.checks import point_in_time_mismatches
 from marketing_ml.ml.features import FEATURE_COLUMNS, LABEL_COLUMNS, feature_sql, label_sql
-from marketing_ml_tests.ml_fixtures import daily_metrics, write_daily_metrics
+from marketing_ml_tests.support.ml_data import daily_metrics, write_daily_metrics
 
 CUTOFF = date(2024, 8, 20)
 

@@ -2,7 +2,6 @@
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -13,9 +12,6 @@ from marketing_ml.ml.checks import split_invariants
 from marketing_ml.ml.features import (
     FEATURE_COLUMNS,
     MODEL_FEATURES,
-    feature_sql,
-    label_sql,
-    training_dataset_sql,
 )
 from marketing_ml.ml.store import CalibratedModel, feature_array, store_model
 from marketing_ml.ml.training import (
@@ -26,22 +22,9 @@ from marketing_ml.ml.training import (
     train_model,
     uninformative_status,
 )
-from marketing_ml_tests.ml_fixtures import daily_metrics, write_daily_metrics
+from marketing_ml_tests.support.ml_data import daily_metrics, training_frame
 
 FAST = TrainingParameters(max_rounds=30, bootstrap_samples=50)
-
-
-def training_frame(tmp_path: Path, daily=None, roas_target: float = 4.0):
-    database = write_daily_metrics(
-        tmp_path / "lakehouse.duckdb", daily if daily is not None else daily_metrics(8, 50)
-    )
-    with duckdb.connect(str(database)) as connection:
-        connection.execute(f"CREATE TABLE features AS {feature_sql('gold.daily_adset_metrics')}")
-        connection.execute(
-            f"CREATE TABLE labels AS {label_sql('gold.daily_adset_metrics', roas_target)}"
-        )
-        query = training_dataset_sql("features", "labels", "gold.daily_adset_metrics")
-        return connection.execute(f"{query} ORDER BY ad_set_id, date").df()
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,9 @@ from app.plan import PublishedPlan, load_curves, naive_value, plan_csv, replan
 from app.report import build_report, default_filters
 from app.text import plain_label, unescape_markdown
 from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
-from marketing_ml_tests.conftest import Lakehouse, check_outcomes
-from marketing_ml_tests.lm_server import FakeLMStudio, facts_from
-from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, served_lakehouse
+from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
+from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes
+from marketing_ml_tests.support.lm_server import FakeLMStudio, facts_from
 from planning import PlanSettings, build_plan, on_current_state
 
 RISKY = 0.99
@@ -47,8 +47,8 @@ def serving_frame(serving: Path, sql: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory) -> Lakehouse:
-    served = served_lakehouse(tmp_path_factory)
+def story(tmp_path_factory, served_lakehouse) -> Lakehouse:
+    served = served_lakehouse
     root = tmp_path_factory.mktemp("story")
     shutil.copytree(served.raw_dir, root / "raw")
     shutil.copy(served.database, root / "lakehouse.duckdb")

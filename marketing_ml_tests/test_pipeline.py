@@ -12,7 +12,7 @@ from marketing_ml.contract import (
 )
 from marketing_ml.quality import RULES, evaluate
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.conftest import (
+from marketing_ml_tests.support.lakehouse import (
     check_outcomes,
     clean_conversion_rows,
     clean_performance_rows,

@@ -6,7 +6,7 @@ headline that say what the limits did."""
 import numpy as np
 import pytest
 
-from marketing_ml_tests.test_planning import NO_LIMITS, curves_frame, random_case
+from marketing_ml_tests.support.planning_cases import NO_LIMITS, curves_frame, random_case
 from planning import SCENARIOS, PlanSettings, build_plan
 from planning.delivery import budget_buying
 from planning.settings import KEEP_SHARE

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml_tests.test_planning import curves_frame, random_case
+from marketing_ml_tests.support.planning_cases import curves_frame, random_case
 from planning import PlanSettings, build_plan
 from planning.calendar import WEEKDAY_COLUMNS, priced_for_day
 from planning.claims import claim

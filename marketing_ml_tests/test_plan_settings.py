@@ -19,8 +19,8 @@ from app import queries
 from app.plan import PublishedPlan, load_curves, replan
 from app.text import unescape_markdown
 from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY, BudgetPlanConfig
-from marketing_ml_tests.conftest import Lakehouse, check_outcomes, write_clean_raw_dir
-from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD
+from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
+from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes, write_clean_raw_dir
 from planning import PlanSettings, PlanSettingsError
 from planning.settings import (
     LOWER_FACTOR_RANGE,

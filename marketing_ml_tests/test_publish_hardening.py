@@ -9,7 +9,7 @@ import duckdb
 
 from marketing_ml.publish import build_publish_asset
 from marketing_ml.resources import LakehouseResource, ServingResource
-from marketing_ml_tests.conftest import Lakehouse, write_clean_raw_dir
+from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
 from serving_contract import SERVED_TABLES
 
 ODD_DIRECTORY = 'it\'s "odd"; -- dir'

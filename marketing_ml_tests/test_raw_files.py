@@ -14,7 +14,7 @@ from marketing_ml.contract import (
     META_CAMPAIGN_PERFORMANCE,
 )
 from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
-from marketing_ml_tests.conftest import (
+from marketing_ml_tests.support.lakehouse import (
     AUDIENCE_ROWS,
     clean_conversion_rows,
     clean_pacing_rows,

@@ -17,15 +17,15 @@ from streamlit.testing.v1 import AppTest
 from app import narrative
 from app.report import build_report
 from app.text import unescape_markdown
-from marketing_ml_tests.test_app import CLOSED_PORT_ENDPOINT, DASHBOARD, served_lakehouse
+from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
 
 SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
 THOUSANDS = re.compile(r"\d,\d{3}\b")
 
 
 @pytest.fixture
-def serving(tmp_path_factory, monkeypatch):
-    path = served_lakehouse(tmp_path_factory).serving
+def serving(served_lakehouse, monkeypatch):
+    path = served_lakehouse.serving
     monkeypatch.setenv("MARKETING_ML_SERVING_DB", str(path))
     monkeypatch.setenv("LM_ENDPOINT", CLOSED_PORT_ENDPOINT)
     monkeypatch.delenv("LM_MODEL", raising=False)

@@ -19,7 +19,7 @@ import pytest
 
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.conftest import MATERIALIZE_EVERYTHING, Lakehouse
+from marketing_ml_tests.support.lakehouse import MATERIALIZE_EVERYTHING, Lakehouse
 from serving_contract import SERVED_TABLES
 
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from marketing_ml.contract import CONVERSION_EVENTS, META_CAMPAIGN_PERFORMANCE
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.conftest import (
+from marketing_ml_tests.support.lakehouse import (
     MATERIALIZE_EVERYTHING,
     Lakehouse,
     clean_conversion_rows,

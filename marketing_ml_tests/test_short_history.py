@@ -26,11 +26,10 @@ from marketing_ml.ml.store import CalibratedModel, store_model
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.conftest import Lakehouse
-from marketing_ml_tests.ml_fixtures import daily_metrics
-from marketing_ml_tests.test_ml_training import training_frame
+from marketing_ml_tests.support.dashboard import DASHBOARD
+from marketing_ml_tests.support.lakehouse import Lakehouse
+from marketing_ml_tests.support.ml_data import daily_metrics, training_frame
 
-DASHBOARD = str(Path(__file__).resolve().parent.parent / "app" / "dashboard.py")
 FEW_AD_SETS = {"max_rounds": 30, "bootstrap_samples": 50, "min_minority_rows": 1}
 """These tests are about days of history, not label balance: six ad sets over a few weeks hold
 fewer than the default 50 days of either outcome, which would make every label uninformative."""

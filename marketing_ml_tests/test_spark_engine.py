@@ -18,7 +18,7 @@ from marketing_ml.parity import compare_databases, compare_frames
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml.storage import spark_tables
 from marketing_ml.storage.engine import ENGINE_ENV, WAREHOUSE_ENV, engine_name
-from marketing_ml_tests.conftest import check_outcomes
+from marketing_ml_tests.support.lakehouse import check_outcomes
 
 SEED_RAW_ENV = "MARKETING_ML_SEED_RAW"
 """The original project's sample, where one is at hand (CI sets it to the copy beside its

@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL_ID = "local-test-model"
@@ -320,3 +321,47 @@ def facts_from(body: dict) -> dict:
     """The JSON facts inside the user message, as the app sent them."""
     user = next(message for message in body["messages"] if message["role"] == "user")
     return json.loads(re.search(r"\{.*\}", user["content"], re.DOTALL).group(0))
+
+
+class ScriptedLMStudio(FakeLMStudio):
+    """FakeLMStudio whose chat replies are `script(facts)` (the facts it was sent), answered
+    after `delay` seconds. Every request is recorded, as in FakeLMStudio."""
+
+    def __init__(self, script: Callable[[dict], str], delay: float = 0.0, **options) -> None:
+        self.script = script
+        self.delay = delay
+        super().__init__("grounded", **options)
+
+    def _handler(self):
+        server = self
+        base = super()._handler()
+
+        class Handler(base):
+            def do_POST(self) -> None:
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    super().do_POST()
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append(("POST", self.path, body))
+                if server.delay:
+                    time.sleep(server.delay)
+                completion = {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {
+                                "role": "assistant",
+                                "content": server.script(facts_from(body)),
+                            },
+                        }
+                    ],
+                }
+                self._send(200, json.dumps(completion).encode())
+
+        return Handler

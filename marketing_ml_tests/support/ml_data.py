@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.ml import ml_asset_checks, ml_assets
+from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage.io_manager import LakehouseIOManager
 
@@ -97,3 +98,25 @@ def materialize_ml(database: Path, run_config: dict | None = None) -> dg.Execute
         run_config=run_config,
         raise_on_error=False,
     )
+
+
+def training_frame(tmp_path: Path, daily=None, roas_target: float = 4.0):
+    database = write_daily_metrics(
+        tmp_path / "lakehouse.duckdb", daily if daily is not None else daily_metrics(8, 50)
+    )
+    with duckdb.connect(str(database)) as connection:
+        connection.execute(f"CREATE TABLE features AS {feature_sql('gold.daily_adset_metrics')}")
+        connection.execute(
+            f"CREATE TABLE labels AS {label_sql('gold.daily_adset_metrics', roas_target)}"
+        )
+        query = training_dataset_sql("features", "labels", "gold.daily_adset_metrics")
+        return connection.execute(f"{query} ORDER BY ad_set_id, date").df()
+
+
+FAST_RUN_CONFIG = {
+    "ops": {
+        f"models__{name}": {"config": {"max_rounds": 30, "bootstrap_samples": 50}}
+        for name in ("pacing_risk_model", "conversion_model")
+    }
+}
+"""Run config for the ML assets that trains both models in seconds (30 rounds, 50 bootstraps)."""
