@@ -1,5 +1,7 @@
-"""Fixtures every test module shares: a fresh lakehouse per test and one built lakehouse per
-session. Helpers the modules import live in marketing_ml_tests.support."""
+"""Fixtures every tier shares: a fresh lakehouse per test and one built lakehouse per session.
+
+Each test is marked with its tier (the folder it lives in), so `pytest -m unit` and
+`make test-fast` (`-m "unit or integration"`) select by what a test needs."""
 
 import os
 from pathlib import Path
@@ -12,7 +14,21 @@ from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
 
 os.environ.setdefault(SETTLE_ENV, "0")
 """Tests write a raw file and read it at once: the settle window (tested on its own in
-test_files_changing_while_read.py) would add two seconds to every build."""
+integration/test_files_changing_while_read.py) would add two seconds to every build."""
+
+TIERS = ("unit", "integration", "app", "browser", "deploy", "spark")
+"""The folders under marketing_ml_tests/, each a marker declared in pyproject.toml."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier folder; a test outside one is an error, not a silent skip
+    of `-m` selections."""
+    root = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(root).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: test modules belong in a tier folder {TIERS}")
+        item.add_marker(tier)
 
 
 @pytest.fixture
