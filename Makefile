@@ -8,7 +8,7 @@ SAMPLE_DAYS ?= 240
 SAMPLE_SEED ?= 42
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install dev-install run test dev app up check-raw sample-data lint dagster-home bench compose-test \
+.PHONY: install dev-install run test test-fast dev app up check-raw sample-data lint dagster-home bench compose-test \
 	spark-install spark-cluster-test calibrate
 
 $(BIN)/dagster: pyproject.toml constraints.txt
@@ -49,6 +49,11 @@ run: install dagster-home sample-data
 
 test: dev-install spark-install
 	$(BIN)/python -m pytest
+
+# Unit and integration tiers only (marketing_ml_tests/unit, /integration): no AppTest, browser,
+# deploy or Spark; a couple of minutes. `make test` runs every tier.
+test-fast: dev-install
+	$(BIN)/python -m pytest -m "unit or integration"
 
 dev: install dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

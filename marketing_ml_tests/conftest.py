@@ -1,215 +1,34 @@
-"""Shared fixtures: raw folders written by the tests themselves and a fresh lakehouse per test."""
+"""Fixtures every tier shares: a fresh lakehouse per test and one built lakehouse per session.
+
+Each test is marked with its tier (the folder it lives in), so `pytest -m unit` and
+`make test-fast` (`-m "unit or integration"`) select by what a test needs."""
 
 import os
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
-import duckdb
 import pytest
 
-from marketing_ml.contract import (
-    AUDIENCE_SEGMENTS,
-    BUDGET_PACING,
-    CONVERSION_EVENTS,
-    META_CAMPAIGN_PERFORMANCE,
-    RawFile,
-)
-from marketing_ml.definitions import build_definitions
-from marketing_ml.quality import RULES
 from marketing_ml.raw_files import SETTLE_ENV
+from marketing_ml_tests.support.dashboard import build_served_lakehouse
+from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
 
 os.environ.setdefault(SETTLE_ENV, "0")
 """Tests write a raw file and read it at once: the settle window (tested on its own in
-test_files_changing_while_read.py) would add two seconds to every build."""
+integration/test_files_changing_while_read.py) would add two seconds to every build."""
+
+TIERS = ("unit", "integration", "app", "browser", "deploy", "spark")
+"""The folders under marketing_ml_tests/, each a marker declared in pyproject.toml."""
 
 
-def write_raw_csv(
-    path: Path,
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    bom: bool = True,
-    newline: str = "\r\n",
-    final_newline: bool = True,
-) -> Path:
-    """A CSV as a vendor exports it; fields are written as given (quote them yourself)."""
-    lines = [",".join(header), *(",".join(row) for row in rows)]
-    text = newline.join(lines) + (newline if final_newline else "")
-    path.write_bytes((("\ufeff" if bom else "") + text).encode("utf-8"))
-    return path
-
-
-FIXTURE_DAYS = 21
-"""Three weeks, like the original sample: enough for both models' label windows."""
-
-AUDIENCE_ROWS = [
-    [
-        "AS_001",
-        "Premium_Travelers_25-45",
-        "25-45",
-        '"luxury travel, premium hotels"',
-        "high_value_customers",
-        "500",
-    ],
-    [
-        "AS_002",
-        "Budget_Conscious_Families",
-        "28-50",
-        '"family travel, budget flights"',
-        "family_bookers",
-        "300",
-    ],
-    [
-        "AS_003",
-        "Senior_Leisure_Travelers",
-        "55+",
-        '"cruise travel, guided tours"',
-        "senior_travelers",
-        "350",
-    ],
-]
-
-
-def performance_row(day: str, ad_set: str, impressions: str, clicks: str, spend: str):
-    name = {
-        "AS_001": "Premium_Travelers_25-45",
-        "AS_002": "Budget_Conscious_Families",
-        "AS_003": "Senior_Leisure_Travelers",
-    }.get(ad_set, "Unknown_Ad_Set")
-    try:
-        ctr = f"{int(clicks) / int(impressions) * 100:.2f}"
-        cpm = f"{float(spend) / int(impressions) * 1000:.2f}"
-    except ValueError:
-        ctr, cpm = "2.00", "5.00"
-    return [day, ad_set, name, impressions, clicks, spend, ctr, cpm, "2.1"]
-
-
-def clean_performance_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
-    rows = []
-    for day in range(1, days + 1):
-        for index, ad_set in enumerate(("AS_001", "AS_002", "AS_003")):
-            impressions = 40000 + 1000 * day + 500 * index
-            rows.append(
-                performance_row(
-                    f"{day:02d}/08/2024",
-                    ad_set,
-                    str(impressions),
-                    str(800 + 10 * day),
-                    f"{250 + day + index}.50",
-                )
-            )
-    return rows
-
-
-def clean_pacing_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
-    rows = []
-    for day in range(1, days + 1):
-        for ad_set, planned in (("AS_001", 500), ("AS_002", 300), ("AS_003", 350)):
-            actual = planned * (0.6 + 0.1 * (day % 7))
-            status = "under_pacing" if actual / planned < 0.9 else "on_pace"
-            rows.append(
-                [
-                    f"{day:02d}/08/2024",
-                    ad_set,
-                    str(planned),
-                    f"{actual:.2f}",
-                    f"{actual / planned:.2f}",
-                    status,
-                ]
-            )
-    return rows
-
-
-def clean_conversion_rows(days: int = FIXTURE_DAYS) -> list[list[str]]:
-    rows = []
-    for day in range(1, days + 1):
-        for index, ad_set in enumerate(("AS_001", "AS_002", "AS_003")):
-            number = len(rows) + 1
-            rows.append(
-                [
-                    f"CV_B{number:03d}",
-                    f"{day:02d}/08/2024",
-                    ad_set,
-                    "booking_completed",
-                    f"{1000 + 100 * index}",
-                    "7_day_click",
-                    "premium_leisure",
-                ]
-            )
-            rows.append(
-                [
-                    f"CV_N{number:03d}",
-                    f"{day:02d}/08/2024",
-                    ad_set,
-                    "newsletter_signup",
-                    "",
-                    "1_day_view",
-                    "family_leisure",
-                ]
-            )
-    return rows
-
-
-def write_clean_raw_dir(raw_dir: Path) -> Path:
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    write_raw_csv(
-        raw_dir / "audience_segments.csv", AUDIENCE_SEGMENTS.header_columns, AUDIENCE_ROWS
-    )
-    write_raw_csv(
-        raw_dir / "meta_campaign_performance.csv",
-        META_CAMPAIGN_PERFORMANCE.columns,
-        clean_performance_rows(),
-    )
-    write_raw_csv(raw_dir / "budget_pacing.csv", BUDGET_PACING.columns, clean_pacing_rows())
-    write_raw_csv(
-        raw_dir / "conversion_events.csv", CONVERSION_EVENTS.columns, clean_conversion_rows()
-    )
-    return raw_dir
-
-
-@dataclass
-class Lakehouse:
-    """A lakehouse in a temporary folder: its files and the Definitions pointed at them."""
-
-    raw_dir: Path
-    database: Path
-    serving: Path
-
-    @property
-    def definitions(self) -> dg.Definitions:
-        return build_definitions(str(self.database), str(self.raw_dir), str(self.serving))
-
-    def materialize(
-        self, selection: str | None = None, extra_checks=()
-    ) -> dg.ExecuteInProcessResult:
-        definitions = self.definitions
-        return dg.materialize(
-            [*definitions.assets, *definitions.asset_checks, *extra_checks],
-            resources=definitions.resources,
-            selection=selection,
-            raise_on_error=False,
-        )
-
-    def cli_environment(self, dagster_home: Path) -> dict[str, str]:
-        """The environment for the real `dagster` CLI pointed at this lakehouse."""
-        dagster_home.mkdir(exist_ok=True)
-        return {
-            **os.environ,
-            "DAGSTER_HOME": str(dagster_home),
-            "MARKETING_ML_RAW_DIR": str(self.raw_dir),
-            "MARKETING_ML_DB": str(self.database),
-            "MARKETING_ML_SERVING_DB": str(self.serving),
-        }
-
-    def query(self, sql: str, parameters=None) -> list[tuple]:
-        with duckdb.connect(str(self.database), read_only=True) as connection:
-            return connection.execute(sql, parameters or []).fetchall()
-
-    def serving_query(self, sql: str) -> list[tuple]:
-        with duckdb.connect(str(self.serving), read_only=True) as connection:
-            return connection.execute(sql).fetchall()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier folder; a test outside one is an error, not a silent skip
+    of `-m` selections."""
+    root = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(root).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: test modules belong in a tier folder {TIERS}")
+        item.add_marker(tier)
 
 
 @pytest.fixture
@@ -221,35 +40,8 @@ def lakehouse(tmp_path: Path) -> Lakehouse:
     )
 
 
-MATERIALIZE_EVERYTHING = [
-    sys.executable,
-    "-m",
-    "dagster",
-    "asset",
-    "materialize",
-    "-m",
-    "marketing_ml",
-    "--select",
-    "*",
-]
-
-
-def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {
-        evaluation.check_name: evaluation.passed
-        for evaluation in result.get_asset_check_evaluations()
-    }
-
-
-def quality_warnings(result: dg.ExecuteInProcessResult) -> list[str]:
-    """Data-quality checks that did not pass (the models' own checks are judged elsewhere)."""
-    quality_checks = {rule.name for rule in RULES} | {"fact_files_fresh"}
-    return sorted(
-        name
-        for name, passed in check_outcomes(result).items()
-        if not passed and name in quality_checks
-    )
-
-
-def raw_path(lakehouse: Lakehouse, raw_file: RawFile) -> Path:
-    return lakehouse.raw_dir / raw_file.file_name
+@pytest.fixture(scope="session")
+def served_lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Lakehouse:
+    """The whole graph and the report built once per session from generated data: every tier's
+    tests that only read a built lakehouse share it (copy it before changing it)."""
+    return build_served_lakehouse(tmp_path_factory.mktemp("served"))

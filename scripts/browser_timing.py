@@ -35,7 +35,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from marketing_ml_tests.chromium import (  # noqa: E402
+from marketing_ml_tests.support.chromium import (  # noqa: E402
     Send,
     chromium_page,
     click,

@@ -13,7 +13,7 @@ sqlglot does the grammar (`parse_one(read="duckdb")` ... `.sql("spark")`); it al
 What sqlglot passes through unchanged but Spark would reject or read differently is rewritten
 here, one small function per construct (the "named helpers" of the Spark dialect). Each says
 why. Every rewrite is checked against DuckDB by running both engines on the same inputs in
-marketing_ml_tests/test_spark_sql.py.
+marketing_ml_tests/spark/test_spark_sql.py.
 
 Measured differences that remain (DuckDB 2.0.1 vs Spark 4.3.0 on Java 17):
 
