@@ -1108,6 +1108,11 @@ def headline(plan: pd.DataFrame, summary: dict) -> str:
     if summary["unplaced_budget"] > PENNY:
         tail = f"; {prose_money(summary['unplaced_budget'])} cannot be placed under the bounds"
     if donors.empty and recipients.empty:
+        if summary["ad_sets"] and summary["ad_sets_without_curve"] == summary["ad_sets"]:
+            return (
+                "Keep the current budgets: no ad set has a response curve yet (their spend has "
+                "barely varied), so no move can be priced" + tail + "."
+            )
         held = int((plan["role"] == "held").sum())
         if held:
             return (

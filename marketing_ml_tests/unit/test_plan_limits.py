@@ -269,3 +269,13 @@ def test_a_plan_whose_every_move_is_below_the_minimum_says_so():
     assert plan.summary["headline"].startswith(
         f"Keep the current budgets: the {held} moves the plan found are below the minimum move"
     )
+
+
+def test_a_plan_without_any_curve_says_so_rather_than_that_no_move_pays():
+    vmax, half, shape, current = random_case(3, 4, concave=True)
+    curves = curves_frame(vmax, half, shape, current).assign(vmax=np.nan)
+    plan = build_plan(curves, None, PlanSettings())
+    assert plan.summary["headline"] == (
+        "Keep the current budgets: no ad set has a response curve yet (their spend has barely "
+        "varied), so no move can be priced."
+    )
