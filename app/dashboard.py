@@ -2,7 +2,7 @@
 
 A thin UI: numbers come from app.queries (SQL pushed down to the serving file, cached per file
 version), sentences from app.narrative, actions from app.next_steps, the budget plan from
-app.plan (re-planned with `planning`), the naive comparison from app.whatif.
+app.budget_plan (re-planned with `planning`), the naive comparison from app.whatif.
 """
 
 import gc
@@ -16,22 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, evidence, narrative, next_steps, queries, whatif
-from app.freshness import freshness_notes
-from app.overview import (
-    KPI_TILES,
-    OVER_PACING,
-    RANK_BY,
-    ROAS_BAND,
-    ROAS_TARGET,
-    UNDER_PACING,
-    Filters,
-    Overview,
-    Ranking,
-    kpi_tiles,
-    load_overview,
-    rank,
-)
-from app.plan import (
+from app.budget_plan import (
     CURVES_CANNOT_SEE,
     ROLE_LABELS,
     SCENARIO_LABELS,
@@ -50,7 +35,22 @@ from app.plan import (
     unplaced_text,
     weekday_text,
 )
-from app.report import DEFAULT_DAYS, build_report, footer_text
+from app.freshness import freshness_notes
+from app.html_report import DEFAULT_DAYS, build_report, footer_text
+from app.overview import (
+    KPI_TILES,
+    OVER_PACING,
+    RANK_BY,
+    ROAS_BAND,
+    ROAS_TARGET,
+    UNDER_PACING,
+    Filters,
+    Overview,
+    Ranking,
+    kpi_tiles,
+    load_overview,
+    rank,
+)
 from app.text import markdown_code, markdown_text
 from planning import PlanSettings, PlanSettingsError
 from planning.settings import (

@@ -17,8 +17,8 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from app import queries, whatif
+from app.html_report import build_report, default_filters
 from app.overview import load_overview
-from app.report import build_report, default_filters
 from app.text import WORD_JOINER, csv_cell, markdown_text, unescape_markdown
 from marketing_ml_tests.conftest import Lakehouse
 from marketing_ml_tests.test_app import (

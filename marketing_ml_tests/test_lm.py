@@ -7,8 +7,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import next_steps, queries
+from app.html_report import default_filters
 from app.overview import load_overview
-from app.report import default_filters
 from app.text import unescape_markdown
 from marketing_ml_tests.lm_server import MODEL_ID, FakeLMStudio, facts_from
 from marketing_ml_tests.test_app import DASHBOARD, FOOTER, FOOTER_WITH_LM, served_lakehouse
