@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 
 from app import narrative
-from app.plan import PublishedPlan
+from app.budget_plan import PublishedPlan
 from app.queries import previous_period
 
 ROAS_TARGET = 4.0

@@ -2,7 +2,7 @@
 
 For people who will not run anything: `<serving dir>/report/marketing_report.html` opens offline
 (plotly's JavaScript is embedded). Built from the serving file by the dashboard's own builder
-(`python -m app.report`), so the report and the dashboard always agree; run as a program, so the
+(`python -m app.html_report`), so the report and the dashboard always agree; run as a program, so the
 pipeline reads the dashboard package no more than it reads the dashboard.
 """
 
@@ -15,7 +15,7 @@ import dagster as dg
 from marketing_ml.resources import ServingResource
 
 REPORT_NAME = "marketing_report.html"
-REPORT_BUILDER = "app.report"
+REPORT_BUILDER = "app.html_report"
 
 
 def report_path(serving_path: Path) -> Path:

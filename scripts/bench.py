@@ -709,7 +709,7 @@ REPLAN_PROBE = r"""
 import json, statistics, sys, time
 from pathlib import Path
 from app import queries
-from app.plan import PublishedPlan, load_curves, replan
+from app.budget_plan import PublishedPlan, load_curves, replan
 from planning import PlanSettings
 
 serving = Path(sys.argv[1])
@@ -729,7 +729,7 @@ print(json.dumps({"ad_sets": len(frame), "replan_median_s": round(statistics.med
 
 
 def replan(serving: Path) -> dict:
-    """The What-if's re-plan of every ad set of the serving file (app.plan.replan: the limits,
+    """The What-if's re-plan of every ad set of the serving file (app.budget_plan.replan: the limits,
     campaign budgets, the period and the bootstrap ranges; curves and draws already read), 10
     scenario and bound changes: what the dashboard pays per change."""
     result = subprocess.run(

@@ -46,7 +46,7 @@ from marketing_ml_tests.support.chromium import (  # noqa: E402
 )
 
 DEFAULT_DAYS = 28
-"""The dashboard's default period (app.report.DEFAULT_DAYS): four weeks up to the last day."""
+"""The dashboard's default period (app.html_report.DEFAULT_DAYS): four weeks up to the last day."""
 CLOSED_PORT_ENDPOINT = "http://127.0.0.1:9/v1"
 """Nothing listens on port 9: LM Studio offline, known at once (a refused connection)."""
 TIMEOUT = 180.0

@@ -296,7 +296,7 @@ def test_models_tab_shows_how_well_the_response_curves_predicted_past_weeks(app_
     backtest's own figures, a row per four-week period, the latest period per ad set, and what
     the curves cannot see."""
     from app import evidence, queries
-    from app.plan import CURVES_CANNOT_SEE
+    from app.budget_plan import CURVES_CANNOT_SEE
     from app.text import unescape_markdown
 
     backtest = queries.response_curve_backtest(app_env.serving)
@@ -322,7 +322,7 @@ def test_models_tab_shows_how_well_the_response_curves_predicted_past_weeks(app_
 
 
 def test_the_plan_table_shows_recent_actual_revenue_beside_expected(app_env):
-    from app.plan import CURVES_CANNOT_SEE
+    from app.budget_plan import CURVES_CANNOT_SEE
     from app.text import unescape_markdown
 
     app = run_app(tab="What-if")

@@ -15,8 +15,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import queries, whatif
+from app.html_report import build_report, default_filters
 from app.overview import load_overview
-from app.report import build_report, default_filters
 from app.text import csv_cell, markdown_text, unescape_markdown
 from marketing_ml_tests.support.dashboard import (
     CLOSED_PORT_ENDPOINT,

@@ -7,8 +7,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import next_steps, queries
+from app.html_report import default_filters
 from app.overview import load_overview
-from app.report import default_filters
 from app.text import unescape_markdown
 from marketing_ml_tests.support.dashboard import (
     ASKING,

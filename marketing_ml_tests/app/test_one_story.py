@@ -27,9 +27,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import narrative, next_steps, queries, whatif
+from app.budget_plan import PublishedPlan, load_curves, naive_value, plan_csv, replan
+from app.html_report import build_report, default_filters
 from app.overview import load_overview
-from app.plan import PublishedPlan, load_curves, naive_value, plan_csv, replan
-from app.report import build_report, default_filters
 from app.text import plain_label, unescape_markdown
 from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
 from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD

@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app import queries
-from app.plan import PublishedPlan, load_curves, replan
+from app.budget_plan import PublishedPlan, load_curves, replan
 from app.text import unescape_markdown
 from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY, BudgetPlanConfig
 from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD

@@ -15,7 +15,7 @@ from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
 from app import narrative
-from app.report import build_report
+from app.html_report import build_report
 from app.text import unescape_markdown
 from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
 

@@ -16,7 +16,7 @@ from app.freshness import (
     freshness_notes,
     freshness_of,
 )
-from app.report import build_report
+from app.html_report import build_report
 from app.text import unescape_markdown
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.support.chromium import chromium_page, evaluate, streamlit_server, wait_for

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.report import build_report
+from app.html_report import build_report
 from app.text import WORD_JOINER
 from marketing_ml_tests.support.chromium import (
     CHROMIUM,

@@ -249,7 +249,7 @@ def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_pa
     newest data, on each ad set's spend of the last 7 days, and the dashboard's What-if (curves
     from the serving file, state from the plan) still reproduces the published plan."""
     from app import queries
-    from app.plan import PublishedPlan, load_curves, replan
+    from app.budget_plan import PublishedPlan, load_curves, replan
 
     lakehouse = Lakehouse(
         tmp_path / "raw", tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.plan import plan_csv
+from app.budget_plan import plan_csv
 from marketing_ml.contract import AUDIENCE_SEGMENTS
 from marketing_ml.plan import current_state_sql
 from marketing_ml.sample_data import make_population, reference_spend, write_sample_data

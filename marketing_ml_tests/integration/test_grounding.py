@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from app import next_steps, queries
+from app.budget_plan import PublishedPlan
+from app.html_report import default_filters
 from app.overview import load_overview
-from app.plan import PublishedPlan
-from app.report import default_filters
 from marketing_ml_tests.support.lm_server import (
     FakeLMStudio,
     ScriptedLMStudio,

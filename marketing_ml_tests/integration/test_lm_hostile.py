@@ -8,8 +8,8 @@ import unicodedata
 import pytest
 
 from app import next_steps, queries
+from app.html_report import default_filters
 from app.overview import load_overview
-from app.report import default_filters
 from marketing_ml_tests.support.lm_server import (
     DRIP_SECONDS,
     ENDLESS_LIMIT,

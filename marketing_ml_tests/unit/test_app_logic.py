@@ -251,7 +251,7 @@ def test_a_plan_published_before_delivery_was_measured_still_replans_by_its_rule
     """The serving file a run of the previous version wrote: no utilization, `delivery_cap`
     holding the most spent in a day. The What-if keeps that cap and the risk veto until the
     next run publishes a plan with delivery measured."""
-    from app.plan import PublishedPlan
+    from app.budget_plan import PublishedPlan
     from planning import build_plan
 
     old = pd.DataFrame(
@@ -281,7 +281,7 @@ def test_every_whatif_figure_sits_inside_its_own_range_at_two_thousand_ad_sets()
 
     import numpy as np
 
-    from app.plan import curve_points, load_curves, replan
+    from app.budget_plan import curve_points, load_curves, replan
     from marketing_ml_tests.support.planning_cases import curves_frame, random_case
     from planning import PlanSettings
 
@@ -321,7 +321,7 @@ def test_recipients_expected_to_earn_less_than_they_recently_did_are_named():
     """A curve behind a change it has not seen promises a recipient less after its increase than
     it earned a day over the last 28 days (167 of 788 recipients at 2,000 ad sets): the plan
     says so beside its table, biggest increase first; donors and unknown actuals are not named."""
-    from app.plan import below_recent_text
+    from app.budget_plan import below_recent_text
 
     plan = pd.DataFrame(
         {
@@ -396,7 +396,7 @@ def test_an_uninformative_model_says_why_instead_of_a_score():
 
 
 def test_the_plan_tiles_say_which_weekday_tomorrow_is_priced_as():
-    from app.plan import weekday_text
+    from app.budget_plan import weekday_text
 
     said = weekday_text({"priced_for_day": "saturday", "weekday_factor": 0.8})
     assert (

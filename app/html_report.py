@@ -11,10 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app import charts, evidence, narrative, queries
-from app.freshness import freshness_html
-from app.next_steps import build_facts, rule_based_actions
-from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
-from app.plan import (
+from app.budget_plan import (
     CURVES_CANNOT_SEE,
     ROLE_LABELS,
     SCENARIO_LABELS,
@@ -23,6 +20,9 @@ from app.plan import (
     plan_table,
     unplaced_text,
 )
+from app.freshness import freshness_html
+from app.next_steps import build_facts, rule_based_actions
+from app.overview import KPI_TILES, Filters, Overview, kpi_tiles, load_overview
 from serving_contract import DATA_QUALITY, QUARANTINE, RESPONSE_CURVE_BACKTEST
 
 DEFAULT_DAYS = 28
@@ -362,7 +362,7 @@ def write_report(serving: Path, target: Path) -> Path:
 
 
 def main(arguments: list[str] | None = None) -> None:
-    """`python -m app.report SERVING TARGET`: how the pipeline's report asset runs it (in its
+    """`python -m app.html_report SERVING TARGET`: how the pipeline's report asset runs it (in its
     own process, so the pipeline never imports the dashboard package)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("serving", type=Path, help="the serving file to read")

@@ -1,0 +1,1 @@
+"""The dashboard's tabs, one module each (app.dashboard wires them)."""
