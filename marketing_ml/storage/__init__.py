@@ -5,9 +5,10 @@
   Engine-neutral: asset modules import only this package.
 - `engine`: which engine holds the lakehouse (MARKETING_ML_ENGINE=duckdb|spark), its
   connections, and `tables_for(connection)`: that engine's table operations.
-- `duckdb_tables` / `spark_tables`: each engine's operations: transactions, atomic replacement,
+- `duckdb_tables` / `spark.tables`: each engine's operations: transactions, atomic replacement,
   row counts, table state (DuckDB: a JSON table comment; Spark: a table property), frames
-  through Arrow. `spark_sql` transpiles the pipeline's SQL (DuckDB's dialect) for Spark.
+  through Arrow. The Spark engine is its own subpackage (`spark/`: session, tables, and `sql`,
+  which transpiles the pipeline's SQL, DuckDB's dialect, for Spark), imported only when chosen.
 - `io_manager`: the Dagster IO manager and its type handlers, the only module that touches
   Dagster's DB IO manager internals.
 """

@@ -42,7 +42,7 @@ def lakehouse_location(duckdb_database: Path) -> Path:
 def open_lakehouse(duckdb_database: Path, read_only: bool = False, memory_limit: str = ""):
     """A connection to the lakehouse on the configured engine."""
     if engine_name() == "spark":
-        from marketing_ml.storage import spark_tables
+        from marketing_ml.storage.spark import tables as spark_tables
 
         yield spark_tables.connect()
         return
@@ -76,12 +76,12 @@ def release_buffers(duckdb_database: Path) -> None:
 
 
 def tables_for(connection) -> ModuleType:
-    """The table operations (`duckdb_tables` or `spark_tables`) of a connection's engine."""
+    """The table operations (`duckdb_tables` or `spark.tables`) of a connection's engine."""
     from marketing_ml.storage import duckdb_tables
 
     if duckdb_tables.owns(connection):
         return duckdb_tables
-    from marketing_ml.storage import spark_tables
+    from marketing_ml.storage.spark import tables as spark_tables
 
     return spark_tables
 
