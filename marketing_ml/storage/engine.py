@@ -1,14 +1,16 @@
 """Which engine holds the lakehouse, chosen by one setting: MARKETING_ML_ENGINE=duckdb|spark.
 
 Everything that writes or reads lakehouse tables opens its connection here and reaches the
-engine's table operations through `tables_for(connection)`, so asset code never names an engine.
+engine's table operations through `tables_for(connection)` (a `TableOperations`), so asset code
+never names an engine.
 A Spark connection takes the pipeline's SQL as written (DuckDB's dialect) and transpiles it.
 """
 
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
+
+from marketing_ml.storage.tables import TableOperations
 
 ENGINE_ENV = "MARKETING_ML_ENGINE"
 ENGINES = ("duckdb", "spark")
@@ -75,15 +77,15 @@ def release_buffers(duckdb_database: Path) -> None:
         duckdb_tables.release_buffers(duckdb_database)
 
 
-def tables_for(connection) -> ModuleType:
-    """The table operations (`duckdb_tables` or `spark.tables`) of a connection's engine."""
+def tables_for(connection) -> TableOperations:
+    """The table operations (`DuckDBTables` or `SparkTables`) of a connection's engine."""
     from marketing_ml.storage import duckdb_tables
 
     if duckdb_tables.owns(connection):
-        return duckdb_tables
+        return duckdb_tables.DuckDBTables()
     from marketing_ml.storage.spark import tables as spark_tables
 
-    return spark_tables
+    return spark_tables.SparkTables()
 
 
 def engine_errors() -> tuple[type[BaseException], ...]:

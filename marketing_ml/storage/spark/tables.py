@@ -292,3 +292,54 @@ def set_table_state(connection: SparkConnection, schema: str, table: str, state:
     connection.session.sql(
         f"ALTER TABLE {schema}.{table} SET TBLPROPERTIES ('{STATE_PROPERTY}' = {text})"
     )
+
+
+class SparkTables:
+    """Spark's `SnapshotTables` (marketing_ml/storage/tables.py): this module's functions."""
+
+    updates_in_place = updates_in_place
+
+    def create_schema(self, connection, schema):
+        create_schema(connection, schema)
+
+    def column_names(self, connection, name):
+        return column_names(connection, name)
+
+    def row_count(self, connection, name):
+        return row_count(connection, name)
+
+    def table_metadata(self, connection, name):
+        return table_metadata(connection, name)
+
+    def transaction(self, connection):
+        return transaction(connection)
+
+    def create_table_as(self, connection, name, query, order_by=()):
+        create_table_as(connection, name, query, order_by)
+
+    def replace_table_with_query(self, connection, name, query, order_by=()):
+        replace_table_with_query(connection, name, query, order_by)
+
+    def replace_table_with_frame(self, connection, name, frame):
+        replace_table_with_frame(connection, name, frame)
+
+    def replace_table_with_scores(self, connection, name, scored):
+        replace_table_with_scores(connection, name, scored)
+
+    def fetch_arrow(self, connection, name):
+        return fetch_arrow(connection, name)
+
+    def fetch_frame(self, connection, query):
+        return fetch_frame(connection, query)
+
+    def table_state(self, connection, schema, table):
+        return table_state(connection, schema, table)
+
+    def set_table_state(self, connection, schema, table, state):
+        set_table_state(connection, schema, table, state)
+
+    def new_location(self, connection, name):
+        return new_location(connection, name)
+
+    def switch_to(self, location):
+        return switch_to(location)
