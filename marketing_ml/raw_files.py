@@ -17,6 +17,7 @@ import time
 import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import duckdb
@@ -33,6 +34,7 @@ from marketing_ml.storage.duckdb_tables import (
 )
 from marketing_ml.storage.engine import tables_for
 from marketing_ml.storage.outputs import Update, query_id
+from marketing_ml.storage.tables import SnapshotTables
 
 BRONZE_LINE_COLUMN = "_source_line"
 LINEAGE_COLUMNS = (
@@ -1149,7 +1151,7 @@ def plan_bronze_snapshot(
         return Update("unchanged since the last load", metadata=file_metadata(profile))
     if profile.extends is not None:
         profile = profile_raw_file(profile.path, profile.raw_file)
-    tables = tables_for(connection)
+    tables = cast(SnapshotTables, tables_for(connection))
     location = tables.new_location(connection, f"{schema}.{table}")
     location.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="marketing-ml-bronze-") as folder:

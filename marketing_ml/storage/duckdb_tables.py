@@ -209,3 +209,48 @@ def set_table_state(
     """Record `state` on the table; inside the transaction that writes the rows it describes."""
     text = sql_string(json.dumps(state, sort_keys=True))
     connection.execute(f"COMMENT ON TABLE {schema}.{table} IS {text}")
+
+
+class DuckDBTables:
+    """DuckDB's `TableOperations` (marketing_ml/storage/tables.py): this module's functions."""
+
+    updates_in_place = updates_in_place
+
+    def create_schema(self, connection, schema):
+        create_schema(connection, schema)
+
+    def column_names(self, connection, name):
+        return column_names(connection, name)
+
+    def row_count(self, connection, name):
+        return row_count(connection, name)
+
+    def table_metadata(self, connection, name):
+        return table_metadata(connection, name)
+
+    def transaction(self, connection):
+        return transaction(connection)
+
+    def create_table_as(self, connection, name, query, order_by=()):
+        create_table_as(connection, name, query, order_by)
+
+    def replace_table_with_query(self, connection, name, query, order_by=()):
+        replace_table_with_query(connection, name, query, order_by)
+
+    def replace_table_with_frame(self, connection, name, frame):
+        replace_table_with_frame(connection, name, frame)
+
+    def replace_table_with_scores(self, connection, name, scored):
+        replace_table_with_scores(connection, name, scored)
+
+    def fetch_arrow(self, connection, name):
+        return fetch_arrow(connection, name)
+
+    def fetch_frame(self, connection, query):
+        return fetch_frame(connection, query)
+
+    def table_state(self, connection, schema, table):
+        return table_state(connection, schema, table)
+
+    def set_table_state(self, connection, schema, table, state):
+        set_table_state(connection, schema, table, state)

@@ -2,8 +2,7 @@
 layer, each replaced atomically by writing it under a new location and then switching the
 catalog to that location.
 
-Where it runs: SPARK_REMOTE (Spark Connect, e.g. Databricks Connect) or SPARK_MASTER (default
-`local[*]`; `spark://host:7077` for a standalone cluster). Where tables live:
+Where it runs: the process's one session (`session.session_for`). Where tables live:
 MARKETING_ML_WAREHOUSE (default data/spark-warehouse), which also holds the embedded Derby
 metastore, so the catalog persists between runs without a server. One process at a time may
 open that metastore: runs take the lakehouse lock on the warehouse, and a run's steps share the
@@ -15,9 +14,7 @@ in bronze is still left alone.
 """
 
 import json
-import os
 import shutil
-import sys
 import uuid
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -27,22 +24,14 @@ import dagster as dg
 import pandas as pd
 
 from marketing_ml.storage.engine import warehouse_path
-from marketing_ml.storage.spark_sql import to_spark
+from marketing_ml.storage.spark.session import session_for
+from marketing_ml.storage.spark.sql import to_spark
 
-SPARK_MASTER_ENV = "SPARK_MASTER"
-SPARK_REMOTE_ENV = "SPARK_REMOTE"
-DEFAULT_MASTER = "local[*]"
 STATE_PROPERTY = "marketing_ml.state"
 VERSIONS_FOLDER = "tables"
 """Under the warehouse: tables/<schema>/<table>/<version>/ holds each written version."""
 
 updates_in_place = False
-DEFAULT_DRIVER_MEMORY = "2g"
-"""The driver JVM's heap unless SPARK_DRIVER_MEMORY says otherwise. Spark's default (1g) could not
-hold the broadcast sides of the quarantine's joins at 800 ad sets x 365 days on the cluster."""
-LOCAL_SHUFFLE_PARTITIONS = 4
-"""Shuffle partitions in local mode (Spark's default, 200, is for clusters: on one machine each
-shuffle wrote 200 small files per stage). A cluster keeps its own setting."""
 
 
 class SparkResult:
@@ -77,7 +66,7 @@ class SparkResult:
 
 class SparkConnection:
     """The lakehouse on Spark, taking the pipeline's SQL in DuckDB's dialect (transpiled by
-    `spark_sql.to_spark`). Frames registered by name become temporary views."""
+    `sql.to_spark`). Frames registered by name become temporary views."""
 
     def __init__(self, session, warehouse: Path):
         self.session = session
@@ -97,55 +86,6 @@ class SparkConnection:
 
     def close(self) -> None:
         """The session outlives a connection: the run's steps share it."""
-
-
-_sessions: dict[tuple, object] = {}
-
-
-def session_for(warehouse: Path):
-    """This process's Spark session on `warehouse`, started on first use (about 5 s)."""
-    from pyspark.sql import SparkSession
-
-    remote = os.environ.get(SPARK_REMOTE_ENV, "")
-    master = os.environ.get(SPARK_MASTER_ENV) or DEFAULT_MASTER
-    key = (remote, master, str(warehouse))
-    session = _sessions.get(key)
-    if session is not None:
-        return session
-    for other in list(_sessions):
-        _sessions.pop(other).stop()
-    # Python workers (scoring) run this interpreter, which has the project's packages, unless
-    # PYSPARK_PYTHON names another; pyspark reads it when the session starts.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    if remote:
-        session = SparkSession.builder.remote(remote).getOrCreate()
-    else:
-        warehouse.mkdir(parents=True, exist_ok=True)
-        metastore = warehouse / "metastore_db"
-        builder = SparkSession.builder.master(master).config(
-            "spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY") or DEFAULT_DRIVER_MEMORY
-        )
-        if master.startswith("local"):
-            builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
-        session = (
-            builder.appName("marketing-ml")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"))
-            .config("spark.sql.warehouse.dir", str(warehouse))
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-            .config(
-                "spark.hadoop.javax.jdo.option.ConnectionURL",
-                f"jdbc:derby:;databaseName={metastore};create=true",
-            )
-            .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
-            .enableHiveSupport()
-            .getOrCreate()
-        )
-        session.sparkContext.setLogLevel("ERROR")
-    _sessions[key] = session
-    return session
 
 
 def connect() -> SparkConnection:
@@ -352,3 +292,54 @@ def set_table_state(connection: SparkConnection, schema: str, table: str, state:
     connection.session.sql(
         f"ALTER TABLE {schema}.{table} SET TBLPROPERTIES ('{STATE_PROPERTY}' = {text})"
     )
+
+
+class SparkTables:
+    """Spark's `SnapshotTables` (marketing_ml/storage/tables.py): this module's functions."""
+
+    updates_in_place = updates_in_place
+
+    def create_schema(self, connection, schema):
+        create_schema(connection, schema)
+
+    def column_names(self, connection, name):
+        return column_names(connection, name)
+
+    def row_count(self, connection, name):
+        return row_count(connection, name)
+
+    def table_metadata(self, connection, name):
+        return table_metadata(connection, name)
+
+    def transaction(self, connection):
+        return transaction(connection)
+
+    def create_table_as(self, connection, name, query, order_by=()):
+        create_table_as(connection, name, query, order_by)
+
+    def replace_table_with_query(self, connection, name, query, order_by=()):
+        replace_table_with_query(connection, name, query, order_by)
+
+    def replace_table_with_frame(self, connection, name, frame):
+        replace_table_with_frame(connection, name, frame)
+
+    def replace_table_with_scores(self, connection, name, scored):
+        replace_table_with_scores(connection, name, scored)
+
+    def fetch_arrow(self, connection, name):
+        return fetch_arrow(connection, name)
+
+    def fetch_frame(self, connection, query):
+        return fetch_frame(connection, query)
+
+    def table_state(self, connection, schema, table):
+        return table_state(connection, schema, table)
+
+    def set_table_state(self, connection, schema, table, state):
+        set_table_state(connection, schema, table, state)
+
+    def new_location(self, connection, name):
+        return new_location(connection, name)
+
+    def switch_to(self, location):
+        return switch_to(location)

@@ -258,7 +258,7 @@ def _try_strptime(node: exp.Anonymous) -> exp.Expression:
     if not (fmt.is_string and fmt.this in _STRPTIME_PARTS):
         raise ValueError(
             f"try_strptime format {fmt.sql('duckdb')} has no Spark equivalent here: "
-            f"add it to spark_sql._STRPTIME_PARTS"
+            f"add it to spark.sql._STRPTIME_PARTS"
         )
     pattern, year, month, day = _STRPTIME_PARTS[fmt.this]
 
