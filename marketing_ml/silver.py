@@ -60,7 +60,7 @@ WHERE rule IS NULL"""
 
 def bronze_versions(connection, bronze_table: str) -> dict[str, int]:
     """Rows of each version a bronze table has held since its last full load, the current one
-    last (see `raw_files.bronze_state`); empty for a table that records none."""
+    last (see `ingest.state.bronze_state`); empty for a table that records none."""
     state = tables_for(connection).table_state(connection, *bronze_table.split(".")) or {}
     return dict(state.get("versions", []))
 

@@ -18,8 +18,8 @@ from marketing_ml.contract import (
     RawFile,
 )
 from marketing_ml.definitions import build_definitions
+from marketing_ml.ingest.settle import SETTLE_ENV
 from marketing_ml.quality import RULES
-from marketing_ml.raw_files import SETTLE_ENV
 
 os.environ.setdefault(SETTLE_ENV, "0")
 """Tests write a raw file and read it at once: the settle window (tested on its own in

@@ -14,7 +14,7 @@ from marketing_ml.contract import (
     META_CAMPAIGN_PERFORMANCE,
     RAW_FILES,
 )
-from marketing_ml.raw_files import profile_raw_file
+from marketing_ml.ingest.profile import profile_raw_file
 from marketing_ml.storage import FULL_LOAD_TAG
 from marketing_ml_tests.conftest import (
     Lakehouse,
