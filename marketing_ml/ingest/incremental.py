@@ -13,7 +13,7 @@ import dagster as dg
 from marketing_ml.contract import RawFile
 from marketing_ml.ingest.profile import RawFileProfile, profile_raw_file
 from marketing_ml.ingest.reader import bronze_query_id, bronze_version, stage_records
-from marketing_ml.ingest.state import bronze_state, stored_profile
+from marketing_ml.ingest.state import BronzeState, bronze_state, stored_profile
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.storage.duckdb_tables import connect, set_table_state, transaction
 from marketing_ml.storage.engine import tables_for
@@ -103,8 +103,8 @@ def load_bronze_table(
     rows, profile = stage_bronze_load(connection, staging, profile)
     with transaction(connection):
         swap_in(staging)(connection, f"{schema}.{table}")
-        state = bronze_state(profile, [[bronze_version(profile), rows]])
-        set_table_state(connection, schema, table, {**state, "rows": rows})
+        state = replace(bronze_state(profile, [(bronze_version(profile), rows)]), rows=rows)
+        set_table_state(connection, schema, table, state.to_json())
     return rows, profile
 
 
@@ -115,32 +115,33 @@ def plan_bronze_refresh(
     recorded (`built`; {} for a full load): nothing to do when the file is the version loaded,
     only the new rows when it extends it (a daily export), a full load otherwise. The rows are
     staged here; the update swaps or appends them."""
-    previous = stored_profile(built or None, path, raw_file)
-    if previous is not None and built.get("query") != bronze_query_id(previous):
+    state = BronzeState.from_json(built)
+    previous = stored_profile(state, path, raw_file)
+    if previous is not None and state.query != bronze_query_id(previous):
         previous = None
     profile = profile_raw_file(path, raw_file, previous)
     if not tables_for(connection).updates_in_place:
-        return plan_bronze_snapshot(connection, schema, table, profile, built)
+        return plan_bronze_snapshot(connection, schema, table, profile, state)
     staging = staging_name(schema, table)
     if profile.extends is None:
         rows, profile = stage_bronze_load(connection, staging, profile)
-        versions = [[bronze_version(profile), rows]]
+        versions = [(bronze_version(profile), rows)]
         load, apply = f"full load ({rows} rows)", swap_in(staging)
     elif profile.sha256 == profile.extends.sha256:
         load, apply = "unchanged since the last load", None
     else:
         rows, profile = stage_bronze_append(connection, staging, profile)
-        versions = [*built["versions"], [bronze_version(profile), built["rows"] + rows]]
+        versions = [*state.versions, (bronze_version(profile), state.rows + rows)]
         load, apply = f"appended {rows} rows", append_from(staging)
     if profile.still_being_written:
         load += f"; {still_being_written_text(profile)}"
     if apply is None:
         return Update(load, metadata=file_metadata(profile))
-    return Update(load, apply, bronze_state(profile, versions), file_metadata(profile))
+    return Update(load, apply, bronze_state(profile, versions).to_json(), file_metadata(profile))
 
 
 def plan_bronze_snapshot(
-    connection, schema: str, table: str, profile: RawFileProfile, built: dict
+    connection, schema: str, table: str, profile: RawFileProfile, built: BronzeState | None
 ) -> Update:
     """Bronze on an engine that cannot append in place (Spark): nothing to do when the file is
     the version loaded; otherwise the whole file, read by `ingest.reader` (so records, physical
@@ -148,7 +149,8 @@ def plan_bronze_snapshot(
     under the table's next location, which the update switches the table to."""
     unchanged = (
         profile.extends is not None
-        and built.get("query") == bronze_query_id(profile)
+        and built is not None
+        and built.query == bronze_query_id(profile)
         and profile.sha256 == profile.extends.sha256
     )
     if unchanged:
@@ -163,7 +165,7 @@ def plan_bronze_snapshot(
             rows, profile = stage_bronze_load(staging, "staged", profile)
             target = sql_string(str(location / "records.parquet"))
             staging.execute(f"COPY staged TO {target} (FORMAT parquet)")
-    state = bronze_state(profile, [[bronze_version(profile), rows]])
+    state = bronze_state(profile, [(bronze_version(profile), rows)]).to_json()
     return Update(
         f"full load ({rows} rows)", tables.switch_to(location), state, file_metadata(profile)
     )
