@@ -6,7 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from marketing_ml.contract import RAW_FILES, RawFile
-from marketing_ml.raw_files import RawFileError, plan_bronze_refresh
+from marketing_ml.ingest.errors import RawFileError
+from marketing_ml.ingest.incremental import plan_bronze_refresh
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.storage import IncrementalTable, Update, full_load_requested
 

@@ -15,12 +15,9 @@ import duckdb
 
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import RAW_FILES
-from marketing_ml.raw_files import (
-    RawFileError,
-    load_bronze_table,
-    profile_raw_file,
-    still_being_written_text,
-)
+from marketing_ml.ingest.errors import RawFileError
+from marketing_ml.ingest.incremental import load_bronze_table, still_being_written_text
+from marketing_ml.ingest.profile import profile_raw_file
 from marketing_ml.resources import raw_dir_path
 
 

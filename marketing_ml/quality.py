@@ -21,9 +21,9 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
+from marketing_ml.ingest.state import read_bronze_state
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sql import quote_identifier, sql_string
-from marketing_ml.storage import tables_for
 
 UTILIZATION_SANE_MAX = 3.0
 """Spending over three times the plan is possible but almost always an export error."""
@@ -132,8 +132,8 @@ WHERE ad_set_id NOT IN (SELECT ad_set_id FROM {audience})""",
 
 def file_records(connection, raw_file: RawFile) -> int | None:
     """The records the bronze table's file held when it was loaded, from its recorded state."""
-    state = tables_for(connection).table_state(connection, *bronze(raw_file).split("."))
-    return state["file"]["data_rows"] if state else None
+    state = read_bronze_state(connection, bronze(raw_file))
+    return state.file.data_rows if state else None
 
 
 def row_accounting_sql(raw_file: RawFile, file_records: int | None) -> str:

@@ -14,6 +14,7 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
+from marketing_ml.ingest.state import read_bronze_state
 from marketing_ml.sql import sql_string
 from marketing_ml.storage import (
     IncrementalTable,
@@ -22,7 +23,6 @@ from marketing_ml.storage import (
     Update,
     full_load_requested,
     query_id,
-    tables_for,
 )
 from marketing_ml.storage.outputs import full_build
 
@@ -60,9 +60,9 @@ WHERE rule IS NULL"""
 
 def bronze_versions(connection, bronze_table: str) -> dict[str, int]:
     """Rows of each version a bronze table has held since its last full load, the current one
-    last (see `raw_files.bronze_state`); empty for a table that records none."""
-    state = tables_for(connection).table_state(connection, *bronze_table.split(".")) or {}
-    return dict(state.get("versions", []))
+    last (see `ingest.state.BronzeState`); empty for a table that records none."""
+    state = read_bronze_state(connection, bronze_table)
+    return state.rows_by_version if state else {}
 
 
 def last_line_of(versions: dict[str, int], version: str) -> int:

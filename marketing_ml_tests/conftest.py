@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from marketing_ml.raw_files import SETTLE_ENV
+from marketing_ml.ingest.settle import SETTLE_ENV
 from marketing_ml_tests.support.dashboard import build_served_lakehouse
 from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
 

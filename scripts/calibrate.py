@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from marketing_ml.raw_files import SETTLE_ENV  # noqa: E402
+from marketing_ml.ingest.settle import SETTLE_ENV  # noqa: E402
 from marketing_ml.simulation import (  # noqa: E402
     GENERATORS,
     beside_each_other,

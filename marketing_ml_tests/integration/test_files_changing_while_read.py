@@ -20,12 +20,10 @@ from marketing_ml.bronze import RawExport
 from marketing_ml.check_raw import check_raw_folder
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import BUDGET_PACING, META_CAMPAIGN_PERFORMANCE, RawFile
-from marketing_ml.raw_files import (
-    SETTLE_ENV,
-    RawFileError,
-    load_bronze_table,
-    profile_raw_file,
-)
+from marketing_ml.ingest.errors import RawFileError
+from marketing_ml.ingest.incremental import load_bronze_table
+from marketing_ml.ingest.profile import profile_raw_file
+from marketing_ml.ingest.settle import SETTLE_ENV
 from marketing_ml_tests.support.lakehouse import (
     COMPARED_TABLES,
     UP_TO_FEATURES,

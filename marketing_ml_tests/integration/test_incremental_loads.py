@@ -13,7 +13,7 @@ from marketing_ml.contract import (
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
 )
-from marketing_ml.raw_files import profile_raw_file
+from marketing_ml.ingest.profile import profile_raw_file
 from marketing_ml.storage import FULL_LOAD_TAG
 from marketing_ml_tests.support.lakehouse import (
     COMPARED_TABLES,

@@ -11,7 +11,7 @@ import pytest
 
 from marketing_ml.check_raw import check_raw_folder
 from marketing_ml.contract import EXPERIMENTS
-from marketing_ml.raw_files import profile_raw_file
+from marketing_ml.ingest.profile import profile_raw_file
 from marketing_ml.sample_data import planted_curves, write_sample_data
 from marketing_ml_tests.support.lakehouse import (
     Lakehouse,

@@ -13,7 +13,9 @@ from marketing_ml.contract import (
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
 )
-from marketing_ml.raw_files import RawFileError, load_bronze_table, profile_raw_file
+from marketing_ml.ingest.errors import RawFileError
+from marketing_ml.ingest.incremental import load_bronze_table
+from marketing_ml.ingest.profile import profile_raw_file
 from marketing_ml_tests.support.lakehouse import (
     AUDIENCE_ROWS,
     clean_conversion_rows,

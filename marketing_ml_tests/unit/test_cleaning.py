@@ -16,7 +16,8 @@ from marketing_ml.contract import (
     hidden_character_ranges,
     is_hidden_character,
 )
-from marketing_ml.raw_files import load_bronze_table, profile_raw_file
+from marketing_ml.ingest.incremental import load_bronze_table
+from marketing_ml.ingest.profile import profile_raw_file
 from marketing_ml_tests.support.lakehouse import performance_row, write_raw_csv
 
 
