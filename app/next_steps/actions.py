@@ -33,6 +33,21 @@ def _plan(facts: dict) -> dict | None:
     return None
 
 
+def no_move_reason(plan: dict) -> str:
+    """Why a plan moves nothing, as its headline says it: no curve to price a move with, every
+    move below the minimum, or no move that would earn more."""
+    planned, held = plan.get("ad_sets_planned") or 0, plan.get("held_moves") or 0
+    if planned and plan.get("ad_sets_without_curve") == planned:
+        return "no ad set has a response curve yet, so the budget plan cannot price a move."
+    if held and plan.get("min_move") is not None:
+        return (
+            f"the {held} move{'s' if held != 1 else ''} the budget plan found "
+            f"{'are' if held != 1 else 'is'} below its minimum move of "
+            f"{money(plan['min_move'])} a day."
+        )
+    return "the budget plan finds no move within its limits that is expected to earn more."
+
+
 def plan_move_action(plan: dict) -> str:
     """The plan's headline as an action: who gives, who receives (the largest moves, as many as
     fit in one bullet, then "and N more"), what it is expected to buy."""
@@ -49,7 +64,7 @@ def plan_move_action(plan: dict) -> str:
     if not donors and not recipients:
         return (
             f"Keep today's {money(plan.get('spend_current_per_day') or 0)} a day where it is: "
-            "the budget plan finds no move within the bounds that is expected to earn more."
+            + (no_move_reason(plan))
         )
     text = ""
     for most in (3, 2, 1):

@@ -332,3 +332,36 @@ def test_a_models_reversal_of_the_plan_is_replaced_over_http(facts):
     result = asked(with_plan, script)
     assert sources(result) == ["rules", "lm", "lm"], result.bullets
     assert not any("Recipient_3 to Donor_2" in bullet.text for bullet in result.bullets)
+
+
+@pytest.mark.parametrize(
+    ("counts", "reason"),
+    [
+        (
+            {"ad_sets_without_curve": 6, "held_moves": 0},
+            "no ad set has a response curve yet, so the budget plan cannot price a move.",
+        ),
+        (
+            {"ad_sets_without_curve": 0, "held_moves": 3},
+            "the 3 moves the budget plan found are below its minimum move of £50.00 a day.",
+        ),
+        (
+            {"ad_sets_without_curve": 0, "held_moves": 0},
+            "the budget plan finds no move within its limits that is expected to earn more.",
+        ),
+    ],
+)
+def test_a_plan_that_moves_nothing_says_why_as_its_headline_does(counts, reason):
+    """On the original sample no ad set has a curve: "no move would earn more" was untrue."""
+    plan = {
+        **plan_only_facts()["budget_plan"],
+        "donors": [],
+        "recipients": [],
+        "ad_sets_planned": 6,
+        "min_move": 50.0,
+        "spend_current_per_day": 1810.0,
+        **counts,
+    }
+    action = next_steps.plan_move_action(plan)
+    assert action == f"Keep today's £1.81k a day where it is: {reason}"
+    assert next_steps.is_grounded(action, {"budget_plan": plan})
