@@ -24,8 +24,8 @@ import pandas as pd
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.other_world import SETTINGS, write_other_world
-from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
 from marketing_ml.sample_data import VARIANTS, planted_truth, write_sample_data
+from marketing_ml.table_keys import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
 from planning import allocate, hill_marginal, hill_revenue
 
 BOUNDS = (0.5, 1.5)

@@ -1,6 +1,6 @@
 """What the planner is asked, and the one place its values are checked.
 
-The pipeline's run config (marketing_ml.plan.BudgetPlanConfig) and the dashboard's What-if both
+The pipeline's run config (marketing_ml.defs.planning.plan_assets.BudgetPlanConfig) and the dashboard's What-if both
 build a `PlanSettings`, so a value outside its range is refused with the same message wherever it
 comes from, before anything is planned. Ad set ids in locks and caps need the data: checked by
 `PlanSettings.check_ad_sets` once the ad sets being planned are known.

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from websockets.sync.client import connect
 
 from app.text import markdown_text, unescape_markdown
-from marketing_ml.report import report_path
+from marketing_ml.defs.serving.presenter_report import report_path
 from marketing_ml_tests.support import REPOSITORY
 from marketing_ml_tests.support.chromium import free_port, started, stop
 from marketing_ml_tests.support.dashboard import (

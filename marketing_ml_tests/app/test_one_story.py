@@ -31,7 +31,7 @@ from app.budget_plan import PublishedPlan, load_curves, naive_value, plan_csv, r
 from app.html_report import build_report, default_filters
 from app.overview import load_overview
 from app.text import plain_label, unescape_markdown
-from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
+from marketing_ml.defs.planning.plan_assets import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
 from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
 from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes
 from marketing_ml_tests.support.lm_server import FakeLMStudio, facts_from

@@ -18,7 +18,11 @@ from streamlit.testing.v1 import AppTest
 from app import queries
 from app.budget_plan import PublishedPlan, load_curves, replan
 from app.text import unescape_markdown
-from marketing_ml.plan import BUDGET_PLAN, BUDGET_PLAN_SUMMARY, BudgetPlanConfig
+from marketing_ml.defs.planning.plan_assets import (
+    BUDGET_PLAN,
+    BUDGET_PLAN_SUMMARY,
+    BudgetPlanConfig,
+)
 from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
 from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes, write_clean_raw_dir
 from planning import PlanSettings, PlanSettingsError

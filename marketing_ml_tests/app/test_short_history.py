@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.text import unescape_markdown
-from marketing_ml.automation import build_raw_files_sensor
+from marketing_ml.defs.automation.jobs import build_raw_files_sensor
 from marketing_ml.ml.features import LABEL_HORIZON_DAYS
 from marketing_ml.ml.store import CalibratedModel, store_model
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from marketing_ml.report import report_path
+from marketing_ml.defs.serving.presenter_report import report_path
 from marketing_ml_tests.support.chromium import (
     CHROMIUM,
     chromium_page,

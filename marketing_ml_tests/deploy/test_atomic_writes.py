@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
-from marketing_ml.silver import revenue_by_day
+from marketing_ml.defs.silver.silver_tables import revenue_by_day
 from marketing_ml.storage import Sql, Table, duckdb_tables
 from marketing_ml.storage.duckdb_tables import replace_table_with_query
 from marketing_ml.storage.io_manager import LakehouseIOManager, table_of

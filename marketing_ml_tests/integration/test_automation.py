@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import dagster as dg
 
-from marketing_ml.automation import build_raw_files_sensor
 from marketing_ml.definitions import build_definitions
-from marketing_ml.ml.report import freshness_metadata, model_metadata
+from marketing_ml.defs.automation.jobs import build_raw_files_sensor
+from marketing_ml.ml.model_card import freshness_metadata, model_metadata
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.sample_data import write_sample_data

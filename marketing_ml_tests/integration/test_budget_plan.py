@@ -365,7 +365,7 @@ def test_the_curves_backtest_is_built_and_published(built):
 def test_an_uninformative_pacing_model_vetoes_no_increase():
     """Its base rate is the same for every ad set: read as a risk of 99% it would keep every ad
     set without measured delivery from receiving budget."""
-    from marketing_ml.plan import latest_risk
+    from marketing_ml.defs.planning.plan_assets import latest_risk
 
     scored = pd.DataFrame(
         {

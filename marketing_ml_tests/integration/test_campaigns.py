@@ -13,7 +13,7 @@ import pytest
 
 from app.budget_plan import plan_csv
 from marketing_ml.contract import AUDIENCE_SEGMENTS
-from marketing_ml.plan import current_state_sql
+from marketing_ml.defs.planning.plan_assets import current_state_sql
 from marketing_ml.sample_data import make_population, reference_spend, write_sample_data
 from marketing_ml_tests.support.lakehouse import Lakehouse
 from planning import PlanSettings, build_plan

@@ -16,10 +16,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from marketing_ml.bronze import RawExport
 from marketing_ml.check_raw import check_raw_folder
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import BUDGET_PACING, META_CAMPAIGN_PERFORMANCE, RawFile
+from marketing_ml.defs.bronze.bronze_tables import RawExport
 from marketing_ml.ingest.errors import RawFileError
 from marketing_ml.ingest.incremental import load_bronze_table
 from marketing_ml.ingest.profile import profile_raw_file

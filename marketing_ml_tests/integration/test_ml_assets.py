@@ -4,8 +4,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from marketing_ml.ml.checks import build_scores_check
+from marketing_ml.defs.models.model_checks import build_scores_check
 from marketing_ml.resources import LakehouseResource
+from marketing_ml.table_keys import SCORED_ADSETS
 from marketing_ml_tests.support.ml_data import (
     FAST_RUN_CONFIG,
     daily_metrics,
@@ -109,7 +110,7 @@ def test_a_tiny_sample_materializes_with_warnings_not_crashes(tmp_path):
 def test_a_certain_score_fails_the_scores_check(ml_lakehouse):
     """Calibrated probabilities are never exactly 0 or 1: a score of 0 blocks publish."""
     assert materialize_ml(ml_lakehouse, FAST_RUN_CONFIG).success
-    check = build_scores_check("scored_adsets", "under_pacing_risk")
+    check = build_scores_check(SCORED_ADSETS, "under_pacing_risk")
     lakehouse = LakehouseResource(database=str(ml_lakehouse))
     assert check(lakehouse=lakehouse).passed
     with duckdb.connect(str(ml_lakehouse)) as connection:

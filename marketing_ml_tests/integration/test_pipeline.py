@@ -10,7 +10,7 @@ from marketing_ml.contract import (
     CONVERSION_EVENTS,
     META_CAMPAIGN_PERFORMANCE,
 )
-from marketing_ml.quality import RULES, evaluate
+from marketing_ml.defs.quality.quality_checks import RULES, evaluate
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.support.lakehouse import (
     check_outcomes,

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from marketing_ml.publish import build_publish_asset
+from marketing_ml.defs.serving.publish import build_publish_asset
 from marketing_ml.resources import LakehouseResource, ServingResource
 from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
 from serving_contract import SERVED_TABLES

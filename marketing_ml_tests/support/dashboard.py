@@ -5,7 +5,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from app.text import unescape_markdown
-from marketing_ml.report import report
+from marketing_ml.defs.serving.presenter_report import report
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.support import REPOSITORY
 from marketing_ml_tests.support.lakehouse import Lakehouse

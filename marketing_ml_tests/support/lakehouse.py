@@ -19,7 +19,7 @@ from marketing_ml.contract import (
     RawFile,
 )
 from marketing_ml.definitions import build_definitions
-from marketing_ml.quality import RULES
+from marketing_ml.defs.quality.quality_checks import RULES
 
 
 def write_raw_csv(

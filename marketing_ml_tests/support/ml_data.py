@@ -12,7 +12,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from marketing_ml.ml import ml_asset_checks, ml_assets
+from marketing_ml.defs.models.model_assets import ML_ASSETS
+from marketing_ml.defs.models.model_checks import ML_ASSET_CHECKS
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage.io_manager import LakehouseIOManager
@@ -90,7 +91,7 @@ def write_daily_metrics(database: Path, frame: pd.DataFrame) -> Path:
 def materialize_ml(database: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """Every ML asset and check over the gold.daily_adset_metrics already in `database`."""
     return dg.materialize(
-        [dg.AssetSpec(["gold", "daily_adset_metrics"]), *ml_assets, *ml_asset_checks],
+        [dg.AssetSpec(["gold", "daily_adset_metrics"]), *ML_ASSETS, *ML_ASSET_CHECKS],
         resources={
             "io_manager": LakehouseIOManager(database=str(database)),
             "lakehouse": LakehouseResource(database=str(database)),

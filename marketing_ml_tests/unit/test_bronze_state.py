@@ -7,8 +7,8 @@ import json
 import duckdb
 import pytest
 
-from marketing_ml.bronze import RawExport
 from marketing_ml.contract import BUDGET_PACING
+from marketing_ml.defs.bronze.bronze_tables import RawExport
 from marketing_ml.ingest.state import BronzeState, read_bronze_state, stored_profile
 
 HEADER = ",".join(BUDGET_PACING.columns) + "\n"

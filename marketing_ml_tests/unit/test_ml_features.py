@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.ml.checks import point_in_time_mismatches
+from marketing_ml.defs.models.model_checks import point_in_time_mismatches
 from marketing_ml.ml.features import FEATURE_COLUMNS, LABEL_COLUMNS, feature_sql, label_sql
 from marketing_ml_tests.support.ml_data import daily_metrics, write_daily_metrics
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.ml.checks import split_invariants
+from marketing_ml.defs.models.model_checks import split_invariants
 from marketing_ml.ml.features import (
     FEATURE_COLUMNS,
     MODEL_FEATURES,

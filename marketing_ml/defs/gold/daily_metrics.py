@@ -4,7 +4,9 @@ from functools import partial
 
 import dagster as dg
 
+from marketing_ml.contract import AUDIENCE_SEGMENTS, BUDGET_PACING, META_CAMPAIGN_PERFORMANCE
 from marketing_ml.storage import RecomputedFromChangedDays, Table, full_load_requested
+from marketing_ml.table_keys import DAILY_ADSET_METRICS, REVENUE_BY_DAY, silver_key
 
 
 def daily_adset_metrics_sql(
@@ -58,12 +60,12 @@ LEFT JOIN {audience} AS audience
 
 
 @dg.asset(
-    key=["gold", "daily_adset_metrics"],
+    key=DAILY_ADSET_METRICS,
     ins={
-        "performance": dg.AssetIn(key=["silver", "meta_campaign_performance"]),
-        "pacing": dg.AssetIn(key=["silver", "budget_pacing"]),
-        "revenue": dg.AssetIn(key=["silver", "revenue_by_day"]),
-        "audience": dg.AssetIn(key=["silver", "audience_segments"]),
+        "performance": dg.AssetIn(key=silver_key(META_CAMPAIGN_PERFORMANCE)),
+        "pacing": dg.AssetIn(key=silver_key(BUDGET_PACING)),
+        "revenue": dg.AssetIn(key=REVENUE_BY_DAY),
+        "audience": dg.AssetIn(key=silver_key(AUDIENCE_SEGMENTS)),
     },
     group_name="gold",
     kinds={"duckdb", "sql"},

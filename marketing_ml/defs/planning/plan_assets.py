@@ -11,9 +11,19 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from marketing_ml.contract import EXPERIMENTS
 from marketing_ml.ml.store import UNINFORMATIVE
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import Table
+from marketing_ml.table_keys import (
+    BUDGET_PLAN,
+    BUDGET_PLAN_SUMMARY,
+    DAILY_ADSET_METRICS,
+    RESPONSE_CURVE_BACKTEST,
+    RESPONSE_CURVES,
+    SCORED_ADSETS,
+    silver_key,
+)
 from planning import (
     PLAN_COLUMNS,
     PlanSettings,
@@ -42,13 +52,6 @@ from planning.experiments import (
 )
 from planning.optimizer import NEW_FIT, PENNY, RECENT_DAYS
 
-DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
-RESPONSE_CURVES = dg.AssetKey(["gold", "response_curves"])
-RESPONSE_CURVE_BACKTEST = dg.AssetKey(["gold", "response_curve_backtest"])
-BUDGET_PLAN = dg.AssetKey(["gold", "budget_plan"])
-BUDGET_PLAN_SUMMARY = dg.AssetKey(["gold", "budget_plan_summary"])
-SCORED_ADSETS = dg.AssetKey(["gold", "scored_adsets"])
-EXPERIMENTS = dg.AssetKey(["silver", "experiments"])
 ERROR = dg.AssetCheckSeverity.ERROR
 
 
@@ -150,7 +153,10 @@ class ResponseCurvesConfig(dg.Config):
 
 @dg.asset(
     key=RESPONSE_CURVES,
-    ins={"daily": dg.AssetIn(key=DAILY), "experiments": dg.AssetIn(key=EXPERIMENTS)},
+    ins={
+        "daily": dg.AssetIn(key=DAILY_ADSET_METRICS),
+        "experiments": dg.AssetIn(key=silver_key(EXPERIMENTS)),
+    },
     group_name="gold",
     kinds={"duckdb", "scipy"},
     description="One saturating response curve per ad set: daily booking revenue = vmax × "
@@ -211,7 +217,7 @@ def response_curves(
 
 @dg.asset(
     key=RESPONSE_CURVE_BACKTEST,
-    ins={"daily": dg.AssetIn(key=DAILY)},
+    ins={"daily": dg.AssetIn(key=DAILY_ADSET_METRICS)},
     group_name="gold",
     kinds={"duckdb", "scipy"},
     description="Walk-forward backtest of the response curves: curves fitted through a cutoff "
@@ -343,7 +349,7 @@ def refused(error: PlanSettingsError) -> dg.Failure:
     ins={
         "curves": dg.AssetIn(key=RESPONSE_CURVES),
         "scored": dg.AssetIn(key=SCORED_ADSETS),
-        "daily": dg.AssetIn(key=DAILY),
+        "daily": dg.AssetIn(key=DAILY_ADSET_METRICS),
     },
 )
 def budget_plan(

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from marketing_ml.resources import ServingResource
+from marketing_ml.table_keys import PUBLISH, REPORT
 
 REPORT_NAME = "marketing_report.html"
 REPORT_BUILDER = "app.html_report"
@@ -23,8 +24,8 @@ def report_path(serving_path: Path) -> Path:
 
 
 @dg.asset(
-    key=["report"],
-    deps=[dg.AssetKey(["publish"])],
+    key=REPORT,
+    deps=[PUBLISH],
     group_name="serving",
     kinds={"html"},
     description="The presenter view (KPIs, charts and their 'so what', data quality, model "

@@ -12,27 +12,27 @@ import dagster as dg
 
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.storage import FULL_LOAD_TAG
+from marketing_ml.table_keys import (
+    LABELS,
+    MODEL_KEYS,
+    PUBLISH,
+    RESPONSE_CURVE_BACKTEST,
+    RESPONSE_CURVES,
+    SCORED_ADSETS,
+    SCORED_CONVERSIONS,
+    TRAINING_DATASET,
+)
 
 MODELS = dg.AssetSelection.groups("models")
-TRAINING_DATA = dg.AssetSelection.assets(["gold", "labels"], ["gold", "training_dataset"])
+TRAINING_DATA = dg.AssetSelection.assets(LABELS, TRAINING_DATASET)
 """What only training reads: the daily refresh skips it (4 s a day at 2,000 ad sets × a year)."""
-RESPONSE_CURVES_KEY = dg.AssetKey(["gold", "response_curves"])
-CURVE_BACKTEST_KEY = dg.AssetKey(["gold", "response_curve_backtest"])
-RESPONSE_CURVES = dg.AssetSelection.assets(RESPONSE_CURVES_KEY, CURVE_BACKTEST_KEY)
+CURVES = dg.AssetSelection.assets(RESPONSE_CURVES, RESPONSE_CURVE_BACKTEST)
 """Refitted weekly, not daily: the fit is most of the plan's cost (3.9 s at 2,000 ad sets × 180
 days) and a week of new days moves a 180-day fit little. The daily plan re-prices today's spend.
 The curves' backtest (three more fits) is refitted with them."""
-PUBLISH = dg.AssetKey("publish")
-MODEL_KEYS = (
-    dg.AssetKey(["models", "pacing_risk_model"]),
-    dg.AssetKey(["models", "conversion_model"]),
-)
-SCORED_KEYS = (
-    dg.AssetKey(["gold", "scored_adsets"]),
-    dg.AssetKey(["gold", "scored_conversions"]),
-)
+SCORED_KEYS = (SCORED_ADSETS, SCORED_CONVERSIONS)
 """Each scoring run says what its model was trained through and what labelled days the data
-now has (marketing_ml/ml/report.py::freshness_metadata)."""
+now has (marketing_ml/ml/model_card.py::freshness_metadata)."""
 RETRAIN_AFTER_DAYS = 7
 """More labelled days than this that a model has not learnt from ask for the weekly retrain: a
 week's data moves a model little, and the Monday schedule retrains weekly anyway."""
@@ -46,14 +46,14 @@ BUSY_STATUSES = [
 
 daily_refresh = dg.define_asset_job(
     "daily_refresh",
-    selection=dg.AssetSelection.all() - MODELS - TRAINING_DATA - RESPONSE_CURVES,
+    selection=dg.AssetSelection.all() - MODELS - TRAINING_DATA - CURVES,
     description="Bronze → gold from the raw folder, rescored with the last trained models "
     "(not retrained), the budget plan remade on today's spend with the last fitted response "
     "curves, then published. The run users make every day.",
 )
 weekly_retrain = dg.define_asset_job(
     "weekly_retrain",
-    selection=TRAINING_DATA | MODELS.downstream() | RESPONSE_CURVES.downstream(),
+    selection=TRAINING_DATA | MODELS.downstream() | CURVES.downstream(),
     description="Rebuilds the labels and training data from the current gold tables, retrains "
     "both models (with their checks), refits the response curves, rescores every ad set, "
     "remakes the budget plan and publishes.",
@@ -214,7 +214,7 @@ def build_raw_files_sensor() -> dg.SensorDefinition:
         )
         curves_fitted = all(
             context.instance.get_latest_materialization_event(key) is not None
-            for key in (RESPONSE_CURVES_KEY, CURVE_BACKTEST_KEY)
+            for key in (RESPONSE_CURVES, RESPONSE_CURVE_BACKTEST)
         )
         job = daily_refresh if models_trained and curves_fitted else full_refresh
         context.update_cursor(write_cursor(fingerprint, retrained_for))
@@ -246,3 +246,7 @@ def retrain_request(
         job_name=weekly_retrain.name,
         tags={"retrain_for": due},
     )
+
+
+schedules = build_schedules()
+raw_files_changed = build_raw_files_sensor()

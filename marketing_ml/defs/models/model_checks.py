@@ -17,7 +17,7 @@ import re
 import dagster as dg
 import numpy as np
 
-from marketing_ml.ml.assets import DAILY, FEATURES, LABELS, SCORED_DAYS, scored_window_sql
+from marketing_ml.defs.models.model_assets import SCORED_DAYS, scored_window_sql
 from marketing_ml.ml.features import (
     CALENDAR_FEATURES,
     FEATURE_COLUMNS,
@@ -29,6 +29,15 @@ from marketing_ml.ml.store import DATE_COLUMNS, TRAINED, UNINFORMATIVE, VALIDATE
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, ModelSpec
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import tables_for
+from marketing_ml.table_keys import (
+    DAILY_ADSET_METRICS,
+    FEATURES,
+    LABELS,
+    SCORED_ADSETS,
+    SCORED_CONVERSIONS,
+    model_key,
+    table_name,
+)
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -88,10 +97,10 @@ def model_not_trained(row: dict, connection) -> dg.AssetCheckResult:
 )
 def features_exclude_labels(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.connect(read_only=True) as connection:
-        stored = set(_columns(connection, "gold.features"))
-        label_columns = set(_columns(connection, "gold.labels")) - set(KEY_COLUMNS)
+        stored = set(_columns(connection, table_name(FEATURES)))
+        label_columns = set(_columns(connection, table_name(LABELS))) - set(KEY_COLUMNS)
     leaked = sorted(stored & (label_columns | set(LABEL_COLUMNS)))
-    looks_ahead = LOOKS_AHEAD.findall(feature_sql("gold.daily_adset_metrics"))
+    looks_ahead = LOOKS_AHEAD.findall(feature_sql(table_name(DAILY_ADSET_METRICS)))
     return dg.AssetCheckResult(
         passed=not leaked and not looks_ahead,
         severity=ERROR,
@@ -145,7 +154,7 @@ SELECT
 @dg.asset_check(
     asset=FEATURES,
     blocking=True,
-    additional_deps=[DAILY],
+    additional_deps=[DAILY_ADSET_METRICS],
     description="Features recomputed from gold.daily_adset_metrics truncated at two cutoffs equal "
     "the stored features for every date up to the cutoff: nothing reads the future. Checked on "
     f"{POINT_IN_TIME_AD_SETS} ad sets chosen by a hash of their id (all of them when fewer).",
@@ -167,7 +176,7 @@ def features_point_in_time(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         )
         mismatches = {
             str(cutoff): point_in_time_mismatches(
-                connection, "gold.daily_adset_metrics", "gold.features", cutoff, ad_sets
+                connection, table_name(DAILY_ADSET_METRICS), table_name(FEATURES), cutoff, ad_sets
             )
             for cutoff in cutoffs
         }
@@ -275,8 +284,8 @@ def split_invariants(row: dict, connection) -> dg.AssetCheckResult:
 
 def model_features_exclude_labels(row: dict, connection) -> dg.AssetCheckResult:
     used = json.loads(row["features"])
-    available = set(_columns(connection, "gold.features")) - set(KEY_COLUMNS)
-    label_columns = set(_columns(connection, "gold.labels")) - set(KEY_COLUMNS)
+    available = set(_columns(connection, table_name(FEATURES))) - set(KEY_COLUMNS)
+    label_columns = set(_columns(connection, table_name(LABELS))) - set(KEY_COLUMNS)
     leaked = sorted(set(used) & (label_columns | set(LABEL_COLUMNS)))
     unknown = sorted(set(used) - available)
     return dg.AssetCheckResult(
@@ -417,10 +426,10 @@ model row as stored."""
 def build_model_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
     """Every check of one model in one step: the model row is read once (a step per check
     costs about 0.1 s of overhead each)."""
-    model_key = dg.AssetKey(["models", spec.name])
-    judges = {dg.AssetCheckKey(model_key, judge.__name__): judge for judge, _, _, _ in MODEL_CHECKS}
+    model = model_key(spec.name)
+    judges = {dg.AssetCheckKey(model, judge.__name__): judge for judge, _, _, _ in MODEL_CHECKS}
     blocks_publish = {
-        dg.AssetCheckKey(model_key, judge.__name__): blocks for judge, blocks, _, _ in MODEL_CHECKS
+        dg.AssetCheckKey(model, judge.__name__): blocks for judge, blocks, _, _ in MODEL_CHECKS
     }
 
     @dg.multi_asset_check(
@@ -428,7 +437,7 @@ def build_model_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
         specs=[
             dg.AssetCheckSpec(
                 judge.__name__,
-                asset=model_key,
+                asset=model,
                 description=description,
                 blocking=blocking,
                 additional_deps=list(reads),
@@ -451,7 +460,7 @@ def build_model_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
             }
         for key, result in judged.items():
             yield dg.AssetCheckResult(
-                asset_key=model_key,
+                asset_key=model,
                 check_name=key.name,
                 passed=result.passed,
                 severity=result.severity,
@@ -465,12 +474,14 @@ def _metric(value) -> float:
     return float("nan") if value is None else float(value)
 
 
-def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
+def build_scores_check(scored: dg.AssetKey, column: str) -> dg.AssetChecksDefinition:
+    table = table_name(scored)
+
     @dg.asset_check(
-        asset=dg.AssetKey(["gold", table]),
+        asset=scored,
         name="scores_are_probabilities_one_per_key",
         blocking=True,
-        additional_deps=[DAILY],
+        additional_deps=[DAILY_ADSET_METRICS],
         description=f"The table has exactly one row per (ad_set_id, date) of "
         f"gold.daily_adset_metrics in its latest {SCORED_DAYS} days, each with a model_status; "
         f"{column} is strictly between 0 and 1 on every row scored by a trained or an "
@@ -478,23 +489,23 @@ def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
         "model version) on every row of a model not trained yet.",
     )
     def scores_valid(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        scored_window = scored_window_sql("gold.daily_adset_metrics")
+        scored_window = scored_window_sql(table_name(DAILY_ADSET_METRICS))
         served = f"(model_status = '{TRAINED}' OR model_status LIKE '{UNINFORMATIVE}%')"
         with lakehouse.connect(read_only=True) as connection:
             outside, not_trained, scored_untrained, no_status, duplicates, missing, extra = (
                 connection.execute(
                     f"""
                 SELECT
-                    (SELECT count(*) FROM gold.{table} WHERE {served}
+                    (SELECT count(*) FROM {table} WHERE {served}
                      AND ({column} IS NULL OR {column} <= 0 OR {column} >= 1)),
-                    (SELECT count(*) FROM gold.{table} WHERE NOT {served}),
-                    (SELECT count(*) FROM gold.{table} WHERE NOT {served}
+                    (SELECT count(*) FROM {table} WHERE NOT {served}),
+                    (SELECT count(*) FROM {table} WHERE NOT {served}
                      AND ({column} IS NOT NULL OR model_version IS NOT NULL)),
-                    (SELECT count(*) FROM gold.{table} WHERE model_status IS NULL),
-                    (SELECT count(*) - count(DISTINCT (ad_set_id, date)) FROM gold.{table}),
+                    (SELECT count(*) FROM {table} WHERE model_status IS NULL),
+                    (SELECT count(*) - count(DISTINCT (ad_set_id, date)) FROM {table}),
                     (SELECT count(*) FROM (SELECT ad_set_id, date FROM ({scored_window})
-                                           EXCEPT SELECT ad_set_id, date FROM gold.{table})),
-                    (SELECT count(*) FROM (SELECT ad_set_id, date FROM gold.{table}
+                                           EXCEPT SELECT ad_set_id, date FROM {table})),
+                    (SELECT count(*) FROM (SELECT ad_set_id, date FROM {table}
                                            EXCEPT SELECT ad_set_id, date FROM ({scored_window})))
                 """
                 ).fetchone()
@@ -502,7 +513,7 @@ def build_scores_check(table: str, column: str) -> dg.AssetChecksDefinition:
             statuses = [
                 status
                 for (status,) in connection.execute(
-                    f"SELECT DISTINCT model_status FROM gold.{table} ORDER BY ALL"
+                    f"SELECT DISTINCT model_status FROM {table} ORDER BY ALL"
                 ).fetchall()
             ]
         return dg.AssetCheckResult(
@@ -528,6 +539,6 @@ ML_ASSET_CHECKS = [
     features_point_in_time,
     build_model_checks(PACING_RISK),
     build_model_checks(CONVERSION),
-    build_scores_check("scored_adsets", "under_pacing_risk"),
-    build_scores_check("scored_conversions", "roas_on_target_prob"),
+    build_scores_check(SCORED_ADSETS, "under_pacing_risk"),
+    build_scores_check(SCORED_CONVERSIONS, "roas_on_target_prob"),
 ]

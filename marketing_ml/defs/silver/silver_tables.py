@@ -25,6 +25,7 @@ from marketing_ml.storage import (
     query_id,
 )
 from marketing_ml.storage.outputs import full_build
+from marketing_ml.table_keys import QUARANTINE, REVENUE_BY_DAY, bronze_key, silver_key
 
 SILVER_COLUMNS = {
     AUDIENCE_SEGMENTS.name: list(AUDIENCE_SEGMENTS.columns),
@@ -134,8 +135,8 @@ def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
         )
 
     @dg.asset(
-        key=["silver", raw_file.name],
-        ins={"bronze_table": dg.AssetIn(key=["bronze", raw_file.name])},
+        key=silver_key(raw_file),
+        ins={"bronze_table": dg.AssetIn(key=bronze_key(raw_file))},
         group_name="silver",
         kinds={"duckdb", "sql"},
         description=description,
@@ -150,8 +151,8 @@ silver_tables = [build_silver_asset(raw_file) for raw_file in RAW_FILES]
 
 
 @dg.asset(
-    key=["silver", "revenue_by_day"],
-    ins={"conversion_events": dg.AssetIn(key=["silver", "conversion_events"])},
+    key=REVENUE_BY_DAY,
+    ins={"conversion_events": dg.AssetIn(key=silver_key(CONVERSION_EVENTS))},
     group_name="silver",
     kinds={"duckdb", "sql"},
     description="Bookings (booking_completed events) and their revenue per ad set and day. "
@@ -268,14 +269,14 @@ QUARANTINE_ORDER = ("source_file", "source_line")
 
 
 @dg.asset(
-    key=["silver", "quarantine"],
+    key=QUARANTINE,
     ins={
         **{
-            f"bronze_{raw_file.name}": dg.AssetIn(key=["bronze", raw_file.name])
+            f"bronze_{raw_file.name}": dg.AssetIn(key=bronze_key(raw_file))
             for raw_file in RAW_FILES
         },
         **{
-            f"silver_{raw_file.name}": dg.AssetIn(key=["silver", raw_file.name])
+            f"silver_{raw_file.name}": dg.AssetIn(key=silver_key(raw_file))
             for raw_file in RAW_FILES
         },
     },

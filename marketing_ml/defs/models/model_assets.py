@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
-from marketing_ml.ml.report import freshness_metadata, model_metadata
+from marketing_ml.ml.model_card import freshness_metadata, model_metadata
 from marketing_ml.ml.store import CalibratedModel
 from marketing_ml.ml.training import (
     CONVERSION,
@@ -24,11 +24,18 @@ from marketing_ml.storage import (
     Table,
     full_load_requested,
 )
+from marketing_ml.table_keys import (
+    CONVERSION_MODEL,
+    DAILY_ADSET_METRICS,
+    FEATURES,
+    LABELS,
+    PACING_RISK_MODEL,
+    SCORED_ADSETS,
+    SCORED_CONVERSIONS,
+    TRAINING_DATASET,
+    model_key,
+)
 
-DAILY = dg.AssetKey(["gold", "daily_adset_metrics"])
-FEATURES = dg.AssetKey(["gold", "features"])
-LABELS = dg.AssetKey(["gold", "labels"])
-TRAINING_DATASET = dg.AssetKey(["gold", "training_dataset"])
 KEY_ORDER = ("ad_set_id", "date")
 SCORED_DAYS = 28
 """The scored tables cover the latest four weeks: the dashboard reads the latest day, and a month
@@ -45,7 +52,7 @@ def scored_window_sql(table: str) -> str:
 
 @dg.asset(
     key=FEATURES,
-    ins={"daily": dg.AssetIn(key=DAILY)},
+    ins={"daily": dg.AssetIn(key=DAILY_ADSET_METRICS)},
     group_name="gold",
     kinds={"duckdb", "sql"},
     description="Point-in-time features per ad set and day: each row reads only data dated on or "
@@ -73,7 +80,7 @@ class LabelConfig(dg.Config):
 
 @dg.asset(
     key=LABELS,
-    ins={"daily": dg.AssetIn(key=DAILY)},
+    ins={"daily": dg.AssetIn(key=DAILY_ADSET_METRICS)},
     group_name="gold",
     kinds={"duckdb", "sql"},
     description="Forward-looking labels: tomorrow's vendor pacing status is under_pacing; ROAS "
@@ -89,7 +96,7 @@ def labels(config: LabelConfig, daily: Table) -> Sql:
     ins={
         "features": dg.AssetIn(key=FEATURES),
         "labels": dg.AssetIn(key=LABELS),
-        "daily": dg.AssetIn(key=DAILY),
+        "daily": dg.AssetIn(key=DAILY_ADSET_METRICS),
     },
     group_name="gold",
     kinds={"duckdb", "sql"},
@@ -123,7 +130,7 @@ def training_rows_sql(training_dataset: str, rows: int, max_rows: int) -> tuple[
 
 def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["models", spec.name],
+        key=model_key(spec.name),
         ins={"training_dataset": dg.AssetIn(key=TRAINING_DATASET)},
         group_name="models",
         kinds={"xgboost", "duckdb"},
@@ -198,9 +205,9 @@ def score(
 
 
 @dg.asset(
-    key=["gold", "scored_adsets"],
+    key=SCORED_ADSETS,
     ins={
-        "model": dg.AssetIn(key=["models", PACING_RISK.name]),
+        "model": dg.AssetIn(key=PACING_RISK_MODEL),
         "features": dg.AssetIn(key=FEATURES),
     },
     group_name="gold",
@@ -219,9 +226,9 @@ def scored_adsets(
 
 
 @dg.asset(
-    key=["gold", "scored_conversions"],
+    key=SCORED_CONVERSIONS,
     ins={
-        "model": dg.AssetIn(key=["models", CONVERSION.name]),
+        "model": dg.AssetIn(key=CONVERSION_MODEL),
         "features": dg.AssetIn(key=FEATURES),
     },
     group_name="gold",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
+from marketing_ml import table_keys
 from marketing_ml.cleaning import QUARANTINE_RULES
 from marketing_ml.contract import (
     AUDIENCE_SEGMENTS,
@@ -24,24 +25,21 @@ from marketing_ml.contract import (
 from marketing_ml.ingest.state import read_bronze_state
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sql import quote_identifier, sql_string
+from marketing_ml.table_keys import key_of, table_name
 
 UTILIZATION_SANE_MAX = 3.0
 """Spending over three times the plan is possible but almost always an export error."""
 
-QUARANTINE = "silver.quarantine"
-ROW_ACCOUNTING = "gold.row_accounting"
+QUARANTINE = table_name(table_keys.QUARANTINE)
+ROW_ACCOUNTING = table_name(table_keys.ROW_ACCOUNTING)
 
 
 def silver(raw_file: RawFile) -> str:
-    return f"silver.{raw_file.name}"
+    return table_name(table_keys.silver_key(raw_file))
 
 
 def bronze(raw_file: RawFile) -> str:
-    return f"bronze.{raw_file.name}"
-
-
-def as_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("."))
+    return table_name(table_keys.bronze_key(raw_file))
 
 
 @dataclass(frozen=True)
@@ -281,17 +279,17 @@ def evaluate(rule: Rule, connection) -> RuleOutcome:
 def check_spec(rule: Rule) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         rule.name,
-        asset=as_key(rule.table),
+        asset=key_of(rule.table),
         description=f"[{rule.action}] {rule.description}",
         blocking=rule.action == "fail",
-        additional_deps=[as_key(table) for table in rule.reads],
+        additional_deps=[key_of(table) for table in rule.reads],
     )
 
 
 def check_result(outcome: RuleOutcome) -> dg.AssetCheckResult:
     blocking = outcome.rule.action == "fail"
     return dg.AssetCheckResult(
-        asset_key=as_key(outcome.rule.table),
+        asset_key=key_of(outcome.rule.table),
         check_name=outcome.rule.name,
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
@@ -302,7 +300,7 @@ def check_result(outcome: RuleOutcome) -> dg.AssetCheckResult:
 def build_table_checks(table: str, rules: Sequence[Rule]) -> dg.AssetChecksDefinition:
     """Every rule on one table as one step: one connection, one Dagster step instead of one per
     rule (each step costs about 0.1 s of overhead however little it reads)."""
-    by_key = {dg.AssetCheckKey(as_key(rule.table), rule.name): rule for rule in rules}
+    by_key = {dg.AssetCheckKey(key_of(rule.table), rule.name): rule for rule in rules}
 
     @dg.multi_asset_check(
         name=f"{table.replace('.', '_')}_rules",
@@ -335,12 +333,12 @@ quality_checks = [
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["gold", "daily_adset_metrics"]),
+    asset=table_keys.DAILY_ADSET_METRICS,
     name="fact_files_fresh",
     description="[warn] The three fact files end on the same day (a lagging export means the "
     "latest days are incomplete). The latest date of each is reported.",
     additional_deps=[
-        as_key(silver(raw_file))
+        key_of(silver(raw_file))
         for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
     ],
 )
@@ -371,7 +369,7 @@ def rows_affected_in_run(context: dg.AssetExecutionContext, rules: Sequence[Rule
     tables have not changed since (one writer), and counting again cost 2-3 s a run at 11 million
     events. Rules whose check did not run (yet) in this run are missing."""
     records = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(as_key(rule.table), rule.name) for rule in rules]
+        [dg.AssetCheckKey(key_of(rule.table), rule.name) for rule in rules]
     )
     return {
         key.name: record.evaluation.metadata["rows_affected"].value
@@ -383,11 +381,11 @@ def rows_affected_in_run(context: dg.AssetExecutionContext, rules: Sequence[Rule
 
 
 @dg.asset(
-    key=as_key(ROW_ACCOUNTING),
+    key=key_of(ROW_ACCOUNTING),
     deps=[
-        *(as_key(bronze(raw_file)) for raw_file in RAW_FILES),
-        *(as_key(silver(raw_file)) for raw_file in RAW_FILES),
-        as_key(QUARANTINE),
+        *(key_of(bronze(raw_file)) for raw_file in RAW_FILES),
+        *(key_of(silver(raw_file)) for raw_file in RAW_FILES),
+        key_of(QUARANTINE),
     ],
     group_name="gold",
     kinds={"duckdb", "sql"},
@@ -410,9 +408,9 @@ def row_accounting(lakehouse: LakehouseResource) -> pd.DataFrame:
 
 
 @dg.asset(
-    key=["gold", "data_quality_report"],
+    key=table_keys.DATA_QUALITY_REPORT,
     deps=sorted(
-        {as_key(rule.table) for rule in RULES} | {as_key(t) for rule in RULES for t in rule.reads},
+        {key_of(rule.table) for rule in RULES} | {key_of(t) for rule in RULES for t in rule.reads},
         key=lambda key: key.to_user_string(),
     ),
     group_name="gold",

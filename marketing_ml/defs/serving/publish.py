@@ -19,7 +19,8 @@ import duckdb
 from marketing_ml.resources import LakehouseResource, ServingResource
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.storage import Engine, engine_from_env, tables_for
-from serving_contract import UNSERVED_COLUMNS
+from marketing_ml.table_keys import PUBLISH
+from serving_contract import SERVED_TABLES, UNSERVED_COLUMNS
 
 
 def staging_path_for(serving_path: Path, pid: int) -> Path:
@@ -156,7 +157,7 @@ def write_serving_file(
 
 def build_publish_asset(tables: tuple[str, ...]) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["publish"],
+        key=PUBLISH,
         deps=[dg.AssetKey(table.split(".")) for table in tables],
         group_name="serving",
         kinds={"duckdb"},
@@ -176,3 +177,6 @@ def build_publish_asset(tables: tuple[str, ...]) -> dg.AssetsDefinition:
         )
 
     return publish
+
+
+publish = build_publish_asset(SERVED_TABLES)

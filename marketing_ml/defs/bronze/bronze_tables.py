@@ -10,6 +10,7 @@ from marketing_ml.ingest.errors import RawFileError
 from marketing_ml.ingest.incremental import plan_bronze_refresh
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.storage import IncrementalTable, Update, full_load_requested
+from marketing_ml.table_keys import bronze_key
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class RawExport(IncrementalTable):
 
 def build_bronze_asset(raw_file: RawFile) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["bronze", raw_file.name],
+        key=bronze_key(raw_file),
         group_name="bronze",
         kinds={"duckdb", "csv"},
         description=f"Every row of {raw_file.file_name} as text, with _source_file, "

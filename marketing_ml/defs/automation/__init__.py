@@ -1,0 +1,1 @@
+"""Automation: the jobs, their schedules and the raw-folder sensor."""

@@ -1,0 +1,1 @@
+"""Bronze: every raw row as text, with lineage."""

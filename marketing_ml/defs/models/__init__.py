@@ -1,0 +1,1 @@
+"""Models: features, labels, training data, the two calibrated models, their scores and checks."""

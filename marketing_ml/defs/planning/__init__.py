@@ -1,0 +1,1 @@
+"""Planning: response curves, their backtest and the budget plan, with its blocking checks."""

@@ -1,0 +1,1 @@
+"""Serving: the atomic publish of the serving file and the offline HTML report."""

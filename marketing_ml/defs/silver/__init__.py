@@ -1,0 +1,1 @@
+"""Silver: typed, cleaned, deduplicated tables, the revenue by day and the quarantine."""
