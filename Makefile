@@ -56,7 +56,7 @@ test-fast: dev-install
 	$(BIN)/python -m pytest -m "unit or integration"
 
 dev: install dagster-home
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 app: install
 	$(BIN)/streamlit run app/dashboard.py --server.address 127.0.0.1 --server.port 8501

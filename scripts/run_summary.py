@@ -6,7 +6,7 @@ event log in the Dagster instance (DAGSTER_HOME), not parsed from the text, so i
 Dagster recorded: assets built, checks passed / warned / failed by name, and a failure's step
 and message. Exit status: the build's, and non-zero whenever the run did not succeed.
 
-    python scripts/run_summary.py [--select SELECTION]
+    python scripts/run_summary.py [--select SELECTION]   (runs `dg launch --assets SELECTION`)
 
 It imports nothing of marketing_ml: importing the package loads the whole graph (seconds), and
 the build's own process does that anyway.
@@ -58,9 +58,9 @@ class RunSummary:
     failures: tuple[StepFailure, ...]
 
 
-def materialize_command(selection: str) -> list[str]:
-    return [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "marketing_ml",
-            "--select", selection]  # fmt: skip
+def launch_command(selection: str) -> list[str]:
+    """`dg launch` from the project root: [tool.dg] in pyproject.toml names the definitions."""
+    return [str(Path(sys.executable).with_name("dg")), "launch", "--assets", selection]
 
 
 def log_path_for(dagster_home: Path, started: datetime) -> Path:
@@ -199,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"Building ({args.select}); Dagster's full log: {log_path}", flush=True)
     with log_path.open("w") as log:
-        build = subprocess.run(
-            materialize_command(args.select), stdout=log, stderr=subprocess.STDOUT
-        )
+        build = subprocess.run(launch_command(args.select), stdout=log, stderr=subprocess.STDOUT)
     run_id = run_id_in_log(log_path.read_text(errors="replace"))
     if run_id is None:
         print("The build stopped before a run started. The log's last lines:")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make up`: the Dagster UI and the dashboard together; Ctrl-C (or TERM) stops both.
 # Each runs in a session of its own, so stopping it reaches every process it started
-# (dagster dev starts a webserver, a daemon and code servers) and nothing else.
-# UI_PORT and DASHBOARD_PORT choose the ports; BIN the folder holding dagster and streamlit.
+# (dg dev starts a webserver, a daemon and code servers) and nothing else.
+# UI_PORT and DASHBOARD_PORT choose the ports; BIN the folder holding dg and streamlit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +36,7 @@ trap 'echo; echo "Stopping the UI and the dashboard"; stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 trap stop_all EXIT
 
-setsid "$BIN/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$UI_PORT" &
+setsid "$BIN/dg" dev -h 127.0.0.1 -p "$UI_PORT" &
 sessions+=($!)
 setsid "$BIN/streamlit" run app/dashboard.py --server.address 127.0.0.1 \
     --server.port "$DASHBOARD_PORT" --server.headless true &
