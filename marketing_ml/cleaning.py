@@ -19,7 +19,6 @@ from datetime import date
 
 from marketing_ml.contract import (
     DATE_FORMATS,
-    META_CAMPAIGN_PERFORMANCE,
     RawFile,
     hidden_character_name,
     hidden_character_ranges,
@@ -321,14 +320,7 @@ def _first_failing_rule_sql(raw_file: RawFile) -> tuple[str, str]:
                 f"'{column} is negative (' || raw_{column} || ')'",
             )
         )
-    if raw_file is META_CAMPAIGN_PERFORMANCE:
-        branches.append(
-            (
-                "clicks > impressions",
-                "clicks_exceed_impressions",
-                "'clicks (' || clicks || ') exceed impressions (' || impressions || ')'",
-            )
-        )
+    branches.extend(raw_file.row_rules)
     for columns in raw_file.ordered:
         for low, high in zip(columns, columns[1:], strict=False):
             branches.append(

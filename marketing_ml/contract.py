@@ -17,6 +17,8 @@ CONVERSION_TYPES = (
 )
 ATTRIBUTION_WINDOWS = ("7_day_click", "1_day_view", "1_day_click")
 PACING_STATUSES = ("under_pacing", "on_pace", "over_pacing")
+UTILIZATION_SANE_MAX = 3.0
+"""Spending over three times the plan is possible but almost always an export error."""
 BUDGET_LEVELS = ("ad_set", "campaign")
 """Where an ad set's daily budget lives: on the ad set, or on its campaign (campaign budget
 optimisation / Advantage+), which then splits it among its ad sets."""
@@ -63,6 +65,16 @@ def hidden_character_name(code_point: int) -> str:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """A warning on a file's silver table: the rows where `broken` (SQL over its columns) holds
+    stay, and are counted by the check of that name."""
+
+    name: str
+    description: str
+    broken: str
+
+
+@dataclass(frozen=True)
 class RawFile:
     """One raw CSV: its columns in order, key, and how each column is typed in silver."""
 
@@ -89,6 +101,20 @@ class RawFile:
     required_when: tuple[tuple[str, str, str], ...] = ()
     """(column, other column, value): the column is required on rows where the other column
     holds that value (a campaign budget needs its campaign)."""
+
+    row_rules: tuple[tuple[str, str, str], ...] = ()
+    """(condition, rule, reason as SQL): a row whose typed values meet the condition is
+    quarantined under the rule, beyond the checks every file gets (types, ranges, keys)."""
+    silver_columns: tuple[str, ...] = ()
+    """Silver's columns as SQL where they differ from the file's (derived ones); empty: the
+    file's columns."""
+    silver_note: str = ""
+    """What silver does to this file beyond typing and cleaning (the asset's description)."""
+    expectations: tuple[Expectation, ...] = ()
+
+    @property
+    def silver_select(self) -> tuple[str, ...]:
+        return self.silver_columns or self.columns
 
     @property
     def file_name(self) -> str:
@@ -165,6 +191,37 @@ META_CAMPAIGN_PERFORMANCE = RawFile(
     required=("date", "ad_set_id", "impressions", "clicks", "spend"),
     non_negative=("impressions", "clicks", "spend"),
     identifiers=("ad_set_id",),
+    row_rules=(
+        (
+            "clicks > impressions",
+            "clicks_exceed_impressions",
+            "'clicks (' || clicks || ') exceed impressions (' || impressions || ')'",
+        ),
+    ),
+    silver_columns=(
+        "date",
+        "ad_set_id",
+        "ad_set_name",
+        "impressions",
+        "clicks",
+        "spend",
+        "frequency",
+        "CASE WHEN impressions > 0 THEN clicks * 100.0 / impressions END AS ctr",
+        "CASE WHEN impressions > 0 THEN spend * 1000.0 / impressions END AS cpm",
+        "ctr AS ctr_reported",
+        "cpm AS cpm_reported",
+    ),
+    silver_note=" ctr (percent) and cpm are recomputed from clicks, impressions and spend; the "
+    "file's own values are kept as ctr_reported and cpm_reported.",
+    expectations=(
+        Expectation(
+            name="ctr_cpm_match_reported",
+            description="The file's CTR and CPM agree with clicks ÷ impressions and spend ÷ "
+            "impressions within rounding (0.01 + 1%).",
+            broken="abs(ctr - ctr_reported) > 0.01 + 0.01 * abs(ctr_reported)\n"
+            "   OR abs(cpm - cpm_reported) > 0.01 + 0.01 * abs(cpm_reported)",
+        ),
+    ),
 )
 
 BUDGET_PACING = RawFile(
@@ -184,6 +241,14 @@ BUDGET_PACING = RawFile(
     vocabularies=(("pacing_status", PACING_STATUSES),),
     non_negative=("planned_spend", "actual_spend", "budget_utilization"),
     identifiers=("ad_set_id",),
+    expectations=(
+        Expectation(
+            name="budget_utilization_sane",
+            description=f"budget_utilization is at most {UTILIZATION_SANE_MAX:g} (more is usually "
+            "an export error).",
+            broken=f"budget_utilization > {UTILIZATION_SANE_MAX}",
+        ),
+    ),
 )
 
 CONVERSION_EVENTS = RawFile(
@@ -207,6 +272,14 @@ CONVERSION_EVENTS = RawFile(
     ),
     non_negative=("value",),
     identifiers=("conversion_id", "ad_set_id"),
+    expectations=(
+        Expectation(
+            name="bookings_have_value",
+            description="Every booking_completed event has a value (bookings without one count "
+            "as bookings; their revenue is unknown).",
+            broken="conversion_type = 'booking_completed' AND value IS NULL",
+        ),
+    ),
 )
 
 EXPERIMENT_COLUMNS = (
@@ -250,3 +323,11 @@ REQUIRED_RAW_FILES = (
 )
 RAW_FILES = (*REQUIRED_RAW_FILES, EXPERIMENTS)
 RAW_FILES_BY_NAME = {raw_file.name: raw_file for raw_file in RAW_FILES}
+DAILY_FACT_FILES = tuple(raw_file for raw_file in RAW_FILES if "date" in raw_file.dates)
+"""The files with a row per day: they should end on the same day (`fact_files_fresh`)."""
+AD_SET_FILES = tuple(
+    raw_file
+    for raw_file in RAW_FILES
+    if raw_file is not AUDIENCE_SEGMENTS and "ad_set_id" in raw_file.columns
+)
+"""The files whose ad sets should be in the audience file (`<file>_ad_sets_known`)."""

@@ -14,21 +14,17 @@ import pandas as pd
 from marketing_ml import table_keys
 from marketing_ml.cleaning import QUARANTINE_RULES
 from marketing_ml.contract import (
+    AD_SET_FILES,
     AUDIENCE_SEGMENTS,
-    BUDGET_PACING,
-    CONVERSION_EVENTS,
-    EXPERIMENTS,
-    META_CAMPAIGN_PERFORMANCE,
+    DAILY_FACT_FILES,
     RAW_FILES,
+    Expectation,
     RawFile,
 )
 from marketing_ml.ingest.state import read_bronze_state
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.table_keys import key_of, table_name
-
-UTILIZATION_SANE_MAX = 3.0
-"""Spending over three times the plan is possible but almost always an export error."""
 
 QUARANTINE = table_name(table_keys.QUARANTINE)
 ROW_ACCOUNTING = table_name(table_keys.ROW_ACCOUNTING)
@@ -97,8 +93,7 @@ def _required_not_null(raw_file: RawFile) -> Rule:
 
 def _values_in_range(raw_file: RawFile) -> Rule:
     broken = [f"{column} < 0" for column in raw_file.non_negative]
-    if raw_file is META_CAMPAIGN_PERFORMANCE:
-        broken.append("clicks > impressions")
+    broken.extend(condition for condition, _, _ in raw_file.row_rules)
     for columns in raw_file.ordered:
         broken.extend(f"{low} > {high}" for low, high in zip(columns, columns[1:], strict=False))
     for column, vocabulary in raw_file.vocabularies:
@@ -125,6 +120,18 @@ def _ad_sets_known(raw_file: RawFile) -> Rule:
 SELECT count(*) FROM {silver(raw_file)}
 WHERE ad_set_id NOT IN (SELECT ad_set_id FROM {audience})""",
         reads=(audience,),
+    )
+
+
+def _expected(raw_file: RawFile, expectation: Expectation) -> Rule:
+    return Rule(
+        name=expectation.name,
+        table=silver(raw_file),
+        action="warn",
+        description=expectation.description,
+        count_sql=f"""
+SELECT count(*) FROM {silver(raw_file)}
+WHERE {expectation.broken}""",
     )
 
 
@@ -229,40 +236,11 @@ RULES: tuple[Rule, ...] = (
     *(_key_unique(raw_file) for raw_file in RAW_FILES),
     *(_required_not_null(raw_file) for raw_file in RAW_FILES),
     *(_values_in_range(raw_file) for raw_file in RAW_FILES),
+    *(_ad_sets_known(raw_file) for raw_file in AD_SET_FILES),
     *(
-        _ad_sets_known(raw_file)
-        for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS, EXPERIMENTS)
-    ),
-    Rule(
-        name="ctr_cpm_match_reported",
-        table=silver(META_CAMPAIGN_PERFORMANCE),
-        action="warn",
-        description="The file's CTR and CPM agree with clicks ÷ impressions and spend ÷ "
-        "impressions within rounding (0.01 + 1%).",
-        count_sql=f"""
-SELECT count(*) FROM {silver(META_CAMPAIGN_PERFORMANCE)}
-WHERE abs(ctr - ctr_reported) > 0.01 + 0.01 * abs(ctr_reported)
-   OR abs(cpm - cpm_reported) > 0.01 + 0.01 * abs(cpm_reported)""",
-    ),
-    Rule(
-        name="budget_utilization_sane",
-        table=silver(BUDGET_PACING),
-        action="warn",
-        description=f"budget_utilization is at most {UTILIZATION_SANE_MAX:g} (more is usually an "
-        "export error).",
-        count_sql=f"""
-SELECT count(*) FROM {silver(BUDGET_PACING)}
-WHERE budget_utilization > {UTILIZATION_SANE_MAX}""",
-    ),
-    Rule(
-        name="bookings_have_value",
-        table=silver(CONVERSION_EVENTS),
-        action="warn",
-        description="Every booking_completed event has a value (bookings without one count as "
-        "bookings; their revenue is unknown).",
-        count_sql=f"""
-SELECT count(*) FROM {silver(CONVERSION_EVENTS)}
-WHERE conversion_type = 'booking_completed' AND value IS NULL""",
+        _expected(raw_file, expectation)
+        for raw_file in RAW_FILES
+        for expectation in raw_file.expectations
     ),
     *(_quarantined(rule.name, rule.description) for rule in QUARANTINE_RULES),
     *(_file_records_loaded(raw_file) for raw_file in RAW_FILES),
@@ -335,12 +313,9 @@ quality_checks = [
 @dg.asset_check(
     asset=table_keys.DAILY_ADSET_METRICS,
     name="fact_files_fresh",
-    description="[warn] The three fact files end on the same day (a lagging export means the "
+    description="[warn] The daily fact files end on the same day (a lagging export means the "
     "latest days are incomplete). The latest date of each is reported.",
-    additional_deps=[
-        key_of(silver(raw_file))
-        for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
-    ],
+    additional_deps=[table_keys.silver_key(raw_file) for raw_file in DAILY_FACT_FILES],
 )
 def fact_files_fresh(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.connect() as connection:
@@ -348,7 +323,7 @@ def fact_files_fresh(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
             raw_file.name: connection.execute(
                 f"SELECT max(date) FROM {silver(raw_file)}"
             ).fetchone()[0]
-            for raw_file in (META_CAMPAIGN_PERFORMANCE, BUDGET_PACING, CONVERSION_EVENTS)
+            for raw_file in DAILY_FACT_FILES
         }
     known = [day for day in latest.values() if day is not None]
     newest = max(known) if known else None

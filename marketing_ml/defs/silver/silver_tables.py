@@ -6,11 +6,7 @@ import dagster as dg
 
 from marketing_ml.cleaning import classified_rows_sql
 from marketing_ml.contract import (
-    AUDIENCE_SEGMENTS,
-    BUDGET_PACING,
     CONVERSION_EVENTS,
-    EXPERIMENTS,
-    META_CAMPAIGN_PERFORMANCE,
     RAW_FILES,
     RawFile,
 )
@@ -27,29 +23,9 @@ from marketing_ml.storage import (
 from marketing_ml.storage.outputs import full_build
 from marketing_ml.table_keys import QUARANTINE, REVENUE_BY_DAY, bronze_key, silver_key
 
-SILVER_COLUMNS = {
-    AUDIENCE_SEGMENTS.name: list(AUDIENCE_SEGMENTS.columns),
-    BUDGET_PACING.name: list(BUDGET_PACING.columns),
-    CONVERSION_EVENTS.name: list(CONVERSION_EVENTS.columns),
-    EXPERIMENTS.name: list(EXPERIMENTS.columns),
-    META_CAMPAIGN_PERFORMANCE.name: [
-        "date",
-        "ad_set_id",
-        "ad_set_name",
-        "impressions",
-        "clicks",
-        "spend",
-        "frequency",
-        "CASE WHEN impressions > 0 THEN clicks * 100.0 / impressions END AS ctr",
-        "CASE WHEN impressions > 0 THEN spend * 1000.0 / impressions END AS cpm",
-        "ctr AS ctr_reported",
-        "cpm AS cpm_reported",
-    ],
-}
-
 
 def silver_table_sql(raw_file: RawFile, bronze_table: str) -> str:
-    columns = ",\n    ".join(SILVER_COLUMNS[raw_file.name] + ["_source_line"])
+    columns = ",\n    ".join([*raw_file.silver_select, "_source_line"])
     return f"""
 WITH classified AS ({classified_rows_sql(raw_file, bronze_table)}
 )
@@ -128,11 +104,7 @@ def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
     description = (
         f"{raw_file.file_name} typed and cleaned, one row per ({', '.join(raw_file.key)})."
     )
-    if raw_file is META_CAMPAIGN_PERFORMANCE:
-        description += (
-            " ctr (percent) and cpm are recomputed from clicks, impressions and spend; the "
-            "file's own values are kept as ctr_reported and cpm_reported."
-        )
+    description += raw_file.silver_note
 
     @dg.asset(
         key=silver_key(raw_file),
