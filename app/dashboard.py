@@ -1,7 +1,7 @@
 """Marketing performance dashboard: `streamlit run app/dashboard.py` (or `make app`).
 
 The entry point only: page setup, the filters, the tabs' wiring and the sidebar's report and
-Next steps. Each tab is a module of app.tabs; session state and filters live in app.state, the
+Next steps. Each tab is a module of app.tabs; session state and filters live in app.session_state, the
 cached loaders in app.cache, the page around the tabs (title, headline, Next steps, footer) in
 app.frame. Numbers come from app.queries, sentences from app.narrative, actions from
 app.next_steps, the budget plan from app.budget_plan, the naive comparison from app.whatif.
@@ -20,7 +20,7 @@ from app.cache import (
 )
 from app.frame import footer, next_steps_panel, not_built_page, presenter_view, title
 from app.html_report import build_report
-from app.state import current_filters, groupings, init_state, sidebar_filters
+from app.session_state import current_filters, groupings, init_state, sidebar_filters
 from app.tabs.forecasts_tab import forecasts_tab
 from app.tabs.models_tab import models_tab
 from app.tabs.overview_tab import overview_tab

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from marketing_ml.ingest.settle import SETTLE_ENV
-from marketing_ml_tests.support.dashboard import build_served_lakehouse
+from marketing_ml_tests.support.dashboard_harness import build_served_lakehouse
 from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
 
 os.environ.setdefault(SETTLE_ENV, "0")

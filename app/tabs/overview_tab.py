@@ -13,7 +13,7 @@ from app.overview import (
     kpi_tiles,
     rank,
 )
-from app.state import GROUPINGS, RANK_SIZES
+from app.session_state import GROUPINGS, RANK_SIZES
 from app.tabs.shared import PLOTLY_CONFIG, so_what
 
 

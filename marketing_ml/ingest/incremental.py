@@ -12,9 +12,9 @@ from typing import cast
 import dagster as dg
 
 from marketing_ml.contract import RawFile
+from marketing_ml.ingest.bronze_state import BronzeState, bronze_state, stored_profile
 from marketing_ml.ingest.profile import RawFileProfile, profile_raw_file
 from marketing_ml.ingest.reader import bronze_query_id, bronze_version, stage_records
-from marketing_ml.ingest.state import BronzeState, bronze_state, stored_profile
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.storage.duckdb_tables import connect, set_table_state, transaction
 from marketing_ml.storage.engine import tables_for

@@ -7,10 +7,11 @@
   MARKETING_ML_ENGINE=duckdb|spark, returns an `Engine`), its connections, and
   `tables_for(connection)`: that engine's table operations.
 - `tables`: those operations as one interface, the `TableOperations` Protocol.
-- `duckdb_tables` / `spark.tables`: each engine's operations: transactions, atomic replacement,
-  row counts, table state (DuckDB: a JSON table comment; Spark: a table property), frames
-  through Arrow. The Spark engine is its own subpackage (`spark/`: session, tables, and `sql`,
-  which transpiles the pipeline's SQL, DuckDB's dialect, for Spark), imported only when chosen.
+- `duckdb_tables` / `spark.spark_tables`: each engine's operations: transactions, atomic
+  replacement, row counts, table state (DuckDB: a JSON table comment; Spark: a table property),
+  frames through Arrow. The Spark engine is its own subpackage (`spark/`: session, spark_tables,
+  and spark_sql, which transpiles the pipeline's SQL, DuckDB's dialect, for Spark), imported only
+  when chosen.
 - `io_manager`: the Dagster IO manager and its type handlers, the only module that touches
   Dagster's DB IO manager internals.
 """

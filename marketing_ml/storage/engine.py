@@ -62,7 +62,7 @@ def lakehouse_location(duckdb_database: Path) -> Path:
 def open_lakehouse(duckdb_database: Path, read_only: bool = False, memory_limit: str = ""):
     """A connection to the lakehouse on the configured engine."""
     if engine_from_env() is Engine.SPARK:
-        from marketing_ml.storage.spark import tables as spark_tables
+        from marketing_ml.storage.spark import spark_tables
 
         yield spark_tables.connect()
         return
@@ -101,7 +101,7 @@ def tables_for(connection) -> TableOperations:
 
     if duckdb_tables.owns(connection):
         return duckdb_tables.DuckDBTables()
-    from marketing_ml.storage.spark import tables as spark_tables
+    from marketing_ml.storage.spark import spark_tables
 
     return spark_tables.SparkTables()
 

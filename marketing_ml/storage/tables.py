@@ -3,7 +3,7 @@ checks and the publish step call on the lakehouse, whichever engine holds it.
 
 `tables_for(connection)` (marketing_ml/storage/engine.py) returns the implementation of the
 connection's engine: `DuckDBTables` (marketing_ml/storage/duckdb_tables.py) or `SparkTables`
-(marketing_ml/storage/spark/tables.py). Each method delegates to its module's function of the same
+(marketing_ml/storage/spark/spark_tables.py). Each method delegates to its module's function of the same
 name, so both engines' code stays where it was written.
 """
 

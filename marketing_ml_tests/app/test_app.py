@@ -24,7 +24,7 @@ from app.text import markdown_text, unescape_markdown
 from marketing_ml.defs.serving.presenter_report import report_path
 from marketing_ml_tests.support import REPOSITORY
 from marketing_ml_tests.support.chromium import free_port, started, stop
-from marketing_ml_tests.support.dashboard import (
+from marketing_ml_tests.support.dashboard_harness import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
     FOOTER,

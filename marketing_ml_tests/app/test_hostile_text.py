@@ -18,7 +18,7 @@ from app import queries, whatif
 from app.html_report import build_report, default_filters
 from app.overview import load_overview
 from app.text import csv_cell, markdown_text, unescape_markdown
-from marketing_ml_tests.support.dashboard import (
+from marketing_ml_tests.support.dashboard_harness import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
     FOOTER,

@@ -10,7 +10,7 @@ from app import next_steps, queries
 from app.html_report import default_filters
 from app.overview import load_overview
 from app.text import unescape_markdown
-from marketing_ml_tests.support.dashboard import (
+from marketing_ml_tests.support.dashboard_harness import (
     ASKING,
     DASHBOARD,
     FOOTER,

@@ -32,7 +32,7 @@ from app.html_report import build_report, default_filters
 from app.overview import load_overview
 from app.text import plain_label, unescape_markdown
 from marketing_ml.defs.planning.plan_assets import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
-from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
+from marketing_ml_tests.support.dashboard_harness import CLOSED_PORT_ENDPOINT, DASHBOARD
 from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes
 from marketing_ml_tests.support.lm_server import FakeLMStudio, facts_from
 from planning import PlanSettings, build_plan, on_current_state

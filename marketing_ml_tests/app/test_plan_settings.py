@@ -23,7 +23,7 @@ from marketing_ml.defs.planning.plan_assets import (
     BUDGET_PLAN_SUMMARY,
     BudgetPlanConfig,
 )
-from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
+from marketing_ml_tests.support.dashboard_harness import CLOSED_PORT_ENDPOINT, DASHBOARD
 from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes, write_clean_raw_dir
 from planning import PlanSettings, PlanSettingsError
 from planning.settings import (

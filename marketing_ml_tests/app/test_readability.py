@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from app import narrative
 from app.html_report import build_report
 from app.text import unescape_markdown
-from marketing_ml_tests.support.dashboard import CLOSED_PORT_ENDPOINT, DASHBOARD
+from marketing_ml_tests.support.dashboard_harness import CLOSED_PORT_ENDPOINT, DASHBOARD
 
 SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
 THOUSANDS = re.compile(r"\d,\d{3}\b")

@@ -26,7 +26,7 @@ from marketing_ml.ml.store import CalibratedModel, store_model
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.sample_data import write_sample_data
-from marketing_ml_tests.support.dashboard import DASHBOARD
+from marketing_ml_tests.support.dashboard_harness import DASHBOARD
 from marketing_ml_tests.support.lakehouse import Lakehouse
 from marketing_ml_tests.support.ml_data import daily_metrics, training_frame
 

@@ -21,7 +21,7 @@ from marketing_ml_tests.support.chromium import (
     streamlit_server,
     wait_for,
 )
-from marketing_ml_tests.support.dashboard import (
+from marketing_ml_tests.support.dashboard_harness import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
     FOOTER,

@@ -20,7 +20,7 @@ from app.html_report import build_report
 from app.text import unescape_markdown
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.support.chromium import chromium_page, evaluate, streamlit_server, wait_for
-from marketing_ml_tests.support.dashboard import DASHBOARD
+from marketing_ml_tests.support.dashboard_harness import DASHBOARD
 from marketing_ml_tests.support.lakehouse import Lakehouse
 
 DATA_END = date(2025, 3, 28)

@@ -22,7 +22,7 @@ from marketing_ml_tests.support.chromium import (
     streamlit_server,
     wait_for,
 )
-from marketing_ml_tests.support.dashboard import DASHBOARD, FOOTER_WITH_LM, TABS
+from marketing_ml_tests.support.dashboard_harness import DASHBOARD, FOOTER_WITH_LM, TABS
 from marketing_ml_tests.support.hostile_text import hostile_serving_file
 from marketing_ml_tests.support.lm_server import FakeLMStudio
 

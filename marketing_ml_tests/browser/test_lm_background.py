@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from app import next_steps, queries
 from app.html_report import default_filters
 from app.overview import load_overview
-from marketing_ml_tests.support.dashboard import (
+from marketing_ml_tests.support.dashboard_harness import (
     ASKING,
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,

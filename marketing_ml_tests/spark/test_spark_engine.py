@@ -17,7 +17,7 @@ from marketing_ml.definitions import build_definitions
 from marketing_ml.parity import compare_databases, compare_frames
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml.storage.engine import ENGINE_ENV, WAREHOUSE_ENV, engine_name
-from marketing_ml.storage.spark import tables as spark_tables
+from marketing_ml.storage.spark import spark_tables
 from marketing_ml_tests.support.lakehouse import check_outcomes
 
 SEED_RAW_ENV = "MARKETING_ML_SEED_RAW"

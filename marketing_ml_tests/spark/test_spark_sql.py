@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from pyspark.sql import SparkSession
 
-from marketing_ml.storage.spark.sql import to_spark
+from marketing_ml.storage.spark.spark_sql import to_spark
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from marketing_ml.contract import BUDGET_PACING
 from marketing_ml.defs.bronze.bronze_tables import RawExport
-from marketing_ml.ingest.state import BronzeState, read_bronze_state, stored_profile
+from marketing_ml.ingest.bronze_state import BronzeState, read_bronze_state, stored_profile
 
 HEADER = ",".join(BUDGET_PACING.columns) + "\n"
 DAY_ONE = "2025-01-01,AS_1,100,90,0.9,on_track\n2025-01-01,AS_2,50,55,1.1,overspending\n"

@@ -12,7 +12,7 @@ import pytest
 
 from marketing_ml.storage.duckdb_tables import DuckDBTables
 from marketing_ml.storage.engine import ENGINE_ENV, Engine, engine_from_env, tables_for
-from marketing_ml.storage.spark.tables import SparkTables
+from marketing_ml.storage.spark.spark_tables import SparkTables
 from marketing_ml.storage.tables import SnapshotTables, TableOperations
 
 

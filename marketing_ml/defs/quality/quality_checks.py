@@ -21,7 +21,7 @@ from marketing_ml.contract import (
     Expectation,
     RawFile,
 )
-from marketing_ml.ingest.state import read_bronze_state
+from marketing_ml.ingest.bronze_state import read_bronze_state
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.table_keys import key_of, table_name

@@ -10,7 +10,7 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
-from marketing_ml.ingest.state import read_bronze_state
+from marketing_ml.ingest.bronze_state import read_bronze_state
 from marketing_ml.sql import sql_string
 from marketing_ml.storage import (
     IncrementalTable,
@@ -37,7 +37,7 @@ WHERE rule IS NULL"""
 
 def bronze_versions(connection, bronze_table: str) -> dict[str, int]:
     """Rows of each version a bronze table has held since its last full load, the current one
-    last (see `ingest.state.BronzeState`); empty for a table that records none."""
+    last (see `ingest.bronze_state.BronzeState`); empty for a table that records none."""
     state = read_bronze_state(connection, bronze_table)
     return state.rows_by_version if state else {}
 

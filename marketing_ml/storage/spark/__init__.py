@@ -2,6 +2,6 @@
 (`marketing_ml.storage.engine`): the DuckDB path never loads it or pyspark.
 
 - `session`: this process's Spark session (local, standalone cluster or Spark Connect).
-- `tables`: Spark's table operations (`SparkTables`) and its DuckDB-like connection.
-- `sql`: the pipeline's SQL (DuckDB's dialect) transpiled to Spark SQL.
+- `spark_tables`: Spark's table operations (`SparkTables`) and its DuckDB-like connection.
+- `spark_sql`: the pipeline's SQL (DuckDB's dialect) transpiled to Spark SQL.
 """

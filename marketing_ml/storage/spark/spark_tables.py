@@ -25,7 +25,7 @@ import pandas as pd
 
 from marketing_ml.storage.engine import warehouse_path
 from marketing_ml.storage.spark.session import session_for
-from marketing_ml.storage.spark.sql import to_spark
+from marketing_ml.storage.spark.spark_sql import to_spark
 
 STATE_PROPERTY = "marketing_ml.state"
 VERSIONS_FOLDER = "tables"
