@@ -73,14 +73,15 @@ lint: dev-install
 
 # Whole graph, daily refresh and dashboard at three data scales; writes benchmarks/latest.json
 # (ENGINE=spark: latest-spark.json) and BENCHMARKS.md from every engine's JSON there.
-# SCALES=small,medium for a quick run; BENCH_ARGS for more of scripts/bench.py's options, e.g.
+# SCALES=small,medium for a quick run; BENCH_ARGS for more of the bench's options (the package
+# scripts/bench/; `.venv/bin/python -m scripts.bench --help` from the repository root), e.g.
 # make bench ENGINE=spark SCALES=medium,medium2x,medium4x BENCH_ARGS=--cluster (the scaling run
 # on a standalone cluster: latest-spark-cluster.json).
 SCALES ?= small,medium,large
 ENGINE ?= duckdb
 BENCH_ARGS ?=
 bench: dev-install $(if $(filter spark,$(ENGINE)),spark-install)
-	$(BIN)/python scripts/bench.py --engine $(ENGINE) --scales $(SCALES) $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench --engine $(ENGINE) --scales $(SCALES) $(BENCH_ARGS)
 
 # The budget plan against planted truth: every generator variant x seeds 1-3 at 50 ad sets x 240
 # days, built by the real pipeline and scored; writes benchmarks/calibration.json and .md. A
