@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from marketing_ml.resources import LakehouseResource, RawFilesResource, ServingResource
-from marketing_ml.storage.io_manager import LakehouseIOManager
+from marketing_ml.resources import RawFilesResource, ServingResource
+from marketing_ml.storage.io_manager import lakehouse_resources
 
 
 @cache
@@ -25,8 +25,7 @@ def build_definitions(
         defs_folder(),
         dg.Definitions(
             resources={
-                "io_manager": LakehouseIOManager(database=database),
-                "lakehouse": LakehouseResource(database=database),
+                **lakehouse_resources(database),
                 "raw_files": RawFilesResource(directory=raw_dir),
                 "serving": ServingResource(database=serving_database),
             },

@@ -3,10 +3,11 @@
 DuckDB allows one writer per file. Two runs on one lakehouse would interleave their steps until
 one of them died with DuckDB's raw `Conflicting lock is held`. So a run takes `<lakehouse>.lock`
 (e.g. `data/lakehouse.duckdb.lock`) when its resources start and gives it back when they are torn
-down, whether the run succeeded or failed. The resources that take it are the IO manager (every
-asset step uses it) and `lakehouse` (checks and publish); within one run they share it, so a run
-never waits for itself. With the in-process executor the project uses, resources start once per
-run, so the lock spans the whole run.
+down, whether the run succeeded or failed. The one resource that takes it is `lakehouse`
+(`LakehouseResource`, marketing_ml/resources.py), which the IO manager depends on: the run's
+lock is state of that resource instance, not of this module, so two lakehouses in one process
+hold two locks. With the in-process executor the project uses, resources start once per run, so
+the lock spans the whole run.
 
 The lock is `fcntl.flock` on that file: atomic, and the kernel releases it when the holding
 process dies (even `kill -9`), so a lock file left by a dead run is simply taken over. The file
@@ -22,11 +23,9 @@ import fcntl
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,17 +37,6 @@ POLL_SECONDS = 0.2
 
 class LakehouseLockedError(RuntimeError):
     """Another run holds the lakehouse; the message names it and says what to do."""
-
-
-@dataclass
-class _HeldLock:
-    descriptor: int
-    run_id: str
-    depth: int
-
-
-_held: dict[str, _HeldLock] = {}
-_held_guard = threading.Lock()
 
 
 def lock_path(lakehouse: Path) -> Path:
@@ -103,94 +91,93 @@ def _locked_message(lakehouse: Path, path: Path, waited: float) -> str:
     )
 
 
-def _acquire(lakehouse: Path, run_id: str, wait_seconds: float) -> dict:
-    """Take the lock for `run_id`; returns what the lock file said before (a dead holder's)."""
-    path = lock_path(lakehouse)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = os.path.realpath(path)
-    with _held_guard:
-        held = _held.get(key)
-        if held is not None and held.run_id == run_id:
-            held.depth += 1
-            return {}
-    # Not held by this run. Another run in this process opens its own descriptor too, and two
-    # flocks on separate open files conflict even within one process.
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        started = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= wait_seconds:
-                    raise LakehouseLockedError(
-                        _locked_message(lakehouse, path, wait_seconds)
-                    ) from None
-                time.sleep(min(POLL_SECONDS, wait_seconds - waited))
-        previous = read_holder(path)
-        record = {
-            "pid": os.getpid(),
-            "run_id": run_id,
-            "hostname": socket.gethostname(),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "lakehouse": str(lakehouse),
-        }
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (json.dumps(record) + "\n").encode("utf-8"), 0)
-    except BaseException:
-        os.close(descriptor)
-        raise
-    with _held_guard:
-        _held[key] = _HeldLock(descriptor=descriptor, run_id=run_id, depth=1)
-    return previous
+class RunLock:
+    """`<lakehouse>.lock` taken for one run: its own descriptor, so another run of this process
+    on the same lakehouse conflicts with it (two flocks on separate open files do)."""
 
+    def __init__(self, lakehouse: Path, run_id: str):
+        self.lakehouse = lakehouse
+        self.run_id = run_id
+        self.path = lock_path(lakehouse)
+        self.descriptor: int | None = None
 
-def _release(lakehouse: Path) -> None:
-    key = os.path.realpath(lock_path(lakehouse))
-    with _held_guard:
-        held = _held.get(key)
-        if held is None:
+    def acquire(self, wait_seconds: float) -> dict:
+        """Take the lock, waiting up to `wait_seconds`; returns what the lock file said before
+        (a dead holder's)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            started = time.monotonic()
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    self._refuse_a_second_hold_by_this_run()
+                    waited = time.monotonic() - started
+                    if waited >= wait_seconds:
+                        raise LakehouseLockedError(
+                            _locked_message(self.lakehouse, self.path, wait_seconds)
+                        ) from None
+                    time.sleep(min(POLL_SECONDS, wait_seconds - waited))
+            previous = read_holder(self.path)
+            record = {
+                "pid": os.getpid(),
+                "run_id": self.run_id,
+                "hostname": socket.gethostname(),
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "lakehouse": str(self.lakehouse),
+            }
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, (json.dumps(record) + "\n").encode("utf-8"), 0)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        self.descriptor = descriptor
+        return previous
+
+    def _refuse_a_second_hold_by_this_run(self) -> None:
+        """Two lakehouse resource instances of one run on one lakehouse (say the IO manager's
+        and `lakehouse`, configured apart) would wait for each other: fail at once, saying how to
+        bind them."""
+        holder = read_holder(self.path)
+        if holder.get("run_id") == self.run_id and holder.get("pid") == os.getpid():
+            raise LakehouseLockedError(
+                f"This run ({self.run_id}) already holds the lakehouse {self.lakehouse} through "
+                "another lakehouse resource instance. Give the IO manager and the `lakehouse` "
+                "resource one instance: marketing_ml.storage.io_manager.lakehouse_resources(), "
+                "or LakehouseIOManager(lakehouse=<the `lakehouse` resource>) with that resource "
+                "made by LakehouseResource.configure_at_launch(...)."
+            )
+
+    def release(self) -> None:
+        if self.descriptor is None:
             return
-        held.depth -= 1
-        if held.depth > 0:
-            return
-        del _held[key]
-    try:
-        os.ftruncate(held.descriptor, 0)  # an empty lock file: nobody holds the lakehouse
-    finally:
-        os.close(held.descriptor)  # closing the only descriptor releases the flock
+        descriptor, self.descriptor = self.descriptor, None
+        try:
+            os.ftruncate(descriptor, 0)  # an empty lock file: nobody holds the lakehouse
+        finally:
+            os.close(descriptor)  # closing the only descriptor releases the flock
 
 
 @contextmanager
 def lakehouse_run_lock(
-    lakehouse: Path, run_id: str | None, wait_seconds: float | None = None, log=None
-) -> Iterator[None]:
-    """Hold `<lakehouse>.lock` for `run_id` inside the block (re-entrant for the same run id).
+    lakehouse: Path, run_id: str, wait_seconds: float | None = None, log=None
+) -> Iterator[RunLock]:
+    """Hold `<lakehouse>.lock` for `run_id` inside the block.
 
-    Raises LakehouseLockedError when another run still holds it after `wait_seconds` (default:
-    MARKETING_ML_LOCK_WAIT). Without a run id (resources built outside a run) it does nothing.
+    Raises LakehouseLockedError when another run (of any process, this one included) still holds
+    it after `wait_seconds` (default: MARKETING_ML_LOCK_WAIT).
     """
-    if not run_id:
-        yield
-        return
     wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
-    previous = _acquire(lakehouse, run_id, wait)
+    lock = RunLock(lakehouse, run_id)
+    previous = lock.acquire(wait)
     if log is not None and previous.get("pid") not in (None, os.getpid()):
         log.info(
             f"Took over the lock of {lakehouse} left by PID {previous.get('pid')} (run id "
             f"{previous.get('run_id', 'unknown')}), which no longer holds it."
         )
     try:
-        yield
+        yield lock
     finally:
-        _release(lakehouse)
-
-
-def resource_run_lock(context, lakehouse: Path):
-    """The run lock for a resource being initialized with `context` (an InitResourceContext)."""
-    run = getattr(context, "run", None)
-    return lakehouse_run_lock(
-        lakehouse, run.run_id if run else None, log=getattr(context, "log", None)
-    )
+        lock.release()

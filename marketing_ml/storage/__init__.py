@@ -3,9 +3,9 @@
 - `outputs`: what an asset returns or takes (a query to materialize, a table's name, a writer
   of its own table), the one flow of a table updated in place, and the full-load run tag.
   Engine-neutral: asset modules import only this package.
-- `engine`: which engine holds the lakehouse (`engine_from_env()`, the one reader of
-  MARKETING_ML_ENGINE=duckdb|spark, returns an `Engine`), its connections, and
-  `tables_for(connection)`: that engine's table operations.
+- `engine`: which engine holds the lakehouse (an `Engine`: the lakehouse resource's `engine`
+  field, by default `engine_from_env()`, the one reader of MARKETING_ML_ENGINE=duckdb|spark),
+  its connections, and `tables_for(connection)`: that engine's table operations.
 - `tables`: those operations as one interface, the `TableOperations` Protocol.
 - `duckdb_tables` / `spark.spark_tables`: each engine's operations: transactions, atomic
   replacement, row counts, table state (DuckDB: a JSON table comment; Spark: a table property),
@@ -16,7 +16,7 @@
   Dagster's DB IO manager internals.
 """
 
-from marketing_ml.storage.engine import Engine, engine_from_env, engine_name, tables_for
+from marketing_ml.storage.engine import Engine, engine_from_env, tables_for
 from marketing_ml.storage.outputs import (
     FULL_LOAD_TAG,
     IncrementalTable,
@@ -41,7 +41,6 @@ __all__ = [
     "TableWriter",
     "Update",
     "engine_from_env",
-    "engine_name",
     "full_load_requested",
     "query_id",
     "tables_for",

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -31,13 +30,18 @@ def duckdb_config(memory_limit: str) -> dict:
 CONNECT_ATTEMPTS = 10
 
 
-@dataclass
-class _Held:
-    database: Path
-    memory_limit: str
-    connection: duckdb.DuckDBPyConnection | None = None
-    """Opened on first use, and again after `release_buffers`."""
-    holders: int = 0
+class HeldConnection:
+    """One read-write connection to the lakehouse file kept for a run (the lakehouse resource
+    holds it): each step's connection is a cursor of it (0.3 ms) instead of the file opened
+    again (20 to 30 ms, and a checkpoint at each close; a run used to open it about 100 times).
+    A read-only connection is a cursor too: the run holds the lakehouse's run lock, so no other
+    writer exists."""
+
+    def __init__(self, database: Path, memory_limit: str = ""):
+        self.database = database
+        self.memory_limit = memory_limit
+        self.connection: duckdb.DuckDBPyConnection | None = None
+        """Opened on first use, and again after `close`."""
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         if self.connection is None:
@@ -45,44 +49,13 @@ class _Held:
         return self.connection.cursor()
 
     def close(self) -> None:
+        """Close the file (and checkpoint it); the next `cursor` opens it again (25 ms). Also
+        done after a frame read, so DuckDB's buffer pool (up to its memory limit) is freed
+        before Python-side work such as training a model on the frame: held open, the two added
+        up to 2.3 GB at 2,000 ad sets, over the 2 GiB budget."""
         if self.connection is not None:
             self.connection.close()
             self.connection = None
-
-
-_held: dict[Path, _Held] = {}
-"""Lakehouse files a run keeps open (see `held_open`), by resolved path."""
-
-
-@contextmanager
-def held_open(database: Path, memory_limit: str = ""):
-    """Keep one read-write connection to the file open inside the block: every `connect` to it
-    then hands out a cursor of that connection (0.3 ms) instead of opening the file again (20 to
-    30 ms, and a checkpoint at each close; a run used to open it about 100 times). Re-entrant:
-    the IO manager and the lakehouse resource of one run both hold it, and the file is closed
-    (and checkpointed) when the last of them lets go. Inside, a read-only `connect` is a cursor
-    of the read-write connection: the run holds the lakehouse's run lock, so no other writer
-    exists."""
-    key = database.resolve()
-    held = _held.setdefault(key, _Held(database, memory_limit))
-    held.holders += 1
-    try:
-        yield
-    finally:
-        held.holders -= 1
-        if held.holders == 0:
-            del _held[key]
-            held.close()
-
-
-def release_buffers(database: Path) -> None:
-    """Close the run's connection to the file, if one is held, so DuckDB's buffer pool (up to
-    its memory limit) is freed before Python-side work such as training a model on a frame just
-    read: held open, the two added up to 2.3 GB at 2,000 ad sets, over the 2 GiB budget. The
-    next `connect` opens it again (25 ms)."""
-    held = _held.get(database.resolve())
-    if held is not None:
-        held.close()
 
 
 def _open(database: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConnection:
@@ -101,11 +74,10 @@ def _open(database: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPy
 
 @contextmanager
 def connect(database: Path, read_only: bool = False, memory_limit: str = ""):
-    """A connection to the lakehouse file: a cursor of the run's connection while one is held
-    (`held_open`), else a new one that retries with backoff (about 10 s in all) while another
-    process holds DuckDB's lock on it."""
-    held = _held.get(database.resolve())
-    connection = held.cursor() if held else _open(database, read_only, memory_limit)
+    """A new connection to a DuckDB file, retried with backoff (about 10 s in all) while another
+    process holds DuckDB's lock on it. In a run the lakehouse resource hands out cursors of its
+    `HeldConnection` instead."""
+    connection = _open(database, read_only, memory_limit)
     try:
         yield connection
     finally:

@@ -1,9 +1,10 @@
-"""Which engine holds the lakehouse, chosen by one setting: MARKETING_ML_ENGINE=duckdb|spark,
-read by `engine_from_env()` alone; every other place asks it and compares `Engine` members.
+"""Which engine holds the lakehouse: the lakehouse resource's `engine` field, which defaults to
+MARKETING_ML_ENGINE=duckdb|spark, read by `engine_from_env()` alone when a run starts; every
+other place asks the resource (or a connection, `engine_of`) and compares `Engine` members.
 
-Everything that writes or reads lakehouse tables opens its connection here and reaches the
-engine's table operations through `tables_for(connection)` (a `TableOperations`), so asset code
-never names an engine. A Spark connection takes the pipeline's SQL as written (DuckDB's dialect)
+Everything that writes or reads lakehouse tables gets its connection from the lakehouse resource
+(which opens it here) and reaches the engine's table operations through `tables_for(connection)`
+(a `TableOperations`), so asset code never names an engine. A Spark connection takes the pipeline's SQL as written (DuckDB's dialect)
 and transpiles it. The Spark engine (marketing_ml/storage/spark/) and pyspark are imported only
 when it is chosen.
 """
@@ -31,8 +32,8 @@ DEFAULT_WAREHOUSE = "data/spark-warehouse"
 
 
 def engine_from_env() -> Engine:
-    """The engine of this process's runs: MARKETING_ML_ENGINE, read when a run starts (the one
-    place that reads it)."""
+    """MARKETING_ML_ENGINE as an `Engine`: the lakehouse resource's engine when its `engine`
+    field is unset, read when a run starts (the one place that reads it)."""
     name = (os.environ.get(ENGINE_ENV) or Engine.DUCKDB).strip().lower()
     if name not in ENGINES:
         raise ValueError(
@@ -42,26 +43,23 @@ def engine_from_env() -> Engine:
     return Engine(name)
 
 
-def engine_name() -> str:
-    """The engine's name as the user wrote it, for messages."""
-    return engine_from_env().value
-
-
 def warehouse_path() -> Path:
     """Where the Spark engine keeps its tables and its catalog (MARKETING_ML_WAREHOUSE)."""
     return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).absolute()
 
 
-def lakehouse_location(duckdb_database: Path) -> Path:
+def lakehouse_location(engine: Engine, duckdb_database: Path) -> Path:
     """What one run at a time holds (its lock file lies beside it): the DuckDB file, or the
     Spark warehouse."""
-    return warehouse_path() if engine_from_env() is Engine.SPARK else duckdb_database
+    return warehouse_path() if engine is Engine.SPARK else duckdb_database
 
 
 @contextmanager
-def open_lakehouse(duckdb_database: Path, read_only: bool = False, memory_limit: str = ""):
-    """A connection to the lakehouse on the configured engine."""
-    if engine_from_env() is Engine.SPARK:
+def open_lakehouse(
+    engine: Engine, duckdb_database: Path, read_only: bool = False, memory_limit: str = ""
+):
+    """A new connection to the lakehouse on `engine` (Spark: its session, shared anyway)."""
+    if engine is Engine.SPARK:
         from marketing_ml.storage.spark import spark_tables
 
         yield spark_tables.connect()
@@ -72,45 +70,40 @@ def open_lakehouse(duckdb_database: Path, read_only: bool = False, memory_limit:
         yield connection
 
 
-@contextmanager
-def held_for_run(duckdb_database: Path, memory_limit: str = ""):
-    """The lakehouse kept open while a run's steps use it: DuckDB's file stays open and each
-    step's connection is a cursor of it (`duckdb_tables.held_open`); Spark's session is shared
-    already."""
-    if engine_from_env() is Engine.SPARK:
-        yield
-        return
+def held_connection(engine: Engine, duckdb_database: Path, memory_limit: str = ""):
+    """What a run keeps open for its steps: DuckDB's file as a `HeldConnection`; None for Spark,
+    whose session is shared already."""
+    if engine is Engine.SPARK:
+        return None
     from marketing_ml.storage import duckdb_tables
 
-    with duckdb_tables.held_open(duckdb_database, memory_limit):
-        yield
+    return duckdb_tables.HeldConnection(duckdb_database, memory_limit)
 
 
-def release_buffers(duckdb_database: Path) -> None:
-    """Free the engine's cached data held for the run (DuckDB: close the held file, reopened on
-    next use; Spark: nothing, its memory is the JVM's)."""
-    if engine_from_env() is Engine.DUCKDB:
-        from marketing_ml.storage import duckdb_tables
+def engine_of(connection) -> Engine:
+    """The engine a connection belongs to."""
+    from marketing_ml.storage import duckdb_tables
 
-        duckdb_tables.release_buffers(duckdb_database)
+    return Engine.DUCKDB if duckdb_tables.owns(connection) else Engine.SPARK
 
 
 def tables_for(connection) -> TableOperations:
     """The table operations (`DuckDBTables` or `SparkTables`) of a connection's engine."""
     from marketing_ml.storage import duckdb_tables
 
-    if duckdb_tables.owns(connection):
+    if engine_of(connection) is Engine.DUCKDB:
         return duckdb_tables.DuckDBTables()
     from marketing_ml.storage.spark import spark_tables
 
     return spark_tables.SparkTables()
 
 
-def engine_errors() -> tuple[type[BaseException], ...]:
-    """The errors an engine raises for a statement that fails (a step failure, not a crash)."""
+def engine_errors(connection) -> tuple[type[BaseException], ...]:
+    """The errors a connection's engine raises for a statement that fails (a step failure, not a
+    crash)."""
     import duckdb
 
-    if engine_from_env() is not Engine.SPARK:
+    if engine_of(connection) is Engine.DUCKDB:
         return (duckdb.Error,)
     from pyspark.errors import PySparkException
 

@@ -7,14 +7,20 @@ no-op and each handler swaps the whole table atomically (DuckDB: `CREATE OR REPL
 transaction; Spark: files written under a new location, then the catalog switched to it), so a
 failed step leaves the previous version intact and a new column just works.
 
-The one module built on Dagster's DB IO manager internals (`DbIOManager`, `DbTypeHandler`,
-`TableSlice`; none of their private methods): asset code sees only `marketing_ml.storage`'s
-outputs.
+It is dagster-duckdb's `DuckDBIOManager` with this project's type handlers, and it depends on
+the lakehouse resource (`LakehouseResource`, a nested resource): every connection it uses is
+that resource's, so in a run each step works on a cursor of the run's one held connection, under
+the run lock that resource holds.
+
+The one module built on Dagster's DB IO manager classes (`DbIOManager`, `DbClient`,
+`DbTypeHandler`, `TableSlice`; none of their private methods). Dagster 1.13 exports them from no
+public module (dagster-duckdb and dagster-duckdb-pandas import them from
+`dagster._core.storage.db_io_manager` too), so they are imported from there, here alone: asset
+code sees only `marketing_ml.storage`'s outputs.
 """
 
 from collections.abc import Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,13 +29,8 @@ from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHan
 from dagster_duckdb.io_manager import DuckDBIOManager
 
 from marketing_ml.ml.store import CalibratedModel, load_model, store_model
-from marketing_ml.resources import DUCKDB_MEMORY_LIMIT, lakehouse_db_path, lakehouse_for_run
-from marketing_ml.storage.engine import (
-    engine_errors,
-    engine_name,
-    open_lakehouse,
-    tables_for,
-)
+from marketing_ml.resources import LakehouseResource
+from marketing_ml.storage.engine import engine_errors, engine_of, tables_for
 from marketing_ml.storage.outputs import ScoredRows, Sql, Table, TableWriter
 
 
@@ -37,7 +38,7 @@ def qualified_name(table_slice: TableSlice) -> str:
     return f"{table_slice.schema}.{table_slice.table}"
 
 
-def build_failure(table_slice: TableSlice, error: Exception) -> dg.Failure:
+def build_failure(table_slice: TableSlice, error: Exception, connection) -> dg.Failure:
     """An engine's error as a step failure that says the old table is kept and, for a missing
     upstream table, which command builds it."""
     hint = ""
@@ -47,8 +48,9 @@ def build_failure(table_slice: TableSlice, error: Exception) -> dg.Failure:
             f"(dagster asset materialize -m marketing_ml --select "
             f"'*{table_slice.schema}/{table_slice.table}')."
         )
+    engine = engine_of(connection).value
     return dg.Failure(
-        description=f"Building {qualified_name(table_slice)} failed in {engine_name()}; the previous "
+        description=f"Building {qualified_name(table_slice)} failed in {engine}; the previous "
         f"version is kept. {type(error).__name__}: {error}{hint}"
     )
 
@@ -59,8 +61,8 @@ class SqlTypeHandler(DbTypeHandler[Sql]):
         tables = tables_for(connection)
         try:
             tables.replace_table_with_query(connection, name, obj.query, obj.order_by)
-        except engine_errors() as error:
-            raise build_failure(table_slice, error) from error
+        except engine_errors(connection) as error:
+            raise build_failure(table_slice, error, connection) from error
         return tables.table_metadata(connection, name)
 
     def load_input(self, context, table_slice: TableSlice, connection) -> Sql:
@@ -75,8 +77,8 @@ class TableWriterTypeHandler(DbTypeHandler[TableWriter]):
     def handle_output(self, context, table_slice: TableSlice, obj: TableWriter, connection):
         try:
             metadata = obj.write(connection, table_slice.schema, table_slice.table)
-        except engine_errors() as error:
-            raise build_failure(table_slice, error) from error
+        except engine_errors(connection) as error:
+            raise build_failure(table_slice, error, connection) from error
         return {
             **metadata,
             **tables_for(connection).table_metadata(connection, qualified_name(table_slice)),
@@ -115,8 +117,8 @@ class ScoredRowsTypeHandler(DbTypeHandler[ScoredRows]):
         tables = tables_for(connection)
         try:
             tables.replace_table_with_scores(connection, name, obj)
-        except engine_errors() as error:
-            raise build_failure(table_slice, error) from error
+        except engine_errors(connection) as error:
+            raise build_failure(table_slice, error, connection) from error
         return tables.table_metadata(connection, name)
 
     def load_input(self, context, table_slice: TableSlice, connection):
@@ -167,8 +169,11 @@ class ModelTypeHandler(DbTypeHandler[CalibratedModel]):
 
 
 class LakehouseClient(DbClient):
-    """Connections to the configured engine's lakehouse; nothing is deleted before a write,
-    because the handlers replace whole tables atomically."""
+    """Connections from the lakehouse resource (the run's held connection in a run); nothing is
+    deleted before a write, because the handlers replace whole tables atomically."""
+
+    def __init__(self, lakehouse: LakehouseResource):
+        self.lakehouse = lakehouse
 
     @staticmethod
     def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
@@ -182,13 +187,9 @@ class LakehouseClient(DbClient):
     def get_select_statement(table_slice: TableSlice) -> str:
         return f"SELECT * FROM {qualified_name(table_slice)}"
 
-    @staticmethod
     @contextmanager
-    def connect(context, _):
-        """The lakehouse the run's engine names, with the path resolved now."""
-        database = Path(context.resource_config["database"] or lakehouse_db_path())
-        memory_limit = context.resource_config.get("memory_limit", "")
-        with open_lakehouse(database, memory_limit=memory_limit) as connection:
+    def connect(self, context, table_slice: TableSlice):
+        with self.lakehouse.connect() as connection:
             yield connection
 
 
@@ -214,14 +215,16 @@ class LakehouseDbIOManager(DbIOManager):
 
 class LakehouseIOManager(DuckDBIOManager):
     """The lakehouse's IO manager: atomic table replacement and in-engine SQL outputs, on the
-    engine MARKETING_ML_ENGINE names.
+    lakehouse resource's engine and connections.
 
-    Empty `database` means MARKETING_ML_DB (default data/lakehouse.duckdb), read when a step runs;
-    `memory_limit` caps DuckDB's working memory per connection (empty: DuckDB's default).
+    `lakehouse` is the resource it depends on; share one instance with the `lakehouse` resource
+    key as `LakehouseResource.configure_at_launch(...)` (see `lakehouse_resources`), so a run
+    holds one lock and one connection. `database`, dagster-duckdb's own field, is not read: the
+    lakehouse resource names the file.
     """
 
+    lakehouse: dg.ResourceDependency[LakehouseResource]
     database: str = ""
-    memory_limit: str = DUCKDB_MEMORY_LIMIT
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
@@ -238,21 +241,21 @@ class LakehouseIOManager(DuckDBIOManager):
     def default_load_type() -> type:
         return Table
 
-    @contextmanager
-    def yield_for_execution(self, context: dg.InitResourceContext):
-        """Holds the lakehouse's run lock, and the lakehouse open, for the whole run (shared
-        with `lakehouse`)."""
-        database = Path(self.database) if self.database else lakehouse_db_path()
-        with lakehouse_for_run(context, database, self.memory_limit):
-            with super().yield_for_execution(context) as io_manager:
-                yield io_manager
-
     def create_io_manager(self, context) -> DbIOManager:
         return LakehouseDbIOManager(
-            db_client=LakehouseClient(),
-            database=self.database,
+            db_client=LakehouseClient(self.lakehouse),
+            database=str(self.lakehouse.path),
             schema=self.schema_,
             type_handlers=self.type_handlers(),
             default_load_type=self.default_load_type(),
             io_manager_name="LakehouseIOManager",
         )
+
+
+def lakehouse_resources(database: str = "") -> dict:
+    """The `lakehouse` resource and the IO manager depending on it, as one instance: Dagster
+    starts a nested resource once, under its top-level key, only when it is configured at
+    launch (a fully configured one would be started again for the IO manager, and take a
+    second lock). Empty `database` means MARKETING_ML_DB, read when a run starts."""
+    lakehouse = LakehouseResource.configure_at_launch(database=database)
+    return {"lakehouse": lakehouse, "io_manager": LakehouseIOManager(lakehouse=lakehouse)}

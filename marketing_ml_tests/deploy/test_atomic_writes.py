@@ -1,6 +1,7 @@
 """A failed step keeps the previous table; a blocked run keeps the previous serving file."""
 
 import subprocess
+from contextlib import closing
 
 import dagster as dg
 import duckdb
@@ -11,7 +12,7 @@ from marketing_ml.contract import META_CAMPAIGN_PERFORMANCE
 from marketing_ml.defs.silver.silver_tables import revenue_by_day
 from marketing_ml.storage import Sql, Table, duckdb_tables
 from marketing_ml.storage.duckdb_tables import replace_table_with_query
-from marketing_ml.storage.io_manager import LakehouseIOManager, table_of
+from marketing_ml.storage.io_manager import lakehouse_resources, table_of
 from marketing_ml_tests.support.lakehouse import (
     MATERIALIZE_EVERYTHING,
     Lakehouse,
@@ -43,7 +44,7 @@ def io_manager_run(tmp_path, output) -> dg.ExecuteInProcessResult:
 
     return dg.materialize(
         [kpis],
-        resources={"io_manager": LakehouseIOManager(database=str(tmp_path / "lakehouse.duckdb"))},
+        resources=lakehouse_resources(str(tmp_path / "lakehouse.duckdb")),
         raise_on_error=False,
     )
 
@@ -69,7 +70,7 @@ def test_an_upstream_table_not_built_yet_fails_with_what_to_materialize(tmp_path
 
     result = dg.materialize(
         [spend.to_source_asset(), kpis],
-        resources={"io_manager": LakehouseIOManager(database=str(tmp_path / "lakehouse.duckdb"))},
+        resources=lakehouse_resources(str(tmp_path / "lakehouse.duckdb")),
         raise_on_error=False,
     )
     assert not result.success
@@ -194,56 +195,56 @@ def test_a_table_input_is_named_by_its_asset_key_without_opening_the_lakehouse()
 
 
 def test_a_run_opens_the_lakehouse_file_once_except_after_frame_reads(lakehouse, monkeypatch):
-    """Every step's connection is a cursor of the run's one connection, which is closed only to
-    free DuckDB's buffers after a frame read (`release_buffers`) and at the end of the run (a
+    """Every step's connection is a cursor of the one connection the run's lakehouse resource
+    holds, closed only to free DuckDB's buffers after a frame read and at the end of the run (a
     read-only connection of this process would otherwise be refused)."""
-    opened, connections, released = [], [], []
-    real_open, real_connect, real_release = (
-        duckdb_tables._open,
-        duckdb_tables.connect,
-        duckdb_tables.release_buffers,
-    )
+    opened, cursors_of, closed = [], [], []
+    real_open = duckdb_tables._open
+    real_cursor = duckdb_tables.HeldConnection.cursor
+    real_close = duckdb_tables.HeldConnection.close
 
     def counting_open(database, read_only, memory_limit):
         opened.append(database.resolve())
         return real_open(database, read_only, memory_limit)
 
-    def counting_connect(database, *arguments, **options):
-        connections.append(database.resolve())
-        return real_connect(database, *arguments, **options)
+    def counting_cursor(held):
+        cursors_of.append(held)
+        return real_cursor(held)
 
-    def counting_release(database):
-        released.append(database.resolve())
-        real_release(database)
+    def counting_close(held):
+        closed.append(held.database.resolve())
+        real_close(held)
 
     monkeypatch.setattr(duckdb_tables, "_open", counting_open)
-    monkeypatch.setattr(duckdb_tables, "connect", counting_connect)
-    monkeypatch.setattr(duckdb_tables, "release_buffers", counting_release)
+    monkeypatch.setattr(duckdb_tables.HeldConnection, "cursor", counting_cursor)
+    monkeypatch.setattr(duckdb_tables.HeldConnection, "close", counting_close)
     result = lakehouse.materialize()
 
     assert result.success
     path = lakehouse.database.resolve()
-    assert 1 <= opened.count(path) <= 1 + released.count(path)
-    assert connections.count(path) > 3 * opened.count(path)
+    assert 1 <= opened.count(path) <= closed.count(path)
+    assert len({id(held) for held in cursors_of}) == 1, "one held connection for the whole run"
+    assert len(cursors_of) > 3 * opened.count(path)
     assert lakehouse.serving_query("SELECT count(*) FROM gold.daily_adset_metrics")[0][0] > 0
     assert lakehouse.query("SELECT count(*) FROM silver.conversion_events")[0][0] > 0
 
 
-def test_held_open_is_reentrant_and_closes_the_file_with_its_last_holder(tmp_path):
+def test_the_held_connection_keeps_the_file_open_until_closed_and_reopens_on_use(tmp_path):
     database = tmp_path / "lakehouse.duckdb"
-    with duckdb_tables.held_open(database):
-        with duckdb_tables.held_open(database), duckdb_tables.connect(database) as writer:
-            writer.execute("CREATE TABLE t AS SELECT 1 AS x")
-        with duckdb_tables.connect(database, read_only=True) as reader:
-            assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
-        with pytest.raises(duckdb.ConnectionException):
-            duckdb.connect(str(database), read_only=True)
-        duckdb_tables.release_buffers(database)
-        with duckdb.connect(str(database), read_only=True) as reader:  # closed until next use
-            assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
-        with duckdb_tables.connect(database) as writer:
-            writer.execute("INSERT INTO t VALUES (2)")
-        with pytest.raises(duckdb.ConnectionException):
-            duckdb.connect(str(database), read_only=True)
+    held = duckdb_tables.HeldConnection(database)
+    with closing(held.cursor()) as writer:
+        writer.execute("CREATE TABLE t AS SELECT 1 AS x")
+    with closing(held.cursor()) as reader:
+        assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
+    with pytest.raises(duckdb.ConnectionException):
+        duckdb.connect(str(database), read_only=True)
+    held.close()
+    with duckdb.connect(str(database), read_only=True) as reader:  # closed until next use
+        assert reader.execute("SELECT x FROM t").fetchall() == [(1,)]
+    with closing(held.cursor()) as writer:
+        writer.execute("INSERT INTO t VALUES (2)")
+    with pytest.raises(duckdb.ConnectionException):
+        duckdb.connect(str(database), read_only=True)
+    held.close()
     with duckdb.connect(str(database), read_only=True) as reader:
         assert reader.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]

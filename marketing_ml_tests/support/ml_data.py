@@ -15,8 +15,7 @@ import pandas as pd
 from marketing_ml.defs.models.model_assets import ML_ASSETS
 from marketing_ml.defs.models.model_checks import ML_ASSET_CHECKS
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
-from marketing_ml.resources import LakehouseResource
-from marketing_ml.storage.io_manager import LakehouseIOManager
+from marketing_ml.storage.io_manager import lakehouse_resources
 
 AGE_BANDS = ("25-45", "55+", "18-30", "28-50")
 SOURCES = ("high_value_customers", "family_bookers", "business_customers", "adventure_travelers")
@@ -92,10 +91,7 @@ def materialize_ml(database: Path, run_config: dict | None = None) -> dg.Execute
     """Every ML asset and check over the gold.daily_adset_metrics already in `database`."""
     return dg.materialize(
         [dg.AssetSpec(["gold", "daily_adset_metrics"]), *ML_ASSETS, *ML_ASSET_CHECKS],
-        resources={
-            "io_manager": LakehouseIOManager(database=str(database)),
-            "lakehouse": LakehouseResource(database=str(database)),
-        },
+        resources=lakehouse_resources(str(database)),
         run_config=run_config,
         raise_on_error=False,
     )

@@ -69,11 +69,12 @@ def test_the_duckdb_path_never_imports_the_spark_engine_or_pyspark():
             sys.executable,
             "-c",
             "import sys, marketing_ml.definitions\n"
-            "from marketing_ml.storage.engine import open_lakehouse, tables_for\n"
-            "from pathlib import Path\n"
+            "from marketing_ml.resources import LakehouseResource\n"
+            "from marketing_ml.storage.engine import tables_for\n"
             "import tempfile\n"
             "with tempfile.TemporaryDirectory() as folder:\n"
-            "    with open_lakehouse(Path(folder) / 'l.duckdb') as connection:\n"
+            "    lakehouse = LakehouseResource(database=folder + '/l.duckdb')\n"
+            "    with lakehouse.connect() as connection:\n"
             "        tables_for(connection).create_schema(connection, 'gold')\n"
             "print(sorted(m for m in sys.modules if 'spark' in m))",
         ],

@@ -18,7 +18,7 @@ import duckdb
 
 from marketing_ml.resources import LakehouseResource, ServingResource
 from marketing_ml.sql import quote_identifier, sql_string
-from marketing_ml.storage import Engine, engine_from_env, tables_for
+from marketing_ml.storage import Engine, tables_for
 from marketing_ml.table_keys import PUBLISH
 from serving_contract import SERVED_TABLES, UNSERVED_COLUMNS
 
@@ -85,7 +85,7 @@ def serving_writer(lakehouse: LakehouseResource, staging_path: Path):
     as, the table's columns). DuckDB: the lakehouse's own connection (a run keeps the file open,
     and DuckDB lets no second connection of the process attach it); Spark: an in-memory
     connection that reads each table collected through Arrow."""
-    if engine_from_env() is Engine.DUCKDB:
+    if lakehouse.engine_in_use is Engine.DUCKDB:
         with lakehouse.connect(read_only=True) as connection:
             catalog = connection.execute("SELECT current_database()").fetchone()[0]
 
