@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from app import narrative
+from app import narrative, plan_headline
 from app.text import csv_text
 from planning import (
     SCENARIOS,
@@ -27,7 +27,7 @@ from planning import (
 from planning.calendar import day_name, demand_for, factor_for_day, priced_for_day
 from planning.claims import claim, rows_interval_around
 from planning.curves import interval_around
-from planning.optimizer import headline, profit_uplift_of, with_period
+from planning.optimizer import profit_uplift_of, with_period
 from planning.period import price_period
 
 RISK_ALERT = 0.5
@@ -100,7 +100,8 @@ class PublishedPlan:
 
     @property
     def headline(self) -> str:
-        return str(self.summary.get("headline") or "")
+        """Rendered from the stored figures (the pipeline stores numbers, not the sentence)."""
+        return self.memo("headline", lambda: plan_headline.headline(self.ad_sets, self.summary))
 
     @property
     def test_proposal(self) -> str:
@@ -264,6 +265,10 @@ class Replan:
     """The period day by day (planning.period.DAY_COLUMNS)."""
 
     @property
+    def headline(self) -> str:
+        return plan_headline.headline(self.ad_sets, self.summary)
+
+    @property
     def roas(self) -> float | None:
         spend = self.summary["total_recommended"]
         return self.summary["revenue_recommended"] / spend if spend else None
@@ -314,7 +319,6 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     summary.update(period.summary)
     ad_sets = with_period(ad_sets, period)
     if not usable.any():
-        summary["headline"] = headline(ad_sets, summary)
         point = summary["revenue_recommended"]
         return Replan(ad_sets, summary, point, point, period.days)
     recommended = ad_sets["recommended_spend"].to_numpy()
@@ -331,7 +335,6 @@ def replan(curves: Curves, settings: PlanSettings) -> Replan:
     claimed = claim(summary["uplift_as_fitted"], uplift + without_draws)
     summary.update(uplift=claimed.uplift, uplift_low=claimed.low, uplift_high=claimed.high)
     summary.update(profit_uplift_of(summary))
-    summary["headline"] = headline(ad_sets, summary)
     point = ad_sets["expected_revenue_recommended"].to_numpy()
     drawn_rows = np.full((len(ad_sets), uplift.size), np.nan)
     drawn_rows[moved] = drawn_new

@@ -46,7 +46,7 @@ from planning.claims import claim, rows_interval_around
 from planning.curves import INTERVAL, hill_marginal, hill_revenue
 from planning.delivery import CAP_ASK, CAP_BAND, SOFT_CAP_REACH, budget_buying
 from planning.limits import Limits, Units, limited_plan
-from planning.money import prose_money, signed_prose_money
+from planning.money import prose_money
 from planning.period import ROW_COLUMNS, PeriodPlan, price_period
 from planning.settings import SCENARIOS, PlanSettings
 
@@ -396,7 +396,8 @@ class Plan:
     ad_sets: pd.DataFrame
     """One row per ad set: see PLAN_COLUMNS."""
     summary: dict = field(default_factory=dict)
-    """Plan-level figures: totals, unplaced budget, uplift and its interval, the headline."""
+    """Plan-level figures: totals, unplaced budget, uplift and its interval, moves and ramps,
+    numbers only (app.plan_headline words them)."""
     spend_path: np.ndarray | None = None
     """Ad sets × period_days: each day's expected spend (day 1 = recommended_spend; days past a
     ramp hold its target)."""
@@ -420,13 +421,6 @@ def probability_text(value: float) -> str:
     if 0 < value < 0.005:
         return "under 1%"
     return f"{value:.0%}"
-
-
-def names(frame: pd.DataFrame, count: int = 2) -> str:
-    listed = [str(name) for name in frame["ad_set_name"].head(count)]
-    more = len(frame) - len(listed)
-    text = ", ".join(listed)
-    return f"{text} and {more} more" if more > 0 else text
 
 
 def curve_window(curves: pd.DataFrame) -> int | None:
@@ -747,7 +741,6 @@ def build_plan(
         period = price_period(frame, current, spend_path, plan_date, settings.margin, drawn)
         plan, days = with_period(plan, period), period.days
         summary.update(period.summary)
-    summary["headline"] = headline(plan, summary)
     return Plan(plan, summary, spend_path, days)
 
 
@@ -1091,73 +1084,9 @@ def budget_text(row) -> str:
     return f"{text}: its spend follows its budget in proportion."
 
 
-def headline(plan: pd.DataFrame, summary: dict) -> str:
-    """What the plan does (Cut, Move, Add), in how many moves worth what share of the uplift,
-    revenue and profit beside it, and the longest ramp; money in prose."""
-    donors = plan[plan["role"] == "donor"].sort_values(["change", "ad_set_id"])
-    recipients = plan[plan["role"] == "recipient"].sort_values(
-        ["change", "ad_set_id"], ascending=[False, True]
-    )
-    rng = (
-        f" (range {signed_prose_money(summary['uplift_low'])} to "
-        f"{signed_prose_money(summary['uplift_high'])})"
-        if np.isfinite(summary["uplift_low"])
-        else ""
-    )
-    tail = ""
-    if summary["unplaced_budget"] > PENNY:
-        tail = f"; {prose_money(summary['unplaced_budget'])} cannot be placed under the bounds"
-    if donors.empty and recipients.empty:
-        if summary["ad_sets"] and summary["ad_sets_without_curve"] == summary["ad_sets"]:
-            return (
-                "Keep the current budgets: no ad set has a response curve yet (their spend has "
-                "barely varied), so no move can be priced" + tail + "."
-            )
-        held = int((plan["role"] == "held").sum())
-        if held:
-            return (
-                f"Keep the current budgets: the {held} move{'s' if held != 1 else ''} the plan "
-                f"found {'are' if held != 1 else 'is'} below the minimum move "
-                f"({prose_money(summary['min_move'])} and {summary['min_move_share']:.0%} of a "
-                f"budget a day; lower it in the run config or the What-if to see "
-                f"{'them' if held != 1 else 'it'})" + tail + "."
-            )
-        return "Keep the current budgets: no move within the limits is expected to earn more" + (
-            tail + "."
-        )
-    verb, amount, first = move_amounts(plan, summary)
-    source = f" from {names(donors)}" if not donors.empty and verb != "Add" else ""
-    target = f" to {names(recipients)}" if not recipients.empty and verb != "Cut" else ""
-    moves = summary["moves"]
-    ramped = summary["ramp_days"] > 1
-    text = (
-        f"{verb} {prose_money(amount)} a day{source}{target} in {moves} "
-        f"move{'s' if moves != 1 else ''} worth {summary['uplift_kept_share']:.0%} of the uplift"
-    )
-    if ramped:
-        text += (
-            f"; the longest ramp takes {summary['ramp_days']} days at up to "
-            f"{summary['max_daily_change']:.0%} a day ({prose_money(first)} of it tomorrow)"
-        )
-    profit = signed_prose_money(profit_uplift_of(summary)["profit_uplift"])
-    text += (
-        f". {'Tomorrow' if ramped else 'Expected'}: "
-        f"{signed_prose_money(summary['uplift'])} expected revenue a day{rng}, {profit} profit"
-    )
-    if summary["scenario"] != "same_budget":
-        spent = signed_prose_money(summary["total_recommended"] - summary["total_current"])
-        text += f", total spend {spent} a day"
-    if ramped:
-        text += (
-            f"; once ramped: {signed_prose_money(summary['uplift_target'])} revenue and "
-            f"{signed_prose_money(summary['profit_uplift_target'])} profit a day"
-        )
-    return text + tail + "." + period_text(summary)
-
-
 def move_amounts(plan: pd.DataFrame, summary: dict) -> tuple[str, float, float]:
     """What the plan does (Move, Cut or Add), the pounds a day it moves once ramped, and on the
-    plan date: the headline and Next steps quote the same two figures."""
+    plan date: the headline (app.plan_headline) and Next steps quote the same two figures."""
     net = summary["total_target"] - summary["total_current"]
     first_net = summary["total_recommended"] - summary["total_current"]
     if summary["scenario"] == "same_budget" or abs(net) <= PENNY:
@@ -1167,26 +1096,6 @@ def move_amounts(plan: pd.DataFrame, summary: dict) -> tuple[str, float, float]:
     if net < 0:
         return "Cut", float(-net), float(-first_net)
     return "Add", float(net), float(first_net)
-
-
-def period_text(summary: dict) -> str:
-    """The period's totals in one sentence ("" for a one-day plan)."""
-    days = summary.get("period_days") or 1
-    if days <= 1 or not np.isfinite(summary.get("period_uplift", np.nan)):
-        return ""
-    start, end = summary.get("period_start"), summary.get("period_end")
-    dates = f" ({start:%d %b}–{end:%d %b})" if start is not None and end is not None else ""
-    rng = (
-        f" (range {signed_prose_money(summary['period_uplift_low'])} to "
-        f"{signed_prose_money(summary['period_uplift_high'])})"
-        if np.isfinite(summary["period_uplift_low"])
-        else ""
-    )
-    return (
-        f" Over the next {days} days{dates}: {signed_prose_money(summary['period_uplift'])} "
-        f"expected revenue{rng}, {signed_prose_money(summary['period_profit_uplift'])} profit, "
-        f"on {prose_money(summary['period_spend'])} spend."
-    )
 
 
 PLAN_COLUMNS = (

@@ -9,7 +9,8 @@ and message. Exit status: the build's, and non-zero whenever the run did not suc
     python scripts/run_summary.py [--select SELECTION]   (runs `dg launch --assets SELECTION`)
 
 It imports nothing of marketing_ml: importing the package loads the whole graph (seconds), and
-the build's own process does that anyway.
+the build's own process does that anyway. The plan's headline is the app's (app.plan_headline),
+worded from the figures the run stored.
 """
 
 import argparse
@@ -25,7 +26,8 @@ import dagster as dg
 import duckdb
 from dagster import DagsterEventType, DagsterRunStatus
 
-from serving_contract import BUDGET_PLAN_SUMMARY
+from app.budget_plan import PublishedPlan
+from app.queries import published_plan
 
 DASHBOARD = "make app → http://127.0.0.1:8501"
 UI = "make dev → http://127.0.0.1:3000"
@@ -151,15 +153,13 @@ def failure_message(error, event: dg.DagsterEvent) -> str:
 
 
 def plan_headline(serving_db: Path) -> str | None:
-    """The published plan's headline: what the dashboard shows, on either engine."""
+    """The published plan's headline: what the dashboard shows, on either engine (rendered by
+    the app from the plan's stored figures, as the dashboard renders it)."""
     if not serving_db.exists():
         return None
     with duckdb.connect(str(serving_db), read_only=True) as connection:
-        try:
-            row = connection.execute(f"SELECT headline FROM {BUDGET_PLAN_SUMMARY}").fetchone()
-        except duckdb.CatalogException:
-            return None
-    return row[0] if row else None
+        plan = PublishedPlan.from_tables(published_plan(connection))
+    return plan.headline if plan is not None else None
 
 
 def summary_lines(summary: RunSummary, headline: str | None, log_path: Path) -> list[str]:

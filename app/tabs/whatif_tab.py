@@ -346,7 +346,7 @@ def plan_view(curves: Curves, path: str, stamp: tuple[int, int]) -> Replan | Non
         st.error("\n\n".join(lines), icon=":material/block:")
         return None
     summary = result.summary
-    so_what(summary["headline"])
+    so_what(result.headline)
     if settings == curves.settings:
         st.caption(
             "These are the published plan's settings: the Overview, Forecasts and Next steps "

@@ -30,6 +30,7 @@ from app import narrative, next_steps, queries, whatif
 from app.budget_plan import PublishedPlan, load_curves, naive_value, plan_csv, replan
 from app.html_report import build_report, default_filters
 from app.overview import load_overview
+from app.plan_headline import headline
 from app.text import plain_label, unescape_markdown
 from marketing_ml.defs.planning.plan_assets import BUDGET_PLAN, BUDGET_PLAN_SUMMARY
 from marketing_ml_tests.support.dashboard_harness import CLOSED_PORT_ENDPOINT, DASHBOARD
@@ -192,9 +193,11 @@ def test_every_view_names_the_same_donors_and_recipients(story_env):
         for name in donors | (at_risk - recipients):
             assert not (name in bullet and "more budget" in bullet and "before" not in bullet)
 
-    # the Overview's headline (and the presenter view's) is the published plan's
-    [headline] = app.main.children[1].get("success")  # the keyed container under the title
-    assert unescape_markdown(headline.value).endswith(summary["headline"])
+    # the Overview's headline (and the presenter view's) is the published plan's, worded from
+    # the figures the run stored
+    worded = headline(plan, summary)
+    [shown] = app.main.children[1].get("success")  # the keyed container under the title
+    assert unescape_markdown(shown.value).endswith(worded)
 
     # the report quotes the same plan
     report = build_report(serving)
@@ -210,7 +213,7 @@ def test_every_view_names_the_same_donors_and_recipients(story_env):
             rf"<td[^>]*>receives budget</td>",
             report,
         )
-    assert summary["headline"] in report
+    assert worded in report
 
 
 def test_the_facts_sent_to_lm_studio_carry_the_plan_and_ground_its_figures(story_env, monkeypatch):
@@ -235,7 +238,7 @@ def test_the_facts_sent_to_lm_studio_carry_the_plan_and_ground_its_figures(story
     assert budget["uplift_high"] == pytest.approx(summary["uplift_high"], abs=0.01)
     assert budget["moved_per_day"] == pytest.approx(summary["cut"], abs=0.01)
     # the headline's money, written as the plan writes it, and the plan's action are grounded
-    for figure in re.findall(r"[+\-−]?£[\d,]+(?:\.\d+)?[km]?", summary["headline"]):
+    for figure in re.findall(r"[+\-−]?£[\d,]+(?:\.\d+)?[km]?", headline(plan, summary)):
         assert next_steps.is_grounded(figure, facts), figure
     assert next_steps.is_grounded(next_steps.plan_move_action(budget), facts)
     # a reply that gives a donor more budget or takes it from a recipient alone is replaced
@@ -260,12 +263,12 @@ def test_whatif_replans_on_scenario_bounds_locks_and_total(story_env):
     curves = load_curves(queries.response_curves(serving), served_plan(serving))
     app = render("What-if")
     whatif_tab = app.tabs[4]
-    [headline] = [
+    [shown] = [
         info.value
         for info in whatif_tab.info
         if "expected revenue a day" in info.value and "naive rule" not in info.value
     ]
-    assert unescape_markdown(headline) == summary["headline"]
+    assert unescape_markdown(shown) == headline(plan, summary)
     assert any("published plan's settings" in caption.value for caption in whatif_tab.caption)
 
     app.radio(key="plan_scenario").set_value("same_revenue")
@@ -285,7 +288,8 @@ def test_whatif_replans_on_scenario_bounds_locks_and_total(story_env):
     )
     assert (table["upper_bound"] <= 1.3 * table["current_spend"] + 0.005).all()
     assert any(
-        unescape_markdown(info.value) == expected.summary["headline"] for info in app.tabs[4].info
+        unescape_markdown(info.value) == headline(expected.ad_sets, expected.summary)
+        for info in app.tabs[4].info
     )
     assert any("Exploring other settings" in caption.value for caption in app.tabs[4].caption)
 
@@ -416,7 +420,7 @@ def test_the_whatif_at_the_published_settings_is_the_published_plan(story):
     curves = load_curves(queries.response_curves(story.serving), found)
     assert curves.settings == PlanSettings()
     again = replan(curves, curves.settings)
-    assert again.summary["headline"] == summary["headline"]
+    assert again.headline == headline(plan, summary) == found.headline
     assert list(again.ad_sets["role"]) == list(plan["role"])
     np.testing.assert_allclose(
         again.ad_sets["recommended_spend"], plan["recommended_spend"], atol=0.01
@@ -430,8 +434,8 @@ def test_the_whatif_plans_within_the_limits_it_is_given(story_env):
         app.number_input(key=key).set_value(value)
         app.run()
     assert not app.tabs[4].error
-    headline = " ".join(info.value for info in app.tabs[4].info)
-    assert "in 2 moves worth" in headline and "Over the next 28 days" in headline, headline
+    shown = " ".join(info.value for info in app.tabs[4].info)
+    assert "in 2 moves worth" in shown and "Over the next 28 days" in shown, shown
     table = whatif_plan_table(app)
     moved = table[table["ramp_days"] > 0]
     assert 0 < len(moved) <= 2, "at most the two moves asked for"

@@ -10,6 +10,8 @@ from pathlib import Path
 import dagster as dg
 from dagster import DagsterEventType
 
+from app.budget_plan import PublishedPlan
+from app.queries import published_plan
 from marketing_ml.contract import BUDGET_PACING, META_CAMPAIGN_PERFORMANCE
 from marketing_ml.run_lock import lakehouse_run_lock
 from marketing_ml_tests.support import REPOSITORY
@@ -82,8 +84,10 @@ def test_summary_counts_and_names_what_the_run_recorded(lakehouse, tmp_path):
     assert re.findall(r"^  warned: (.*)$", output, flags=re.MULTILINE) == warned
     assert any(name.endswith(":meta_campaign_performance_ad_sets_known") for name in warned)
 
-    (headline,) = lakehouse.serving_query("SELECT headline FROM gold.budget_plan_summary")[0]
-    assert printed(output, "Plan") == headline
+    # the plan line is the dashboard's headline, worded from the figures the run stored
+    published = PublishedPlan.from_tables(published_plan(lakehouse.serving))
+    assert printed(output, "Plan") == published.headline
+    assert published.headline.startswith(("Move £", "Cut £", "Add £", "Keep the current"))
     assert "http://127.0.0.1:8501" in printed(output, "Dashboard")
     assert "http://127.0.0.1:3000" in printed(output, "UI")
 

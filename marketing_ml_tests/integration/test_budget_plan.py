@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app import queries
+from app.budget_plan import PublishedPlan
+from app.plan_headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline
 from app.whatif import reallocate
 from marketing_ml.sample_data import planted_curves, write_sample_data
 from marketing_ml_tests.support.lakehouse import Lakehouse, check_outcomes
@@ -215,7 +218,9 @@ def test_without_identifiable_curves_every_budget_stays_and_says_why(lakehouse):
     assert (plan["recommended_spend"] == plan["current_spend"]).all()
     assert plan["reason"].str.startswith("No response curve").all()
     summary = frame(lakehouse, "SELECT * FROM gold.budget_plan_summary").iloc[0]
-    assert summary["headline"].startswith("Keep the current budgets")
+    assert headline(plan, summary.to_dict()).startswith(
+        "Keep the current budgets: no ad set has a response curve yet"
+    )
     assert str(summary["plan_date"])[:10] == "2024-08-22"
 
 
@@ -239,17 +244,35 @@ def test_the_summary_headline_names_the_biggest_moves(built):
     found = shares(lakehouse, SEEDS[0])
     plan, summary = found["plan"], found["summary"]
     biggest_donor = plan.sort_values("change").iloc[0]
-    assert summary["headline"].startswith("Move £")
-    assert biggest_donor["ad_set_name"] in summary["headline"]
+    text = headline(plan, summary.to_dict())
+    assert text.startswith("Move £")
+    assert biggest_donor["ad_set_name"] in text
     assert summary["uplift_low"] <= summary["uplift"] <= summary["uplift_high"]
+
+
+def test_the_headline_worded_from_the_served_figures_is_the_plan_as_built(built):
+    """The pipeline stores numbers, not the sentence: worded from the summary and rows read back
+    from the serving file, the headline is the one worded from what the plan asset built in
+    memory (a figure not stored, or stored as another type, would change or break it)."""
+    lakehouse, result = built[SEEDS[0]]
+    built_summary = result.output_for_node("gold__budget_plan", "budget_plan_summary")
+    built_rows = result.output_for_node("gold__budget_plan", "budget_plan")
+    served = PublishedPlan.from_tables(queries.published_plan(lakehouse.serving))
+    assert "headline" not in served.summary, "gold.budget_plan_summary holds numbers, not prose"
+    assert set(HEADLINE_FIGURES) <= served.summary.keys()
+    assert set(HEADLINE_COLUMNS) <= set(served.ad_sets.columns)
+    in_memory = headline(built_rows, built_summary.iloc[0].to_dict())
+    assert served.headline == in_memory
+    # the plan's every clause is in it: moves, the ramp, the period with its dates
+    assert in_memory.startswith("Move £") and "the longest ramp takes" in in_memory
+    assert "Over the next 7 days (" in in_memory
 
 
 def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_path):
     """The curves are refitted weekly; the daily refresh remakes the plan for the day after the
     newest data, on each ad set's spend of the last 7 days, and the dashboard's What-if (curves
     from the serving file, state from the plan) still reproduces the published plan."""
-    from app import queries
-    from app.budget_plan import PublishedPlan, load_curves, replan
+    from app.budget_plan import load_curves, replan
 
     lakehouse = Lakehouse(
         tmp_path / "raw", tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb"
@@ -298,7 +321,7 @@ def test_the_daily_refresh_replans_on_todays_spend_with_the_weekly_curves(tmp_pa
     np.testing.assert_allclose(
         again.ad_sets["recommended_spend"], plan["recommended_spend"], atol=0.01
     )
-    assert again.summary["headline"] == summary["headline"]
+    assert again.headline == found.headline
     weekday = pd.Timestamp(summary["plan_date"]).day_name().lower()
     assert summary["priced_for_day"] == again.summary["priced_for_day"] == weekday
     factor = curves_before[f"weekday_factor_{weekday}"].iloc[0]

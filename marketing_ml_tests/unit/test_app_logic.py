@@ -2,6 +2,7 @@
 the ROAS chart's colours."""
 
 import socket
+from datetime import date
 
 import pandas as pd
 import pytest
@@ -434,3 +435,46 @@ def test_a_probability_below_one_is_never_written_as_certain():
     row |= {"current_spend": 1000.0, "marginal_roas_current": 1.5}
     action = narrative.forecast_action(row, 0.998, 0.5)
     assert "100%" not in action
+
+
+def stored_and_read_back(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` as a DuckDB table hands it back: NaN as NULL, dates as timestamps, counts by
+    the column's type (what the dashboard reads from the serving file)."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        connection.register("built", frame)
+        connection.execute("CREATE TABLE stored AS SELECT * FROM built")
+        return connection.execute("SELECT * FROM stored").df()
+
+
+@pytest.mark.parametrize("drawn", [True, False], ids=["with range", "without range"])
+@pytest.mark.parametrize("plan_date", [date(2026, 11, 3), None], ids=["dated", "undated"])
+def test_the_headline_worded_from_stored_figures_is_the_one_of_the_plan_in_memory(drawn, plan_date):
+    """The pipeline stores the plan's numbers, not its headline: read back from a table (a
+    range NULL where the plan has no draws, the period's dates NULL without a plan date), the
+    figures word the same sentence as the plan built in memory."""
+    import numpy as np
+
+    from app.plan_headline import headline
+    from marketing_ml_tests.support.planning_cases import curves_frame, random_case
+    from planning import PlanSettings, build_plan
+
+    vmax, half, shape, current = random_case(5, 12, concave=True)
+    curves = curves_frame(vmax, half, shape, current, daily_budget=current)
+    spread = np.random.default_rng(5).uniform(0.9, 1.1, (12, 30))
+    draws = {name: curves[name].to_numpy()[:, None] * spread for name in DRAWN} if drawn else None
+    plan = build_plan(
+        curves, None, PlanSettings(period_days=14), draws=draws, plan_date=date(2026, 11, 3)
+    )
+    in_memory = headline(plan.ad_sets, plan.summary)
+    summary = stored_and_read_back(pd.DataFrame([plan.summary])).iloc[0].to_dict()
+    assert headline(stored_and_read_back(plan.ad_sets), summary) == in_memory
+    # the sentence has every clause a stored figure feeds
+    assert in_memory.startswith("Move £") and "7 moves worth 92% of the uplift" in in_memory
+    assert "the longest ramp takes 4 days at up to 20% a day" in in_memory
+    assert ("(range +£" in in_memory) == drawn
+    assert "Over the next 14 days (03 Nov–16 Nov): " in in_memory
+
+
+DRAWN = ("vmax", "half_saturation", "shape")

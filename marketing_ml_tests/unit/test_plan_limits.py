@@ -6,6 +6,7 @@ headline that say what the limits did."""
 import numpy as np
 import pytest
 
+from app.plan_headline import headline
 from marketing_ml_tests.support.planning_cases import NO_LIMITS, curves_frame, random_case
 from planning import SCENARIOS, PlanSettings, build_plan
 from planning.delivery import budget_buying
@@ -122,7 +123,7 @@ def test_at_most_max_moves_are_made_and_the_rest_are_held_saying_so(scenario):
         row.reason
     )
     assert "the plan without limits would" in row.reason
-    assert "5 moves worth" in plan.summary["headline"]
+    assert "5 moves worth" in headline(plan.ad_sets, plan.summary)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -201,7 +202,9 @@ def test_a_ramp_is_said_as_the_steps_a_buyer_takes():
         f"£{row.target_daily_budget:,.0f}"
     ) in row.reason
     longest = plan.summary["ramp_days"]
-    assert f"the longest ramp takes {longest} days at up to 20% a day" in plan.summary["headline"]
+    assert f"the longest ramp takes {longest} days at up to 20% a day" in headline(
+        plan.ad_sets, plan.summary
+    )
 
 
 def test_an_ad_set_below_the_level_on_average_that_gets_budget_says_why():
@@ -232,12 +235,12 @@ def test_an_ad_set_below_the_level_on_average_that_gets_budget_says_why():
 )
 def test_the_headline_is_worded_for_what_the_plan_does(settings, verb):
     plan = build_plan(delivered_case(1, 40), settings=settings)
-    headline, summary = plan.summary["headline"], plan.summary
-    assert headline.startswith(verb)
+    text, summary = headline(plan.ad_sets, plan.summary), plan.summary
+    assert text.startswith(verb)
     kept = f"{summary['moves']} moves worth {summary['uplift_kept_share']:.0%} of the uplift"
-    assert kept in headline
-    assert " profit" in headline and " expected revenue a day" in headline
-    assert "£" in headline and not any(f"£{d}," in headline for d in range(1, 10)), (
+    assert kept in text
+    assert " profit" in text and " expected revenue a day" in text
+    assert "£" in text and not any(f"£{d}," in text for d in range(1, 10)), (
         "money in prose, not full figures"
     )
     net = summary["total_target"] - summary["total_current"]
@@ -266,7 +269,7 @@ def test_a_plan_whose_every_move_is_below_the_minimum_says_so():
     plan = build_plan(curves, None, PlanSettings(min_move=10 * float(current.max())))
     held = int((plan.ad_sets["role"] == "held").sum())
     assert held > 0 and plan.summary["moves"] == 0
-    assert plan.summary["headline"].startswith(
+    assert headline(plan.ad_sets, plan.summary).startswith(
         f"Keep the current budgets: the {held} moves the plan found are below the minimum move"
     )
 
@@ -275,7 +278,7 @@ def test_a_plan_without_any_curve_says_so_rather_than_that_no_move_pays():
     vmax, half, shape, current = random_case(3, 4, concave=True)
     curves = curves_frame(vmax, half, shape, current).assign(vmax=np.nan)
     plan = build_plan(curves, None, PlanSettings())
-    assert plan.summary["headline"] == (
+    assert headline(plan.ad_sets, plan.summary) == (
         "Keep the current budgets: no ad set has a response curve yet (their spend has barely "
         "varied), so no move can be priced."
     )

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.plan_headline import headline
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.support.planning_cases import (
     NO_LIMITS,
@@ -168,8 +169,9 @@ def test_same_budget_plan_conserves_the_total_and_names_donors_and_recipients():
     )
     assert summary["uplift"] > 0
     donors = plan.ad_sets[plan.ad_sets["role"] == "donor"]
-    assert summary["headline"].startswith("Move £")
-    assert str(donors.sort_values("change")["ad_set_name"].iloc[0]) in summary["headline"]
+    text = headline(plan.ad_sets, summary)
+    assert text.startswith("Move £")
+    assert str(donors.sort_values("change")["ad_set_name"].iloc[0]) in text
     donor_reason = donors["reason"].iloc[0]
     assert "below the" in donor_reason and "move £" in donor_reason
 

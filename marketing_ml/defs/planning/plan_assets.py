@@ -343,7 +343,8 @@ def refused(error: PlanSettingsError) -> dg.Failure:
             group_name="gold",
             kinds={"duckdb"},
             description="The plan in one row: scenario, totals, unplaced budget, expected "
-            "revenue uplift with its 90% interval, the equalised marginal ROAS and the headline.",
+            "revenue uplift with its 90% interval, the equalised marginal ROAS, moves and ramps: "
+            "numbers only (the app words the headline from them).",
         ),
     },
     ins={
@@ -429,7 +430,8 @@ def budget_plan(
         output_name="budget_plan",
         metadata={
             "scenario": settings.scenario,
-            "headline": plan.summary["headline"],
+            "moves": plan.summary["moves"],
+            "move_target": plan.summary["move_target"],
             "uplift": plan.summary["uplift"],
             "unplaced_budget": plan.summary["unplaced_budget"],
             "new_ad_sets_without_curve": int((frame["fit"] == NEW_FIT).sum()),
