@@ -100,8 +100,16 @@ class PublishedPlan:
 
     @property
     def headline(self) -> str:
-        """Rendered from the stored figures (the pipeline stores numbers, not the sentence)."""
-        return self.memo("headline", lambda: plan_headline.headline(self.ad_sets, self.summary))
+        """Rendered from the stored figures (the pipeline stores numbers, not the sentence); ""
+        for a serving file published before one of them was stored (shown as not available
+        until the next run publishes the plan again)."""
+        return self.memo("headline", self._headline)
+
+    def _headline(self) -> str:
+        stored = set(self.summary).issuperset(plan_headline.HEADLINE_FIGURES) and set(
+            self.ad_sets.columns
+        ).issuperset(plan_headline.HEADLINE_COLUMNS)
+        return plan_headline.headline(self.ad_sets, self.summary) if stored else ""
 
     @property
     def test_proposal(self) -> str:

@@ -477,4 +477,20 @@ def test_the_headline_worded_from_stored_figures_is_the_one_of_the_plan_in_memor
     assert "Over the next 14 days (03 Nov–16 Nov): " in in_memory
 
 
+def test_a_plan_served_without_a_headline_figure_shows_no_headline_until_republished():
+    """A serving file written before a figure the headline reads was stored (here `moves`): the
+    page shows the plan as not available rather than failing, and the same plan with every
+    figure stored is worded in full."""
+    from app.budget_plan import PublishedPlan
+    from marketing_ml_tests.support.planning_cases import curves_frame, random_case
+    from planning import PlanSettings, build_plan
+
+    vmax, half, shape, current = random_case(5, 12, concave=True)
+    curves = curves_frame(vmax, half, shape, current, daily_budget=current)
+    plan = build_plan(curves, None, PlanSettings(), plan_date=date(2026, 11, 3))
+    assert PublishedPlan(dict(plan.summary), plan.ad_sets).headline.startswith("Move £")
+    older = {name: value for name, value in plan.summary.items() if name != "moves"}
+    assert PublishedPlan(older, plan.ad_sets).headline == ""
+
+
 DRAWN = ("vmax", "half_saturation", "shape")
