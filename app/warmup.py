@@ -38,10 +38,11 @@ def warm_caches() -> None:
     the first build."""
     for module in page_modules():
         importlib.import_module(module)
-    from app import charts, queries
-    from app.cache import freeze_startup_objects, overview_for, serving_file
+    from app import queries
+    from app.cache import chart, freeze_startup_objects, overview_for, serving_file
     from app.overview import Filters
-    from app.session_state import default_range
+    from app.session_state import VIEW_DEFAULTS, default_range
+    from app.tabs.overview_tab import roas_view
 
     st.empty()  # outside a script run: draws nothing
     freeze_startup_objects()
@@ -54,5 +55,9 @@ def warm_caches() -> None:
         return
     filters = Filters(None, *default_range(*serving.bounds))
     overview = overview_for(path, stamp, filters, serving)
-    charts.spend_revenue(overview.daily)
-    charts.pacing_mix(overview.pacing, filters.under, filters.over)
+    chart("spend_revenue", overview.daily)
+    view = roas_view(overview, None, *VIEW_DEFAULTS.values())  # by ad set: no query
+    chart(
+        "roas_ranking", view.ranking, filters.roas_target, filters.roas_band, view.noun, view.name
+    )
+    chart("pacing_mix", overview.pacing, filters.under, filters.over)

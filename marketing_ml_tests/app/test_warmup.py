@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app import queries
+from app import charts, queries
 from app.warmup import page_modules, warm_caches
 from marketing_ml_tests.support import REPOSITORY
 from marketing_ml_tests.support.dashboard_harness import (
@@ -31,17 +31,20 @@ def served_env(monkeypatch, served_lakehouse):
     st.cache_resource.clear()
 
 
-def test_a_warmed_process_renders_the_first_page_without_opening_the_serving_file(
+def test_a_warmed_process_renders_the_first_page_without_reading_or_drawing_again(
     served_env, monkeypatch
 ):
-    """The warm-up reads what a new session's default filters ask for: had it read other
-    filters (or missed the plan), the first render would open the serving file again."""
+    """The warm-up reads and draws what a new session's defaults ask for: had it used other
+    filters, another ROAS view or missed the plan, the first render would open the serving file
+    or build a figure again."""
     warm_caches()
 
-    def refuse(path):
-        raise AssertionError(f"the first render opened {path} after the warm-up")
+    def refuse(*arguments):
+        raise AssertionError(f"the first render read or drew again: {arguments!r:.200}")
 
     monkeypatch.setattr(queries, "connected_fetcher", refuse)
+    for figure in ("spend_revenue", "roas_ranking", "pacing_mix"):
+        monkeypatch.setattr(charts, figure, refuse)
     app = AppTest.from_file(DASHBOARD, default_timeout=60).run()
     assert not app.exception, [exception.message for exception in app.exception]
     assert [metric.label for metric in app.metric] == KPI_LABELS
