@@ -9,10 +9,14 @@ listens: the health check answers once the warm-up is done.
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import streamlit as st
 
-from app.warmup import PAGE, warm_caches
+from app.warmup import warm_caches
+
+PAGE = Path(__file__).with_name("dashboard.py")
+"""The page beside this file (not beside an installed copy of the app package)."""
 
 NO_SCRIPT_RUN_WARNING = "streamlit.runtime.scriptrunner_utils.script_run_context"
 """The logger that warns of "missing ScriptRunContext" on each cached call outside a script run:
@@ -25,7 +29,7 @@ async def warmed(_app):
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        await asyncio.to_thread(warm_caches)
+        await asyncio.to_thread(warm_caches, PAGE)
     except Exception:  # the page shows the same failure, with its context, to whoever opens it
         logging.getLogger(__name__).warning(
             "Could not prepare the first render (the dashboard still starts; its page will "

@@ -29,14 +29,14 @@ def page_modules(page: Path = PAGE) -> list[str]:
     return modules
 
 
-def warm_caches() -> None:
+def warm_caches(page: Path = PAGE) -> None:
     """The page's imports, then the cached reads of its first render for the serving file as it
     is now (a later publish changes the file's stamp: its first visit fills the caches again),
     and once each what a process does slowly the first time: Streamlit's check, on the first
     element, of how it was started (a walk of the call stack), and Plotly's first figures (it
     imports its validators and narwhals' pandas support on first use). Nothing to read before
     the first build."""
-    for module in page_modules():
+    for module in page_modules(page):
         importlib.import_module(module)
     from app import queries
     from app.cache import chart, freeze_startup_objects, overview_for, serving_file

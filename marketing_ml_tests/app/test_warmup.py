@@ -2,6 +2,7 @@
 visitor of a fresh server renders from caches it filled, and the page's imports stay light."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,10 +13,12 @@ from streamlit.testing.v1 import AppTest
 from app import charts, queries
 from app.warmup import page_modules, warm_caches
 from marketing_ml_tests.support import REPOSITORY
+from marketing_ml_tests.support.chromium import streamlit_server
 from marketing_ml_tests.support.dashboard_harness import (
     CLOSED_PORT_ENDPOINT,
     DASHBOARD,
     KPI_LABELS,
+    SERVER,
 )
 
 
@@ -79,3 +82,19 @@ def test_the_page_imports_neither_scipy_stats_nor_scipy_optimize():
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert "scipy.special" in loaded  # the quantiles' home: the check sees scipy at all
     assert not {"scipy.stats", "scipy.optimize"} & loaded
+
+
+def test_a_serving_file_that_cannot_be_read_still_lets_the_server_start(tmp_path):
+    """A failed warm-up is logged and the server answers: its page shows the error, as a plain
+    `streamlit run app/dashboard.py` would."""
+    broken = tmp_path / "serving.duckdb"
+    broken.write_text("not a DuckDB file")
+    env = {
+        **os.environ,
+        "MARKETING_ML_SERVING_DB": str(broken),
+        "LM_ENDPOINT": CLOSED_PORT_ENDPOINT,
+    }
+    log = tmp_path / "streamlit.log"
+    with streamlit_server(SERVER, env, log, cwd=REPOSITORY) as (url, server):
+        assert server.poll() is None
+    assert "Could not prepare the first render" in log.read_text()
