@@ -59,7 +59,7 @@ dev: install dagster-home
 	$(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 app: install
-	$(BIN)/streamlit run app/dashboard.py --server.address 127.0.0.1 --server.port 8501
+	$(BIN)/streamlit run app/serve.py --server.address 127.0.0.1 --server.port 8501
 
 # The UI and the dashboard together; Ctrl-C stops both. UI_PORT, DASHBOARD_PORT choose the ports.
 up: install dagster-home

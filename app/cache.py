@@ -42,6 +42,14 @@ def load(name: str, path: str, stamp: tuple[int, int], *arguments):
     return getattr(queries, name)(Path(path), *arguments)
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def chart(name: str, *arguments):
+    """A figure of app.charts, kept per its arguments (small frames, hashed by content) and shared
+    by every session: building the Overview's three was more than half of a new session's script
+    run. st.plotly_chart copies a figure before using it, so the shared one is never changed."""
+    return getattr(charts, name)(*arguments)
+
+
 @dataclass(frozen=True)
 class Serving:
     """What every run needs from one serving-file version before its filters: the tables, the

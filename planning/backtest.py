@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from planning.curves import INTERVAL, WINDOW_DAYS, fit_response_curves, hill_revenue, interval
 
@@ -180,7 +180,7 @@ def _predictive_range(expected, drawn, stray):
     """The curve's 90% range (its draws' spread around the expectation) widened by the stray of
     four-week sums around a curve (lognormal, the same 90%), the two added in quadrature on the
     log scale."""
-    z = norm.ppf(0.5 + INTERVAL / 2)
+    z = ndtri(0.5 + INTERVAL / 2)  # norm.ppf, without importing scipy.stats (see calendar.py)
     with np.errstate(divide="ignore", invalid="ignore"):
         q_low, q_high = interval(drawn, axis=1)
         middle = np.median(drawn, axis=1)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from planning.curves import hill_revenue
 
@@ -201,6 +200,10 @@ def fit_campaign_curve(
         log_vmax, log_half, power = parameters
         fitted = hill_revenue(grid, np.exp(log_vmax), np.exp(log_half), power)
         return fitted / target - 1.0
+
+    # imported here: every process that imports planning (the dashboard's among them) paid for
+    # scipy.optimize (0.9-1 s at a load average of 12 here), though only this fit needs it
+    from scipy.optimize import least_squares
 
     fit = least_squares(
         relative_errors,

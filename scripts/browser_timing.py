@@ -1,12 +1,17 @@
-"""The dashboard timed in a real browser: `streamlit run app/dashboard.py` on a free loopback
-port, read by headless Chromium over the DevTools protocol.
+"""The dashboard timed in a real browser: `streamlit run app/serve.py` (as `make app` starts it)
+on a free loopback port, read by headless Chromium over the DevTools protocol.
 
     .venv/bin/python scripts/browser_timing.py SERVING_FILE [--repeats 5]
 
 prints one JSON line: the first render on a fresh server (cold) and in new sessions on the same
-server (warm, the median of `repeats`), from navigation to the end of the first script run; ten
-filter changes (date range, ad-set choice, group-by and ROAS target), from the input event that
-commits the change to the end of the rerun; the server's peak resident memory.
+server (warm, the median of `repeats`), from navigation to the end of the first script run, each
+visit in a new Chromium process with a new empty profile, as a user's first visit is (nothing in
+the HTTP cache or V8's code cache: every static asset fetched and compiled again); the same warm
+visit repeated in one reused browser (`..._warm_reused_s`, the figure this probe reported before:
+its cache holds the assets); ten filter changes (date range, ad-set choice, group-by and ROAS
+target) in that reused browser, from the input event that commits the change to the end of the
+rerun; the server's peak resident memory; the one-minute load average as the cold and the warm
+visits started.
 
 "The end of a script run" is read from the page, never guessed with a sleep: a MutationObserver,
 installed before the page's own scripts, records every change of Streamlit's
@@ -297,6 +302,8 @@ def serving_facts(serving: Path) -> ServingFacts:
 
 @contextmanager
 def browser(directory: Path):
+    """A new headless Chromium whose empty profile lives under `directory` (created here)."""
+    directory.mkdir(parents=True, exist_ok=True)
     pages = chromium_page(directory)
     try:
         send = next(pages)
@@ -307,11 +314,18 @@ def browser(directory: Path):
         pages.close()
 
 
+def first_visit(directory: Path, url: str) -> float:
+    """A user's first visit: a new Chromium with a new empty profile, one page load, closed."""
+    with browser(directory) as send:
+        return visit(send, url)
+
+
 def measure(
     serving: Path, repeats: int = 5, *, root: Path = ROOT, steps: list[Step] | None = None
 ) -> dict:
     """Cold and warm first render, ten filter changes and the server's peak memory, on a fresh
-    `streamlit run` of `root`/app/dashboard.py reading `serving`. Every process it starts is
+    `streamlit run` of `root`/app/serve.py reading `serving` (app/dashboard.py where the tree has
+    no app/serve.py: an older commit measured the same way). Every process it starts is
     stopped before it returns or raises."""
     serving = Path(serving).resolve()
     if steps is None:
@@ -324,14 +338,20 @@ def measure(
     env.pop("LM_MODEL", None)
     with tempfile.TemporaryDirectory(prefix="browser-timing-") as scratch:
         directory = Path(scratch)
-        with streamlit_server("app/dashboard.py", env, directory / "streamlit.log", cwd=root) as (
+        server_script = (
+            "app/serve.py" if (root / "app" / "serve.py").exists() else "app/dashboard.py"
+        )
+        with streamlit_server(server_script, env, directory / "streamlit.log", cwd=root) as (
             url,
             server,
         ):
             try:
-                with browser(directory) as send:
-                    cold = visit(send, url)
-                    warm = [visit(send, url) for _ in range(repeats)]
+                cold_load = os.getloadavg()[0]
+                cold = first_visit(directory / "cold", url)
+                warm_load = os.getloadavg()[0]
+                warm = [first_visit(directory / f"warm-{index}", url) for index in range(repeats)]
+                with browser(directory / "reused") as send:
+                    reused = [visit(send, url) for _ in range(repeats + 1)][1:]
                     changes = [timed_change(send, step) for step in steps]
                 peak = peak_mib(server.pid)
             except Exception as error:
@@ -340,6 +360,9 @@ def measure(
     result = {
         "browser_first_render_cold_s": round(cold, 3),
         "browser_first_render_warm_s": round(statistics.median(warm), 3),
+        "browser_first_render_warm_reused_s": round(statistics.median(reused), 3),
+        "browser_load_average_cold": round(cold_load, 2),
+        "browser_load_average_warm": round(warm_load, 2),
     }
     if changes:
         result["browser_filter_change_median_s"] = round(statistics.median(changes), 3)

@@ -38,7 +38,7 @@ trap stop_all EXIT
 
 setsid "$BIN/dg" dev -h 127.0.0.1 -p "$UI_PORT" &
 sessions+=($!)
-setsid "$BIN/streamlit" run app/dashboard.py --server.address 127.0.0.1 \
+setsid "$BIN/streamlit" run app/serve.py --server.address 127.0.0.1 \
     --server.port "$DASHBOARD_PORT" --server.headless true &
 sessions+=($!)
 

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import charts, narrative
+from app import narrative
+from app.cache import chart
 from app.overview import (
     KPI_TILES,
     RANK_BY,
@@ -106,7 +107,7 @@ def roas_view_controls(groups: list[str]) -> None:
 
 
 def spend_revenue_chart(overview: Overview) -> None:
-    st.plotly_chart(charts.spend_revenue(overview.daily), config=PLOTLY_CONFIG)
+    st.plotly_chart(chart("spend_revenue", overview.daily), config=PLOTLY_CONFIG)
     so_what(overview.spend_revenue_so_what)
 
 
@@ -115,8 +116,13 @@ def roas_chart(overview: Overview, fetch) -> RoasView:
     filters, state = overview.filters, st.session_state
     view = roas_view(overview, fetch, state["group_by"], state["rank_by"], int(state["rank_size"]))
     st.plotly_chart(
-        charts.roas_ranking(
-            view.ranking, filters.roas_target, filters.roas_band, view.noun, view.name
+        chart(
+            "roas_ranking",
+            view.ranking,
+            filters.roas_target,
+            filters.roas_band,
+            view.noun,
+            view.name,
         ),
         config=PLOTLY_CONFIG,
     )
@@ -126,7 +132,7 @@ def roas_chart(overview: Overview, fetch) -> RoasView:
 
 def pacing_chart(overview: Overview) -> None:
     st.plotly_chart(
-        charts.pacing_mix(overview.pacing, overview.filters.under, overview.filters.over),
+        chart("pacing_mix", overview.pacing, overview.filters.under, overview.filters.over),
         config=PLOTLY_CONFIG,
     )
     so_what(overview.pacing_so_what)

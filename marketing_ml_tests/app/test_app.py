@@ -447,7 +447,7 @@ def new_session_config(port: int):
 
 
 def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(tmp_path):
-    """`streamlit run app/dashboard.py` from the repository root, no address flag: the committed
+    """`streamlit run app/serve.py` from the repository root, no address flag: the committed
     config puts it on 127.0.0.1 only and tells the page not to gather usage statistics."""
     port = free_port()
     env = {**os.environ, "MARKETING_ML_SERVING_DB": str(tmp_path / "none" / "serving.duckdb")}
@@ -456,7 +456,7 @@ def test_plain_streamlit_run_listens_on_loopback_only_and_gathers_no_statistics(
             del env[name]
     log = tmp_path / "streamlit.log"
     server = started(
-        [sys.executable, "-m", "streamlit", "run", "app/dashboard.py"]
+        [sys.executable, "-m", "streamlit", "run", "app/serve.py"]
         + ["--server.port", str(port), "--server.headless", "true"],
         env,
         log,

@@ -1,4 +1,4 @@
-"""A real browser: headless Chromium loads `streamlit run app/dashboard.py` over loopback.
+"""A real browser: headless Chromium loads `streamlit run app/serve.py` over loopback.
 
 Chromium is driven through the DevTools protocol (marketing_ml_tests.support.chromium, shared with
 scripts/browser_timing.py): `--dump-dom` would fire before Streamlit renders the page over its
@@ -23,9 +23,9 @@ from marketing_ml_tests.support.chromium import (
 )
 from marketing_ml_tests.support.dashboard_harness import (
     CLOSED_PORT_ENDPOINT,
-    DASHBOARD,
     FOOTER,
     KPI_LABELS,
+    SERVER,
 )
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
@@ -39,7 +39,7 @@ def dashboard_url(served_lakehouse, tmp_path):
         "MARKETING_ML_SERVING_DB": str(served.serving),
         "LM_ENDPOINT": CLOSED_PORT_ENDPOINT,
     }
-    with streamlit_server(DASHBOARD, env, tmp_path / "streamlit.log") as (url, _):
+    with streamlit_server(SERVER, env, tmp_path / "streamlit.log") as (url, _):
         yield url
 
 

@@ -102,8 +102,8 @@ def test_daemon_runs_schedules_and_sensors_with_the_same_workspace(services):
 
 def test_dashboard_runs_the_app_on_8501(services):
     arguments = command(services["dashboard"])
-    assert arguments[:3] == ["streamlit", "run", "app/dashboard.py"]
-    assert (REPOSITORY / "app" / "dashboard.py").exists()
+    assert arguments[:3] == ["streamlit", "run", "app/serve.py"]
+    assert (REPOSITORY / "app" / "serve.py").exists()
     assert option(arguments, "--server.port") == "8501"
     assert option(arguments, "--server.address") == "0.0.0.0"
     assert option(arguments, "--server.headless") == "true"

@@ -119,7 +119,7 @@ def local_stack(tmp_path):
         "dashboard": [
             str(BIN / "streamlit"),
             "run",
-            "app/dashboard.py",
+            "app/serve.py",
             "--server.address",
             "127.0.0.1",
             "--server.port",

@@ -11,6 +11,8 @@ from marketing_ml_tests.support import REPOSITORY
 from marketing_ml_tests.support.lakehouse import Lakehouse
 
 DASHBOARD = str(REPOSITORY / "app" / "dashboard.py")
+SERVER = str(REPOSITORY / "app" / "serve.py")
+"""What `make app` starts: the dashboard, served once the first render's caches are warm."""
 KPI_LABELS = ["Spend", "Revenue", "Bookings", "ROAS", "CPA"]
 FOOTER = "Generated locally with DuckDB | v1.0"
 """The footer of a page whose Next steps are rule-based (LM Studio offline, and every report)."""
