@@ -86,7 +86,7 @@ class GraphQL:
         data = self(
             """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name",
                  value: "lakehouse_automation"}]}) { ... on Runs { results { runId status
-                 pipelineName tags { key value } } } } }"""
+                 pipelineName tags { key value } assetSelection { path } } } } }"""
         )
         return data["runsOrError"]["results"]
 
@@ -226,9 +226,16 @@ def test_the_stack_lists_assets_runs_the_graph_and_reacts_to_new_raw_files(local
     pacing = local_stack["raw_dir"] / BUDGET_PACING.file_name
     pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
     drop_run = wait_for(
-        lambda: (runs := graphql.automation_runs()) and len(runs) > runs_before_change and runs[0],
+        lambda: next(
+            (
+                run
+                for run in graphql.automation_runs()[: -runs_before_change or None]
+                if {"path": ["bronze", "budget_pacing"]} in run["assetSelection"]
+            ),
+            None,
+        ),
         300,
-        "a run the automation sensor started after the raw folder sensor reported the change",
+        "a run the automation sensor started to read the changed file",
     )
     status = wait_for(
         lambda: (s := graphql.run_status(drop_run["runId"])) in FINISHED and s,

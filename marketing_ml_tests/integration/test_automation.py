@@ -319,6 +319,29 @@ def test_a_file_drop_while_a_model_is_missing_appends_and_builds_the_models(tmp_
         assert automation.tick() is None
 
 
+def test_a_failed_run_is_retried_on_new_data_not_on_every_look(tmp_path):
+    """A vendor file that cannot be read fails its bronze step; asking again on every look would
+    start a failing run every 30 s. The next change of the file is read."""
+    lakehouse = Lakehouse(tmp_path / "raw", tmp_path / "lakehouse.duckdb", tmp_path / "s.duckdb")
+    write_clean_raw_dir(lakehouse.raw_dir)
+    with dg.instance_for_test() as instance:
+        automation = Automation(lakehouse, instance)
+        automation.drop_and_run()
+        pacing = lakehouse.raw_dir / "budget_pacing.csv"
+        readable = pacing.read_bytes()
+        pacing.write_bytes(b"not,the,pacing,header\r\n1,2,3,4\r\n")
+        assert isinstance(automation.look_at_raw_folder(), dg.SensorResult)
+        failing = automation.tick()
+        assert "bronze/budget_pacing" in keys_of(failing)
+        automation.run(failing, succeeds=False)
+        assert automation.tick() is None
+
+        pacing.write_bytes(readable + PACING_ROW)
+        request, run = automation.drop_and_run()
+        assert "bronze/budget_pacing" in keys_of(request)
+        assert load_outcomes(run)["bronze/budget_pacing"].startswith(("appended", "full load"))
+
+
 def test_a_retrain_is_asked_once_when_files_bring_more_than_a_week_of_new_labels(tmp_path):
     """The whole loop on a real lakehouse: built, then two file drops. Each drop runs the data
     chain (rescored with the same models); once the scores say the models miss more than 7

@@ -55,7 +55,9 @@ class Automation:
         assert len(result.run_requests) <= 1, "one look asks for one run"
         return result.run_requests[0] if result.run_requests else None
 
-    def run(self, request: dg.RunRequest, run_config=None) -> dg.ExecuteInProcessResult:
+    def run(
+        self, request: dg.RunRequest, run_config=None, succeeds: bool = True
+    ) -> dg.ExecuteInProcessResult:
         result = dg.materialize(
             [*self.definitions.assets, *self.definitions.asset_checks],
             resources=self.definitions.resources,
@@ -65,7 +67,7 @@ class Automation:
             run_config=run_config,
             raise_on_error=False,
         )
-        assert result.success
+        assert result.success == succeeds
         return result
 
     def drop_and_run(self, run_config=None) -> tuple[dg.RunRequest, dg.ExecuteInProcessResult]:

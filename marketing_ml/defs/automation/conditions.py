@@ -80,6 +80,11 @@ def whole_or_empty(context: dg.AutomationContext, true: bool) -> dg.AutomationRe
     return dg.AutomationResult(context=context, true_subset=subset)
 
 
+BUSY_BY_EVALUATION: dict[tuple, bool] = {}
+"""Whether a run was busy, per (instance, evaluation id and time): asked once per look, so every asset of
+one look sees the same answer (asked per asset, a run submitted mid-look split the chain)."""
+
+
 @dataclass(frozen=True)
 class LakehouseIdle(dg.AutomationCondition):
     """No run is queued or running, on this lakehouse or any other of the instance."""
@@ -93,7 +98,12 @@ class LakehouseIdle(dg.AutomationCondition):
         return "lakehouse_idle"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        return whole_or_empty(context, not a_run_is_busy(context.asset_graph_view.instance))
+        instance = context.asset_graph_view.instance
+        look = (id(instance), context.evaluation_id, context.evaluation_time)
+        if look not in BUSY_BY_EVALUATION:
+            BUSY_BY_EVALUATION.clear()
+            BUSY_BY_EVALUATION[look] = a_run_is_busy(instance)
+        return whole_or_empty(context, not BUSY_BY_EVALUATION[look])
 
 
 @dataclass(frozen=True)
@@ -172,11 +182,12 @@ class NewerUpstreamData(dg.AutomationCondition):
             for record in instance.get_asset_records([context.key, *parents])
         }
         own = entries.get(context.key)
+        attempt = instance.get_latest_planned_materialization_info(context.key)
         seen_through = max(
             (own.last_materialization_storage_id or 0) if own else 0,
-            (own.last_planned_materialization_storage_id or 0) if own else 0,
+            attempt.storage_id if attempt else 0,
         )
-        attempted_by = own.last_planned_materialization_run_id if own else None
+        attempted_by = attempt.run_id if attempt else None
         newer = any(
             (record := entry.last_materialization_record) is not None
             and record.storage_id > seen_through
