@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from marketing_ml.contract import BUDGET_PACING
@@ -97,6 +98,10 @@ def local_stack(tmp_path):
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(REPOSITORY / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
+    # the storage is created here, once: the webserver, the daemon and their code servers all
+    # create a fresh SQLite storage at start and race (alembic: "table alembic_version already
+    # exists", "more than one head")
+    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     environment = {
         **os.environ,
