@@ -17,7 +17,8 @@ STALE_DAYS = 3
 a day long past (vendors' exports arrive overnight, a weekend adds two days)."""
 RETRAIN_AFTER_DAYS = 7
 """Models more than a week older than the data they score are due their weekly retrain (the
-raw-folder sensor asks for it once a week of new labels has arrived: marketing_ml/defs/automation/jobs.py)."""
+automation sensor asks for it once a week of new labels has arrived:
+marketing_ml/defs/automation/conditions.py)."""
 
 
 STALE_STYLE = "background: #FFF4E5; border-left: 4px solid #D97706; padding: 0.6rem 0.9rem;"

@@ -1,7 +1,7 @@
 """Every asset key of the lakehouse, written once: the key prefix is the DuckDB schema, so
 `table_name(key)` is the table's "schema.table". The served tables' names come from
-`serving_contract` (which the dashboard reads too); each raw file's bronze and silver keys from
-its contract entry (`bronze_key(EXPERIMENTS)`), so a new file declared there has both."""
+`serving_contract` (which the dashboard reads too); each raw file's raw, bronze and silver keys
+from its contract entry (`bronze_key(EXPERIMENTS)`), so a new file declared there has all three."""
 
 import dagster as dg
 
@@ -17,6 +17,11 @@ def key_of(table: str) -> dg.AssetKey:
 def table_name(key: dg.AssetKey) -> str:
     """The "schema.table" a key's asset is stored as."""
     return ".".join(key.path)
+
+
+def raw_key(raw_file: RawFile) -> dg.AssetKey:
+    """The raw file itself, an external asset whose changes the raw-folder sensor reports."""
+    return dg.AssetKey(["raw", raw_file.name])
 
 
 def bronze_key(raw_file: RawFile) -> dg.AssetKey:

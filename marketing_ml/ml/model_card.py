@@ -109,10 +109,10 @@ def trained_through_metadata(model: CalibratedModel) -> dict:
 
 
 def freshness_metadata(model: CalibratedModel, data_end) -> dict:
-    """What a scoring run tells the raw-folder sensor: the last day of the data scored, and
+    """What a scoring run tells the automation sensor: the last day of the data scored, and
     (for a trained model) the last day whose label is known in it (data_end − the label's
     horizon) and how many labelled days the model has not learnt from. More than a week of them
-    asks for the weekly retrain (marketing_ml/defs/automation/jobs.py)."""
+    asks for the retrain (`RetrainDue` in marketing_ml/defs/automation/conditions.py)."""
     data_end = day_of(data_end)
     if data_end is None:
         return {}

@@ -2,7 +2,7 @@
 
 A model whose label window, validation days and training days do not fit in the history is stored
 as "not trained: D days of history, needs at least N"; its scores are NULL with that status, its
-warning checks say so, nothing blocks publish, and the weekly retrain trains it once the history
+warning checks say so, nothing blocks publish, and the next file drop trains it once the history
 is long enough.
 """
 
@@ -20,14 +20,14 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.text import unescape_markdown
-from marketing_ml.defs.automation.jobs import build_raw_files_sensor
 from marketing_ml.ml.features import LABEL_HORIZON_DAYS
 from marketing_ml.ml.store import CalibratedModel, store_model
 from marketing_ml.ml.training import CONVERSION, PACING_RISK, TrainingParameters, train_model
-from marketing_ml.resources import RawFilesResource
 from marketing_ml.sample_data import write_sample_data
+from marketing_ml.storage import FULL_LOAD_TAG
+from marketing_ml_tests.support.automation import Automation, keys_of
 from marketing_ml_tests.support.dashboard_harness import DASHBOARD
-from marketing_ml_tests.support.lakehouse import Lakehouse
+from marketing_ml_tests.support.lakehouse import Lakehouse, load_outcomes
 from marketing_ml_tests.support.ml_data import daily_metrics, training_frame
 
 FEW_AD_SETS = {"max_rounds": 30, "bootstrap_samples": 50, "min_minority_rows": 1}
@@ -94,14 +94,6 @@ def run_job(lakehouse: Lakehouse, name: str, instance) -> dg.ExecuteInProcessRes
     return job.execute_in_process(
         instance=instance, run_config=FAST_RUN if trains else None, raise_on_error=False
     )
-
-
-def sensor_request(lakehouse: Lakehouse, instance):
-    context = dg.build_sensor_context(
-        instance=instance,
-        resources={"raw_files": RawFilesResource(directory=str(lakehouse.raw_dir))},
-    )
-    return build_raw_files_sensor()(context)
 
 
 def new_lakehouse(root: Path, days: int) -> Lakehouse:
@@ -217,24 +209,30 @@ def test_ten_days_forecasts_tab_says_the_model_is_not_trained(short, monkeypatch
     assert any(status in text for text in models)
 
 
-def test_the_weekly_retrain_trains_the_model_once_the_history_is_long_enough(tmp_path):
+def test_a_file_drop_trains_a_model_stored_as_not_trained_without_a_full_load(tmp_path):
+    """While a model is stored as not trained, every file drop retrains it in the run that reads
+    the new rows: bronze appends them (no full load), the curves are not refitted."""
     lakehouse = new_lakehouse(tmp_path, SHORT_DAYS)
     with dg.instance_for_test() as instance:
         assert run_job(lakehouse, "full_refresh", instance).success
+        automation = Automation(lakehouse, instance)
+        assert isinstance(automation.look_at_raw_folder(), dg.SkipReason)  # the build read them
+        assert automation.tick() is None
         write_sample_data(lakehouse.raw_dir, ad_sets=AD_SETS, days=ENOUGH_DAYS, seed=SEED)
-        request = sensor_request(lakehouse, instance)
-        assert request.job_name == "full_refresh"  # the conversion model is not trained yet
+        request, run = automation.drop_and_run(FAST_RUN)
+        assert FULL_LOAD_TAG not in run.dagster_run.tags
+        assert {"gold/labels", "gold/training_dataset", "models/conversion_model"} <= keys_of(
+            request
+        )
+        assert "gold/response_curves" not in keys_of(request)
+        bronze_loads = {
+            key: load for key, load in load_outcomes(run).items() if key.startswith("bronze/")
+        }
+        assert bronze_loads["bronze/budget_pacing"].startswith("appended")
+        assert all(  # the audience file is rewritten as it was: nothing to load
+            load.startswith(("appended", "unchanged")) for load in bronze_loads.values()
+        )
 
-        assert run_job(lakehouse, "daily_refresh", instance).success
-        assert serving_rows(lakehouse, "SELECT max(date) FROM gold.scored_conversions") == [
-            (date(2024, 8, ENOUGH_DAYS),)
-        ]
-        assert serving_rows(
-            lakehouse, "SELECT count(roas_on_target_prob) FROM gold.scored_conversions"
-        ) == [(0,)]
-
-        retrain = run_job(lakehouse, "weekly_retrain", instance)
-        assert retrain.success
         row = serving_rows(
             lakehouse, "SELECT status, model_version, metrics FROM models.conversion_model"
         )
@@ -246,8 +244,13 @@ def test_the_weekly_retrain_trains_the_model_once_the_history_is_long_enough(tmp
             "count(*) FILTER (roas_on_target_prob BETWEEN 0 AND 1) = count(*) "
             "FROM gold.scored_conversions GROUP BY ALL",
         ) == [("trained", row[0][1], True)]
+        assert serving_rows(lakehouse, "SELECT max(date) FROM gold.scored_conversions") == [
+            (date(2024, 8, ENOUGH_DAYS),)
+        ]
+
         write_sample_data(lakehouse.raw_dir, ad_sets=AD_SETS, days=ENOUGH_DAYS + 1, seed=SEED)
-        assert sensor_request(lakehouse, instance).job_name == "daily_refresh"
+        assert isinstance(automation.look_at_raw_folder(), dg.SensorResult)
+        assert not {"models/conversion_model", "gold/labels"} & keys_of(automation.tick())
 
 
 def test_enough_days_but_a_one_class_label_is_uninformative_warns_and_publishes(tmp_path):

@@ -89,7 +89,7 @@ def test_webserver_serves_the_workspace_on_3000(services):
     assert published_ports(services["webserver"]) == ["127.0.0.1:3000:3000"]
 
 
-def test_daemon_runs_schedules_and_sensors_with_the_same_workspace(services):
+def test_daemon_runs_the_sensors_with_the_same_workspace(services):
     arguments = command(services["daemon"])
     assert arguments[:2] == ["dagster-daemon", "run"]
     assert option(arguments, "-w", "--workspace") == "workspace.yaml"

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from marketing_ml.contract import BUDGET_PACING
@@ -19,6 +20,7 @@ from marketing_ml_tests.support import REPOSITORY
 from marketing_ml_tests.support.lakehouse import write_clean_raw_dir
 
 BIN = Path(sys.executable).parent
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 def free_port() -> int:
@@ -80,11 +82,12 @@ class GraphQL:
         )
         return data["sensorOrError"]["sensorState"]["typeSpecificData"]["lastCursor"]
 
-    def sensor_runs(self) -> list[dict]:
+    def automation_runs(self) -> list[dict]:
+        """Runs the automation sensor started, newest first."""
         data = self(
             """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name",
-                 value: "raw_files_changed"}]}) { ... on Runs { results { runId status
-                 pipelineName } } } }"""
+                 value: "lakehouse_automation"}]}) { ... on Runs { results { runId status
+                 pipelineName tags { key value } assetSelection { path } } } } }"""
         )
         return data["runsOrError"]["results"]
 
@@ -95,6 +98,10 @@ def local_stack(tmp_path):
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(REPOSITORY / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
+    # the storage is created here, once: the webserver, the daemon and their code servers all
+    # create a fresh SQLite storage at start and race (alembic: "table alembic_version already
+    # exists", "more than one head")
+    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
     raw_dir = write_clean_raw_dir(tmp_path / "raw")
     environment = {
         **os.environ,
@@ -175,6 +182,7 @@ def test_the_stack_lists_assets_runs_the_graph_and_reacts_to_new_raw_files(local
     )
     definitions = build_definitions()
     expected_assets = {key.to_user_string() for a in definitions.assets for key in a.keys}
+    assert "raw/budget_pacing" in expected_assets  # the raw files are external assets
     assert {"/".join(node["assetKey"]["path"]) for node in nodes} == expected_assets
     listed_checks = {
         check["name"] for node in nodes for check in node["assetChecksOrError"].get("checks", [])
@@ -210,15 +218,37 @@ def test_the_stack_lists_assets_runs_the_graph_and_reacts_to_new_raw_files(local
     assert status == "SUCCESS", (local_stack["logs"] / "daemon.log").read_text()[-3000:]
     assert local_stack["serving"].exists()
 
+    # the sensors are on from the start: on a lakehouse with nothing built the automation asks
+    # for everything at once; that run, queued behind the launched one, must end first, or it
+    # reads the change below itself
+    wait_for(
+        lambda: all(run["status"] in FINISHED for run in graphql.automation_runs()),
+        300,
+        "the automation's build of the fresh lakehouse",
+    )
     wait_for(lambda: graphql.sensor_cursor(location), 120, "the sensor's first look at the files")
-    runs_before_change = len(graphql.sensor_runs())
+    runs_before_change = len(graphql.automation_runs())
     pacing = local_stack["raw_dir"] / BUDGET_PACING.file_name
     pacing.write_bytes(pacing.read_bytes() + b"22/08/2024,AS_001,500,450.00,0.90,on_pace\r\n")
-    wait_for(
-        lambda: len(graphql.sensor_runs()) > runs_before_change,
+    drop_run = wait_for(
+        lambda: next(
+            (
+                run
+                for run in graphql.automation_runs()[: -runs_before_change or None]
+                if {"path": ["bronze", "budget_pacing"]} in run["assetSelection"]
+            ),
+            None,
+        ),
         300,
-        "a run requested by the sensor after the raw file changed",
+        "a run the automation sensor started to read the changed file",
     )
+    status = wait_for(
+        lambda: (s := graphql.run_status(drop_run["runId"])) in FINISHED and s,
+        300,
+        "the file drop's run",
+    )
+    assert status == "SUCCESS", (local_stack["logs"] / "daemon.log").read_text()[-3000:]
+    assert "marketing_ml/full_load" not in {tag["key"] for tag in drop_run["tags"]}
 
     status, page = http_get(f"http://127.0.0.1:{local_stack['dashboard_port']}/")
     assert status == 200 and "<html" in page.lower()

@@ -1,1 +1,1 @@
-"""Automation: the jobs, their schedules and the raw-folder sensor."""
+"""Automation: when each asset is refreshed (conditions), the two sensors and the named jobs."""

@@ -6,11 +6,12 @@ from pathlib import Path
 import dagster as dg
 
 from marketing_ml.contract import RAW_FILES, RawFile
+from marketing_ml.defs.automation.conditions import ON_RAW_FILE_CHANGE
 from marketing_ml.ingest.errors import RawFileError
 from marketing_ml.ingest.incremental import plan_bronze_refresh
 from marketing_ml.resources import RawFilesResource
 from marketing_ml.storage import IncrementalTable, Update, full_load_requested
-from marketing_ml.table_keys import bronze_key
+from marketing_ml.table_keys import bronze_key, raw_key
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class RawExport(IncrementalTable):
 def build_bronze_asset(raw_file: RawFile) -> dg.AssetsDefinition:
     @dg.asset(
         key=bronze_key(raw_file),
+        deps=[raw_key(raw_file)],
         group_name="bronze",
+        automation_condition=ON_RAW_FILE_CHANGE,
         kinds={"duckdb", "csv"},
         description=f"Every row of {raw_file.file_name} as text, with _source_file, "
         "_source_line and _row_hash (a hash of the row's content: identical copies share it). "

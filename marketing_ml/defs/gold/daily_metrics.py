@@ -5,6 +5,7 @@ from functools import partial
 import dagster as dg
 
 from marketing_ml.contract import AUDIENCE_SEGMENTS, BUDGET_PACING, META_CAMPAIGN_PERFORMANCE
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA
 from marketing_ml.storage import RecomputedFromChangedDays, Table, full_load_requested
 from marketing_ml.table_keys import DAILY_ADSET_METRICS, REVENUE_BY_DAY, silver_key
 
@@ -68,6 +69,7 @@ LEFT JOIN {audience} AS audience
         "audience": dg.AssetIn(key=silver_key(AUDIENCE_SEGMENTS)),
     },
     group_name="gold",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "sql"},
     description="One row per ad set and day: spend, impressions, clicks, bookings, revenue, "
     "ROAS (revenue ÷ spend, NULL when spend is 0), CPA, CTR and CVR (percent), CPM, planned "

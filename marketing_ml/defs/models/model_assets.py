@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA, ON_WEEKLY_RETRAIN
 from marketing_ml.ml.features import feature_sql, label_sql, training_dataset_sql
 from marketing_ml.ml.model_card import freshness_metadata, model_metadata
 from marketing_ml.ml.store import CalibratedModel
@@ -54,6 +55,7 @@ def scored_window_sql(table: str) -> str:
     key=FEATURES,
     ins={"daily": dg.AssetIn(key=DAILY_ADSET_METRICS)},
     group_name="gold",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "sql"},
     description="Point-in-time features per ad set and day: each row reads only data dated on or "
     "before its date. Trailing 1/3/7/14/28-day windows (NULL until the history spans them) and "
@@ -82,6 +84,7 @@ class LabelConfig(dg.Config):
     key=LABELS,
     ins={"daily": dg.AssetIn(key=DAILY_ADSET_METRICS)},
     group_name="gold",
+    automation_condition=ON_WEEKLY_RETRAIN,
     kinds={"duckdb", "sql"},
     description="Forward-looking labels: tomorrow's vendor pacing status is under_pacing; ROAS "
     "over the next 7 days reaches the target. NULL when the window is not fully in the data or "
@@ -99,6 +102,7 @@ def labels(config: LabelConfig, daily: Table) -> Sql:
         "daily": dg.AssetIn(key=DAILY_ADSET_METRICS),
     },
     group_name="gold",
+    automation_condition=ON_WEEKLY_RETRAIN,
     kinds={"duckdb", "sql"},
     description="Features ⨝ labels per ad set and day, with the day's own revenue and ROAS.",
 )
@@ -133,6 +137,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         key=model_key(spec.name),
         ins={"training_dataset": dg.AssetIn(key=TRAINING_DATASET)},
         group_name="models",
+        automation_condition=ON_WEEKLY_RETRAIN,
         kinds={"xgboost", "duckdb"},
         description=f"{spec.predicts} Calibrated XGBoost, trained before a time cutoff and judged "
         f"after it, against the base rate and {spec.heuristic_description}.",
@@ -211,6 +216,7 @@ def score(
         "features": dg.AssetIn(key=FEATURES),
     },
     group_name="gold",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "xgboost"},
     description="under_pacing_risk: calibrated probability that each ad set under-paces the next "
     f"day, for every ad set and day of the latest {SCORED_DAYS} days.",
@@ -232,6 +238,7 @@ def scored_adsets(
         "features": dg.AssetIn(key=FEATURES),
     },
     group_name="gold",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "xgboost"},
     description="roas_on_target_prob: calibrated probability that each ad set's ROAS over the "
     f"next 7 days reaches roas_target, for every ad set and day of the latest {SCORED_DAYS} days.",

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.contract import EXPERIMENTS
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA, ON_WEEKLY_REFIT
 from marketing_ml.ml.store import UNINFORMATIVE
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.storage import Table
@@ -158,6 +159,7 @@ class ResponseCurvesConfig(dg.Config):
         "experiments": dg.AssetIn(key=silver_key(EXPERIMENTS)),
     },
     group_name="gold",
+    automation_condition=ON_WEEKLY_REFIT,
     kinds={"duckdb", "scipy"},
     description="One saturating response curve per ad set: daily booking revenue = vmax × "
     "spend^shape / (half_saturation^shape + spend^shape), fitted by bounded least squares on the "
@@ -219,6 +221,7 @@ def response_curves(
     key=RESPONSE_CURVE_BACKTEST,
     ins={"daily": dg.AssetIn(key=DAILY_ADSET_METRICS)},
     group_name="gold",
+    automation_condition=ON_WEEKLY_REFIT,
     kinds={"duckdb", "scipy"},
     description="Walk-forward backtest of the response curves: curves fitted through a cutoff "
     f"({', '.join(str(d) for d in CUTOFFS_BEFORE_END)} days before the last day) predict each ad "
@@ -330,6 +333,7 @@ def refused(error: PlanSettingsError) -> dg.Failure:
         "budget_plan": dg.AssetOut(
             key=BUDGET_PLAN,
             group_name="gold",
+            automation_condition=ON_NEW_DATA,
             kinds={"duckdb"},
             description="Tomorrow's budget per ad set for the run's scenario: current and "
             "recommended spend and the daily budget that buys it (÷ its utilization over the "
@@ -341,6 +345,7 @@ def refused(error: PlanSettingsError) -> dg.Failure:
         "budget_plan_summary": dg.AssetOut(
             key=BUDGET_PLAN_SUMMARY,
             group_name="gold",
+            automation_condition=ON_NEW_DATA,
             kinds={"duckdb"},
             description="The plan in one row: scenario, totals, unplaced budget, expected "
             "revenue uplift with its 90% interval, the equalised marginal ROAS, moves and ramps: "

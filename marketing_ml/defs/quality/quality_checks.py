@@ -21,6 +21,7 @@ from marketing_ml.contract import (
     Expectation,
     RawFile,
 )
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA
 from marketing_ml.ingest.bronze_state import read_bronze_state
 from marketing_ml.resources import LakehouseResource
 from marketing_ml.sql import quote_identifier, sql_string
@@ -363,6 +364,7 @@ def rows_affected_in_run(context: dg.AssetExecutionContext, rules: Sequence[Rule
         key_of(QUARANTINE),
     ],
     group_name="gold",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "sql"},
     description="Per raw file: records in the file, bronze rows, silver rows, exact duplicates "
     "dropped, quarantined rows, and whether they balance.",
@@ -389,6 +391,7 @@ def row_accounting(lakehouse: LakehouseResource) -> pd.DataFrame:
         key=lambda key: key.to_user_string(),
     ),
     group_name="gold",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb"},
     description="Every data-quality rule with its action, rows affected and status, so the "
     "dashboard shows data quality without reading Dagster's storage.",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA
 from marketing_ml.resources import ServingResource
 from marketing_ml.table_keys import PUBLISH, REPORT
 
@@ -27,6 +28,7 @@ def report_path(serving_path: Path) -> Path:
     key=REPORT,
     deps=[PUBLISH],
     group_name="serving",
+    automation_condition=ON_NEW_DATA,
     kinds={"html"},
     description="The presenter view (KPIs, charts and their 'so what', data quality, model "
     "evidence) as one HTML file that opens offline, next to the serving file in report/.",

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA
 from marketing_ml.resources import LakehouseResource, ServingResource
 from marketing_ml.sql import quote_identifier, sql_string
 from marketing_ml.storage import Engine, tables_for
@@ -160,6 +161,7 @@ def build_publish_asset(tables: tuple[str, ...]) -> dg.AssetsDefinition:
         key=PUBLISH,
         deps=[dg.AssetKey(table.split(".")) for table in tables],
         group_name="serving",
+        automation_condition=ON_NEW_DATA,
         kinds={"duckdb"},
         description="Writes the serving file the dashboard reads (MARKETING_ML_SERVING_DB) "
         "under a temporary name and renames it into place. Runs only after every blocking "

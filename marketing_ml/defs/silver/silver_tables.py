@@ -10,6 +10,7 @@ from marketing_ml.contract import (
     RAW_FILES,
     RawFile,
 )
+from marketing_ml.defs.automation.conditions import ON_NEW_DATA
 from marketing_ml.ingest.bronze_state import read_bronze_state
 from marketing_ml.sql import sql_string
 from marketing_ml.storage import (
@@ -110,6 +111,7 @@ def build_silver_asset(raw_file: RawFile) -> dg.AssetsDefinition:
         key=silver_key(raw_file),
         ins={"bronze_table": dg.AssetIn(key=bronze_key(raw_file))},
         group_name="silver",
+        automation_condition=ON_NEW_DATA,
         kinds={"duckdb", "sql"},
         description=description,
     )
@@ -126,6 +128,7 @@ silver_tables = [build_silver_asset(raw_file) for raw_file in RAW_FILES]
     key=REVENUE_BY_DAY,
     ins={"conversion_events": dg.AssetIn(key=silver_key(CONVERSION_EVENTS))},
     group_name="silver",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "sql"},
     description="Bookings (booking_completed events) and their revenue per ad set and day. "
     "Bookings without a value count as bookings; their revenue is unknown, not zero.",
@@ -253,6 +256,7 @@ QUARANTINE_ORDER = ("source_file", "source_line")
         },
     },
     group_name="silver",
+    automation_condition=ON_NEW_DATA,
     kinds={"duckdb", "sql"},
     description="Every bronze row that did not make it into silver, with its file, line, rule "
     "and a reason that says what to fix. Exact duplicate copies are counted, not stored. Sorted "
