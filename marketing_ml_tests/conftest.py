@@ -1,4 +1,5 @@
-"""Fixtures every tier shares: a fresh lakehouse per test and one built lakehouse per session.
+"""Fixtures every tier shares: a fresh lakehouse per test, and lakehouses built once per session
+(a test that changes one gets its own copy).
 
 Each test is marked with its tier (the folder it lives in), so `pytest -m unit` and
 `make test-fast` (`-m "unit or integration"`) select by what a test needs."""
@@ -10,7 +11,13 @@ import pytest
 
 from marketing_ml.ingest.settle import SETTLE_ENV
 from marketing_ml_tests.support.dashboard import build_served_lakehouse
-from marketing_ml_tests.support.lakehouse import Lakehouse, write_clean_raw_dir
+from marketing_ml_tests.support.lakehouse import (
+    BuiltLakehouse,
+    Lakehouse,
+    build_clean_lakehouse,
+    copy_lakehouse,
+    write_clean_raw_dir,
+)
 
 os.environ.setdefault(SETTLE_ENV, "0")
 """Tests write a raw file and read it at once: the settle window (tested on its own in
@@ -38,6 +45,20 @@ def lakehouse(tmp_path: Path) -> Lakehouse:
         database=tmp_path / "lakehouse.duckdb",
         serving=tmp_path / "serving.duckdb",
     )
+
+
+@pytest.fixture(scope="session")
+def clean_build(tmp_path_factory: pytest.TempPathFactory) -> BuiltLakehouse:
+    """The clean fixture's whole graph and the run that built it, once per session, for tests
+    that only read them: a test that changes the lakehouse takes `built_lakehouse` instead."""
+    return build_clean_lakehouse(tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture
+def built_lakehouse(clean_build: BuiltLakehouse, tmp_path: Path) -> Lakehouse:
+    """A copy of the clean build of the test's own, laid out as `lakehouse` is: what a test that
+    would first materialize the clean fixture and then change it starts from."""
+    return copy_lakehouse(clean_build.lakehouse, tmp_path)
 
 
 @pytest.fixture(scope="session")
