@@ -15,7 +15,6 @@ import io
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -222,10 +221,7 @@ def test_the_facts_sent_to_lm_studio_carry_the_plan_and_ground_its_figures(story
     with FakeLMStudio("grounded") as server:
         monkeypatch.setenv("LM_ENDPOINT", server.base_url)
         render()
-        deadline = time.monotonic() + 20
-        while not server.chat_requests() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        facts = facts_from(server.chat_requests()[0])
+        facts = facts_from(server.wait_for_chat_requests()[0])
     budget = facts["budget_plan"]
     for role, key in (("donor", "donors"), ("recipient", "recipients")):
         largest = plan[plan["role"] == role].sort_values("change", key=abs, ascending=False)

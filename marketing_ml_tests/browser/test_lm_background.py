@@ -95,8 +95,7 @@ def test_a_slow_model_never_holds_the_page_up_and_its_answer_shows_on_a_later_re
     bullets = next_step_bullets(app)
     assert len(bullets) == 3 and all(bullet.endswith("*(rule-based)*") for bullet in bullets)
 
-    time.sleep(DELAY + 0.5)
-    render(app)
+    wait_for_answer(app)
     assert "LM Studio: online" in sidebar_text(app)
     assert lm_bullets(app) == 3
     assert len(slow_server.chat_requests()) == 1

@@ -19,7 +19,6 @@ from marketing_ml_tests.support.lakehouse import (
     check_outcomes,
     clean_performance_rows,
     raw_path,
-    write_clean_raw_dir,
     write_raw_csv,
 )
 
@@ -99,8 +98,8 @@ def double_the_spend(lakehouse: Lakehouse) -> None:
     )
 
 
-def test_failing_blocking_check_leaves_the_previous_serving_file(lakehouse):
-    assert lakehouse.materialize().success
+def test_failing_blocking_check_leaves_the_previous_serving_file(built_lakehouse):
+    lakehouse = built_lakehouse
     published_spend = served_spend(lakehouse)
     double_the_spend(lakehouse)
 
@@ -119,8 +118,8 @@ def test_failing_blocking_check_leaves_the_previous_serving_file(lakehouse):
     assert served_spend(lakehouse) == pytest.approx(published_spend)
 
 
-def test_row_lost_in_silver_fails_row_accounting_and_blocks_publish(lakehouse):
-    assert lakehouse.materialize().success
+def test_row_lost_in_silver_fails_row_accounting_and_blocks_publish(built_lakehouse):
+    lakehouse = built_lakehouse
     published_spend = served_spend(lakehouse)
     with duckdb.connect(str(lakehouse.database)) as connection:
         connection.execute("DELETE FROM silver.meta_campaign_performance WHERE _source_line = 5")
@@ -133,13 +132,12 @@ def test_row_lost_in_silver_fails_row_accounting_and_blocks_publish(lakehouse):
     assert served_spend(lakehouse) == pytest.approx(published_spend)
 
 
-def test_identical_inputs_give_identical_tables(tmp_path):
-    raw_dir = write_clean_raw_dir(tmp_path / "raw")
-    first, second = (
-        Lakehouse(raw_dir, tmp_path / f"{name}.duckdb", tmp_path / f"{name}-serving.duckdb")
-        for name in ("first", "second")
+def test_identical_inputs_give_identical_tables(clean_build, tmp_path):
+    first = clean_build.lakehouse
+    second = Lakehouse(
+        first.raw_dir, tmp_path / "second.duckdb", tmp_path / "second-serving.duckdb"
     )
-    assert first.materialize().success and second.materialize().success
+    assert clean_build.result.success and second.materialize().success
     tables = first.query(
         "SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1"
     )

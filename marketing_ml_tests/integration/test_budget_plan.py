@@ -206,10 +206,10 @@ def test_every_recommendation_respects_its_bounds(built, seed):
     assert risky["reason"].str.contains("risk of under-pacing tomorrow").all()
 
 
-def test_without_identifiable_curves_every_budget_stays_and_says_why(lakehouse):
+def test_without_identifiable_curves_every_budget_stays_and_says_why(clean_build):
     """The three-week fixture: spend barely moves (CV ~3%), so no curve, own or pooled, and the
     plan keeps every budget, with the reason, instead of inventing a curve."""
-    result = lakehouse.materialize()
+    lakehouse, result = clean_build.lakehouse, clean_build.result
     outcomes = check_outcomes(result)
     assert {name: outcomes[name] for name in PLAN_CHECKS} == dict.fromkeys(PLAN_CHECKS, True)
     plan = frame(lakehouse, "SELECT * FROM gold.budget_plan ORDER BY ad_set_id")

@@ -173,11 +173,15 @@ def test_current_state_carries_each_ad_sets_campaign_and_budget_level():
     assert list(state["budget_level"]) == ["campaign", "ad_set"]
 
 
+def current_state(lakehouse: Lakehouse) -> pd.DataFrame:
+    with duckdb.connect(str(lakehouse.database), read_only=True) as connection:
+        return connection.execute(current_state_sql("gold.daily_adset_metrics")).df()
+
+
 def gold_state(lakehouse: Lakehouse) -> pd.DataFrame:
     result = lakehouse.materialize(selection=UP_TO_GOLD)
     assert result.success
-    with duckdb.connect(str(lakehouse.database), read_only=True) as connection:
-        return connection.execute(current_state_sql("gold.daily_adset_metrics")).df()
+    return current_state(lakehouse)
 
 
 def test_the_sample_datas_campaigns_reach_the_plans_state(tmp_path: Path):
@@ -194,8 +198,8 @@ def test_the_sample_datas_campaigns_reach_the_plans_state(tmp_path: Path):
         assert state[column].to_dict() == audience.loc[state.index, column].to_dict()
 
 
-def test_a_file_without_campaign_columns_plans_every_ad_set_at_its_own_budget(lakehouse):
-    state = gold_state(lakehouse)
+def test_a_file_without_campaign_columns_plans_every_ad_set_at_its_own_budget(clean_build):
+    state = current_state(clean_build.lakehouse)
     assert len(state) > 0
     assert state["campaign_id"].isna().all() and state["campaign_name"].isna().all()
     assert (state["budget_level"] == "ad_set").all()

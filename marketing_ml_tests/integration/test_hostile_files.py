@@ -446,8 +446,8 @@ def test_a_dirty_file_publishes_with_every_record_accounted_from_the_file(tmp_pa
     assert listed == quarantined
 
 
-def test_a_record_lost_before_bronze_fails_the_file_count_and_blocks_publish(lakehouse):
-    assert lakehouse.materialize().success
+def test_a_record_lost_before_bronze_fails_the_file_count_and_blocks_publish(built_lakehouse):
+    lakehouse = built_lakehouse
     served = lakehouse.serving_query("SELECT count(*) FROM silver.quarantine")
     with duckdb.connect(str(lakehouse.database)) as connection:
         connection.execute("DELETE FROM bronze.budget_pacing WHERE _source_line = 7")
@@ -489,11 +489,11 @@ def test_blank_lines_in_a_file_without_quotes_are_counted_and_skipped(tmp_path):
     }
 
 
-def test_a_day_appended_after_blank_lines_is_numbered_as_a_full_load_numbers_it(tmp_path):
-    raw_dir = write_clean_raw_dir(tmp_path / "raw")
-    path = raw_dir / "conversion_events.csv"
-    lakehouse = Lakehouse(raw_dir, tmp_path / "lakehouse.duckdb", tmp_path / "serving.duckdb")
-    assert lakehouse.materialize().success
+def test_a_day_appended_after_blank_lines_is_numbered_as_a_full_load_numbers_it(
+    built_lakehouse,
+):
+    lakehouse = built_lakehouse
+    path = lakehouse.raw_dir / "conversion_events.csv"
     path.write_bytes(
         path.read_bytes() + b"\r\nCV_NEW1,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a\r\n"
         b"CV_NEW2,22/08/2024,AS_001,hotel_inquiry,0,7_day_click,a,extra\r\n"

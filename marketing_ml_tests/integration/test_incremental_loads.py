@@ -53,13 +53,10 @@ def materialize(lakehouse: Lakehouse, tags: dict | None = None) -> dg.ExecuteInP
 
 
 @pytest.fixture
-def grown_and_fresh(tmp_path) -> tuple[Lakehouse, Lakehouse]:
+def grown_and_fresh(built_lakehouse, tmp_path) -> tuple[Lakehouse, Lakehouse]:
     """One lakehouse built on three weeks and then on the next day appended; one built on the
     grown files from scratch."""
-    grown = Lakehouse(
-        write_clean_raw_dir(tmp_path / "raw"), tmp_path / "grown.duckdb", tmp_path / "s1.duckdb"
-    )
-    materialize(grown)
+    grown = built_lakehouse
     append_lines(grown.raw_dir / CONVERSION_EVENTS.file_name, NEXT_DAY_EVENTS)
     append_lines(
         grown.raw_dir / META_CAMPAIGN_PERFORMANCE.file_name,
@@ -100,30 +97,29 @@ def test_an_appended_day_is_loaded_and_cleaned_incrementally_to_the_full_build(
     ) == [("conflicting_duplicate",)]
 
 
-def test_a_clean_new_day_recomputes_only_its_features(lakehouse, tmp_path):
-    materialize(lakehouse)
+def test_a_clean_new_day_recomputes_only_its_features(built_lakehouse, tmp_path):
     append_lines(
-        lakehouse.raw_dir / CONVERSION_EVENTS.file_name,
+        built_lakehouse.raw_dir / CONVERSION_EVENTS.file_name,
         ["CV_X001,22/08/2024,AS_001,booking_completed,1200,7_day_click,premium_leisure"],
     )
     append_lines(
-        lakehouse.raw_dir / META_CAMPAIGN_PERFORMANCE.file_name,
+        built_lakehouse.raw_dir / META_CAMPAIGN_PERFORMANCE.file_name,
         [
             ",".join(performance_row("22/08/2024", ad_set, "41000", "900", "260.50"))
             for ad_set in ("AS_001", "AS_002", "AS_003")
         ],
     )
     append_lines(
-        lakehouse.raw_dir / BUDGET_PACING.file_name,
+        built_lakehouse.raw_dir / BUDGET_PACING.file_name,
         [f"22/08/2024,{ad_set},500,260.50,0.52,under_pacing" for ad_set in ("AS_001", "AS_002")],
     )
-    outcomes = load_outcomes(materialize(lakehouse))
-    fresh = Lakehouse(lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
+    outcomes = load_outcomes(materialize(built_lakehouse))
+    fresh = Lakehouse(built_lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
     materialize(fresh)
 
     assert outcomes["gold/daily_adset_metrics"] == "recomputed the days from 2024-08-22 (1 changed)"
     assert outcomes["gold/features"] == "recomputed the days from 2024-08-22 (1 changed)"
-    assert lakehouse.query(
+    assert built_lakehouse.query(
         "SELECT count(*), min(days_since_first_day), max(spend_28d) FROM gold.features "
         "WHERE date = DATE '2024-08-22'"
     ) == fresh.query(
@@ -131,39 +127,36 @@ def test_a_clean_new_day_recomputes_only_its_features(lakehouse, tmp_path):
         "WHERE date = DATE '2024-08-22'"
     )
     for table in COMPARED_TABLES:
-        assert differences(lakehouse.database, fresh.database, table) == 0, table
+        assert differences(built_lakehouse.database, fresh.database, table) == 0, table
 
 
-def test_a_rewritten_file_is_loaded_in_full(lakehouse):
-    materialize(lakehouse)
-    path = lakehouse.raw_dir / META_CAMPAIGN_PERFORMANCE.file_name
+def test_a_rewritten_file_is_loaded_in_full(built_lakehouse):
+    path = built_lakehouse.raw_dir / META_CAMPAIGN_PERFORMANCE.file_name
     path.write_bytes(path.read_bytes().replace(b"02/08/2024,AS_001", b"02/08/2024,AS_003", 1))
 
-    outcomes = load_outcomes(materialize(lakehouse))
+    outcomes = load_outcomes(materialize(built_lakehouse))
 
     assert outcomes["bronze/meta_campaign_performance"] == "full load (63 rows)"
     assert outcomes["silver/meta_campaign_performance"] == "full build"
     assert outcomes["bronze/conversion_events"] == "unchanged since the last load"
 
 
-def test_rows_deleted_by_hand_make_the_next_run_build_in_full(lakehouse):
-    materialize(lakehouse)
-    with duckdb.connect(str(lakehouse.database)) as connection:
+def test_rows_deleted_by_hand_make_the_next_run_build_in_full(built_lakehouse):
+    with duckdb.connect(str(built_lakehouse.database)) as connection:
         connection.execute("DELETE FROM bronze.budget_pacing WHERE _source_line = 5")
         connection.execute("DELETE FROM silver.conversion_events WHERE _source_line = 5")
 
-    outcomes = load_outcomes(materialize(lakehouse))
+    outcomes = load_outcomes(materialize(built_lakehouse))
 
     assert outcomes["bronze/budget_pacing"] == "full load (63 rows)"
     assert outcomes["silver/conversion_events"] == "full build"
-    assert lakehouse.query("SELECT count(*) FROM silver.conversion_events") == [(126,)]
+    assert built_lakehouse.query("SELECT count(*) FROM silver.conversion_events") == [(126,)]
     # bronze is the version silver cleaned again, row for row: nothing to redo
     assert outcomes["silver/budget_pacing"].startswith("unchanged")
 
 
-def test_the_full_load_tag_rebuilds_unchanged_files(lakehouse):
-    materialize(lakehouse)
-    outcomes = load_outcomes(materialize(lakehouse, tags={FULL_LOAD_TAG: "true"}))
+def test_the_full_load_tag_rebuilds_unchanged_files(built_lakehouse):
+    outcomes = load_outcomes(materialize(built_lakehouse, tags={FULL_LOAD_TAG: "true"}))
     assert set(outcomes.values()) == {
         "full load (0 rows)",  # experiments.csv: optional, absent, read as its header alone
         "full load (3 rows)",
@@ -192,19 +185,18 @@ def test_profile_of_a_grown_file_counts_and_hashes_like_a_fresh_profile(tmp_path
     assert profile_raw_file(path, CONVERSION_EVENTS, before).extends is None
 
 
-def test_silver_catches_up_with_two_days_bronze_appended_without_it(lakehouse, tmp_path):
-    materialize(lakehouse)
-    events = lakehouse.raw_dir / CONVERSION_EVENTS.file_name
+def test_silver_catches_up_with_two_days_bronze_appended_without_it(built_lakehouse, tmp_path):
+    events = built_lakehouse.raw_dir / CONVERSION_EVENTS.file_name
     bronze_only = dg.AssetSelection.assets(["bronze", "conversion_events"])
     for day, line in ((22, NEXT_DAY_EVENTS[0]), (23, NEXT_DAY_EVENTS[1])):
         append_lines(events, [line.replace("22/08/2024", f"{day}/08/2024")])
-        definitions = lakehouse.definitions
+        definitions = built_lakehouse.definitions
         assert dg.materialize(
             definitions.assets, resources=definitions.resources, selection=bronze_only
         ).success
 
-    outcomes = load_outcomes(materialize(lakehouse))
-    fresh = Lakehouse(lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
+    outcomes = load_outcomes(materialize(built_lakehouse))
+    fresh = Lakehouse(built_lakehouse.raw_dir, tmp_path / "fresh.duckdb", tmp_path / "s2.duckdb")
     materialize(fresh)
 
     assert outcomes["bronze/conversion_events"] == "unchanged since the last load"
@@ -212,13 +204,12 @@ def test_silver_catches_up_with_two_days_bronze_appended_without_it(lakehouse, t
         "re-cleaned 2 key(s) touched by new bronze rows"
     )
     for table in COMPARED_TABLES:
-        assert differences(lakehouse.database, fresh.database, table) == 0, table
+        assert differences(built_lakehouse.database, fresh.database, table) == 0, table
 
 
-def test_a_failed_update_leaves_silver_and_what_it_records_as_they_were(lakehouse):
-    materialize(lakehouse)
-    append_lines(lakehouse.raw_dir / CONVERSION_EVENTS.file_name, NEXT_DAY_EVENTS[:2])
-    definitions = lakehouse.definitions
+def test_a_failed_update_leaves_silver_and_what_it_records_as_they_were(built_lakehouse):
+    append_lines(built_lakehouse.raw_dir / CONVERSION_EVENTS.file_name, NEXT_DAY_EVENTS[:2])
+    definitions = built_lakehouse.definitions
     assert dg.materialize(
         definitions.assets,
         resources=definitions.resources,
@@ -228,8 +219,8 @@ def test_a_failed_update_leaves_silver_and_what_it_records_as_they_were(lakehous
         "SELECT (SELECT count(*) FROM silver.conversion_events), comment FROM duckdb_tables() "
         "WHERE schema_name = 'silver' AND table_name = 'conversion_events'"
     )
-    before = lakehouse.query(silver_now)
-    with duckdb.connect(str(lakehouse.database)) as connection:
+    before = built_lakehouse.query(silver_now)
+    with duckdb.connect(str(built_lakehouse.database)) as connection:
         connection.execute("ALTER TABLE bronze.conversion_events DROP COLUMN value")
 
     result = dg.materialize(
@@ -240,4 +231,4 @@ def test_a_failed_update_leaves_silver_and_what_it_records_as_they_were(lakehous
     )
 
     assert not result.success
-    assert lakehouse.query(silver_now) == before
+    assert built_lakehouse.query(silver_now) == before

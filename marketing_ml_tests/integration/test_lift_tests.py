@@ -199,11 +199,11 @@ def test_a_noisier_ad_set_needs_a_longer_or_larger_test_and_the_stated_precision
     assert (np.abs(measured - marginal) <= half_width).mean() == pytest.approx(0.9, abs=0.01)
 
 
-def test_without_an_experiments_file_everything_builds_as_before(lakehouse):
+def test_without_an_experiments_file_everything_builds_as_before(clean_build):
+    lakehouse, result = clean_build.lakehouse, clean_build.result
     report, file_problems = check_raw_folder(lakehouse.raw_dir)
     assert file_problems == 0
     assert f"OK    {lakehouse.raw_dir / EXPERIMENTS.file_name}: absent" in "\n".join(report)
-    result = lakehouse.materialize()
     assert result.success
     outcomes = check_outcomes(result)
     assert [name for name in outcomes if name.startswith("experiments_")] == [

@@ -154,8 +154,7 @@ def test_a_stalled_exchange_never_delays_another_sessions_answer(facts):
     with FakeLMStudio("stall", stall_seconds=60) as stalled, FakeLMStudio("grounded") as healthy:
         slow = settings_for(stalled, timeout=30.0)
         assert requests.answer(key("A"), facts, slow) is None
-        while not stalled.chat_requests():
-            time.sleep(0.05)
+        stalled.wait_for_chat_requests()
         started = time.monotonic()
         result = answered(requests, "B", facts, settings_for(healthy, timeout=30.0), within=10)
         seconds = time.monotonic() - started
@@ -174,8 +173,7 @@ def test_with_every_exchange_stalled_a_new_question_gets_the_busy_fallback_promp
             slow = settings_for(stalled, timeout=30.0)
             for name in ("A", "B"):
                 assert requests.answer(key(name), facts, slow) is None
-            while len(stalled.chat_requests()) < next_steps.MAX_IN_FLIGHT:
-                time.sleep(0.05)
+            stalled.wait_for_chat_requests(next_steps.MAX_IN_FLIGHT)
             started = time.monotonic()
             fine = settings_for(healthy, timeout=30.0)
             result = answered(requests, "C", facts, fine, within=5)

@@ -13,12 +13,16 @@ from marketing_ml.contract import (
 from marketing_ml.defs.quality.quality_checks import RULES, evaluate
 from marketing_ml.sample_data import write_sample_data
 from marketing_ml_tests.support.lakehouse import (
+    BuiltLakehouse,
+    Lakehouse,
     check_outcomes,
     clean_conversion_rows,
     clean_performance_rows,
+    copy_lakehouse,
     performance_row,
     quality_warnings,
     raw_path,
+    write_clean_raw_dir,
     write_raw_csv,
 )
 
@@ -76,17 +80,28 @@ def write_dirty_raw_dir(lakehouse) -> None:
     )
 
 
-def test_clean_fixture_builds_every_table_and_publishes(lakehouse):
-    result = lakehouse.materialize()
+@pytest.fixture(scope="module")
+def dirty_build(tmp_path_factory) -> BuiltLakehouse:
+    """The dirty fixture's whole graph, built once for the tests that read what it quarantined
+    and counted."""
+    root = tmp_path_factory.mktemp("dirty")
+    lakehouse = Lakehouse(
+        write_clean_raw_dir(root / "raw"), root / "lakehouse.duckdb", root / "serving.duckdb"
+    )
+    write_dirty_raw_dir(lakehouse)
+    return BuiltLakehouse(lakehouse, lakehouse.materialize())
+
+
+def test_clean_fixture_builds_every_table_and_publishes(clean_build):
+    lakehouse, result = clean_build.lakehouse, clean_build.result
     assert result.success
     assert all(blocking_outcomes(result).values())
     assert quality_warnings(result) == []
     assert lakehouse.serving_query("SELECT count(*) FROM gold.daily_adset_metrics") == [(63,)]
 
 
-def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
-    write_dirty_raw_dir(lakehouse)
-    result = lakehouse.materialize()
+def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(dirty_build):
+    lakehouse, result = dirty_build.lakehouse, dirty_build.result
     assert result.success
     assert all(blocking_outcomes(result).values())
 
@@ -134,8 +149,10 @@ def test_dirty_fixture_quarantines_each_bad_row_with_its_reason(lakehouse):
     ]
 
 
-def test_quality_report_takes_this_runs_check_counts_and_agrees_with_counting_again(lakehouse):
-    write_dirty_raw_dir(lakehouse)
+def test_quality_report_takes_this_runs_check_counts_and_agrees_with_counting_again(
+    dirty_build, tmp_path
+):
+    lakehouse = copy_lakehouse(dirty_build.lakehouse, tmp_path)  # the report alone rewrites it
 
     def counted_by_checks(result: dg.ExecuteInProcessResult) -> int:
         [event] = [
@@ -152,7 +169,7 @@ def test_quality_report_takes_this_runs_check_counts_and_agrees_with_counting_ag
     def report() -> dict[str, int]:
         return dict(lakehouse.query("SELECT rule, rows_affected FROM gold.data_quality_report"))
 
-    whole_graph = lakehouse.materialize()
+    whole_graph = dirty_build.result
     assert counted_by_checks(whole_graph) >= 20
     assert report() == counted_again()
     assert report()["quarantined_negative_value"] == 3
@@ -214,8 +231,9 @@ def test_unknown_ad_set_stays_with_a_warning(lakehouse):
     ) == [("Unknown_Ad_Set", 5.0)]
 
 
-def test_gold_metrics_follow_their_definitions(lakehouse):
-    assert lakehouse.materialize().success
+def test_gold_metrics_follow_their_definitions(clean_build):
+    lakehouse = clean_build.lakehouse
+    assert clean_build.result.success
     spend, revenue, bookings, clicks, impressions, roas, cpa, cvr, ctr = lakehouse.query(
         "SELECT spend, revenue, bookings, clicks, impressions, roas, cpa, cvr, ctr "
         "FROM gold.daily_adset_metrics WHERE ad_set_id = 'AS_002' AND date = DATE '2024-08-03'"

@@ -2,6 +2,7 @@
 run's outcome."""
 
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,6 +207,44 @@ class Lakehouse:
     def serving_query(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.serving), read_only=True) as connection:
             return connection.execute(sql).fetchall()
+
+
+@dataclass(frozen=True)
+class BuiltLakehouse:
+    """A lakehouse with its whole graph materialized, and the run that built it."""
+
+    lakehouse: Lakehouse
+    result: dg.ExecuteInProcessResult
+
+
+def build_clean_lakehouse(root: Path) -> BuiltLakehouse:
+    """The clean fixture's whole graph materialized under `root`: the session fixture
+    `clean_build` (conftest.py) builds it once for every test that starts from it."""
+    lakehouse = Lakehouse(
+        write_clean_raw_dir(root / "raw"), root / "lakehouse.duckdb", root / "serving.duckdb"
+    )
+    result = lakehouse.materialize()
+    assert result.success, "the clean fixture failed to materialize"
+    return BuiltLakehouse(lakehouse, result)
+
+
+def copy_lakehouse(source: Lakehouse, root: Path) -> Lakehouse:
+    """A lakehouse of its own under `root` holding what `source` holds: its raw files (their
+    modification times kept), its DuckDB files and the report beside the serving file. A bronze
+    table's state names files by content, not path, so the copy loads exactly as the source
+    would; a test that changes a built lakehouse starts here instead of building it again."""
+    root.mkdir(parents=True, exist_ok=True)
+    copy = Lakehouse(root / "raw", root / "lakehouse.duckdb", root / "serving.duckdb")
+    shutil.copytree(source.raw_dir, copy.raw_dir)
+    for database, target in ((source.database, copy.database), (source.serving, copy.serving)):
+        shutil.copy2(database, target)
+        write_ahead_log = database.with_name(f"{database.name}.wal")
+        if write_ahead_log.exists():
+            shutil.copy2(write_ahead_log, target.with_name(f"{target.name}.wal"))
+    report_dir = source.serving.parent / "report"
+    if report_dir.is_dir():
+        shutil.copytree(report_dir, copy.serving.parent / "report")
+    return copy
 
 
 MATERIALIZE_EVERYTHING = [

@@ -159,6 +159,7 @@ class FakeLMStudio:
         """How long a drip lasts at most (a client that waits for all of it must not hang the
         tests)."""
         self.requests: list[tuple[str, str, dict | None]] = []
+        self._request_arrived = threading.Condition()
         self.release = threading.Event()
         self.disconnected = threading.Event()
         self.sent_bytes = 0
@@ -173,6 +174,25 @@ class FakeLMStudio:
 
     def chat_requests(self) -> list[dict]:
         return [body for method, path, body in self.requests if path.endswith("/completions")]
+
+    def record(self, method: str, path: str, body: dict | None) -> None:
+        with self._request_arrived:
+            self.requests.append((method, path, body))
+            self._request_arrived.notify_all()
+
+    def wait_for_chat_requests(self, count: int = 1, timeout: float = 20.0) -> list[dict]:
+        """The chat requests once `count` have arrived: woken by each request, not by polling;
+        after `timeout` seconds an error says how many came."""
+        with self._request_arrived:
+            arrived = self._request_arrived.wait_for(
+                lambda: len(self.chat_requests()) >= count, timeout
+            )
+        if not arrived:
+            raise AssertionError(
+                f"{len(self.chat_requests())} of {count} chat requests reached the server "
+                f"within {timeout:.0f} s"
+            )
+        return self.chat_requests()
 
     def __enter__(self) -> "FakeLMStudio":
         self._thread.start()
@@ -260,7 +280,7 @@ class FakeLMStudio:
                 return True
 
             def do_GET(self) -> None:
-                server.requests.append(("GET", self.path, None))
+                server.record("GET", self.path, None)
                 if self.path.rstrip("/") == "/v1/models" and server.mode in ("drip", "redirect"):
                     self._hostile(json.dumps(self._listing()).encode())
                 elif self.path.rstrip("/") == "/v1/models" and server.mode == "wrong_shape":
@@ -278,7 +298,7 @@ class FakeLMStudio:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(("POST", self.path, body))
+                server.record("POST", self.path, body)
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, b'{"error": "not found"}')
                     return
@@ -343,7 +363,7 @@ class ScriptedLMStudio(FakeLMStudio):
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(("POST", self.path, body))
+                server.record("POST", self.path, body)
                 if server.delay:
                     time.sleep(server.delay)
                 completion = {
