@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from planning.curves import INTERVAL, WINDOW_DAYS, fit_response_curves, hill_revenue, interval
 
@@ -180,6 +179,8 @@ def _predictive_range(expected, drawn, stray):
     """The curve's 90% range (its draws' spread around the expectation) widened by the stray of
     four-week sums around a curve (lognormal, the same 90%), the two added in quadrature on the
     log scale."""
+    from scipy.special import ndtri  # here, not at import: no process loads scipy unused
+
     z = ndtri(0.5 + INTERVAL / 2)  # norm.ppf, without importing scipy.stats (see calendar.py)
     with np.errstate(divide="ignore", invalid="ignore"):
         q_low, q_high = interval(drawn, axis=1)

@@ -14,7 +14,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaincinv
 
 from planning.shifts import segment_drift_sums
 
@@ -166,6 +165,8 @@ def demand_level(
         (error[days - cut :] ** 2).reshape(blocks, -1).mean(axis=1) / DEMAND_BLOCK_DAYS + drift_part
     )
     statistic = (((block_level - block_level.mean()) / np.maximum(block_error, 1e-12)) ** 2).sum()
+    from scipy.special import gammaincinv  # here, not at import: no process loads scipy unused
+
     # chi2.ppf(DEMAND_TEST, blocks - 1) as scipy.stats computes it, without importing scipy.stats
     # (2.3-2.7 s at a load average of 12 here, in every process that imports planning)
     if statistic < 2 * gammaincinv((blocks - 1) / 2, DEMAND_TEST):

@@ -29,7 +29,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from planning.calendar import day_name, factor_for_day
 from planning.claims import claim, rows_interval_around
@@ -253,6 +252,8 @@ def _period_draws(current, path, multiplier, has_curve, revenue_now, revenue_pat
         # multipliers from its day on) by ad set, as sparse products: no copies of the draws
         changes = np.arange(len(ad_set))
         remaining = np.cumsum(multiplier[::-1])[::-1]
+        from scipy import sparse  # here, not at import: scipy is slow to load
+
         on_day = sparse.csr_matrix((np.ones(len(day)), (day, changes)), shape=(days, len(day)))
         of_set = sparse.csr_matrix((remaining[day], (ad_set, changes)), shape=(n, len(day)))
         level = np.cumsum(on_day @ step, axis=0)

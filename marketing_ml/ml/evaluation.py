@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
 
 PROBABILITY_FLOOR = 1e-15
 
@@ -132,6 +131,8 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[list[float], l
     finite = np.isfinite(scores)
     if not finite.any():
         return [0.0, 1.0], [0.0, 1.0]
+    from sklearn.isotonic import IsotonicRegression  # here, not at import: sklearn is slow to load
+
     isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     fitted = isotonic.fit_transform(
         scores[finite].astype(np.float64), labels[finite].astype(np.float64)

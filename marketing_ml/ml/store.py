@@ -7,15 +7,18 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from marketing_ml.ml.evaluation import apply_isotonic
 from marketing_ml.storage.engine import tables_for
 from serving_contract import MODEL_JSON_COLUMNS
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 TRAINED = "trained"
 """The status of a model that was fit. Any other status says why it was not: "not trained: "
@@ -57,7 +60,9 @@ def feature_array(
 
 def design_matrix(
     features: np.ndarray, names: Sequence[str], categories: Mapping[str, Sequence[str]]
-) -> xgb.DMatrix:
+) -> "xgb.DMatrix":
+    import xgboost as xgb  # here, not at import: XGBoost (with sklearn, scipy) loads in ~1 s
+
     return xgb.DMatrix(
         features,
         feature_names=list(names),
@@ -149,7 +154,9 @@ class CalibratedModel:
         return digest.hexdigest()[:12]
 
     @cached_property
-    def _booster(self) -> xgb.Booster:
+    def _booster(self) -> "xgb.Booster":
+        import xgboost as xgb  # here, not at import: XGBoost (with sklearn, scipy) loads in ~1 s
+
         return xgb.Booster(model_file=bytearray(self.booster))
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:

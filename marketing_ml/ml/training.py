@@ -14,16 +14,11 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import xgboost as xgb
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from marketing_ml.ml.evaluation import (
@@ -50,6 +45,9 @@ from marketing_ml.ml.store import (
     feature_array,
     threads_for,
 )
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 DRIFT_WINDOW_DAYS = 28
 DRIFT_REFERENCE_ROWS = 100_000
@@ -232,6 +230,8 @@ def fit_booster(
     No fit rows gives a booster without trees (a constant), which calibration turns into the
     base rate of the calibration slice.
     """
+    import xgboost as xgb  # here, not at import: XGBoost (with sklearn, scipy) loads in ~1 s
+
     settings = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
@@ -289,10 +289,17 @@ are near-collinear. C = 0.1 converged in 90-130 L-BFGS steps where C = 1 took 13
 same or better held-out AUC (conversion 0.895 against 0.894)."""
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray) -> Pipeline | None:
+def fit_logistic(features: np.ndarray, labels: np.ndarray) -> "Pipeline | None":
     """The second baseline: a plain logistic regression (L2, C = LOGISTIC_C) on the model's
     features, log-scaled, missing values imputed by the median with a missing flag,
     standardized; the categorical codes one-hot. None when the fit rows hold one class only."""
+    # here, not at import: scikit-learn (with scipy) costs about 0.6 s to load
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
     if len(np.unique(labels)) < 2:
         return None
     categorical = [MODEL_FEATURES.index(name) for name in CATEGORICAL_FEATURES]
@@ -314,7 +321,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray) -> Pipeline | None:
     return pipeline.fit(features, labels)
 
 
-def logistic_scores(model: Pipeline | None, features: np.ndarray) -> np.ndarray:
+def logistic_scores(model: "Pipeline | None", features: np.ndarray) -> np.ndarray:
     """P(label) of the logistic baseline; NaN without one (calibration then gives the base rate)."""
     if model is None or len(features) == 0:
         return np.full(len(features), np.nan)
@@ -470,6 +477,8 @@ def fingerprint(rows: LabelledRows, index: np.ndarray, categories: dict) -> str:
 
 
 def importances(model: CalibratedModel) -> list[dict]:
+    import xgboost as xgb  # here, not at import: XGBoost (with sklearn, scipy) loads in ~1 s
+
     gains = xgb.Booster(model_file=bytearray(model.booster)).get_score(importance_type="gain")
     ranked = sorted(model.features, key=lambda name: (-gains.get(name, 0.0), name))
     return [{"feature": name, "gain": float(gains.get(name, 0.0))} for name in ranked]
