@@ -752,8 +752,18 @@ def train_model(
     BLAS runs on one thread throughout: the logistic baseline's L-BFGS path differed between one
     and two threads (different weights, 235 against 185 steps), so the card would depend on the
     machine, and two threads on a busy machine took 17 s where one took 4.6 s."""
+    load_fitting_libraries()
     with threadpool_limits(limits=1, user_api="blas"):
         return _train_model(frame, spec, params)
+
+
+def load_fitting_libraries() -> None:
+    """Imports XGBoost and scikit-learn (with SciPy's BLAS) before `threadpool_limits` is entered:
+    it limits only the libraries already loaded, and they are imported lazily (not at definitions
+    load), so a first model would otherwise run L-BFGS on two BLAS threads."""
+    import sklearn.isotonic  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import xgboost  # noqa: F401
 
 
 def _train_model(
