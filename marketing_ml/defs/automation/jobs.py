@@ -54,7 +54,7 @@ full_refresh = dg.define_asset_job(
     "appended since the last load), bronze → gold, both models, scores, publish and report. "
     "Manual only: no sensor or schedule starts it.",
 )
-RAW_FILES_BY_NAME = {raw_file.file_name: raw_file for raw_file in RAW_FILES}
+RAW_FILES_BY_FILE_NAME = {raw_file.file_name: raw_file for raw_file in RAW_FILES}
 
 
 def automation_status() -> dg.DefaultSensorStatus:
@@ -69,7 +69,7 @@ def raw_folder_fingerprint(raw_files: RawFilesResource) -> dict[str, list[int]]:
     return {
         path.name: [path.stat().st_size, path.stat().st_mtime_ns]
         for path in sorted(raw_files.path.glob("*.csv"))
-        if path.name in RAW_FILES_BY_NAME
+        if path.name in RAW_FILES_BY_FILE_NAME
     }
 
 
@@ -98,7 +98,7 @@ def file_changed(file_name: str, size: int, mtime_ns: int) -> dg.AssetMaterializ
     """The raw file's asset event: what the file is now, for its bronze table to follow."""
     modified = datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
     return dg.AssetMaterialization(
-        asset_key=raw_key(RAW_FILES_BY_NAME[file_name]),
+        asset_key=raw_key(RAW_FILES_BY_FILE_NAME[file_name]),
         description=f"{file_name} is new, resized or rewritten.",
         metadata={
             "size_bytes": dg.MetadataValue.int(size),
